@@ -7,16 +7,16 @@ Docs: https://mlops-workbench.github.io/workbench/config.html.md"""
 # %% auto #0
 __all__ = ['DEFAULTS', 'WorkbenchError', 'parse_value', 'Settings', 'find_settings', 'load_settings', 'render_settings']
 
-# %% ../nbs/00_config.ipynb #56f34451
+# %% ../nbs/00_config.ipynb #7416c26b
 import configparser, os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# %% ../nbs/00_config.ipynb #8549b028
+# %% ../nbs/00_config.ipynb #6e04db34
 class WorkbenchError(ValueError):
     "A problem the user can fix; its message says what was wrong and what to do, in one sentence."
 
-# %% ../nbs/00_config.ipynb #0ae324e4
+# %% ../nbs/00_config.ipynb #91c810da
 DEFAULTS = {
     'workspace': {
         'path': ('workspace', 'Folder holding the project state, relative to this file (WORKBENCH_HOME overrides it)'),
@@ -57,7 +57,7 @@ DEFAULTS = {
     },
 }
 
-# %% ../nbs/00_config.ipynb #320bf86d
+# %% ../nbs/00_config.ipynb #f2953b00
 def parse_value(key:str, # `section.key`, for the message
                 text:str, # the value as written
                 default, # the default, whose type the value must have
@@ -76,7 +76,7 @@ def parse_value(key:str, # `section.key`, for the message
         raise WorkbenchError(f"{key} must be {kind}, got {text!r} (from {source})") from None
     return t
 
-# %% ../nbs/00_config.ipynb #5cacef6c
+# %% ../nbs/00_config.ipynb #614f2eab
 @dataclass
 class Settings:
     values: dict # `section.key` -> typed value
@@ -85,7 +85,7 @@ class Settings:
     def __getitem__(self, key): return self.values[key]
     def section(self, name): return {k.split('.', 1)[1]: v for k, v in self.values.items() if k.startswith(name + '.')}
 
-# %% ../nbs/00_config.ipynb #bf850d71
+# %% ../nbs/00_config.ipynb #de5b45cb
 def find_settings(start:Path|None=None # folder to start from; the current one by default
                  ) -> Path|None:
     "The nearest `settings.ini` with a `[workspace]` section, in `start` or a parent folder."
@@ -95,7 +95,7 @@ def find_settings(start:Path|None=None # folder to start from; the current one b
         if f.is_file() and '[workspace]' in f.read_text(errors='replace'): return f
     return None
 
-# %% ../nbs/00_config.ipynb #162d470b
+# %% ../nbs/00_config.ipynb #e40c2259
 def _read_file(f:Path, values:dict, sources:dict):
     cp = configparser.ConfigParser(interpolation=None)
     try: cp.read(f)
@@ -109,7 +109,7 @@ def _read_file(f:Path, values:dict, sources:dict):
                                      f"{', '.join(DEFAULTS.get(sec, {})) or 'none (unknown section)'}")
             values[key], sources[key] = parse_value(key, text, values[key], str(f)), str(f)
 
-# %% ../nbs/00_config.ipynb #7a3f32fa
+# %% ../nbs/00_config.ipynb #af99ed5d
 def load_settings(file:Path|str|None=None, # settings.ini to read; found with `find_settings` when None
                   overrides:dict|None=None, # `section.key` -> text, e.g. from CLI `--set`
                   env:dict|None=None): # environment to read; `os.environ` when None
@@ -128,7 +128,7 @@ def load_settings(file:Path|str|None=None, # settings.ini to read; found with `f
         values[key], sources[key] = parse_value(key, str(text), values[key], 'flag'), 'flag'
     return Settings(values, f, sources)
 
-# %% ../nbs/00_config.ipynb #5834eafd
+# %% ../nbs/00_config.ipynb #68d4c679
 def render_settings() -> str:
     "The default `settings.ini`, commented, as text."
     out = ['# MLOps Workbench policy file, read by workbench.config.',
