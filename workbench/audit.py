@@ -7,28 +7,28 @@ Docs: https://mlops-workbench.github.io/workbench/audit.html.md"""
 # %% auto #0
 __all__ = ['SCHEMA', 'GENESIS', 'event_hash', 'current_actor', 'record', 'log', 'Verification', 'verify']
 
-# %% ../nbs/02_audit.ipynb #5312177a
+# %% ../nbs/02_audit.ipynb #0081ff13
 import getpass, hashlib, json, socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 import pyarrow as pa
 from .workspace import Workspace
 
-# %% ../nbs/02_audit.ipynb #25ef20e4
+# %% ../nbs/02_audit.ipynb #4fb561f0
 SCHEMA = pa.schema([('seq', pa.int64()), ('time', pa.timestamp('us', tz='UTC')), ('actor', pa.string()),
                     ('action', pa.string()), ('subject', pa.string()), ('before', pa.string()),
                     ('after', pa.string()), ('reason', pa.string()), ('prev_hash', pa.string()),
                     ('hash', pa.string())])
 GENESIS = '0' * 64  # the `prev_hash` of the first event
 
-# %% ../nbs/02_audit.ipynb #607c0437
+# %% ../nbs/02_audit.ipynb #10a009bf
 def event_hash(e:dict) -> str:
     "SHA-256 of the event's fields other than `hash`."
     fields = {k: e[k] for k in SCHEMA.names if k != 'hash'}
     fields['time'] = e['time'].astimezone(timezone.utc).isoformat(timespec='microseconds')
     return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
 
-# %% ../nbs/02_audit.ipynb #bd0138ba
+# %% ../nbs/02_audit.ipynb #4c066780
 def current_actor(ws:Workspace) -> str:
     "Who is acting: `WORKBENCH_ACTOR`, the `workspace.actor` setting, or user@host."
     import os
@@ -38,7 +38,7 @@ def _head(ws:Workspace):
     rows = ws.sql('select seq, hash from audit order by seq desc limit 1').fetchall()
     return rows[0] if rows else (0, GENESIS)
 
-# %% ../nbs/02_audit.ipynb #dfc63e98
+# %% ../nbs/02_audit.ipynb #fb05d851
 def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'model.promote'
            subject:str, # what it happened to, e.g. 'credit@3f2a9c1b7d4e'
            before=None, after=None, # the state before and after, JSON-serializable
@@ -55,7 +55,7 @@ def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'mo
         ws.append('audit', pa.Table.from_pylist([e], schema=SCHEMA))
     return e
 
-# %% ../nbs/02_audit.ipynb #aa7c67e0
+# %% ../nbs/02_audit.ipynb #f9bb0b39
 def log(ws:Workspace, limit:int|None=None, # newest `limit` events; all when None
         action:str|None=None, # only this action
         subject:str|None=None): # only subjects starting with this
@@ -67,7 +67,7 @@ def log(ws:Workspace, limit:int|None=None, # newest `limit` events; all when Non
     params = dict(action=action, subject=subject) | ({'limit': limit} if limit else {})
     return ws.sql(q, params).df()
 
-# %% ../nbs/02_audit.ipynb #f00fe79f
+# %% ../nbs/02_audit.ipynb #fd1f4875
 @dataclass
 class Verification:
     ok: bool # the whole chain is intact
@@ -80,7 +80,7 @@ class Verification:
         if self.ok: return f"audit chain intact: {self.events} events, head {self.head}"
         return f"audit chain BROKEN at event {self.bad_seq}: {self.problem}"
 
-# %% ../nbs/02_audit.ipynb #ac2ddb2d
+# %% ../nbs/02_audit.ipynb #3d11b366
 def _first_problem(events:list):
     prev, expected = GENESIS, 1
     for e in events:
@@ -91,7 +91,7 @@ def _first_problem(events:list):
         prev, expected = e['hash'], expected + 1
     return None, ''
 
-# %% ../nbs/02_audit.ipynb #e255e608
+# %% ../nbs/02_audit.ipynb #2b373022
 def verify(ws:Workspace) -> Verification:
     "Recompute the audit chain; name the first altered, inserted or missing event."
     ws.create_table('audit', SCHEMA)
