@@ -7,28 +7,28 @@ Docs: https://mlops-workbench.github.io/workbench/audit.html.md"""
 # %% auto #0
 __all__ = ['SCHEMA', 'GENESIS', 'event_hash', 'current_actor', 'record', 'log', 'Verification', 'verify']
 
-# %% ../nbs/02_audit.ipynb #0081ff13
+# %% ../nbs/02_audit.ipynb #d5edf682
 import getpass, hashlib, json, socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 import pyarrow as pa
 from .workspace import Workspace
 
-# %% ../nbs/02_audit.ipynb #4fb561f0
+# %% ../nbs/02_audit.ipynb #b8389b62
 SCHEMA = pa.schema([('seq', pa.int64()), ('time', pa.timestamp('us', tz='UTC')), ('actor', pa.string()),
                     ('action', pa.string()), ('subject', pa.string()), ('before', pa.string()),
                     ('after', pa.string()), ('reason', pa.string()), ('prev_hash', pa.string()),
                     ('hash', pa.string())])
 GENESIS = '0' * 64  # the `prev_hash` of the first event
 
-# %% ../nbs/02_audit.ipynb #10a009bf
+# %% ../nbs/02_audit.ipynb #2d76f354
 def event_hash(e:dict) -> str:
     "SHA-256 of the event's fields other than `hash`."
     fields = {k: e[k] for k in SCHEMA.names if k != 'hash'}
     fields['time'] = e['time'].astimezone(timezone.utc).isoformat(timespec='microseconds')
     return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
 
-# %% ../nbs/02_audit.ipynb #4c066780
+# %% ../nbs/02_audit.ipynb #101176be
 def current_actor(ws:Workspace) -> str:
     "Who is acting: `WORKBENCH_ACTOR`, the `workspace.actor` setting, or user@host."
     import os
@@ -38,7 +38,7 @@ def _head(ws:Workspace):
     rows = ws.sql('select seq, hash from audit order by seq desc limit 1').fetchall()
     return rows[0] if rows else (0, GENESIS)
 
-# %% ../nbs/02_audit.ipynb #fb05d851
+# %% ../nbs/02_audit.ipynb #5dfa3fa1
 def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'model.promote'
            subject:str, # what it happened to, e.g. 'credit@3f2a9c1b7d4e'
            before=None, after=None, # the state before and after, JSON-serializable
@@ -55,7 +55,7 @@ def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'mo
         ws.append('audit', pa.Table.from_pylist([e], schema=SCHEMA))
     return e
 
-# %% ../nbs/02_audit.ipynb #f9bb0b39
+# %% ../nbs/02_audit.ipynb #42a0ff33
 def log(ws:Workspace, limit:int|None=None, # newest `limit` events; all when None
         action:str|None=None, # only this action
         subject:str|None=None): # only subjects starting with this
@@ -67,7 +67,7 @@ def log(ws:Workspace, limit:int|None=None, # newest `limit` events; all when Non
     params = dict(action=action, subject=subject) | ({'limit': limit} if limit else {})
     return ws.sql(q, params).df()
 
-# %% ../nbs/02_audit.ipynb #fd1f4875
+# %% ../nbs/02_audit.ipynb #ce6c6a2c
 @dataclass
 class Verification:
     ok: bool # the whole chain is intact
@@ -80,7 +80,7 @@ class Verification:
         if self.ok: return f"audit chain intact: {self.events} events, head {self.head}"
         return f"audit chain BROKEN at event {self.bad_seq}: {self.problem}"
 
-# %% ../nbs/02_audit.ipynb #3d11b366
+# %% ../nbs/02_audit.ipynb #b2729599
 def _first_problem(events:list):
     prev, expected = GENESIS, 1
     for e in events:
@@ -91,13 +91,21 @@ def _first_problem(events:list):
         prev, expected = e['hash'], expected + 1
     return None, ''
 
-# %% ../nbs/02_audit.ipynb #2b373022
+# %% ../nbs/02_audit.ipynb #8b039963
+def _read_events(ws:Workspace):
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+    events, damaged = [], []
+    for f in DeltaTable(str(ws.table_path('audit'))).file_uris():
+        try: events += pq.read_table(f.removeprefix('file://')).select(SCHEMA.names).cast(SCHEMA).to_pylist()
+        except Exception as e: damaged.append(f"{f.rsplit('/', 1)[-1]} ({str(e).splitlines()[0][:80]})")
+    return sorted(events, key=lambda e: (e['seq'], e['hash'])), damaged
+
+# %% ../nbs/02_audit.ipynb #6a7e19bd
 def verify(ws:Workspace) -> Verification:
     "Recompute the audit chain; name the first altered, inserted or missing event."
     ws.create_table('audit', SCHEMA)
-    try: events = ws.sql('select * from audit order by seq, hash').to_arrow_table().to_pylist()
-    except Exception as e:
-        return Verification(False, 0, '', None, f"the audit table cannot be read ({str(e).splitlines()[0]}): a file was damaged")
+    events, damaged = _read_events(ws)
     bad, problem = _first_problem(events)
-    head = events[-1]['hash'] if events else GENESIS
-    return Verification(bad is None, len(events), head, bad, problem)
+    if damaged: problem = (problem + '; ' if problem else '') + 'unreadable audit file(s): ' + ', '.join(damaged)
+    return Verification(not problem, len(events), events[-1]['hash'] if events else GENESIS, bad, problem)
