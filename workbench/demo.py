@@ -8,19 +8,19 @@ Docs: https://mlops-workbench.github.io/workbench/demo.html.md"""
 __all__ = ['REGIONS', 'PURPOSES', 'PRODUCTS', 'TERMS', 'DRIFT', 'INCOME_FACTOR', 'BNPL_SHARE', 'DEFAULT_SHIFT', 'COLUMNS',
            'generate', 'training_frame', 'commit_demo']
 
-# %% ../nbs/04_demo.ipynb #b3381a90
+# %% ../nbs/04_demo.ipynb #779c1280
 import numpy as np, pandas as pd
 from numbers import Integral
 from .config import WorkbenchError
 
-# %% ../nbs/04_demo.ipynb #93aa6ab7
+# %% ../nbs/04_demo.ipynb #8f8e46d9
 REGIONS = {'Northern Harbour': .33, 'Southern Harbour': .17, 'South Eastern': .15, # NSO regions, by population
            'Western': .12, 'Northern': .15, 'Gozo and Comino': .08}
 PURPOSES = {'debt_consolidation': .35, 'car': .15, 'home_improvement': .20, 'medical': .08, 'education': .07, 'other': .15}
 PRODUCTS = {'personal_loan': .50, 'credit_card': .30, 'auto_loan': .20} # shares before the drift
 TERMS = [12, 24, 36, 48, 60] # months
 
-# %% ../nbs/04_demo.ipynb #86431b08
+# %% ../nbs/04_demo.ipynb #a0c5c3ea
 DRIFT = {
     'income': 'multiplied by 0.8 from the drift month on: the mean falls by 20%',
     'product': "new category 'bnpl' (buy now, pay later) with a 15% share from the drift month on",
@@ -28,7 +28,7 @@ DRIFT = {
 }
 INCOME_FACTOR, BNPL_SHARE, DEFAULT_SHIFT = 0.8, 0.15, 0.7
 
-# %% ../nbs/04_demo.ipynb #6f918a7f
+# %% ../nbs/04_demo.ipynb #7591a678
 def _check(months, rows_per_month, drift_month, start) -> pd.Period:
     for name, v in dict(months=months, rows_per_month=rows_per_month, drift_month=drift_month).items():
         if not isinstance(v, Integral) or isinstance(v, bool) or v < 1:
@@ -39,7 +39,7 @@ def _check(months, rows_per_month, drift_month, start) -> pd.Period:
         return pd.Period(start, 'M')
     except ValueError: raise WorkbenchError(f"start must be a month written YYYY-MM, e.g. '2025-01', got {start!r}") from None
 
-# %% ../nbs/04_demo.ipynb #5c66401d
+# %% ../nbs/04_demo.ipynb #a5fdc686
 def _applicants(rng:np.random.Generator, n:int) -> dict:
     age = np.clip(np.rint(rng.normal(41, 12, n)), 18, 75).astype('int64')
     gender = np.where(rng.random(n) < .5, 'female', 'male')
@@ -51,7 +51,7 @@ def _applicants(rng:np.random.Generator, n:int) -> dict:
     return dict(age=age, gender=gender, employment_years=emp, credit_score=score, income=np.round(np.exp(log_income), -1),
                 num_open_accounts=rng.poisson(1.5 + (age - 18)/12), delinquencies_2y=delinq)
 
-# %% ../nbs/04_demo.ipynb #f3d2c311
+# %% ../nbs/04_demo.ipynb #09970b93
 def _home_and_region(rng:np.random.Generator, age:np.ndarray) -> dict:
     p_own = 1/(1 + np.exp(-(age - 55)/7))
     p_mortgage = (1 - p_own)/(1 + np.exp(-(age - 35)/6))
@@ -59,7 +59,7 @@ def _home_and_region(rng:np.random.Generator, age:np.ndarray) -> dict:
     home = np.where(u < p_own, 'own', np.where(u < p_own + p_mortgage, 'mortgage', 'rent'))
     return dict(home_ownership=home, region=rng.choice(list(REGIONS), len(age), p=list(REGIONS.values())))
 
-# %% ../nbs/04_demo.ipynb #c749bf23
+# %% ../nbs/04_demo.ipynb #fa2e08f8
 def _product(rng:np.random.Generator, n:int, drifted:bool) -> np.ndarray:
     u = rng.random(n)
     v = (u - BNPL_SHARE)/(1 - BNPL_SHARE) if drifted else u
@@ -67,7 +67,7 @@ def _product(rng:np.random.Generator, n:int, drifted:bool) -> np.ndarray:
     old = np.array(list(PRODUCTS))[np.searchsorted(cut, v, side='right')]
     return np.where(drifted & (u < BNPL_SHARE), 'bnpl', old)
 
-# %% ../nbs/04_demo.ipynb #cb851da2
+# %% ../nbs/04_demo.ipynb #18e01160
 def _loans(rng:np.random.Generator, f:dict, drifted:bool) -> dict:
     n, score, income = len(f['age']), f['credit_score'], f['income']
     product = _product(rng, n, drifted)
@@ -83,13 +83,13 @@ def _loans(rng:np.random.Generator, f:dict, drifted:bool) -> dict:
     return dict(loan_amount=amount, term_months=term.astype('int64'), interest_rate=rate, debt_to_income=dti,
                 purpose=purpose, product=product)
 
-# %% ../nbs/04_demo.ipynb #079f150b
+# %% ../nbs/04_demo.ipynb #a991c24a
 def _default_logit(f:dict, drifted:bool) -> np.ndarray:
     return (-3.0 - .013*(f['credit_score'] - 675) + 2.2*(f['debt_to_income'] - .35) + .35*f['delinquencies_2y']
             - .5*np.log(f['income']/24000) - .03*np.minimum(f['employment_years'], 20)
             + .25*(f['term_months'] == 60) + DEFAULT_SHIFT*drifted)
 
-# %% ../nbs/04_demo.ipynb #4abfd488
+# %% ../nbs/04_demo.ipynb #9892c55f
 def _month(seed:int, i:int, n:int, period:pd.Period, drifted:bool):
     rng = np.random.default_rng([seed, i])
     f = _applicants(rng, n)
@@ -102,12 +102,12 @@ def _month(seed:int, i:int, n:int, period:pd.Period, drifted:bool):
         f[col] = np.where(rng.random(n) < rate, np.nan, f[col])
     return f, applied, observed, defaulted
 
-# %% ../nbs/04_demo.ipynb #ee1cba3e
+# %% ../nbs/04_demo.ipynb #6cb8464b
 COLUMNS = ['application_id', 'applied_at', 'month', 'age', 'income', 'employment_years', 'loan_amount', 'term_months',
            'interest_rate', 'credit_score', 'debt_to_income', 'num_open_accounts', 'delinquencies_2y',
            'home_ownership', 'purpose', 'product', 'region', 'gender']
 
-# %% ../nbs/04_demo.ipynb #7fd737f5
+# %% ../nbs/04_demo.ipynb #a56cb4ec
 def _frames(parts:list, months:list) -> dict:
     apps = pd.concat([pd.DataFrame(f).assign(applied_at=t, month=m) for (f, t, _, _), m in zip(parts, months)], ignore_index=True)
     apps['application_id'] = 'A' + pd.Series(np.arange(1, len(apps) + 1)).astype(str).str.zfill(7)
@@ -117,7 +117,7 @@ def _frames(parts:list, months:list) -> dict:
                                observed_at=pd.DatetimeIndex(np.concatenate([p[2] for p in parts])).astype('datetime64[ns]')))
     return dict(applications=apps[COLUMNS], labels=labels)
 
-# %% ../nbs/04_demo.ipynb #41b4ce5b
+# %% ../nbs/04_demo.ipynb #32410463
 def generate(months:int=12, # how many months of applications
              rows_per_month:int=2000, # applications per month
              drift_month:int=10, # 1-based month from which the drift in `DRIFT` applies; above `months` for none
@@ -129,7 +129,7 @@ def generate(months:int=12, # how many months of applications
     parts = [_month(seed, i + 1, rows_per_month, p, i + 1 >= drift_month) for i, p in enumerate(periods)]
     return _frames(parts, [str(p) for p in periods])
 
-# %% ../nbs/04_demo.ipynb #42286089
+# %% ../nbs/04_demo.ipynb #5da2f609
 def training_frame(data:dict, # as returned by `generate`
                    months:int|range|list) -> pd.DataFrame: # the first `months` months, or these 1-based month numbers
     "Applications of the chosen months with their `defaulted` label."
@@ -140,7 +140,7 @@ def training_frame(data:dict, # as returned by `generate`
     apps = data['applications'][data['applications']['month'].isin([all_months[m - 1] for m in wanted])]
     return apps.merge(data['labels'][['application_id', 'defaulted']], on='application_id').reset_index(drop=True)
 
-# %% ../nbs/04_demo.ipynb #f194d06b
+# %% ../nbs/04_demo.ipynb #7f3ad3dd
 def commit_demo(ws, # the workspace to fill
                 data:dict|None=None, # as returned by `generate`; `generate()` when None
                 progress=print) -> list: # called with a line per version committed
@@ -158,6 +158,6 @@ def commit_demo(ws, # the workspace to fill
     if len(months) > first:
         end = pd.Period(months[-1], 'M').end_time
         batch = apps['month'].isin(months[first:]).values & (labels['observed_at'] <= end).values
-        out.append(d.commit(ws, 'labels', labels[batch].reset_index(drop=True), f'labels observed by {end:%Y-%m-%d}', 'demo'))
+        if batch.any(): out.append(d.commit(ws, 'labels', labels[batch].reset_index(drop=True), f'labels observed by {end:%Y-%m-%d}', 'demo'))
     for v in out: progress(f"  {v.ref:<28} {v.rows:>6} rows  {v.message}")
     return out

@@ -7,7 +7,7 @@ Docs: https://mlops-workbench.github.io/workbench/workspace.html.md"""
 # %% auto #0
 __all__ = ['LAYOUT', 'UNCOMPRESSED', 'Workspace', 'open_workspace']
 
-# %% ../nbs/01_workspace.ipynb #755ffec6
+# %% ../nbs/01_workspace.ipynb #af4f3733
 import fcntl, os, re, time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +16,7 @@ import pyarrow as pa
 from fastcore.basics import patch
 from .config import Settings, WorkbenchError, load_settings
 
-# %% ../nbs/01_workspace.ipynb #1c01b9e9
+# %% ../nbs/01_workspace.ipynb #82e0af32
 @dataclass
 class Workspace:
     "A project's state folder. Open one with `open_workspace`."
@@ -30,7 +30,7 @@ class Workspace:
 
     def __repr__(self): return f"Workspace('{self.root}')"
 
-# %% ../nbs/01_workspace.ipynb #e50d49c2
+# %% ../nbs/01_workspace.ipynb #7317d5a6
 LAYOUT = ('tables', 'datasets', 'locks', 'artifacts')
 
 def _locate(path, s:Settings) -> Path:
@@ -39,7 +39,7 @@ def _locate(path, s:Settings) -> Path:
     p = Path(s['workspace.path']).expanduser()
     return s.file.parent/p if s.file and s.sources['workspace.path'] == str(s.file) else p
 
-# %% ../nbs/01_workspace.ipynb #9355600a
+# %% ../nbs/01_workspace.ipynb #498d6286
 def open_workspace(path:str|Path|None=None, # workspace folder; overrides everything else
                    settings:Settings|None=None, # policy; `load_settings()` when None
                    create:bool=True): # create the folder and its layout when missing
@@ -52,13 +52,13 @@ def open_workspace(path:str|Path|None=None, # workspace folder; overrides everyt
     for d in LAYOUT: (root/d).mkdir(parents=True, exist_ok=True)
     return Workspace(root, s)
 
-# %% ../nbs/01_workspace.ipynb #d2143f7d
+# %% ../nbs/01_workspace.ipynb #6de5aea3
 def _check_name(name, what='table') -> str:
     if not isinstance(name, str) or not re.fullmatch(r'[a-z][a-z0-9_]{0,63}', name):
         raise WorkbenchError(f"{what} name {name!r} is not valid: use lower-case letters, digits and _, starting with a letter")
     return name
 
-# %% ../nbs/01_workspace.ipynb #30c5fce7
+# %% ../nbs/01_workspace.ipynb #40650bc3
 @patch
 @contextmanager
 def lock(self:Workspace, name:str): # what is locked, e.g. 'audit'
@@ -68,7 +68,7 @@ def lock(self:Workspace, name:str): # what is locked, e.g. 'audit'
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-# %% ../nbs/01_workspace.ipynb #2defb6cd
+# %% ../nbs/01_workspace.ipynb #9e30bd3c
 @patch
 def table_path(self:Workspace, name:str) -> Path:
     "Folder of the Delta table `name`."
@@ -79,7 +79,7 @@ def tables(self:Workspace) -> list:
     "Names of the workspace's tables."
     return sorted(p.name for p in (self.root/'tables').iterdir() if (p/'_delta_log').is_dir())
 
-# %% ../nbs/01_workspace.ipynb #cd2c6557
+# %% ../nbs/01_workspace.ipynb #53b8924f
 @patch
 def create_table(self:Workspace, name:str, schema:pa.Schema):
     "Create the Delta table `name` with `schema` unless it exists."
@@ -92,7 +92,7 @@ def create_table(self:Workspace, name:str, schema:pa.Schema):
             time.sleep(0.05)
     DeltaTable(str(p))  # raises a clear delta-rs error if the table is still unreadable
 
-# %% ../nbs/01_workspace.ipynb #8a931747
+# %% ../nbs/01_workspace.ipynb #8240f953
 def _as_arrow(data, schema:pa.Schema) -> pa.Table:
     if isinstance(data, pa.Table): t = data
     elif isinstance(data, (list, tuple)): t = pa.Table.from_pylist(list(data), schema=schema)
@@ -101,14 +101,14 @@ def _as_arrow(data, schema:pa.Schema) -> pa.Table:
     if missing: raise WorkbenchError(f"rows lack column(s) {', '.join(missing)} of the table")
     return t.select(schema.names).cast(schema)
 
-# %% ../nbs/01_workspace.ipynb #be203e8b
+# %% ../nbs/01_workspace.ipynb #83a6c2eb
 UNCOMPRESSED = {'audit'}
 
 def _writer(name:str):
     from deltalake import WriterProperties
     return WriterProperties(compression='UNCOMPRESSED' if name in UNCOMPRESSED else 'ZSTD')
 
-# %% ../nbs/01_workspace.ipynb #2f276229
+# %% ../nbs/01_workspace.ipynb #8cfdae37
 @patch
 def append(self:Workspace, name:str, # table name
            data, # rows: a list of dicts, a DataFrame or an Arrow table, with the table's columns
@@ -129,7 +129,7 @@ def append(self:Workspace, name:str, # table name
             dt = DeltaTable(p)
     raise WorkbenchError(f"could not append to {name}: too many concurrent commits, try again")
 
-# %% ../nbs/01_workspace.ipynb #3ecb071d
+# %% ../nbs/01_workspace.ipynb #c113b5c2
 @patch
 def connect(self:Workspace):
     "A DuckDB connection with a view per workspace table."
@@ -139,7 +139,7 @@ def connect(self:Workspace):
     for name in self.tables(): con.register(name, DeltaTable(str(self.table_path(name))).to_pyarrow_dataset())
     return con
 
-# %% ../nbs/01_workspace.ipynb #adf62275
+# %% ../nbs/01_workspace.ipynb #44db15ee
 @patch
 def sql(self:Workspace, query:str, # SQL over the workspace's tables
         params:dict|list|None=None): # values for `$name` or `?` placeholders
@@ -152,7 +152,7 @@ def sql(self:Workspace, query:str, # SQL over the workspace's tables
     except (duckdb.ParserException, duckdb.BinderException, duckdb.InvalidInputException) as e:
         raise WorkbenchError(f"bad query: {str(e).splitlines()[0]}") from None
 
-# %% ../nbs/01_workspace.ipynb #cea389e7
+# %% ../nbs/01_workspace.ipynb #cb0aadd8
 @patch
 def maintain(self:Workspace, name:str|None=None, # one table, or all when None
              retention_hours:float=1.0): # keep unreferenced files this long for readers of old snapshots
@@ -164,4 +164,6 @@ def maintain(self:Workspace, name:str|None=None, # one table, or all when None
         dt.optimize.compact(writer_properties=_writer(n))
         dt.create_checkpoint()
         out[n] = len(dt.vacuum(retention_hours=int(retention_hours), enforce_retention_duration=False, dry_run=False))
+    for tmp in (self.root/'datasets').glob('*/.tmp-*'):  # left by a writer killed mid-write
+        if time.time() - tmp.stat().st_mtime >= retention_hours * 3600: tmp.unlink(missing_ok=True)
     return out

@@ -1,0 +1,97 @@
+"The `workbench` command as a user meets it: help, init, settings, demo, sql, status and its errors."
+import json, subprocess, time
+from conftest import BIN
+
+
+def test_help_is_instant(tmp_path):
+    subprocess.run([str(BIN/'workbench'), '--help'], capture_output=True)  # warm the file cache
+    t0 = time.perf_counter()
+    r = subprocess.run([str(BIN/'workbench'), '--help'], capture_output=True, text=True)
+    took = time.perf_counter() - t0
+    assert r.returncode == 0 and 'data' in r.stdout and 'audit' in r.stdout
+    assert took < 0.5, f'workbench --help took {took:.2f} s'
+
+
+def test_init_writes_settings_and_workspace(wb, tmp_path):
+    out = wb('init').stdout
+    assert (tmp_path/'settings.ini').is_file() and (tmp_path/'ws'/'tables'/'audit').is_dir()
+    assert f"sqlite:///{tmp_path/'ws'/'mlflow.db'}" in out
+    text = (tmp_path/'settings.ini').read_text()
+    assert '[gates]' in text and '[drift]' in text and '[canary]' in text and '[alerts]' in text and '[promotion]' in text
+    wb('init')  # again: nothing breaks, the file is kept
+    assert (tmp_path/'settings.ini').read_text() == text
+
+
+def test_settings_precedence(wb, tmp_path, env):
+    (tmp_path/'settings.ini').write_text('[workspace]\npath = ws\n[drift]\npsi_threshold = 0.3\nbins = 12\n')
+    env['WORKBENCH_DRIFT_BINS'] = '15'
+    out = wb('--set', 'canary.share=0.25', 'config').stdout
+    line = lambda key: next(l for l in out.splitlines() if l.split()[0] == key).split()
+    assert line('drift.psi_threshold')[1:] == ['0.3', str(tmp_path/'settings.ini')]
+    assert line('drift.bins')[1:] == ['15', 'WORKBENCH_DRIFT_BINS']
+    assert line('canary.share')[1:] == ['0.25', 'flag'] and line('gates.min_auc')[1:] == ['0.7', 'default']
+
+
+def test_bad_settings_are_named(wb, tmp_path, env):
+    r = wb('--set', 'drift.bins=many', 'status', check=False)
+    assert r.returncode == 1 and 'drift.bins must be a whole number' in r.stderr
+    r = wb('--set', 'drift.nope=1', 'status', check=False)
+    assert r.returncode == 1 and 'unknown setting drift.nope' in r.stderr
+    r = wb('--set', 'nonsense', 'status', check=False)
+    assert r.returncode == 2 and 'SECTION.KEY=VALUE' in r.stderr
+    (tmp_path/'settings.ini').write_text('[drift]\npsi_treshold = 0.3\n[workspace]\n')
+    r = wb('status', check=False)
+    assert r.returncode == 1 and 'unknown setting drift.psi_treshold' in r.stderr and 'psi_threshold' in r.stderr
+    env['WORKBENCH_GATES_MIN_AUC'] = 'high'
+    (tmp_path/'settings.ini').unlink()
+    r = wb('status', check=False)
+    assert r.returncode == 1 and 'gates.min_auc must be a number' in r.stderr and 'WORKBENCH_GATES_MIN_AUC' in r.stderr
+    assert not (tmp_path/'ws'/'tables'/'audit').exists()  # nothing was written
+
+
+def test_workspace_location_precedence(wb, tmp_path, env):
+    (tmp_path/'settings.ini').write_text('[workspace]\npath = from_settings\n')
+    del env['WORKBENCH_HOME']
+    assert str(tmp_path/'from_settings') in wb('status').stdout
+    env['WORKBENCH_HOME'] = str(tmp_path/'from_env')
+    assert str(tmp_path/'from_env') in wb('status').stdout
+    assert str(tmp_path/'from_flag') in wb('--workspace', tmp_path/'from_flag', 'status').stdout
+    (tmp_path/'settings.ini').unlink(); del env['WORKBENCH_HOME']
+    sub = tmp_path/'elsewhere'; sub.mkdir()
+    r = subprocess.run([str(BIN/'workbench'), 'status'], cwd=sub, env=env, capture_output=True, text=True)
+    assert str(sub/'workspace') in r.stdout
+
+
+def test_demo_commits_versions_and_is_idempotent(wb):
+    out = wb('demo', '--months', '6', '--rows-per-month', '150', '--drift-month', '5').stdout
+    assert 'credit@' in out and 'applications@' in out and 'labels@' in out and 'audit chain intact' in out
+    log = json.loads(wb('data', 'log', '--format', 'json').stdout)
+    assert sorted({r['ref'].split('@')[0] for r in log}) == ['applications', 'credit', 'labels']
+    wb('demo', '--months', '6', '--rows-per-month', '150', '--drift-month', '5')
+    assert json.loads(wb('data', 'log', '--format', 'json').stdout) == log  # nothing new
+    diff = wb('data', 'diff', 'applications~2', 'applications~1').stdout  # month 4 -> month 5, the first drifted one
+    assert "new value 'bnpl'" in diff and 'income.mean' in diff  # the injected drift shows
+    r = wb('demo', '--months', '0', check=False)
+    assert r.returncode == 1 and 'months must be a whole number' in r.stderr
+
+
+def test_sql_formats_params_and_errors(wb):
+    wb('demo', '--months', '2', '--rows-per-month', '50')
+    q = 'select name, rows from datasets where rows >= $min order by name, rows'
+    assert json.loads(wb('sql', q, '-p', 'min=60', '--format', 'json').stdout) == [{'name': 'credit', 'rows': 100}]
+    assert wb('sql', q, '-p', 'min=0', '--format', 'csv').stdout.splitlines()[0] == 'name,rows'
+    assert 'credit' in wb('sql', q, '-p', 'min=0').stdout
+    r = wb('sql', 'select * from credits', check=False)
+    assert r.returncode == 1 and 'credits does not exist' in r.stderr and 'tables here: audit, datasets' in r.stderr
+    r = wb('sql', 'selec 1', check=False)
+    assert r.returncode == 1 and 'bad query' in r.stderr and 'Traceback' not in r.stderr
+    r = wb('sql', "select * from datasets where name = $name", '-p', "name=x' or '1'='1", '--format', 'json')
+    assert json.loads(r.stdout) == []  # parameters are values, never SQL
+
+
+def test_status_and_maintain(wb):
+    wb('demo', '--months', '2', '--rows-per-month', '50')
+    out = wb('status').stdout
+    assert 'datasets    2 (3 versions)' in out and 'audit chain intact: 3 events' in out
+    assert 'audit: compacted' in wb('maintain').stdout
+    assert out.split('audit       ')[1] == wb('status').stdout.split('audit       ')[1]  # same chain after compaction
