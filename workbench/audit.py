@@ -7,38 +7,42 @@ Docs: https://mlops-workbench.github.io/workbench/audit.html.md"""
 # %% auto #0
 __all__ = ['SCHEMA', 'GENESIS', 'event_hash', 'current_actor', 'record', 'log', 'Verification', 'verify']
 
-# %% ../nbs/02_audit.ipynb #d5edf682
+# %% ../nbs/02_audit.ipynb #fa95305f
 import getpass, hashlib, json, socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 import pyarrow as pa
 from .workspace import Workspace
 
-# %% ../nbs/02_audit.ipynb #b8389b62
+# %% ../nbs/02_audit.ipynb #6deae6ed
 SCHEMA = pa.schema([('seq', pa.int64()), ('time', pa.timestamp('us', tz='UTC')), ('actor', pa.string()),
                     ('action', pa.string()), ('subject', pa.string()), ('before', pa.string()),
                     ('after', pa.string()), ('reason', pa.string()), ('prev_hash', pa.string()),
                     ('hash', pa.string())])
 GENESIS = '0' * 64  # the `prev_hash` of the first event
 
-# %% ../nbs/02_audit.ipynb #2d76f354
+# %% ../nbs/02_audit.ipynb #9496d968
 def event_hash(e:dict) -> str:
     "SHA-256 of the event's fields other than `hash`."
     fields = {k: e[k] for k in SCHEMA.names if k != 'hash'}
     fields['time'] = e['time'].astimezone(timezone.utc).isoformat(timespec='microseconds')
     return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
 
-# %% ../nbs/02_audit.ipynb #101176be
+# %% ../nbs/02_audit.ipynb #15ef3455
 def current_actor(ws:Workspace) -> str:
     "Who is acting: `WORKBENCH_ACTOR`, the `workspace.actor` setting, or user@host."
     import os
     return os.environ.get('WORKBENCH_ACTOR') or ws.settings['workspace.actor'] or f'{getpass.getuser()}@{socket.gethostname()}'
 
 def _head(ws:Workspace):
-    rows = ws.sql('select seq, hash from audit order by seq desc limit 1').fetchall()
+    "Sequence number and hash of the last event: from the last commit's metadata, else by a scan."
+    from deltalake import DeltaTable
+    last = DeltaTable(str(ws.table_path('audit'))).history(1)[0]
+    if 'workbench.audit.seq' in last: return int(last['workbench.audit.seq']), last['workbench.audit.hash']
+    rows = ws.sql('select seq, hash from audit order by seq desc limit 1').fetchall()  # after creation or compaction
     return rows[0] if rows else (0, GENESIS)
 
-# %% ../nbs/02_audit.ipynb #5dfa3fa1
+# %% ../nbs/02_audit.ipynb #909b32d7
 def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'model.promote'
            subject:str, # what it happened to, e.g. 'credit@3f2a9c1b7d4e'
            before=None, after=None, # the state before and after, JSON-serializable
@@ -52,10 +56,10 @@ def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'mo
         e = dict(seq=seq + 1, time=datetime.now(timezone.utc), actor=actor or current_actor(ws), action=action,
                  subject=subject, before=dump(before), after=dump(after), reason=reason or '', prev_hash=prev)
         e['hash'] = event_hash(e)
-        ws.append('audit', pa.Table.from_pylist([e], schema=SCHEMA))
+        ws.append('audit', pa.Table.from_pylist([e], schema=SCHEMA), {'workbench.audit.seq': e['seq'], 'workbench.audit.hash': e['hash']})
     return e
 
-# %% ../nbs/02_audit.ipynb #42a0ff33
+# %% ../nbs/02_audit.ipynb #5f7ca52d
 def log(ws:Workspace, limit:int|None=None, # newest `limit` events; all when None
         action:str|None=None, # only this action
         subject:str|None=None): # only subjects starting with this
@@ -67,7 +71,7 @@ def log(ws:Workspace, limit:int|None=None, # newest `limit` events; all when Non
     params = dict(action=action, subject=subject) | ({'limit': limit} if limit else {})
     return ws.sql(q, params).df()
 
-# %% ../nbs/02_audit.ipynb #ce6c6a2c
+# %% ../nbs/02_audit.ipynb #ca018976
 @dataclass
 class Verification:
     ok: bool # the whole chain is intact
@@ -80,7 +84,7 @@ class Verification:
         if self.ok: return f"audit chain intact: {self.events} events, head {self.head}"
         return f"audit chain BROKEN at event {self.bad_seq}: {self.problem}"
 
-# %% ../nbs/02_audit.ipynb #b2729599
+# %% ../nbs/02_audit.ipynb #3758259b
 def _first_problem(events:list):
     prev, expected = GENESIS, 1
     for e in events:
@@ -91,7 +95,7 @@ def _first_problem(events:list):
         prev, expected = e['hash'], expected + 1
     return None, ''
 
-# %% ../nbs/02_audit.ipynb #8b039963
+# %% ../nbs/02_audit.ipynb #2d9bde59
 def _read_events(ws:Workspace):
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
@@ -101,7 +105,7 @@ def _read_events(ws:Workspace):
         except Exception as e: damaged.append(f"{f.rsplit('/', 1)[-1]} ({str(e).splitlines()[0][:80]})")
     return sorted(events, key=lambda e: (e['seq'], e['hash'])), damaged
 
-# %% ../nbs/02_audit.ipynb #6a7e19bd
+# %% ../nbs/02_audit.ipynb #d983e217
 def verify(ws:Workspace) -> Verification:
     "Recompute the audit chain; name the first altered, inserted or missing event."
     ws.create_table('audit', SCHEMA)

@@ -8,19 +8,19 @@ Docs: https://mlops-workbench.github.io/workbench/cli.html.md"""
 __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 'demo', 'sql', 'maintain', 'data', 'data_commit',
            'data_log', 'data_show', 'data_diff', 'audit', 'audit_log', 'audit_verify']
 
-# %% ../nbs/05_cli.ipynb #1accf9f5
+# %% ../nbs/05_cli.ipynb #d3db1153
 import json, sys, time
 import click
 from . import __version__
 from .config import WorkbenchError
 
-# %% ../nbs/05_cli.ipynb #eee7f3d9
+# %% ../nbs/05_cli.ipynb #8f4937a0
 class _Group(click.Group):
     def invoke(self, ctx):
         try: return super().invoke(ctx)
         except WorkbenchError as e: raise click.ClickException(str(e)) from None
 
-# %% ../nbs/05_cli.ipynb #8fe01697
+# %% ../nbs/05_cli.ipynb #4cfab894
 @click.group(cls=_Group, context_settings=dict(help_option_names=['-h', '--help'], max_content_width=100))
 @click.option('-w', '--workspace', type=click.Path(file_okay=False), help='Workspace folder (default: WORKBENCH_HOME, settings.ini, ./workspace).')
 @click.option('--settings', 'settings_file', type=click.Path(dir_okay=False), help='Policy file (default: nearest settings.ini).')
@@ -33,7 +33,7 @@ def cli(ctx, workspace, settings_file, overrides):
     if bad: raise click.BadParameter(f"{bad[0]!r} is not SECTION.KEY=VALUE", param_hint='--set')
     ctx.obj = dict(workspace=workspace, settings_file=settings_file, overrides=dict(o.split('=', 1) for o in overrides))
 
-# %% ../nbs/05_cli.ipynb #0fbdd525
+# %% ../nbs/05_cli.ipynb #e9509f8c
 def _settings(ctx):
     from workbench.config import load_settings
     o = ctx.find_root().obj
@@ -45,7 +45,7 @@ def _ws(ctx, create=True):
 
 def main(): cli(prog_name='workbench')
 
-# %% ../nbs/05_cli.ipynb #af43d848
+# %% ../nbs/05_cli.ipynb #0572b101
 def _show(df, fmt='table', max_width=60):
     "Print a DataFrame as an aligned table, CSV or JSON records."
     if fmt == 'csv': return click.echo(df.to_csv(index=False), nl=False)
@@ -56,7 +56,7 @@ def _show(df, fmt='table', max_width=60):
 
 FORMAT = click.option('--format', 'fmt', type=click.Choice(['table', 'csv', 'json']), default='table', show_default=True)
 
-# %% ../nbs/05_cli.ipynb #d159969d
+# %% ../nbs/05_cli.ipynb #8e96c42d
 @cli.command()
 @click.pass_context
 def init(ctx):
@@ -70,7 +70,7 @@ def init(ctx):
     if not f: (f := Path('settings.ini')).write_text(render_settings())
     click.echo(f"workspace ready at {ws.root}\nsettings in {Path(f).resolve()}\nMLflow tracking URI: {ws.tracking_uri}")
 
-# %% ../nbs/05_cli.ipynb #06341ab8
+# %% ../nbs/05_cli.ipynb #b86d05aa
 @cli.command('config')
 @click.pass_context
 def show_config(ctx):
@@ -79,7 +79,7 @@ def show_config(ctx):
     s = _settings(ctx)
     _show(pd.DataFrame([dict(setting=k, value=v, source=s.sources[k]) for k, v in s.values.items()]), max_width=80)
 
-# %% ../nbs/05_cli.ipynb #e85f0906
+# %% ../nbs/05_cli.ipynb #e3bfbd08
 def summary(ws) -> str:
     "A few lines on what the workspace holds."
     from workbench import audit, data
@@ -97,7 +97,7 @@ def status(ctx):
     "Summarize the workspace: tables, datasets and the audit chain."
     click.echo(summary(_ws(ctx)))
 
-# %% ../nbs/05_cli.ipynb #1f82f982
+# %% ../nbs/05_cli.ipynb #1876bdea
 @cli.command()
 @click.option('--months', default=12, show_default=True, help='Months of applications to generate.')
 @click.option('--rows-per-month', default=2000, show_default=True, help='Applications per month.')
@@ -115,7 +115,7 @@ def demo(ctx, months, rows_per_month, drift_month, seed):
     dm.commit_demo(ws, data, progress=click.echo)
     click.echo(f"\n{summary(ws)}\n\nDone in {time.perf_counter() - t0:.1f} s. Try: workbench data diff applications~1 applications")
 
-# %% ../nbs/05_cli.ipynb #79866d8e
+# %% ../nbs/05_cli.ipynb #970ee0dd
 @cli.command()
 @click.argument('query')
 @click.option('-p', '--param', 'params', multiple=True, metavar='NAME=VALUE', help='Value for $NAME in the query; repeatable.')
@@ -135,16 +135,16 @@ def sql(ctx, query, params, fmt):
     if bad: raise click.BadParameter(f"{bad[0]!r} is not NAME=VALUE", param_hint='--param')
     _show(_ws(ctx).sql(query, {k: typed(v) for k, v in (p.split('=', 1) for p in params)} or None).df(), fmt)
 
-# %% ../nbs/05_cli.ipynb #bbfdba50
+# %% ../nbs/05_cli.ipynb #95c07d05
 @cli.command()
 @click.argument('table', required=False)
-@click.option('--retention-hours', default=1.0, show_default=True, help='Keep unreferenced files this long for readers of old snapshots.')
+@click.option('--retention-hours', default=1, type=click.IntRange(min=0), show_default=True, help='Keep unreferenced files this long for readers of old snapshots.')
 @click.pass_context
 def maintain(ctx, table, retention_hours):
     "Compact, checkpoint and vacuum TABLE (all tables when omitted)."
     for name, removed in _ws(ctx).maintain(table, retention_hours).items(): click.echo(f"{name}: compacted, {removed} old files removed")
 
-# %% ../nbs/05_cli.ipynb #e7d433b4
+# %% ../nbs/05_cli.ipynb #81963865
 @cli.group(cls=_Group)
 def data():
     "Versioned datasets: commit, log, show, diff."
@@ -164,7 +164,7 @@ def data_commit(ctx, name, source, message, author):
     if len(d.versions(ws, name)) == before: click.echo(f"unchanged: {v.ref} already holds this data ({v.rows} rows)")
     else: click.echo(f"committed {v.ref}: {v.rows} rows, {v.columns} columns" + (f", parent {v.parent[:12]}" if v.parent else ''))
 
-# %% ../nbs/05_cli.ipynb #25ca1bf3
+# %% ../nbs/05_cli.ipynb #a6f1a342
 @data.command('log')
 @click.argument('name', required=False)
 @FORMAT
@@ -201,7 +201,7 @@ def data_diff(ctx, a, b, show_all):
     click.echo(str(r))
     if show_all: _show(r.columns)
 
-# %% ../nbs/05_cli.ipynb #ee2e009c
+# %% ../nbs/05_cli.ipynb #092901e6
 @cli.group(cls=_Group)
 def audit():
     "The hash-chained audit log."

@@ -8,7 +8,7 @@ Docs: https://mlops-workbench.github.io/workbench/data.html.md"""
 __all__ = ['SCHEMA', 'CATEGORICAL_MAX', 'canonical', 'dataset_id', 'read_source', 'Version', 'versions', 'commit', 'resolve',
            'log', 'load', 'profile', 'Diff', 'diff']
 
-# %% ../nbs/03_data.ipynb #f73e3457
+# %% ../nbs/03_data.ipynb #7e5b474c
 import hashlib, json, os, re, uuid
 from dataclasses import dataclass, asdict
 from datetime import datetime, timezone
@@ -18,7 +18,7 @@ from .config import WorkbenchError
 from .workspace import Workspace
 from . import audit
 
-# %% ../nbs/03_data.ipynb #d6db0407
+# %% ../nbs/03_data.ipynb #3de43b2b
 def _canonical_type(name, t:pa.DataType) -> pa.DataType:
     if pa.types.is_dictionary(t): return _canonical_type(name, t.value_type)
     if pa.types.is_boolean(t): return pa.bool_()
@@ -31,7 +31,7 @@ def _canonical_type(name, t:pa.DataType) -> pa.DataType:
     raise WorkbenchError(f"column {name!r} has type {t}, which datasets do not support; "
                          "convert it to numbers, strings, booleans, dates or timestamps")
 
-# %% ../nbs/03_data.ipynb #575550bb
+# %% ../nbs/03_data.ipynb #931f64ea
 def _canonical_column(name, col:pa.ChunkedArray) -> pa.ChunkedArray:
     t = _canonical_type(name, col.type)
     if pa.types.is_dictionary(col.type): col = col.cast(col.type.value_type)
@@ -44,7 +44,7 @@ def _canonical_column(name, col:pa.ChunkedArray) -> pa.ChunkedArray:
         col = pc.if_else(pc.is_nan(col), pa.scalar(None, t), pc.add(col, 0.0))
     return col
 
-# %% ../nbs/03_data.ipynb #daf905c4
+# %% ../nbs/03_data.ipynb #8b1d048d
 def canonical(table:pa.Table) -> pa.Table:
     "`table` with canonical column types (see above), pandas index columns dropped."
     names = [n for n in table.column_names if not n.startswith('__index_level_')]
@@ -54,7 +54,7 @@ def canonical(table:pa.Table) -> pa.Table:
     cols = [_canonical_column(n, table.column(n)) for n in names]
     return pa.table(cols, names=names)
 
-# %% ../nbs/03_data.ipynb #2b65b2bf
+# %% ../nbs/03_data.ipynb #ea6b0a93
 def _value_bytes(chunk:pa.Array):
     t = chunk.type
     if pa.types.is_string(t):  # the UTF-8 bytes, end to end
@@ -66,7 +66,7 @@ def _value_bytes(chunk:pa.Array):
     if pa.types.is_date(t): chunk = chunk.cast(pa.int32())
     return pc.fill_null(chunk.cast(pa.int64()), 0).to_numpy().astype('<i8').tobytes()
 
-# %% ../nbs/03_data.ipynb #8e42682a
+# %% ../nbs/03_data.ipynb #6c6e3396
 def _column_digest(name:str, col:pa.ChunkedArray) -> str:
     valid, values, lengths = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
     for chunk in col.chunks:
@@ -76,14 +76,14 @@ def _column_digest(name:str, col:pa.ChunkedArray) -> str:
     parts = [name, str(col.type), valid.hexdigest(), values.hexdigest(), lengths.hexdigest()]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
-# %% ../nbs/03_data.ipynb #8102093d
+# %% ../nbs/03_data.ipynb #7f8f5196
 def dataset_id(table:pa.Table) -> str:
     "The logical hash (64 hex digits) of `table`'s canonical schema and values."
     t = canonical(table)
     cols = [[n, str(t.column(n).type), _column_digest(n, t.column(n))] for n in t.column_names]
     return hashlib.sha256(json.dumps({'format': 1, 'rows': t.num_rows, 'columns': cols}).encode()).hexdigest()
 
-# %% ../nbs/03_data.ipynb #ca250944
+# %% ../nbs/03_data.ipynb #70710f40
 def read_source(source) -> pa.Table:
     "A DataFrame, Arrow table, or path to a CSV or Parquet file (or folder of Parquet files), as an Arrow table."
     import pandas as pd
@@ -104,7 +104,7 @@ def read_source(source) -> pa.Table:
     except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
         raise WorkbenchError(f"could not read {p} as {kind.upper()}: {str(e).splitlines()[0]}") from None
 
-# %% ../nbs/03_data.ipynb #8ed56dd7
+# %% ../nbs/03_data.ipynb #e115d8b8
 SCHEMA = pa.schema([('name', pa.string()), ('id', pa.string()), ('seq', pa.int64()), ('parent', pa.string()),
                     ('rows', pa.int64()), ('columns', pa.int64()), ('schema', pa.string()), ('author', pa.string()),
                     ('created_at', pa.timestamp('us', tz='UTC')), ('message', pa.string()), ('path', pa.string()),
@@ -122,14 +122,14 @@ class Version:
     @property
     def fields(self): return json.loads(self.schema)
 
-# %% ../nbs/03_data.ipynb #1a724fe0
+# %% ../nbs/03_data.ipynb #b2ffcf77
 def versions(ws:Workspace, name:str) -> list:
     "Every version of dataset `name`, oldest first."
     ws.create_table('datasets', SCHEMA)
     rows = ws.sql('select * from datasets where name = $name order by seq', {'name': name}).to_arrow_table().to_pylist()
     return [Version(**r) for r in rows]
 
-# %% ../nbs/03_data.ipynb #21c2950f
+# %% ../nbs/03_data.ipynb #8044b4a9
 def _write_atomic(t:pa.Table, dst:Path):
     import pyarrow.parquet as pq
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +140,15 @@ def _write_atomic(t:pa.Table, dst:Path):
         os.replace(tmp, dst)
     finally: tmp.unlink(missing_ok=True)
 
-# %% ../nbs/03_data.ipynb #8d42b98d
+# %% ../nbs/03_data.ipynb #0e92ebe9
+def _audited(ws:Workspace, v:Version, parent:Version|None=None) -> Version:
+    if audit.log(ws, action='dataset.commit', subject=v.ref).empty:
+        if parent is None and v.parent: parent = next(p for p in versions(ws, v.name) if p.id == v.parent)
+        audit.record(ws, 'dataset.commit', v.ref, before=parent and {'version': parent.id},
+                     after={'version': v.id, 'rows': v.rows, 'columns': v.columns}, reason=v.message, actor=v.author)
+    return v
+
+# %% ../nbs/03_data.ipynb #61588d02
 def commit(ws:Workspace, name:str, # dataset name: lower-case letters, digits and _
            source, # a DataFrame, an Arrow table, or a CSV or Parquet path
            message:str='', # why this version exists
@@ -153,7 +161,7 @@ def commit(ws:Workspace, name:str, # dataset name: lower-case letters, digits an
     vid = dataset_id(t)
     with ws.lock(f'dataset_{name}'):
         old = versions(ws, name)
-        if same := [v for v in old if v.id == vid]: return same[0]
+        if same := [v for v in old if v.id == vid]: return _audited(ws, same[0])
         parent = old[-1] if old else None
         v = Version(name, vid, len(old) + 1, parent and parent.id, t.num_rows, t.num_columns,
                     json.dumps([[f.name, str(f.type)] for f in t.schema]), author or audit.current_actor(ws),
@@ -161,11 +169,9 @@ def commit(ws:Workspace, name:str, # dataset name: lower-case letters, digits an
                     str(Path(source).resolve()) if isinstance(source, (str, Path)) else type(source).__name__)
         _write_atomic(t, ws.root/v.path)
         ws.append('datasets', [asdict(v)])
-        audit.record(ws, 'dataset.commit', v.ref, before=parent and {'version': parent.id},
-                     after={'version': v.id, 'rows': v.rows, 'columns': v.columns}, reason=message, actor=v.author)
-    return v
+        return _audited(ws, v, parent)
 
-# %% ../nbs/03_data.ipynb #07fdc9e9
+# %% ../nbs/03_data.ipynb #bee7dfc2
 _REF = re.compile(r'(?P<name>[a-z][a-z0-9_]*)(?:@(?P<rev>latest|[0-9a-f]{1,64}))?(?:~(?P<back>\d+))?')
 
 def resolve(ws:Workspace, ref:str) -> Version:
@@ -183,7 +189,7 @@ def resolve(ws:Workspace, ref:str) -> Version:
     if hits[0] - back < 0: raise WorkbenchError(f"{ref} goes back {back} but {name}@{vs[hits[0]].short} has only {hits[0]} older version(s)")
     return vs[hits[0] - back]
 
-# %% ../nbs/03_data.ipynb #608e5d7f
+# %% ../nbs/03_data.ipynb #69dfd1f5
 def log(ws:Workspace, name:str|None=None) -> 'pd.DataFrame':
     "Versions of dataset `name` (all datasets when None), newest first."
     ws.create_table('datasets', SCHEMA)
@@ -191,7 +197,7 @@ def log(ws:Workspace, name:str|None=None) -> 'pd.DataFrame':
                      author, created_at, message from datasets where $name is null or name = $name
                      order by created_at desc, seq desc""", {'name': name}).df()
 
-# %% ../nbs/03_data.ipynb #9aabce2c
+# %% ../nbs/03_data.ipynb #f9bf56fd
 def load(ws:Workspace, ref:str, # a dataset reference
          kind:str='pandas'): # 'pandas', 'arrow' or 'duckdb' (a relation on DuckDB's default connection)
     "The data of version `ref`."
@@ -205,13 +211,13 @@ def load(ws:Workspace, ref:str, # a dataset reference
     if kind == 'pandas': return pq.read_table(path).to_pandas()
     raise WorkbenchError(f"kind must be 'pandas', 'arrow' or 'duckdb', not {kind!r}")
 
-# %% ../nbs/03_data.ipynb #1c3e5a9a
+# %% ../nbs/03_data.ipynb #ec7eb12b
 def profile(ws:Workspace, ref:str) -> 'pd.DataFrame':
     "Per-column summary of version `ref`: type, min, max, mean, std, distinct values, missing share."
     import duckdb
     return duckdb.connect().execute('summarize select * from read_parquet(?)', [str(ws.root/resolve(ws, ref).path)]).df()
 
-# %% ../nbs/03_data.ipynb #a057ba93
+# %% ../nbs/03_data.ipynb #18331088
 CATEGORICAL_MAX = 50  # a string column with at most this many distinct values is compared category by category
 
 def _q(col:str) -> str: return '"' + col.replace('"', '""') + '"'
@@ -225,7 +231,7 @@ def _stats(con, path:str, cols:dict) -> dict:
     row = con.execute(f"select {', '.join(aggs)} from read_parquet(?)", [path]).fetchone()
     return {c: dict(zip(('missing', 'mean', 'std', 'distinct'), row[4*i:4*i + 4])) for i, c in enumerate(cols)}
 
-# %% ../nbs/03_data.ipynb #9f38e8ac
+# %% ../nbs/03_data.ipynb #0b808d4a
 def _moved(stat, a, b, ref):
     if a is None or b is None: return a != b
     if stat == 'mean': return abs(b - a) >= 0.1 * (ref['std'] or 0) and a != b
@@ -233,7 +239,7 @@ def _moved(stat, a, b, ref):
     if stat == 'missing': return abs(b - a) >= 0.01
     return False
 
-# %% ../nbs/03_data.ipynb #538393fd
+# %% ../nbs/03_data.ipynb #60f2ed91
 @dataclass
 class Diff:
     "What changed from version `a` to version `b`."
@@ -251,7 +257,7 @@ class Diff:
         lines += [f"  moved {r.column}.{r.statistic}: {r.a:.4g} -> {r.b:.4g}" for r in moved.itertuples()]
         return '\n'.join(lines)
 
-# %% ../nbs/03_data.ipynb #1b5d38cd
+# %% ../nbs/03_data.ipynb #4a898f1b
 def _categories(con, path, col): return {r[0] for r in con.execute(f"select distinct {_q(col)}::varchar from read_parquet(?)", [path]).fetchall()}
 
 def diff(ws:Workspace, a:str, b:str) -> Diff:
