@@ -7,16 +7,16 @@ Docs: https://mlops-workbench.github.io/workbench/config.html.md"""
 # %% auto #0
 __all__ = ['DEFAULTS', 'WorkbenchError', 'parse_value', 'Settings', 'find_settings', 'load_settings', 'render_settings']
 
-# %% ../nbs/00_config.ipynb #7416c26b
+# %% ../nbs/00_config.ipynb #52eb6f8c
 import configparser, os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# %% ../nbs/00_config.ipynb #6e04db34
+# %% ../nbs/00_config.ipynb #2549c838
 class WorkbenchError(ValueError):
     "A problem the user can fix; its message says what was wrong and what to do, in one sentence."
 
-# %% ../nbs/00_config.ipynb #91c810da
+# %% ../nbs/00_config.ipynb #5d9aff57
 DEFAULTS = {
     'workspace': {
         'path': ('workspace', 'Folder holding the project state, relative to this file (WORKBENCH_HOME overrides it)'),
@@ -25,13 +25,16 @@ DEFAULTS = {
     },
     'gates': {
         'min_auc': (0.70, 'Held-out ROC AUC a candidate must reach'),
+        'min_r2': (0.5, 'Held-out R² a regression candidate must reach'),
         'max_fairness_gap': (0.10, 'Largest allowed gap in approval rate between groups of the sensitive attribute'),
+        'max_equal_opportunity_gap': (0.15, 'Largest allowed gap in true-positive rate between groups of the sensitive attribute'),
         'max_latency_ms': (10.0, 'Largest allowed p99 single-row scoring latency, in milliseconds'),
         'min_gain_over_champion': (0.0, 'AUC a challenger must add over the current champion'),
         'parity_tolerance': (1e-4, 'Largest allowed |probability difference| between ONNX and scikit-learn'),
     },
     'promotion': {
-        'require_approval': (True, 'A version needs a recorded approval before it becomes champion'),
+        'require_approval': (True, 'A version needs recorded approvals before it becomes champion'),
+        'min_approvals': (1, 'How many distinct people (not its registrant) must approve a version'),
         'approvers': ('', 'Comma-separated people allowed to approve; empty means anyone but the author'),
         'pipeline_identity': ('ci-pipeline', 'Actor name of the CI pipeline'),
         'allow_pipeline_approval': (False, 'Whether the CI pipeline may approve versions that pass every gate'),
@@ -57,7 +60,7 @@ DEFAULTS = {
     },
 }
 
-# %% ../nbs/00_config.ipynb #f2953b00
+# %% ../nbs/00_config.ipynb #c54c5678
 def parse_value(key:str, # `section.key`, for the message
                 text:str, # the value as written
                 default, # the default, whose type the value must have
@@ -76,7 +79,7 @@ def parse_value(key:str, # `section.key`, for the message
         raise WorkbenchError(f"{key} must be {kind}, got {text!r} (from {source})") from None
     return t
 
-# %% ../nbs/00_config.ipynb #614f2eab
+# %% ../nbs/00_config.ipynb #dcf75bfd
 @dataclass
 class Settings:
     values: dict # `section.key` -> typed value
@@ -85,7 +88,7 @@ class Settings:
     def __getitem__(self, key): return self.values[key]
     def section(self, name): return {k.split('.', 1)[1]: v for k, v in self.values.items() if k.startswith(name + '.')}
 
-# %% ../nbs/00_config.ipynb #de5b45cb
+# %% ../nbs/00_config.ipynb #5b51589a
 def find_settings(start:Path|None=None # folder to start from; the current one by default
                  ) -> Path|None:
     "The nearest `settings.ini` with a `[workspace]` section, in `start` or a parent folder."
@@ -95,7 +98,7 @@ def find_settings(start:Path|None=None # folder to start from; the current one b
         if f.is_file() and '[workspace]' in f.read_text(errors='replace'): return f
     return None
 
-# %% ../nbs/00_config.ipynb #e40c2259
+# %% ../nbs/00_config.ipynb #e9f76dff
 def _read_file(f:Path, values:dict, sources:dict):
     cp = configparser.ConfigParser(interpolation=None)
     try: cp.read(f)
@@ -109,7 +112,7 @@ def _read_file(f:Path, values:dict, sources:dict):
                                      f"{', '.join(DEFAULTS.get(sec, {})) or 'none (unknown section)'}")
             values[key], sources[key] = parse_value(key, text, values[key], str(f)), str(f)
 
-# %% ../nbs/00_config.ipynb #af99ed5d
+# %% ../nbs/00_config.ipynb #3284be2b
 def load_settings(file:Path|str|None=None, # settings.ini to read; found with `find_settings` when None
                   overrides:dict|None=None, # `section.key` -> text, e.g. from CLI `--set`
                   env:dict|None=None): # environment to read; `os.environ` when None
@@ -128,7 +131,7 @@ def load_settings(file:Path|str|None=None, # settings.ini to read; found with `f
         values[key], sources[key] = parse_value(key, str(text), values[key], 'flag'), 'flag'
     return Settings(values, f, sources)
 
-# %% ../nbs/00_config.ipynb #68d4c679
+# %% ../nbs/00_config.ipynb #243b0f03
 def render_settings() -> str:
     "The default `settings.ini`, commented, as text."
     out = ['# MLOps Workbench policy file, read by workbench.config.',
