@@ -6,21 +6,23 @@ Docs: https://mlops-workbench.github.io/workbench/cli.html.md"""
 
 # %% auto #0
 __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 'demo', 'sql', 'maintain', 'data', 'data_commit',
-           'data_log', 'data_show', 'data_diff', 'audit', 'audit_log', 'audit_verify']
+           'data_log', 'data_show', 'data_diff', 'audit', 'audit_log', 'audit_verify', 'runs', 'runs_list',
+           'runs_compare', 'registry', 'registry_list', 'registry_show', 'registry_approve', 'registry_promote',
+           'registry_challenger', 'registry_rollback', 'registry_history', 'registry_lineage']
 
-# %% ../nbs/05_cli.ipynb #d3db1153
+# %% ../nbs/05_cli.ipynb #d5933d90
 import json, sys, time
 import click
 from . import __version__
 from .config import WorkbenchError
 
-# %% ../nbs/05_cli.ipynb #8f4937a0
+# %% ../nbs/05_cli.ipynb #a43c87c0
 class _Group(click.Group):
     def invoke(self, ctx):
         try: return super().invoke(ctx)
         except WorkbenchError as e: raise click.ClickException(str(e)) from None
 
-# %% ../nbs/05_cli.ipynb #4cfab894
+# %% ../nbs/05_cli.ipynb #af80ab2c
 @click.group(cls=_Group, context_settings=dict(help_option_names=['-h', '--help'], max_content_width=100))
 @click.option('-w', '--workspace', type=click.Path(file_okay=False), help='Workspace folder (default: WORKBENCH_HOME, settings.ini, ./workspace).')
 @click.option('--settings', 'settings_file', type=click.Path(dir_okay=False), help='Policy file (default: nearest settings.ini).')
@@ -33,7 +35,7 @@ def cli(ctx, workspace, settings_file, overrides):
     if bad: raise click.BadParameter(f"{bad[0]!r} is not SECTION.KEY=VALUE", param_hint='--set')
     ctx.obj = dict(workspace=workspace, settings_file=settings_file, overrides=dict(o.split('=', 1) for o in overrides))
 
-# %% ../nbs/05_cli.ipynb #e9509f8c
+# %% ../nbs/05_cli.ipynb #1e970b58
 def _settings(ctx):
     from workbench.config import load_settings
     o = ctx.find_root().obj
@@ -45,7 +47,7 @@ def _ws(ctx, create=True):
 
 def main(): cli(prog_name='workbench')
 
-# %% ../nbs/05_cli.ipynb #0572b101
+# %% ../nbs/05_cli.ipynb #4b64c4cc
 def _show(df, fmt='table', max_width=60):
     "Print a DataFrame as an aligned table, CSV or JSON records."
     if fmt == 'csv': return click.echo(df.to_csv(index=False), nl=False)
@@ -56,7 +58,7 @@ def _show(df, fmt='table', max_width=60):
 
 FORMAT = click.option('--format', 'fmt', type=click.Choice(['table', 'csv', 'json']), default='table', show_default=True)
 
-# %% ../nbs/05_cli.ipynb #8e96c42d
+# %% ../nbs/05_cli.ipynb #6682b001
 @cli.command()
 @click.pass_context
 def init(ctx):
@@ -70,7 +72,7 @@ def init(ctx):
     if not f: (f := Path('settings.ini')).write_text(render_settings())
     click.echo(f"workspace ready at {ws.root}\nsettings in {Path(f).resolve()}\nMLflow tracking URI: {ws.tracking_uri}")
 
-# %% ../nbs/05_cli.ipynb #b86d05aa
+# %% ../nbs/05_cli.ipynb #1094f867
 @cli.command('config')
 @click.pass_context
 def show_config(ctx):
@@ -79,7 +81,7 @@ def show_config(ctx):
     s = _settings(ctx)
     _show(pd.DataFrame([dict(setting=k, value=v, source=s.sources[k]) for k, v in s.values.items()]), max_width=80)
 
-# %% ../nbs/05_cli.ipynb #e3bfbd08
+# %% ../nbs/05_cli.ipynb #2d6f417b
 def summary(ws) -> str:
     "A few lines on what the workspace holds."
     from workbench import audit, data
@@ -97,7 +99,7 @@ def status(ctx):
     "Summarize the workspace: tables, datasets and the audit chain."
     click.echo(summary(_ws(ctx)))
 
-# %% ../nbs/05_cli.ipynb #1876bdea
+# %% ../nbs/05_cli.ipynb #700c4aa4
 @cli.command()
 @click.option('--months', default=12, show_default=True, help='Months of applications to generate.')
 @click.option('--rows-per-month', default=2000, show_default=True, help='Applications per month.')
@@ -115,7 +117,7 @@ def demo(ctx, months, rows_per_month, drift_month, seed):
     dm.commit_demo(ws, data, progress=click.echo)
     click.echo(f"\n{summary(ws)}\n\nDone in {time.perf_counter() - t0:.1f} s. Try: workbench data diff applications~1 applications")
 
-# %% ../nbs/05_cli.ipynb #970ee0dd
+# %% ../nbs/05_cli.ipynb #812634f5
 @cli.command()
 @click.argument('query')
 @click.option('-p', '--param', 'params', multiple=True, metavar='NAME=VALUE', help='Value for $NAME in the query; repeatable.')
@@ -135,7 +137,7 @@ def sql(ctx, query, params, fmt):
     if bad: raise click.BadParameter(f"{bad[0]!r} is not NAME=VALUE", param_hint='--param')
     _show(_ws(ctx).sql(query, {k: typed(v) for k, v in (p.split('=', 1) for p in params)} or None).df(), fmt)
 
-# %% ../nbs/05_cli.ipynb #95c07d05
+# %% ../nbs/05_cli.ipynb #a79d7d8c
 @cli.command()
 @click.argument('table', required=False)
 @click.option('--retention-hours', default=1, type=click.IntRange(min=0), show_default=True, help='Keep unreferenced files this long for readers of old snapshots.')
@@ -144,7 +146,7 @@ def maintain(ctx, table, retention_hours):
     "Compact, checkpoint and vacuum TABLE (all tables when omitted)."
     for name, removed in _ws(ctx).maintain(table, retention_hours).items(): click.echo(f"{name}: compacted, {removed} old files removed")
 
-# %% ../nbs/05_cli.ipynb #81963865
+# %% ../nbs/05_cli.ipynb #00b21187
 @cli.group(cls=_Group)
 def data():
     "Versioned datasets: commit, log, show, diff."
@@ -164,7 +166,7 @@ def data_commit(ctx, name, source, message, author):
     if len(d.versions(ws, name)) == before: click.echo(f"unchanged: {v.ref} already holds this data ({v.rows} rows)")
     else: click.echo(f"committed {v.ref}: {v.rows} rows, {v.columns} columns" + (f", parent {v.parent[:12]}" if v.parent else ''))
 
-# %% ../nbs/05_cli.ipynb #a6f1a342
+# %% ../nbs/05_cli.ipynb #1b5c32ba
 @data.command('log')
 @click.argument('name', required=False)
 @FORMAT
@@ -201,7 +203,7 @@ def data_diff(ctx, a, b, show_all):
     click.echo(str(r))
     if show_all: _show(r.columns)
 
-# %% ../nbs/05_cli.ipynb #092901e6
+# %% ../nbs/05_cli.ipynb #35d38c68
 @cli.group(cls=_Group)
 def audit():
     "The hash-chained audit log."
@@ -226,3 +228,123 @@ def audit_verify(ctx):
     v = a.verify(_ws(ctx))
     click.echo(str(v))
     if not v.ok: sys.exit(1)
+
+# %% ../nbs/05_cli.ipynb #fc4e8fc2
+@cli.group(cls=_Group)
+def runs():
+    "Tracked training runs: list and compare."
+
+@runs.command('list')
+@click.option('--experiment', help='Only runs of this experiment.')
+@click.option('-n', '--limit', default=20, show_default=True, help='Newest runs to show (0 for all).')
+@FORMAT
+@click.pass_context
+def runs_list(ctx, experiment, limit, fmt):
+    "List runs, newest first, with their dataset and status."
+    from workbench import tracking
+    df = tracking.runs(_ws(ctx), experiment)
+    _show(df.head(limit) if limit else df, fmt)
+
+@runs.command('compare')
+@click.argument('run_ids', nargs=-1, required=True)
+@click.option('--differs', is_flag=True, help='Only the params and metrics that differ.')
+@FORMAT
+@click.pass_context
+def runs_compare(ctx, run_ids, differs, fmt):
+    "Params and metrics of RUN_IDS side by side, with what differs marked."
+    from workbench import tracking
+    df = tracking.compare(_ws(ctx), list(run_ids))
+    _show(df[df.differs] if differs else df, fmt)
+
+# %% ../nbs/05_cli.ipynb #698272b1
+@cli.group(cls=_Group)
+def registry():
+    "The governed model registry: versions, approvals, promotion, rollback, history, lineage."
+
+@registry.command('list')
+@click.argument('name', required=False)
+@FORMAT
+@click.pass_context
+def registry_list(ctx, name, fmt):
+    "List model versions (of NAME, or all models) with aliases, gates, approvals and data."
+    from workbench import registry as r
+    df = r.versions(_ws(ctx), name)
+    cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by', 'created_at']
+    _show(df[cols].assign(aliases=df.aliases.map(','.join), approvals=df.approvals.map(','.join)) if fmt == 'table' else df, fmt)
+
+@registry.command('show')
+@click.argument('ref')
+@click.pass_context
+def registry_show(ctx, ref):
+    "Show model version REF (NAME/VERSION or NAME@ALIAS) and its gate report."
+    from workbench import registry as r
+    ws = _ws(ctx)
+    mv = r.get(ws, ref)
+    for k, v in vars(mv).items(): click.echo(f"{k:<14}{', '.join(v) if isinstance(v, list) else v}")
+    report = r.gate_report(ws, mv.run_id)
+    click.echo(f"\n{report}" if report else "\nno gate report")
+
+# %% ../nbs/05_cli.ipynb #70edb70c
+@registry.command('approve')
+@click.argument('ref')
+@click.option('--as', 'approver', help='Approver (default: the current actor).')
+@click.option('-m', '--comment', default='', help='Why you approve.')
+@click.pass_context
+def registry_approve(ctx, ref, approver, comment):
+    "Approve model version REF."
+    from workbench import registry as r
+    mv = r.approve(_ws(ctx), ref, approver, comment)
+    click.echo(f"approved {mv.ref}; approvals: {', '.join(mv.approvals)}")
+
+@registry.command('promote')
+@click.argument('ref')
+@click.option('-m', '--reason', default='', help='Why.')
+@click.pass_context
+def registry_promote(ctx, ref, reason):
+    "Make REF the champion, if the promotion policy allows it."
+    from workbench import registry as r
+    mv = r.promote(_ws(ctx), ref, reason=reason)
+    click.echo(f"{mv.ref} is now the champion")
+
+@registry.command('challenger')
+@click.argument('ref')
+@click.option('-m', '--reason', default='', help='Why.')
+@click.pass_context
+def registry_challenger(ctx, ref, reason):
+    "Make REF the challenger (it must pass every gate)."
+    from workbench import registry as r
+    click.echo(f"{r.set_challenger(_ws(ctx), ref, reason=reason).ref} is now the challenger")
+
+@registry.command('rollback')
+@click.argument('name')
+@click.option('-m', '--reason', default='', help='Why.')
+@click.pass_context
+def registry_rollback(ctx, name, reason):
+    "Restore the previous champion of model NAME."
+    from workbench import registry as r
+    click.echo(f"{r.rollback(_ws(ctx), name, reason=reason).ref} is the champion again")
+
+# %% ../nbs/05_cli.ipynb #a1b770fd
+@registry.command('history')
+@click.argument('name')
+@FORMAT
+@click.pass_context
+def registry_history(ctx, name, fmt):
+    "Every move of NAME's champion and challenger aliases, from the audit log."
+    from workbench import registry as r
+    ws = _ws(ctx)
+    _show(r.history(ws, name), fmt)
+
+@registry.command('lineage')
+@click.argument('ref')
+@click.pass_context
+def registry_lineage(ctx, ref):
+    "Model version REF → run → dataset version → its parents, and the version's audit trail."
+    from workbench import registry as r
+    l = r.lineage(_ws(ctx), ref)
+    m, run = l['model'], l['run']
+    click.echo(f"model    {m['ref']}  aliases: {', '.join(m['aliases']) or '-'}  gates passed: {m['gates_passed']}  approvals: {', '.join(m['approvals']) or '-'}")
+    click.echo(f"run      {run['run_id']} ({run['name']}, {run['status']}) code {run['code_version'] or '-'}")
+    for i, d in enumerate(l['datasets']):
+        click.echo(f"{'dataset' if i == 0 else '  parent':<8} {d['ref']}" + ('' if d.get('missing') else f"  {d['rows']} rows by {d['author']}: {d['message']}"))
+    for e in l['events']: click.echo(f"  {e['time']:%Y-%m-%d %H:%M:%S}  {e['actor']:<16} {e['action']:<18} {e['subject']}  {e['reason']}")

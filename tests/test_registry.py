@@ -1,0 +1,108 @@
+"Issue 3's lifecycle through the CLI: register, refuse a failing gate, approve, promote, roll back, audit."
+import json
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from workbench import audit, data, demo, gates, onnx, registry, tracking
+
+NUM, CAT = ['income', 'credit_score', 'debt_to_income', 'delinquencies_2y', 'employment_years', 'age'], ['product', 'region']
+
+
+def candidate(ws, credit, model, features, champion=None):
+    "Train in a tracked run, export to ONNX, gate on held-out rows, log and register; returns (version, run_id)."
+    frame = data.load(ws, credit.ref)
+    train, test = frame[:2400], frame[2400:]
+    nums, cats = [f for f in features if f in NUM], [f for f in features if f in CAT]
+    pre = ColumnTransformer([('num', make_pipeline(SimpleImputer(strategy='median'), StandardScaler()), nums),
+                             ('cat', OneHotEncoder(handle_unknown='ignore'), cats)])
+    with tracking.start_run(ws, 'credit-default', credit.ref, features, 'defaulted', {'model': type(model).__name__}) as run:
+        pipe = make_pipeline(pre, model).fit(train[features], train.defaulted)
+        exported = onnx.export(pipe, test[features])
+        report = gates.evaluate(onnx.OnnxModel(exported.onnx), test[features], test.defaulted, test.gender, champion,
+                                exported.parity.max_abs_diff, ws.settings, latency_rows=30)
+        registry.log_candidate(ws, run.run_id, exported, report)
+    return registry.register(ws, run.run_id, 'credit-default', actor='ci-pipeline'), run.run_id
+
+
+@pytest.fixture
+def trained(ws):
+    credit = data.commit(ws, 'credit', demo.training_frame(demo.generate(months=4, rows_per_month=800), 4), 'four months', 'ana')
+    good, good_run = candidate(ws, credit, LogisticRegression(max_iter=500), ['credit_score', 'income'])
+    weak, _ = candidate(ws, credit, LogisticRegression(), ['region'])
+    return ws, credit, good, weak, good_run
+
+
+def test_lifecycle_through_the_cli(trained, wb):
+    ws, credit, good, weak, _ = trained
+    assert (good.version, good.gates_passed, weak.version, weak.gates_passed) == (1, True, 2, False)
+    listed = json.loads(wb('registry', 'list', 'credit-default', '--format', 'json').stdout)
+    assert [v['version'] for v in listed] == [2, 1] and {v['dataset'] for v in listed} == {credit.ref}
+
+    r = wb('registry', 'promote', 'credit-default/1', check=False)  # not approved yet
+    assert r.returncode == 1 and 'has 0 of the 1 approvals required (promotion.min_approvals)' in r.stderr
+    r = wb('registry', 'approve', 'credit-default/1', '--as', 'ci-pipeline', check=False)  # the registrant
+    assert r.returncode == 1 and 'cannot approve' in r.stderr
+    assert 'approvals: bea' in wb('registry', 'approve', 'credit-default/1', '--as', 'bea', '-m', 'looks right').stdout
+    r = wb('registry', 'approve', 'credit-default/1', '--as', 'bea', check=False)
+    assert r.returncode == 1 and 'already approved' in r.stderr
+
+    wb('registry', 'approve', 'credit-default/2', '--as', 'bea')
+    r = wb('registry', 'promote', 'credit-default/2', check=False)  # approved, but fails a gate
+    assert r.returncode == 1 and 'fails gate auc' in r.stderr and 'gates.min_auc' in r.stderr and 'rule: every gate must pass' in r.stderr
+
+    assert 'credit-default/1 is now the champion' in wb('registry', 'promote', 'credit-default/1', '-m', 'first champion').stdout
+
+    champ = onnx.OnnxModel(registry.load_onnx(ws, 'credit-default@champion')[0])
+    better, _ = candidate(ws, credit, LogisticRegression(max_iter=500), NUM + CAT, champion=champ)
+    wb('registry', 'challenger', better.ref)
+    wb('registry', 'approve', better.ref, '--as', 'carla')
+    assert f'{better.ref} is now the champion' in wb('registry', 'promote', 'credit-default@challenger').stdout
+    assert 'credit-default/1 is the champion again' in wb('registry', 'rollback', 'credit-default', '-m', 'incident 42').stdout
+
+    hist = json.loads(wb('registry', 'history', 'credit-default', '--format', 'json').stdout)
+    assert [(h['alias'], h['from'], h['to']) for h in hist] == [
+        ('champion', None, 1), ('challenger', None, 3), ('champion', 1, 3), ('challenger', 3, None), ('champion', 3, 1)]
+    assert hist[-1]['action'] == 'model.rollback' and hist[-1]['reason'] == 'incident 42'
+    assert 'audit chain intact' in wb('audit', 'verify').stdout
+    actions = json.loads(wb('audit', 'log', '-n', '0', '--format', 'json').stdout)
+    assert {'dataset.commit', 'model.register', 'model.approve', 'model.promote', 'model.challenger', 'model.rollback'} <= {a['action'] for a in actions}
+
+    lineage = wb('registry', 'lineage', 'credit-default/3').stdout
+    assert credit.ref in lineage and 'model.promote' in lineage and 'carla' in lineage
+
+
+def test_stock_mlflow_client_sees_it(trained):
+    from mlflow import MlflowClient
+    ws, credit, good, weak, run_id = trained
+    registry.approve(ws, good.ref, 'bea'); registry.promote(ws, good.ref, 'bea')
+    c = MlflowClient(ws.tracking_uri, registry_uri=ws.tracking_uri)
+    mv = c.get_model_version_by_alias('credit-default', 'champion')
+    assert (int(mv.version), mv.run_id) == (1, run_id)
+    assert mv.tags['workbench.dataset_id'] == credit.id and mv.tags['workbench.gates_passed'] == 'true'
+    assert json.loads(mv.tags['workbench.approvals']) == ['bea']
+    assert c.get_model_version('credit-default', '2').tags['workbench.gates_passed'] == 'false'
+    run = c.get_run(run_id)
+    assert run.data.tags['workbench.dataset_id'] == credit.id and 'gate.auc' in run.data.metrics
+    assert {a.path for a in c.list_artifacts(run_id)} >= {'gate_report.json', 'parity.json', 'signature.json'}
+
+
+def test_bad_input_leaves_the_registry_unchanged(trained, wb):
+    ws, credit, good, weak, run_id = trained
+    before = (json.loads(wb('registry', 'list', '--format', 'json').stdout), len(audit.log(ws)))
+    for args, message in [(['registry', 'show', 'nope/1'], "no registered model named 'nope'"),
+                          (['registry', 'show', 'credit-default/9'], 'has no version 9'),
+                          (['registry', 'show', 'credit-default@champion'], 'has no champion alias yet'),
+                          (['registry', 'promote', 'Credit Default'], 'is not a model reference'),
+                          (['registry', 'rollback', 'credit-default'], 'no earlier champion'),
+                          (['registry', 'history', 'nope'], "no registered model named 'nope'")]:
+        r = wb(*args, check=False)
+        assert r.returncode == 1 and message in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
+    with pytest.raises(Exception, match='no ONNX model'):
+        with tracking.start_run(ws, 'credit-default', credit.ref, ['income'], 'defaulted') as run: pass
+        registry.register(ws, run.run_id, 'credit-default')
+    with pytest.raises(Exception, match='no MLflow run'):
+        registry.register(ws, '0' * 32, 'credit-default')
+    assert (json.loads(wb('registry', 'list', '--format', 'json').stdout), len(audit.log(ws))) == before
