@@ -10,19 +10,19 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'runs_compare', 'registry', 'registry_list', 'registry_show', 'registry_approve', 'registry_promote',
            'registry_challenger', 'registry_rollback', 'registry_history', 'registry_lineage']
 
-# %% ../nbs/05_cli.ipynb #d5933d90
+# %% ../nbs/05_cli.ipynb #24dcea26
 import json, sys, time
 import click
 from . import __version__
 from .config import WorkbenchError
 
-# %% ../nbs/05_cli.ipynb #a43c87c0
+# %% ../nbs/05_cli.ipynb #01614ab2
 class _Group(click.Group):
     def invoke(self, ctx):
         try: return super().invoke(ctx)
         except WorkbenchError as e: raise click.ClickException(str(e)) from None
 
-# %% ../nbs/05_cli.ipynb #af80ab2c
+# %% ../nbs/05_cli.ipynb #e18db449
 @click.group(cls=_Group, context_settings=dict(help_option_names=['-h', '--help'], max_content_width=100))
 @click.option('-w', '--workspace', type=click.Path(file_okay=False), help='Workspace folder (default: WORKBENCH_HOME, settings.ini, ./workspace).')
 @click.option('--settings', 'settings_file', type=click.Path(dir_okay=False), help='Policy file (default: nearest settings.ini).')
@@ -35,7 +35,7 @@ def cli(ctx, workspace, settings_file, overrides):
     if bad: raise click.BadParameter(f"{bad[0]!r} is not SECTION.KEY=VALUE", param_hint='--set')
     ctx.obj = dict(workspace=workspace, settings_file=settings_file, overrides=dict(o.split('=', 1) for o in overrides))
 
-# %% ../nbs/05_cli.ipynb #1e970b58
+# %% ../nbs/05_cli.ipynb #838ecff2
 def _settings(ctx):
     from workbench.config import load_settings
     o = ctx.find_root().obj
@@ -47,7 +47,7 @@ def _ws(ctx, create=True):
 
 def main(): cli(prog_name='workbench')
 
-# %% ../nbs/05_cli.ipynb #4b64c4cc
+# %% ../nbs/05_cli.ipynb #d360bd3a
 def _show(df, fmt='table', max_width=60):
     "Print a DataFrame as an aligned table, CSV or JSON records."
     if fmt == 'csv': return click.echo(df.to_csv(index=False), nl=False)
@@ -58,7 +58,7 @@ def _show(df, fmt='table', max_width=60):
 
 FORMAT = click.option('--format', 'fmt', type=click.Choice(['table', 'csv', 'json']), default='table', show_default=True)
 
-# %% ../nbs/05_cli.ipynb #6682b001
+# %% ../nbs/05_cli.ipynb #67782f77
 @cli.command()
 @click.pass_context
 def init(ctx):
@@ -72,7 +72,7 @@ def init(ctx):
     if not f: (f := Path('settings.ini')).write_text(render_settings())
     click.echo(f"workspace ready at {ws.root}\nsettings in {Path(f).resolve()}\nMLflow tracking URI: {ws.tracking_uri}")
 
-# %% ../nbs/05_cli.ipynb #1094f867
+# %% ../nbs/05_cli.ipynb #1f9f0539
 @cli.command('config')
 @click.pass_context
 def show_config(ctx):
@@ -81,7 +81,7 @@ def show_config(ctx):
     s = _settings(ctx)
     _show(pd.DataFrame([dict(setting=k, value=v, source=s.sources[k]) for k, v in s.values.items()]), max_width=80)
 
-# %% ../nbs/05_cli.ipynb #2d6f417b
+# %% ../nbs/05_cli.ipynb #38829bdd
 def summary(ws) -> str:
     "A few lines on what the workspace holds."
     from workbench import audit, data
@@ -99,7 +99,7 @@ def status(ctx):
     "Summarize the workspace: tables, datasets and the audit chain."
     click.echo(summary(_ws(ctx)))
 
-# %% ../nbs/05_cli.ipynb #700c4aa4
+# %% ../nbs/05_cli.ipynb #5b371821
 @cli.command()
 @click.option('--months', default=12, show_default=True, help='Months of applications to generate.')
 @click.option('--rows-per-month', default=2000, show_default=True, help='Applications per month.')
@@ -117,7 +117,7 @@ def demo(ctx, months, rows_per_month, drift_month, seed):
     dm.commit_demo(ws, data, progress=click.echo)
     click.echo(f"\n{summary(ws)}\n\nDone in {time.perf_counter() - t0:.1f} s. Try: workbench data diff applications~1 applications")
 
-# %% ../nbs/05_cli.ipynb #812634f5
+# %% ../nbs/05_cli.ipynb #823f5337
 @cli.command()
 @click.argument('query')
 @click.option('-p', '--param', 'params', multiple=True, metavar='NAME=VALUE', help='Value for $NAME in the query; repeatable.')
@@ -137,7 +137,7 @@ def sql(ctx, query, params, fmt):
     if bad: raise click.BadParameter(f"{bad[0]!r} is not NAME=VALUE", param_hint='--param')
     _show(_ws(ctx).sql(query, {k: typed(v) for k, v in (p.split('=', 1) for p in params)} or None).df(), fmt)
 
-# %% ../nbs/05_cli.ipynb #a79d7d8c
+# %% ../nbs/05_cli.ipynb #557887fd
 @cli.command()
 @click.argument('table', required=False)
 @click.option('--retention-hours', default=1, type=click.IntRange(min=0), show_default=True, help='Keep unreferenced files this long for readers of old snapshots.')
@@ -146,7 +146,7 @@ def maintain(ctx, table, retention_hours):
     "Compact, checkpoint and vacuum TABLE (all tables when omitted)."
     for name, removed in _ws(ctx).maintain(table, retention_hours).items(): click.echo(f"{name}: compacted, {removed} old files removed")
 
-# %% ../nbs/05_cli.ipynb #00b21187
+# %% ../nbs/05_cli.ipynb #91ddccfa
 @cli.group(cls=_Group)
 def data():
     "Versioned datasets: commit, log, show, diff."
@@ -166,7 +166,7 @@ def data_commit(ctx, name, source, message, author):
     if len(d.versions(ws, name)) == before: click.echo(f"unchanged: {v.ref} already holds this data ({v.rows} rows)")
     else: click.echo(f"committed {v.ref}: {v.rows} rows, {v.columns} columns" + (f", parent {v.parent[:12]}" if v.parent else ''))
 
-# %% ../nbs/05_cli.ipynb #1b5c32ba
+# %% ../nbs/05_cli.ipynb #1bd46425
 @data.command('log')
 @click.argument('name', required=False)
 @FORMAT
@@ -203,7 +203,7 @@ def data_diff(ctx, a, b, show_all):
     click.echo(str(r))
     if show_all: _show(r.columns)
 
-# %% ../nbs/05_cli.ipynb #35d38c68
+# %% ../nbs/05_cli.ipynb #c0f24c89
 @cli.group(cls=_Group)
 def audit():
     "The hash-chained audit log."
@@ -229,7 +229,7 @@ def audit_verify(ctx):
     click.echo(str(v))
     if not v.ok: sys.exit(1)
 
-# %% ../nbs/05_cli.ipynb #fc4e8fc2
+# %% ../nbs/05_cli.ipynb #ce719a2f
 @cli.group(cls=_Group)
 def runs():
     "Tracked training runs: list and compare."
@@ -243,7 +243,11 @@ def runs_list(ctx, experiment, limit, fmt):
     "List runs, newest first, with their dataset and status."
     from workbench import tracking
     df = tracking.runs(_ws(ctx), experiment)
-    _show(df.head(limit) if limit else df, fmt)
+    df = df.head(limit) if limit else df
+    if fmt == 'table':  # what fits a terminal: the run, its data, its metrics
+        df = df[['run_id', 'experiment', 'run_name', 'status', 'start_time', 'dataset'] + [c for c in df if c.startswith('metrics.')]]
+        df = df.assign(start_time=df.start_time.dt.strftime('%Y-%m-%d %H:%M')).rename(columns=lambda c: c.removeprefix('metrics.'))
+    _show(df, fmt)
 
 @runs.command('compare')
 @click.argument('run_ids', nargs=-1, required=True)
@@ -256,7 +260,7 @@ def runs_compare(ctx, run_ids, differs, fmt):
     df = tracking.compare(_ws(ctx), list(run_ids))
     _show(df[df.differs] if differs else df, fmt)
 
-# %% ../nbs/05_cli.ipynb #698272b1
+# %% ../nbs/05_cli.ipynb #fe868a51
 @cli.group(cls=_Group)
 def registry():
     "The governed model registry: versions, approvals, promotion, rollback, history, lineage."
@@ -284,7 +288,7 @@ def registry_show(ctx, ref):
     report = r.gate_report(ws, mv.run_id)
     click.echo(f"\n{report}" if report else "\nno gate report")
 
-# %% ../nbs/05_cli.ipynb #70edb70c
+# %% ../nbs/05_cli.ipynb #07dd0ada
 @registry.command('approve')
 @click.argument('ref')
 @click.option('--as', 'approver', help='Approver (default: the current actor).')
@@ -324,7 +328,7 @@ def registry_rollback(ctx, name, reason):
     from workbench import registry as r
     click.echo(f"{r.rollback(_ws(ctx), name, reason=reason).ref} is the champion again")
 
-# %% ../nbs/05_cli.ipynb #a1b770fd
+# %% ../nbs/05_cli.ipynb #c86f9c70
 @registry.command('history')
 @click.argument('name')
 @FORMAT
