@@ -7,16 +7,16 @@ Docs: https://mlops-workbench.github.io/workbench/config.html.md"""
 # %% auto #0
 __all__ = ['DEFAULTS', 'WorkbenchError', 'parse_value', 'Settings', 'find_settings', 'load_settings', 'render_settings']
 
-# %% ../nbs/00_config.ipynb #52eb6f8c
+# %% ../nbs/00_config.ipynb #337af52a
 import configparser, os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# %% ../nbs/00_config.ipynb #2549c838
+# %% ../nbs/00_config.ipynb #b2dd6e5b
 class WorkbenchError(ValueError):
     "A problem the user can fix; its message says what was wrong and what to do, in one sentence."
 
-# %% ../nbs/00_config.ipynb #5d9aff57
+# %% ../nbs/00_config.ipynb #ed1a3134
 DEFAULTS = {
     'workspace': {
         'path': ('workspace', 'Folder holding the project state, relative to this file (WORKBENCH_HOME overrides it)'),
@@ -31,6 +31,13 @@ DEFAULTS = {
         'max_latency_ms': (10.0, 'Largest allowed p99 single-row scoring latency, in milliseconds'),
         'min_gain_over_champion': (0.0, 'AUC a challenger must add over the current champion'),
         'parity_tolerance': (1e-4, 'Largest allowed |probability difference| between ONNX and scikit-learn'),
+    },
+    'validation': {
+        'psi_threshold': (0.2, 'PSI against the reference at or above which a numeric or categorical column fails'),
+        'ks_threshold': (0.1, 'Two-sample KS statistic against the reference at or above which a numeric column fails'),
+        'missing_tolerance': (0.05, 'How far a column\'s missing share may rise above the reference\'s'),
+        'row_count_factor': (10.0, 'Rows must lie within the reference\'s row count divided or multiplied by this'),
+        'allow_new_categories': (False, 'Whether a category unseen in the reference passes'),
     },
     'promotion': {
         'require_approval': (True, 'A version needs recorded approvals before it becomes champion'),
@@ -60,7 +67,7 @@ DEFAULTS = {
     },
 }
 
-# %% ../nbs/00_config.ipynb #c54c5678
+# %% ../nbs/00_config.ipynb #d66ed18a
 def parse_value(key:str, # `section.key`, for the message
                 text:str, # the value as written
                 default, # the default, whose type the value must have
@@ -79,7 +86,7 @@ def parse_value(key:str, # `section.key`, for the message
         raise WorkbenchError(f"{key} must be {kind}, got {text!r} (from {source})") from None
     return t
 
-# %% ../nbs/00_config.ipynb #dcf75bfd
+# %% ../nbs/00_config.ipynb #bc2d751f
 @dataclass
 class Settings:
     values: dict # `section.key` -> typed value
@@ -88,7 +95,7 @@ class Settings:
     def __getitem__(self, key): return self.values[key]
     def section(self, name): return {k.split('.', 1)[1]: v for k, v in self.values.items() if k.startswith(name + '.')}
 
-# %% ../nbs/00_config.ipynb #5b51589a
+# %% ../nbs/00_config.ipynb #fa799e2c
 def find_settings(start:Path|None=None # folder to start from; the current one by default
                  ) -> Path|None:
     "The nearest `settings.ini` with a `[workspace]` section, in `start` or a parent folder."
@@ -98,7 +105,7 @@ def find_settings(start:Path|None=None # folder to start from; the current one b
         if f.is_file() and '[workspace]' in f.read_text(errors='replace'): return f
     return None
 
-# %% ../nbs/00_config.ipynb #e9f76dff
+# %% ../nbs/00_config.ipynb #259c513f
 def _read_file(f:Path, values:dict, sources:dict):
     cp = configparser.ConfigParser(interpolation=None)
     try: cp.read(f)
@@ -112,7 +119,7 @@ def _read_file(f:Path, values:dict, sources:dict):
                                      f"{', '.join(DEFAULTS.get(sec, {})) or 'none (unknown section)'}")
             values[key], sources[key] = parse_value(key, text, values[key], str(f)), str(f)
 
-# %% ../nbs/00_config.ipynb #3284be2b
+# %% ../nbs/00_config.ipynb #65377fe6
 def load_settings(file:Path|str|None=None, # settings.ini to read; found with `find_settings` when None
                   overrides:dict|None=None, # `section.key` -> text, e.g. from CLI `--set`
                   env:dict|None=None): # environment to read; `os.environ` when None
@@ -131,7 +138,7 @@ def load_settings(file:Path|str|None=None, # settings.ini to read; found with `f
         values[key], sources[key] = parse_value(key, str(text), values[key], 'flag'), 'flag'
     return Settings(values, f, sources)
 
-# %% ../nbs/00_config.ipynb #243b0f03
+# %% ../nbs/00_config.ipynb #8d4f8e88
 def render_settings() -> str:
     "The default `settings.ini`, commented, as text."
     out = ['# MLOps Workbench policy file, read by workbench.config.',
