@@ -6,23 +6,24 @@ Docs: https://mlops-workbench.github.io/workbench/cli.html.md"""
 
 # %% auto #0
 __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 'demo', 'sql', 'maintain', 'data', 'data_commit',
-           'data_log', 'data_show', 'data_diff', 'audit', 'audit_log', 'audit_verify', 'runs', 'runs_list',
-           'runs_compare', 'registry', 'registry_list', 'registry_show', 'registry_approve', 'registry_promote',
-           'registry_challenger', 'registry_rollback', 'registry_history', 'registry_lineage']
+           'data_log', 'data_show', 'data_diff', 'data_suite', 'data_validate', 'pipeline', 'pipeline_run',
+           'pipeline_list', 'audit', 'audit_log', 'audit_verify', 'runs', 'runs_list', 'runs_compare', 'registry',
+           'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
+           'registry_rollback', 'registry_history', 'registry_lineage']
 
-# %% ../nbs/05_cli.ipynb #24dcea26
+# %% ../nbs/05_cli.ipynb #66430cd3
 import json, sys, time
 import click
 from . import __version__
 from .config import WorkbenchError
 
-# %% ../nbs/05_cli.ipynb #01614ab2
+# %% ../nbs/05_cli.ipynb #3fdaf958
 class _Group(click.Group):
     def invoke(self, ctx):
         try: return super().invoke(ctx)
         except WorkbenchError as e: raise click.ClickException(str(e)) from None
 
-# %% ../nbs/05_cli.ipynb #e18db449
+# %% ../nbs/05_cli.ipynb #4898cc46
 @click.group(cls=_Group, context_settings=dict(help_option_names=['-h', '--help'], max_content_width=100))
 @click.option('-w', '--workspace', type=click.Path(file_okay=False), help='Workspace folder (default: WORKBENCH_HOME, settings.ini, ./workspace).')
 @click.option('--settings', 'settings_file', type=click.Path(dir_okay=False), help='Policy file (default: nearest settings.ini).')
@@ -35,7 +36,7 @@ def cli(ctx, workspace, settings_file, overrides):
     if bad: raise click.BadParameter(f"{bad[0]!r} is not SECTION.KEY=VALUE", param_hint='--set')
     ctx.obj = dict(workspace=workspace, settings_file=settings_file, overrides=dict(o.split('=', 1) for o in overrides))
 
-# %% ../nbs/05_cli.ipynb #838ecff2
+# %% ../nbs/05_cli.ipynb #33c33bcb
 def _settings(ctx):
     from workbench.config import load_settings
     o = ctx.find_root().obj
@@ -47,7 +48,7 @@ def _ws(ctx, create=True):
 
 def main(): cli(prog_name='workbench')
 
-# %% ../nbs/05_cli.ipynb #d360bd3a
+# %% ../nbs/05_cli.ipynb #9f757686
 def _show(df, fmt='table', max_width=60):
     "Print a DataFrame as an aligned table, CSV or JSON records."
     if fmt == 'csv': return click.echo(df.to_csv(index=False), nl=False)
@@ -58,7 +59,17 @@ def _show(df, fmt='table', max_width=60):
 
 FORMAT = click.option('--format', 'fmt', type=click.Choice(['table', 'csv', 'json']), default='table', show_default=True)
 
-# %% ../nbs/05_cli.ipynb #67782f77
+# %% ../nbs/05_cli.ipynb #7816b0b3
+def _params(pairs) -> dict:
+    "`NAME=VALUE` pairs as a dict of typed values."
+    bad = [p for p in pairs if '=' not in p]
+    if bad: raise click.BadParameter(f"{bad[0]!r} is not NAME=VALUE", param_hint='-p')
+    def typed(v):
+        try: return json.loads(v)
+        except ValueError: return v
+    return {k: typed(v) for k, v in (p.split('=', 1) for p in pairs)}
+
+# %% ../nbs/05_cli.ipynb #61799fef
 @cli.command()
 @click.pass_context
 def init(ctx):
@@ -72,7 +83,7 @@ def init(ctx):
     if not f: (f := Path('settings.ini')).write_text(render_settings())
     click.echo(f"workspace ready at {ws.root}\nsettings in {Path(f).resolve()}\nMLflow tracking URI: {ws.tracking_uri}")
 
-# %% ../nbs/05_cli.ipynb #1f9f0539
+# %% ../nbs/05_cli.ipynb #6d22ff06
 @cli.command('config')
 @click.pass_context
 def show_config(ctx):
@@ -81,7 +92,7 @@ def show_config(ctx):
     s = _settings(ctx)
     _show(pd.DataFrame([dict(setting=k, value=v, source=s.sources[k]) for k, v in s.values.items()]), max_width=80)
 
-# %% ../nbs/05_cli.ipynb #38829bdd
+# %% ../nbs/05_cli.ipynb #02a9adbd
 def summary(ws) -> str:
     "A few lines on what the workspace holds."
     from workbench import audit, data
@@ -99,7 +110,7 @@ def status(ctx):
     "Summarize the workspace: tables, datasets and the audit chain."
     click.echo(summary(_ws(ctx)))
 
-# %% ../nbs/05_cli.ipynb #5b371821
+# %% ../nbs/05_cli.ipynb #a7245ee5
 @cli.command()
 @click.option('--months', default=12, show_default=True, help='Months of applications to generate.')
 @click.option('--rows-per-month', default=2000, show_default=True, help='Applications per month.')
@@ -117,7 +128,7 @@ def demo(ctx, months, rows_per_month, drift_month, seed):
     dm.commit_demo(ws, data, progress=click.echo)
     click.echo(f"\n{summary(ws)}\n\nDone in {time.perf_counter() - t0:.1f} s. Try: workbench data diff applications~1 applications")
 
-# %% ../nbs/05_cli.ipynb #823f5337
+# %% ../nbs/05_cli.ipynb #f5ead9b3
 @cli.command()
 @click.argument('query')
 @click.option('-p', '--param', 'params', multiple=True, metavar='NAME=VALUE', help='Value for $NAME in the query; repeatable.')
@@ -128,16 +139,9 @@ def sql(ctx, query, params, fmt):
 
     Example: workbench sql "select action, count(*) as n from audit group by action"
     """
-    def typed(v):
-        for cast in (int, float):
-            try: return cast(v)
-            except ValueError: pass
-        return v
-    bad = [p for p in params if '=' not in p]
-    if bad: raise click.BadParameter(f"{bad[0]!r} is not NAME=VALUE", param_hint='--param')
-    _show(_ws(ctx).sql(query, {k: typed(v) for k, v in (p.split('=', 1) for p in params)} or None).df(), fmt)
+    _show(_ws(ctx).sql(query, _params(params) or None).df(), fmt)
 
-# %% ../nbs/05_cli.ipynb #557887fd
+# %% ../nbs/05_cli.ipynb #7ad984f6
 @cli.command()
 @click.argument('table', required=False)
 @click.option('--retention-hours', default=1, type=click.IntRange(min=0), show_default=True, help='Keep unreferenced files this long for readers of old snapshots.')
@@ -146,7 +150,7 @@ def maintain(ctx, table, retention_hours):
     "Compact, checkpoint and vacuum TABLE (all tables when omitted)."
     for name, removed in _ws(ctx).maintain(table, retention_hours).items(): click.echo(f"{name}: compacted, {removed} old files removed")
 
-# %% ../nbs/05_cli.ipynb #91ddccfa
+# %% ../nbs/05_cli.ipynb #b89f320a
 @cli.group(cls=_Group)
 def data():
     "Versioned datasets: commit, log, show, diff."
@@ -166,7 +170,7 @@ def data_commit(ctx, name, source, message, author):
     if len(d.versions(ws, name)) == before: click.echo(f"unchanged: {v.ref} already holds this data ({v.rows} rows)")
     else: click.echo(f"committed {v.ref}: {v.rows} rows, {v.columns} columns" + (f", parent {v.parent[:12]}" if v.parent else ''))
 
-# %% ../nbs/05_cli.ipynb #1bd46425
+# %% ../nbs/05_cli.ipynb #d369d352
 @data.command('log')
 @click.argument('name', required=False)
 @FORMAT
@@ -203,7 +207,59 @@ def data_diff(ctx, a, b, show_all):
     click.echo(str(r))
     if show_all: _show(r.columns)
 
-# %% ../nbs/05_cli.ipynb #c0f24c89
+# %% ../nbs/05_cli.ipynb #11bff9c7
+@data.command('suite')
+@click.argument('ref')
+@click.option('--keys', default='', help='Comma-separated key columns that must be unique.')
+@click.option('--target', help='The label column, if any.')
+@click.option('--name', help='Suite name (default: the dataset name).')
+@click.pass_context
+def data_suite(ctx, ref, keys, target, name):
+    "Infer a validation suite from version REF and save it, editable, with the project."
+    from workbench import validation as v
+    ws = _ws(ctx)
+    suite = v.infer_suite(ws, ref, [k for k in keys.split(',') if k], target, name)
+    click.echo(f"suite {suite.name} inferred from {ref}, saved to {v.save_suite(ws, suite)}")
+
+@data.command('validate')
+@click.argument('ref')
+@click.option('--suite', help='Suite name (default: the dataset name).')
+@click.pass_context
+def data_validate(ctx, ref, suite):
+    "Validate version REF against its suite; exit 1 if any check fails."
+    from workbench import validation as v
+    report = v.validate(_ws(ctx), ref, suite)
+    click.echo(str(report))
+    if not report.passed: sys.exit(1)
+
+# %% ../nbs/05_cli.ipynb #f018a3b2
+@cli.group(cls=_Group)
+def pipeline():
+    "The pipeline notebooks, run headlessly with papermill: validate, train, evaluate, promote, ci."
+
+@pipeline.command('run')
+@click.argument('name')
+@click.option('-p', '--param', 'params', multiple=True, metavar='NAME=VALUE', help='A notebook parameter; repeatable.')
+@click.pass_context
+def pipeline_run(ctx, name, params):
+    "Run pipeline NAME (validate, train, evaluate, promote, or ci for all four in turn)."
+    from workbench import pipelines as p
+    ws, values = _ws(ctx), _params(params)
+    runs = p.run_ci(ws, values) if name == 'ci' else [p.run(ws, name, values)]
+    for r in runs: click.echo(f"{r.pipeline:<9} {r.status:<18} {r.message}\n{'':<9} notebook {r.notebook}")
+    if any(r.status == 'failed' for r in runs): sys.exit(1)
+
+@pipeline.command('list')
+@click.option('-n', '--limit', default=20, show_default=True, help='Newest runs to show (0 for all).')
+@FORMAT
+@click.pass_context
+def pipeline_list(ctx, limit, fmt):
+    "Past pipeline runs, newest first, with status and the executed notebook."
+    from workbench import pipelines as p
+    df = p.history(_ws(ctx))
+    _show(df.head(limit) if limit else df, fmt)
+
+# %% ../nbs/05_cli.ipynb #35f42017
 @cli.group(cls=_Group)
 def audit():
     "The hash-chained audit log."
@@ -229,7 +285,7 @@ def audit_verify(ctx):
     click.echo(str(v))
     if not v.ok: sys.exit(1)
 
-# %% ../nbs/05_cli.ipynb #ce719a2f
+# %% ../nbs/05_cli.ipynb #6d9da7f2
 @cli.group(cls=_Group)
 def runs():
     "Tracked training runs: list and compare."
@@ -260,7 +316,7 @@ def runs_compare(ctx, run_ids, differs, fmt):
     df = tracking.compare(_ws(ctx), list(run_ids))
     _show(df[df.differs] if differs else df, fmt)
 
-# %% ../nbs/05_cli.ipynb #fe868a51
+# %% ../nbs/05_cli.ipynb #e0e18b97
 @cli.group(cls=_Group)
 def registry():
     "The governed model registry: versions, approvals, promotion, rollback, history, lineage."
@@ -288,7 +344,7 @@ def registry_show(ctx, ref):
     report = r.gate_report(ws, mv.run_id)
     click.echo(f"\n{report}" if report else "\nno gate report")
 
-# %% ../nbs/05_cli.ipynb #07dd0ada
+# %% ../nbs/05_cli.ipynb #307c7441
 @registry.command('approve')
 @click.argument('ref')
 @click.option('--as', 'approver', help='Approver (default: the current actor).')
@@ -328,7 +384,7 @@ def registry_rollback(ctx, name, reason):
     from workbench import registry as r
     click.echo(f"{r.rollback(_ws(ctx), name, reason=reason).ref} is the champion again")
 
-# %% ../nbs/05_cli.ipynb #c86f9c70
+# %% ../nbs/05_cli.ipynb #70f66260
 @registry.command('history')
 @click.argument('name')
 @FORMAT

@@ -7,16 +7,16 @@ Docs: https://mlops-workbench.github.io/workbench/config.html.md"""
 # %% auto #0
 __all__ = ['DEFAULTS', 'WorkbenchError', 'parse_value', 'Settings', 'find_settings', 'load_settings', 'render_settings']
 
-# %% ../nbs/00_config.ipynb #337af52a
+# %% ../nbs/00_config.ipynb #51f80aa3
 import configparser, os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# %% ../nbs/00_config.ipynb #b2dd6e5b
+# %% ../nbs/00_config.ipynb #3cbe684a
 class WorkbenchError(ValueError):
     "A problem the user can fix; its message says what was wrong and what to do, in one sentence."
 
-# %% ../nbs/00_config.ipynb #ed1a3134
+# %% ../nbs/00_config.ipynb #353ce2ea
 DEFAULTS = {
     'workspace': {
         'path': ('workspace', 'Folder holding the project state, relative to this file (WORKBENCH_HOME overrides it)'),
@@ -36,6 +36,7 @@ DEFAULTS = {
         'psi_threshold': (0.2, 'PSI against the reference at or above which a numeric or categorical column fails'),
         'ks_threshold': (0.1, 'Two-sample KS statistic against the reference at or above which a numeric column fails'),
         'missing_tolerance': (0.05, 'How far a column\'s missing share may rise above the reference\'s'),
+        'range_tolerance': (0.01, 'Share of a numeric column\'s values allowed outside the reference range'),
         'row_count_factor': (10.0, 'Rows must lie within the reference\'s row count divided or multiplied by this'),
         'allow_new_categories': (False, 'Whether a category unseen in the reference passes'),
     },
@@ -67,7 +68,7 @@ DEFAULTS = {
     },
 }
 
-# %% ../nbs/00_config.ipynb #d66ed18a
+# %% ../nbs/00_config.ipynb #f75a57f6
 def parse_value(key:str, # `section.key`, for the message
                 text:str, # the value as written
                 default, # the default, whose type the value must have
@@ -86,7 +87,7 @@ def parse_value(key:str, # `section.key`, for the message
         raise WorkbenchError(f"{key} must be {kind}, got {text!r} (from {source})") from None
     return t
 
-# %% ../nbs/00_config.ipynb #bc2d751f
+# %% ../nbs/00_config.ipynb #9b995b34
 @dataclass
 class Settings:
     values: dict # `section.key` -> typed value
@@ -95,7 +96,7 @@ class Settings:
     def __getitem__(self, key): return self.values[key]
     def section(self, name): return {k.split('.', 1)[1]: v for k, v in self.values.items() if k.startswith(name + '.')}
 
-# %% ../nbs/00_config.ipynb #fa799e2c
+# %% ../nbs/00_config.ipynb #f0c664ea
 def find_settings(start:Path|None=None # folder to start from; the current one by default
                  ) -> Path|None:
     "The nearest `settings.ini` with a `[workspace]` section, in `start` or a parent folder."
@@ -105,7 +106,7 @@ def find_settings(start:Path|None=None # folder to start from; the current one b
         if f.is_file() and '[workspace]' in f.read_text(errors='replace'): return f
     return None
 
-# %% ../nbs/00_config.ipynb #259c513f
+# %% ../nbs/00_config.ipynb #4ee3ef97
 def _read_file(f:Path, values:dict, sources:dict):
     cp = configparser.ConfigParser(interpolation=None)
     try: cp.read(f)
@@ -119,7 +120,7 @@ def _read_file(f:Path, values:dict, sources:dict):
                                      f"{', '.join(DEFAULTS.get(sec, {})) or 'none (unknown section)'}")
             values[key], sources[key] = parse_value(key, text, values[key], str(f)), str(f)
 
-# %% ../nbs/00_config.ipynb #65377fe6
+# %% ../nbs/00_config.ipynb #2569340a
 def load_settings(file:Path|str|None=None, # settings.ini to read; found with `find_settings` when None
                   overrides:dict|None=None, # `section.key` -> text, e.g. from CLI `--set`
                   env:dict|None=None): # environment to read; `os.environ` when None
@@ -138,7 +139,7 @@ def load_settings(file:Path|str|None=None, # settings.ini to read; found with `f
         values[key], sources[key] = parse_value(key, str(text), values[key], 'flag'), 'flag'
     return Settings(values, f, sources)
 
-# %% ../nbs/00_config.ipynb #8d4f8e88
+# %% ../nbs/00_config.ipynb #7abf49b1
 def render_settings() -> str:
     "The default `settings.ini`, commented, as text."
     out = ['# MLOps Workbench policy file, read by workbench.config.',

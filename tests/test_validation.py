@@ -1,0 +1,200 @@
+"Data validation on the demo portfolio: no drift passes, drift and broken data fail naming column, check, value and threshold."
+import json
+from functools import lru_cache
+import numpy as np, pandas as pd
+import pytest
+from workbench import audit, data, demo, validation as val
+from workbench.config import WorkbenchError, load_settings, render_settings
+from workbench.workspace import open_workspace
+
+DRIFT_FAILURES = {('income', 'ks'), ('loan_amount', 'psi'), ('loan_amount', 'ks'), ('term_months', 'ks'),
+                  ('product', 'categories'), ('product', 'psi')}
+
+
+@lru_cache(1)
+def portfolio(): return demo.generate(months=12, rows_per_month=1000)
+
+
+def months(m): return demo.training_frame(portfolio(), m)
+
+
+@pytest.fixture
+def credit(ws):
+    "A workspace with `credit` months 1-6 committed and its suite (key application_id, target defaulted) saved."
+    data.commit(ws, 'credit', months(6), 'reference')
+    val.save_suite(ws, val.infer_suite(ws, 'credit', keys=['application_id'], target='defaulted'))
+    return ws
+
+
+def failed(rep): return set(zip(rep.failures.column, rep.failures.check))
+
+
+def result(rep, column, check): return rep.results.set_index(['column', 'check']).loc[(column, check)]
+
+
+def commit_and_validate(ws, name, frame, **kw):
+    return val.validate(ws, data.commit(ws, name, frame).ref, **kw)
+
+
+def test_no_drift_passes(credit):
+    rep = commit_and_validate(credit, 'credit', months(range(7, 10)))
+    assert rep.passed and failed(rep) == set() and rep.suite == 'credit'
+    assert result(rep, 'income', 'psi').observed < 0.05 and result(rep, 'income', 'ks').observed < 0.05
+    assert result(rep, None, 'row_count').observed == 3000
+    assert str(rep).startswith(f'{rep.dataset} against suite credit: passed, 0 of {len(rep.results)} checks failed')
+
+
+def test_drift_fails_on_income_loans_and_the_new_product(credit):
+    rep = commit_and_validate(credit, 'credit', months(range(10, 13)))
+    assert not rep.passed and failed(rep) == DRIFT_FAILURES
+    ks = result(rep, 'income', 'ks')
+    assert 0.15 < ks.observed < 0.18 and ks.threshold == 0.1 and ks.message == f'income: ks {ks.observed:.4g} ≥ 0.1'
+    assert 0.1 < result(rep, 'income', 'psi').observed < 0.2 and result(rep, 'income', 'psi').passed  # moderate shift only
+    cats = result(rep, 'product', 'categories')
+    assert cats.message == "product: unseen 'bnpl' (15.0% of rows)" and abs(cats.observed - 0.150333) < 1e-6 and cats.threshold == 0
+    assert result(rep, 'product', 'psi').observed > 1
+    lines = str(rep).splitlines()
+    assert lines[0].endswith(f'FAILED, 6 of {len(rep.results)} checks failed')
+    assert all(l.startswith('  FAIL') for l in lines[1:7]) and not any(l.startswith('  FAIL') for l in lines[7:])
+
+
+def test_dropped_column_fails_naming_it(credit):
+    rep = commit_and_validate(credit, 'credit_dropped', months(range(7, 10)).drop(columns='credit_score'), suite='credit')
+    assert failed(rep) == {('credit_score', 'column_present')}
+    assert '  FAIL  credit_score: column missing' in str(rep).splitlines()
+
+
+def test_missing_values_fail_missing(credit):
+    f = months(range(7, 10))
+    f['debt_to_income'] = f.debt_to_income.where(np.random.default_rng(1).random(len(f)) >= 0.4)
+    rep = commit_and_validate(credit, 'credit_nulls', f, suite='credit')
+    # the reference had no nulls in debt_to_income: both the nullability and the missing share fail
+    assert failed(rep) == {('debt_to_income', 'missing'), ('debt_to_income', 'nullable')}
+    m = result(rep, 'debt_to_income', 'missing')
+    assert 0.38 < m.observed < 0.42 and m.threshold == 0.05 and m.message.startswith(f'debt_to_income: missing {m.observed:.4g} > 0.05')
+    assert result(rep, 'debt_to_income', 'nullable').observed == f.debt_to_income.isna().sum()
+
+
+def test_duplicate_keys_fail_unique(credit):
+    f = months(range(7, 10))
+    rep = commit_and_validate(credit, 'credit_dups', pd.concat([f, f.iloc[:7]], ignore_index=True), suite='credit')
+    assert failed(rep) == {('application_id', 'unique')}
+    u = result(rep, 'application_id', 'unique')
+    assert (u.observed, u.threshold, u.message) == (7, 0, 'application_id: 7 duplicate key rows')
+
+
+def test_type_change_fails_and_extra_column_is_only_reported(credit):
+    f = months(range(7, 10)).assign(age=lambda d: d.age.astype(float), note='x')
+    rep = commit_and_validate(credit, 'credit_types', f, suite='credit')
+    assert failed(rep) == {('age', 'type')} and result(rep, 'age', 'type').message == 'age: type double, expected int64'
+    assert result(rep, 'note', 'extra_column').passed
+    assert not ({('age', 'psi'), ('age', 'range')} & set(zip(rep.results.column, rep.results.check)))  # no value checks on a retyped column
+
+
+def test_scoring_data_without_the_target_passes(credit):
+    rep = commit_and_validate(credit, 'scoring', months(range(7, 10)).drop(columns='defaulted'), suite='credit')
+    assert rep.passed and result(rep, 'defaulted', 'column_present').message == 'defaulted: absent, allowed for the target'
+
+
+def test_results_are_stored_in_the_validations_table(credit):
+    ok = commit_and_validate(credit, 'credit', months(range(7, 10)))
+    bad = commit_and_validate(credit, 'credit', months(range(10, 13)))
+    t = credit.sql('select * from validations').to_arrow_table()
+    assert t.column_names == val.VALIDATIONS.names and t.num_rows == len(ok.results) + len(bad.results)
+    assert [str(f.type) for f in t.schema][7:10] == ['double', 'double', 'bool']
+    rows = credit.sql('select "column", "check", observed, threshold, message from validations '
+                      'where validation_id = $id and not passed order by "column", "check"', {'id': bad.validation_id}).fetchall()
+    assert {(r[0], r[1]) for r in rows} == DRIFT_FAILURES
+    income = next(r for r in rows if r[:2] == ('income', 'ks'))
+    assert income[2] == pytest.approx(result(bad, 'income', 'ks').observed) and income[3] == 0.1 and income[4].startswith('income: ks')
+    assert credit.sql('select distinct dataset, dataset_id, suite from validations where validation_id = $id',
+                      {'id': ok.validation_id}).fetchall() == [(ok.dataset, ok.dataset_id, 'credit')]
+    assert credit.sql("select count(*) from validations where \"check\" = 'type' and observed is not null").fetchall() == [(0,)]
+
+
+def test_each_validation_is_one_audit_event(credit):
+    bad = commit_and_validate(credit, 'credit', months(range(10, 13)), actor='ana')
+    ev = audit.log(credit, action='data.validate')
+    assert len(ev) == 1 and ev.subject[0] == bad.dataset and ev.actor[0] == 'ana'
+    after = json.loads(ev.after[0])
+    assert after['passed'] is False and after['validation_id'] == bad.validation_id and after['suite'] == 'credit'
+    assert sorted(after['failed']) == sorted(f'{c}.{k}' for c, k in DRIFT_FAILURES) and len(after['suite_sha256']) == 64
+    assert audit.verify(credit).ok
+
+
+def test_edited_suite_changes_the_verdict(credit):
+    data.commit(credit, 'credit', months(range(10, 13)))
+    path = val.suites_dir(credit)/'credit.json'
+    d = json.loads(path.read_text())
+    d['columns']['product']['categories']['allow_new'] = True
+    for c, k in [('income', 'ks'), ('loan_amount', 'ks'), ('term_months', 'ks')]: d['columns'][c][k]['threshold'] = 0.5
+    del d['columns']['loan_amount']['psi'], d['columns']['product']['psi']
+    path.write_text(json.dumps(d, indent=1))
+    rep = val.validate(credit, 'credit')
+    assert rep.passed and result(rep, 'product', 'categories').message == "product: unseen 'bnpl' (15.0% of rows), allowed"
+    assert ('loan_amount', 'psi') not in set(zip(rep.results.column, rep.results.check))
+
+
+def test_suite_file_is_readable_json_with_the_thresholds(credit):
+    text = (val.suites_dir(credit)/'credit.json').read_text()
+    d = json.loads(text)
+    assert d['keys'] == ['application_id'] and d['target'] == 'defaulted' and d['rows'] == {'reference': 6000, 'min': 600, 'max': 60000}
+    income = d['columns']['income']
+    assert income['psi']['threshold'] == 0.2 and income['ks']['threshold'] == 0.1 and income['missing']['tolerance'] == 0.05
+    assert len(income['psi']['edges']) == 9 and abs(sum(income['psi']['shares']) - 1) < 1e-5
+    assert d['columns']['product']['categories'] == {'values': ['personal_loan', 'credit_card', 'auto_loan'], 'allow_new': False}
+    assert d['columns']['month']['kind'] == 'time' and 'categories' not in d['columns']['month']
+    assert '  "keys": ["application_id"],' in text.splitlines()
+    assert val.load_suite(credit, 'credit') == val.Suite(**d)
+
+
+def test_thresholds_come_from_settings(tmp_path):
+    ws = open_workspace(tmp_path/'ws', load_settings(env={'WORKBENCH_VALIDATION_PSI_THRESHOLD': '0.1',
+                                                          'WORKBENCH_VALIDATION_ALLOW_NEW_CATEGORIES': 'true'}))
+    data.commit(ws, 'credit', months(6))
+    s = val.infer_suite(ws, 'credit')
+    assert s.columns['income']['psi']['threshold'] == 0.1 and s.columns['product']['categories']['allow_new'] is True
+    val.save_suite(ws, s)
+    rep = commit_and_validate(ws, 'credit', months(range(10, 13)))
+    assert ('income', 'psi') in failed(rep) and ('product', 'categories') not in failed(rep)
+
+
+def test_bad_suite_files_are_named(credit):
+    d = val.suites_dir(credit)
+    (d/'typo.json').write_text((d/'credit.json').read_text().replace('"threshold": 0.2', '"threshold": "0.2"', 1))
+    (d/'broken.json').write_text('{"name": "broken",\n')
+    with pytest.raises(WorkbenchError, match=r"typo\.json is not a valid suite: column 'age': psi\.threshold must be a number"):
+        val.load_suite(credit, 'typo')
+    with pytest.raises(WorkbenchError, match=r"broken\.json is not valid JSON \(.*line 2"):
+        val.load_suite(credit, 'broken')
+    with pytest.raises(WorkbenchError, match=r"no suite named 'nope' .*\(suites here: broken, credit, typo\)"):
+        val.validate(credit, 'credit', suite='nope')
+    assert audit.log(credit, action='data.validate').empty
+
+
+def test_bad_keys_are_refused(credit):
+    with pytest.raises(WorkbenchError, match=r"key region is not unique in credit@\w+ \(5994 duplicate rows\)"):
+        val.infer_suite(credit, 'credit', keys=['region'])
+    with pytest.raises(WorkbenchError, match=r"has no column 'label'"):
+        val.infer_suite(credit, 'credit', target='label')
+
+
+def test_without_a_suite_one_is_inferred_from_the_first_version(ws):
+    first = data.commit(ws, 'credit', months(6))
+    data.commit(ws, 'credit', months(range(10, 13)))
+    rep = val.validate(ws, 'credit')
+    assert rep.note.startswith(f"no suite 'credit' yet: inferred one from {first.ref}, the first version of credit")
+    assert str(rep).splitlines()[0] == rep.note and not rep.passed
+    assert val.load_suite(ws, 'credit').reference == first.id and (ws.root/'suites'/'credit.json').is_file()
+    assert 'note' in json.loads(audit.log(ws, action='data.validate').after[0])
+    assert val.validate(ws, 'credit').note == ''  # the saved suite is used from now on
+
+
+def test_suites_live_beside_the_projects_settings(tmp_path):
+    (tmp_path/'proj').mkdir()
+    (tmp_path/'proj'/'settings.ini').write_text(render_settings())
+    s = load_settings(tmp_path/'proj'/'settings.ini', env={})
+    inside, outside = open_workspace(tmp_path/'proj'/'workspace', s), open_workspace(tmp_path/'elsewhere', s)
+    data.commit(inside, 'credit', months(6))
+    assert val.save_suite(inside, val.infer_suite(inside, 'credit')) == tmp_path/'proj'/'suites'/'credit.json'
+    assert val.suites_dir(outside) == tmp_path/'elsewhere'/'suites'
