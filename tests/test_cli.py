@@ -63,20 +63,20 @@ def test_workspace_location_precedence(wb, tmp_path, env):
 
 
 def test_demo_commits_versions_and_is_idempotent(wb):
-    out = wb('demo', '--months', '6', '--rows-per-month', '150', '--drift-month', '5').stdout
+    out = wb('demo', '--months', '6', '--rows-per-month', '150', '--drift-month', '5', '--data-only').stdout
     assert 'credit@' in out and 'applications@' in out and 'labels@' in out and 'audit chain intact' in out
     log = json.loads(wb('data', 'log', '--format', 'json').stdout)
     assert sorted({r['ref'].split('@')[0] for r in log}) == ['applications', 'credit', 'labels']
-    wb('demo', '--months', '6', '--rows-per-month', '150', '--drift-month', '5')
+    wb('demo', '--months', '6', '--rows-per-month', '150', '--drift-month', '5', '--data-only')
     assert json.loads(wb('data', 'log', '--format', 'json').stdout) == log  # nothing new
     diff = wb('data', 'diff', 'applications~2', 'applications~1').stdout  # month 4 -> month 5, the first drifted one
     assert "new value 'bnpl'" in diff and 'income.mean' in diff  # the injected drift shows
-    r = wb('demo', '--months', '0', check=False)
+    r = wb('demo', '--months', '0', '--data-only', check=False)
     assert r.returncode == 1 and 'months must be a whole number' in r.stderr
 
 
 def test_sql_formats_params_and_errors(wb):
-    wb('demo', '--months', '2', '--rows-per-month', '50')
+    wb('demo', '--months', '2', '--rows-per-month', '50', '--data-only')
     q = 'select name, rows from datasets where rows >= $min order by name, rows'
     assert json.loads(wb('sql', q, '-p', 'min=60', '--format', 'json').stdout) == [{'name': 'credit', 'rows': 100}]
     assert wb('sql', q, '-p', 'min=0', '--format', 'csv').stdout.splitlines()[0] == 'name,rows'
@@ -90,8 +90,23 @@ def test_sql_formats_params_and_errors(wb):
 
 
 def test_status_and_maintain(wb):
-    wb('demo', '--months', '2', '--rows-per-month', '50')
+    wb('demo', '--months', '2', '--rows-per-month', '50', '--data-only')
     out = wb('status').stdout
     assert 'datasets    2 (3 versions)' in out and 'audit chain intact: 3 events' in out
     assert 'audit: compacted' in wb('maintain').stdout
     assert out.split('audit       ')[1] == wb('status').stdout.split('audit       ')[1]  # same chain after compaction
+
+
+def test_demo_runs_the_lifecycle(wb, tmp_path):
+    "The README's main job: data, validation, two candidates, gates, registry, an approved champion, its ONNX file."
+    t0 = time.perf_counter()
+    out = wb('demo', '--months', '6', '--rows-per-month', '1000').stdout
+    took = time.perf_counter() - t0
+    for stage in ['[1/4] data', '[2/4] validate', '[3/4] train two candidates', '[4/4] evaluate', 'validate  ok', 'train     ok', 'evaluate  ok']:
+        assert stage in out, stage
+    assert 'credit-default/1 is the champion (approved by demo-reviewer)' in out and 'audit chain intact' in out
+    assert (tmp_path/'ws'/'models'/'credit-default-1.onnx').stat().st_size > 1000
+    champion = json.loads(wb('registry', 'list', '--format', 'json').stdout)
+    assert [v['aliases'] for v in champion] == [['champion']] and champion[0]['gates_passed'] is True
+    assert [r['pipeline'] for r in json.loads(wb('pipeline', 'list', '--format', 'json').stdout)] == ['promote', 'evaluate', 'train', 'validate']
+    assert took < 180, f'workbench demo took {took:.0f} s'

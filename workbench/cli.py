@@ -11,19 +11,19 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
            'registry_rollback', 'registry_history', 'registry_lineage']
 
-# %% ../nbs/05_cli.ipynb #66430cd3
+# %% ../nbs/05_cli.ipynb #9822f74e
 import json, sys, time
 import click
 from . import __version__
 from .config import WorkbenchError
 
-# %% ../nbs/05_cli.ipynb #3fdaf958
+# %% ../nbs/05_cli.ipynb #6b92b4d7
 class _Group(click.Group):
     def invoke(self, ctx):
         try: return super().invoke(ctx)
         except WorkbenchError as e: raise click.ClickException(str(e)) from None
 
-# %% ../nbs/05_cli.ipynb #4898cc46
+# %% ../nbs/05_cli.ipynb #f8945107
 @click.group(cls=_Group, context_settings=dict(help_option_names=['-h', '--help'], max_content_width=100))
 @click.option('-w', '--workspace', type=click.Path(file_okay=False), help='Workspace folder (default: WORKBENCH_HOME, settings.ini, ./workspace).')
 @click.option('--settings', 'settings_file', type=click.Path(dir_okay=False), help='Policy file (default: nearest settings.ini).')
@@ -36,7 +36,7 @@ def cli(ctx, workspace, settings_file, overrides):
     if bad: raise click.BadParameter(f"{bad[0]!r} is not SECTION.KEY=VALUE", param_hint='--set')
     ctx.obj = dict(workspace=workspace, settings_file=settings_file, overrides=dict(o.split('=', 1) for o in overrides))
 
-# %% ../nbs/05_cli.ipynb #33c33bcb
+# %% ../nbs/05_cli.ipynb #bf7380af
 def _settings(ctx):
     from workbench.config import load_settings
     o = ctx.find_root().obj
@@ -48,7 +48,7 @@ def _ws(ctx, create=True):
 
 def main(): cli(prog_name='workbench')
 
-# %% ../nbs/05_cli.ipynb #9f757686
+# %% ../nbs/05_cli.ipynb #e0851534
 def _show(df, fmt='table', max_width=60):
     "Print a DataFrame as an aligned table, CSV or JSON records."
     if fmt == 'csv': return click.echo(df.to_csv(index=False), nl=False)
@@ -59,7 +59,7 @@ def _show(df, fmt='table', max_width=60):
 
 FORMAT = click.option('--format', 'fmt', type=click.Choice(['table', 'csv', 'json']), default='table', show_default=True)
 
-# %% ../nbs/05_cli.ipynb #7816b0b3
+# %% ../nbs/05_cli.ipynb #afc17a41
 def _params(pairs) -> dict:
     "`NAME=VALUE` pairs as a dict of typed values."
     bad = [p for p in pairs if '=' not in p]
@@ -69,7 +69,7 @@ def _params(pairs) -> dict:
         except ValueError: return v
     return {k: typed(v) for k, v in (p.split('=', 1) for p in pairs)}
 
-# %% ../nbs/05_cli.ipynb #61799fef
+# %% ../nbs/05_cli.ipynb #a2f2e5e8
 @cli.command()
 @click.pass_context
 def init(ctx):
@@ -83,7 +83,7 @@ def init(ctx):
     if not f: (f := Path('settings.ini')).write_text(render_settings())
     click.echo(f"workspace ready at {ws.root}\nsettings in {Path(f).resolve()}\nMLflow tracking URI: {ws.tracking_uri}")
 
-# %% ../nbs/05_cli.ipynb #6d22ff06
+# %% ../nbs/05_cli.ipynb #b479490a
 @cli.command('config')
 @click.pass_context
 def show_config(ctx):
@@ -92,7 +92,7 @@ def show_config(ctx):
     s = _settings(ctx)
     _show(pd.DataFrame([dict(setting=k, value=v, source=s.sources[k]) for k, v in s.values.items()]), max_width=80)
 
-# %% ../nbs/05_cli.ipynb #02a9adbd
+# %% ../nbs/05_cli.ipynb #c286cb6a
 def summary(ws) -> str:
     "A few lines on what the workspace holds."
     from workbench import audit, data
@@ -110,25 +110,48 @@ def status(ctx):
     "Summarize the workspace: tables, datasets and the audit chain."
     click.echo(summary(_ws(ctx)))
 
-# %% ../nbs/05_cli.ipynb #a7245ee5
+# %% ../nbs/05_cli.ipynb #2e2ae93c
 @cli.command()
 @click.option('--months', default=12, show_default=True, help='Months of applications to generate.')
 @click.option('--rows-per-month', default=2000, show_default=True, help='Applications per month.')
 @click.option('--drift-month', default=10, show_default=True, help='First drifted month (1-based; above --months for none).')
 @click.option('--seed', default=42, show_default=True, help='Random seed: the same seed gives the same data and ids.')
+@click.option('--data-only', is_flag=True, help='Only generate and commit the data; run no pipeline.')
 @click.pass_context
-def demo(ctx, months, rows_per_month, drift_month, seed):
-    "Run the demo: generate the embedded credit portfolio, commit it as dataset versions, summarize."
+def demo(ctx, months, rows_per_month, drift_month, seed, data_only):
+    "Run the demo: commit the embedded credit portfolio, then validate, train, evaluate and promote a champion."
     from workbench import demo as dm
-    ws = _ws(ctx)
-    t0 = time.perf_counter()
-    click.echo(f"Generating {months} months x {rows_per_month} credit applications (drift from month {drift_month}, seed {seed})")
-    data = dm.generate(months, rows_per_month, drift_month, seed=seed)
-    click.echo(f"Committing dataset versions to {ws.root}")
-    dm.commit_demo(ws, data, progress=click.echo)
-    click.echo(f"\n{summary(ws)}\n\nDone in {time.perf_counter() - t0:.1f} s. Try: workbench data diff applications~1 applications")
+    ws, t0 = _ws(ctx), time.perf_counter()
+    click.echo(f"[1/4] data: {months} months x {rows_per_month} credit applications (drift from month {drift_month}, seed {seed})")
+    dm.commit_demo(ws, dm.generate(months, rows_per_month, drift_month, seed=seed), progress=click.echo)
+    if not data_only: _demo_lifecycle(ctx, ws)
+    click.echo(f"\n{summary(ws)}\n\nDone in {time.perf_counter() - t0:.0f} s.")
+    click.echo("Next: workbench registry show credit-default@champion | workbench runs list | workbench data diff applications~3 applications"
+               if not data_only else "Next: workbench data diff applications~3 applications")
 
-# %% ../nbs/05_cli.ipynb #f5ead9b3
+# %% ../nbs/05_cli.ipynb #323abcf6
+def _demo_lifecycle(ctx, ws):
+    from pathlib import Path
+    from workbench import pipelines, registry
+    carry = {}
+    heading = {'validate': '[2/4] validate the training data', 'train': '[3/4] train two candidates',
+               'evaluate': '[4/4] evaluate, register, promote, export ONNX'}
+    for stage in ['validate', 'train', 'evaluate', 'promote']:
+        if stage in heading: click.echo(heading[stage])
+        r = pipelines.run(ws, stage, {k: v for k, v in carry.items() if k in pipelines.parameters(stage)})
+        click.echo(f"  {stage:<9} {r.status:<18} {r.message}")
+        if not r.ok: raise WorkbenchError(f"the demo stopped: {r.error or r.message}")
+        carry |= {'dataset': r.results['dataset']} if stage == 'validate' else {'run_id': r.results['run_id']} if stage == 'train' else {}
+    mv = registry.get(ws, r.results['model_version'])
+    if 'champion' not in mv.aliases:
+        registry.approve(ws, mv.ref, 'demo-reviewer', 'demo: approved on behalf of a reviewer')
+        mv = registry.promote(ws, mv.ref, 'demo-reviewer', 'demo: first champion')
+    onnx_bytes, mv = registry.load_onnx(ws, f'{mv.name}@champion')
+    (out := ws.root/'models'/f'{mv.name}-{mv.version}.onnx').parent.mkdir(exist_ok=True)
+    out.write_bytes(onnx_bytes)
+    click.echo(f"  {mv.ref} is the champion (approved by {', '.join(mv.approvals)}); ONNX model at {out}")
+
+# %% ../nbs/05_cli.ipynb #ee5c1658
 @cli.command()
 @click.argument('query')
 @click.option('-p', '--param', 'params', multiple=True, metavar='NAME=VALUE', help='Value for $NAME in the query; repeatable.')
@@ -141,7 +164,7 @@ def sql(ctx, query, params, fmt):
     """
     _show(_ws(ctx).sql(query, _params(params) or None).df(), fmt)
 
-# %% ../nbs/05_cli.ipynb #7ad984f6
+# %% ../nbs/05_cli.ipynb #dfc15d80
 @cli.command()
 @click.argument('table', required=False)
 @click.option('--retention-hours', default=1, type=click.IntRange(min=0), show_default=True, help='Keep unreferenced files this long for readers of old snapshots.')
@@ -150,7 +173,7 @@ def maintain(ctx, table, retention_hours):
     "Compact, checkpoint and vacuum TABLE (all tables when omitted)."
     for name, removed in _ws(ctx).maintain(table, retention_hours).items(): click.echo(f"{name}: compacted, {removed} old files removed")
 
-# %% ../nbs/05_cli.ipynb #b89f320a
+# %% ../nbs/05_cli.ipynb #d09de1e1
 @cli.group(cls=_Group)
 def data():
     "Versioned datasets: commit, log, show, diff."
@@ -170,7 +193,7 @@ def data_commit(ctx, name, source, message, author):
     if len(d.versions(ws, name)) == before: click.echo(f"unchanged: {v.ref} already holds this data ({v.rows} rows)")
     else: click.echo(f"committed {v.ref}: {v.rows} rows, {v.columns} columns" + (f", parent {v.parent[:12]}" if v.parent else ''))
 
-# %% ../nbs/05_cli.ipynb #d369d352
+# %% ../nbs/05_cli.ipynb #46475a65
 @data.command('log')
 @click.argument('name', required=False)
 @FORMAT
@@ -207,7 +230,7 @@ def data_diff(ctx, a, b, show_all):
     click.echo(str(r))
     if show_all: _show(r.columns)
 
-# %% ../nbs/05_cli.ipynb #11bff9c7
+# %% ../nbs/05_cli.ipynb #36aec262
 @data.command('suite')
 @click.argument('ref')
 @click.option('--keys', default='', help='Comma-separated key columns that must be unique.')
@@ -232,7 +255,7 @@ def data_validate(ctx, ref, suite):
     click.echo(str(report))
     if not report.passed: sys.exit(1)
 
-# %% ../nbs/05_cli.ipynb #f018a3b2
+# %% ../nbs/05_cli.ipynb #44441195
 @cli.group(cls=_Group)
 def pipeline():
     "The pipeline notebooks, run headlessly with papermill: validate, train, evaluate, promote, ci."
@@ -256,10 +279,11 @@ def pipeline_run(ctx, name, params):
 def pipeline_list(ctx, limit, fmt):
     "Past pipeline runs, newest first, with status and the executed notebook."
     from workbench import pipelines as p
-    df = p.history(_ws(ctx))
-    _show(df.head(limit) if limit else df, fmt)
+    df = p.history(_ws(ctx), limit or None)
+    if fmt == 'table': df = df[['started', 'pipeline', 'status', 'seconds', 'message', 'notebook']].assign(started=df.started.dt.strftime('%Y-%m-%d %H:%M:%S'))
+    _show(df, fmt)
 
-# %% ../nbs/05_cli.ipynb #35f42017
+# %% ../nbs/05_cli.ipynb #70f93af7
 @cli.group(cls=_Group)
 def audit():
     "The hash-chained audit log."
@@ -285,7 +309,7 @@ def audit_verify(ctx):
     click.echo(str(v))
     if not v.ok: sys.exit(1)
 
-# %% ../nbs/05_cli.ipynb #6d9da7f2
+# %% ../nbs/05_cli.ipynb #ad8c77b8
 @cli.group(cls=_Group)
 def runs():
     "Tracked training runs: list and compare."
@@ -316,7 +340,7 @@ def runs_compare(ctx, run_ids, differs, fmt):
     df = tracking.compare(_ws(ctx), list(run_ids))
     _show(df[df.differs] if differs else df, fmt)
 
-# %% ../nbs/05_cli.ipynb #e0e18b97
+# %% ../nbs/05_cli.ipynb #f57a93f7
 @cli.group(cls=_Group)
 def registry():
     "The governed model registry: versions, approvals, promotion, rollback, history, lineage."
@@ -344,7 +368,7 @@ def registry_show(ctx, ref):
     report = r.gate_report(ws, mv.run_id)
     click.echo(f"\n{report}" if report else "\nno gate report")
 
-# %% ../nbs/05_cli.ipynb #307c7441
+# %% ../nbs/05_cli.ipynb #be2e752e
 @registry.command('approve')
 @click.argument('ref')
 @click.option('--as', 'approver', help='Approver (default: the current actor).')
@@ -384,7 +408,7 @@ def registry_rollback(ctx, name, reason):
     from workbench import registry as r
     click.echo(f"{r.rollback(_ws(ctx), name, reason=reason).ref} is the champion again")
 
-# %% ../nbs/05_cli.ipynb #70f66260
+# %% ../nbs/05_cli.ipynb #d8836ae0
 @registry.command('history')
 @click.argument('name')
 @FORMAT

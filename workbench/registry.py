@@ -9,7 +9,7 @@ __all__ = ['MOVES', 'PolicyError', 'client', 'parse_ref', 'ModelVersion', 'get',
            'register', 'approve', 'history', 'champion', 'check_policy', 'promote', 'set_challenger', 'rollback',
            'versions', 'lineage', 'load_onnx']
 
-# %% ../nbs/09_registry.ipynb #46993378
+# %% ../nbs/09_registry.ipynb #10e4f87b
 import json, re, tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,15 +19,17 @@ from .config import WorkbenchError
 from .workspace import Workspace
 from . import audit
 
-# %% ../nbs/09_registry.ipynb #37b759c7
+# %% ../nbs/09_registry.ipynb #734da1f8
 class PolicyError(WorkbenchError):
     "A registry action the promotion policy refuses; the message names the rule."
 
-# %% ../nbs/09_registry.ipynb #b024e309
+# %% ../nbs/09_registry.ipynb #2f7a0a62
 def client(ws:Workspace):
     "An `MlflowClient` on the workspace's tracking and registry store."
+    import os
     from mlflow import MlflowClient
     from workbench import tracking
+    os.environ.setdefault('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR', 'false')  # no progress bars for small artifacts
     tracking.prepare_store(ws)
     return MlflowClient(ws.tracking_uri, registry_uri=ws.tracking_uri)
 
@@ -39,7 +41,7 @@ def parse_ref(ref:str) -> tuple:
     if not m: raise WorkbenchError(f"{ref!r} is not a model reference; write NAME/VERSION (credit-default/3) or NAME@ALIAS (credit-default@champion)")
     return m['name'], m['version'] and int(m['version']), m['alias']
 
-# %% ../nbs/09_registry.ipynb #3a5abb94
+# %% ../nbs/09_registry.ipynb #d9ded2b6
 @dataclass
 class ModelVersion:
     "A registered model version as the workbench sees it."
@@ -53,7 +55,7 @@ class ModelVersion:
     @property
     def ref(self): return f'{self.name}/{self.version}'
 
-# %% ../nbs/09_registry.ipynb #faf20572
+# %% ../nbs/09_registry.ipynb #490b2cc5
 def _version(ws, c, name, version) -> ModelVersion:
     from mlflow.exceptions import MlflowException
     try: mv = c.get_model_version(name, str(version))
@@ -76,7 +78,7 @@ def _exists(c, name) -> bool:
 def _approvals(ws, subject) -> list:
     return audit.log(ws, action='model.approve', subject=subject).query('subject == @subject').actor.tolist()[::-1]
 
-# %% ../nbs/09_registry.ipynb #c8f1d5e7
+# %% ../nbs/09_registry.ipynb #654f7f0e
 def get(ws:Workspace, ref:str) -> ModelVersion:
     "The version `ref` names (`NAME/VERSION` or `NAME@ALIAS`)."
     from mlflow.exceptions import MlflowException
@@ -88,7 +90,7 @@ def get(ws:Workspace, ref:str) -> ModelVersion:
         except MlflowException: raise WorkbenchError(f"model {name} has no {alias or 'champion'} alias yet") from None
     return _version(ws, c, name, version)
 
-# %% ../nbs/09_registry.ipynb #60510345
+# %% ../nbs/09_registry.ipynb #a50d23b9
 def _in_run(run_id:str):
     import mlflow
     active = mlflow.active_run()
@@ -97,7 +99,7 @@ def _in_run(run_id:str):
         return nullcontext(active)
     return mlflow.start_run(run_id=run_id)
 
-# %% ../nbs/09_registry.ipynb #e3eb60ac
+# %% ../nbs/09_registry.ipynb #19ed5810
 def log_candidate(ws:Workspace, run_id:str, # the training run
                   exported, # a `workbench.onnx.Exported`: ONNX bytes, signature and parity
                   report=None): # a `workbench.gates.GateReport`, if the candidate was gated already
@@ -113,7 +115,7 @@ def log_candidate(ws:Workspace, run_id:str, # the training run
         if report is not None: log_gates(ws, run_id, report)
     return info.model_uri
 
-# %% ../nbs/09_registry.ipynb #eda11f43
+# %% ../nbs/09_registry.ipynb #a08fd91f
 def log_gates(ws:Workspace, run_id:str, report) -> None:
     "Save a gate report with the run: `gate_report.json`, a `gate.<name>` metric per gate and a tag."
     import mlflow
@@ -123,7 +125,7 @@ def log_gates(ws:Workspace, run_id:str, report) -> None:
         mlflow.log_metrics({f'gate.{g.name}': g.value for g in report.gates if g.value is not None})
         mlflow.set_tag('workbench.gates_passed', str(report.passed).lower())
 
-# %% ../nbs/09_registry.ipynb #018be0ee
+# %% ../nbs/09_registry.ipynb #9db76985
 def _run(c, run_id):
     from mlflow.exceptions import MlflowException
     try: return c.get_run(run_id)
@@ -136,7 +138,7 @@ def gate_report(ws:Workspace, run_id:str):
     if not any(a.path == 'gate_report.json' for a in c.list_artifacts(run_id)): return None
     with tempfile.TemporaryDirectory() as d: return gates.from_json(Path(c.download_artifacts(run_id, 'gate_report.json', d)).read_text())
 
-# %% ../nbs/09_registry.ipynb #f2e4b64a
+# %% ../nbs/09_registry.ipynb #a4f71a80
 def register(ws:Workspace, run_id:str, # the run whose ONNX model to register
              name:str, # the registered model's name, e.g. 'credit-default'
              actor:str|None=None) -> ModelVersion: # who registers; the current actor when None
@@ -159,7 +161,7 @@ def register(ws:Workspace, run_id:str, # the run whose ONNX model to register
 
 def _lock(name): return 'model_' + re.sub(r'[^a-z0-9_]', '_', name)
 
-# %% ../nbs/09_registry.ipynb #910f9f52
+# %% ../nbs/09_registry.ipynb #8585fe87
 def _check_approver(ws, mv, who):
     s = ws.settings
     allowed = [a.strip() for a in s['promotion.approvers'].split(',') if a.strip()]
@@ -170,7 +172,7 @@ def _check_approver(ws, mv, who):
     if allowed and who not in allowed and who != s['promotion.pipeline_identity']:
         raise PolicyError(f"{who} is not among the approvers in promotion.approvers ({', '.join(allowed)})")
 
-# %% ../nbs/09_registry.ipynb #f44936c8
+# %% ../nbs/09_registry.ipynb #025a93f6
 def approve(ws:Workspace, ref:str, # the version to approve, e.g. 'credit-default/3'
             approver:str|None=None, # who approves; the current actor when None
             comment:str='') -> ModelVersion: # why
@@ -184,7 +186,7 @@ def approve(ws:Workspace, ref:str, # the version to approve, e.g. 'credit-defaul
         client(ws).set_model_version_tag(name, str(mv.version), 'workbench.approvals', json.dumps(mv.approvals + [who]))
     return get(ws, mv.ref)
 
-# %% ../nbs/09_registry.ipynb #a4811101
+# %% ../nbs/09_registry.ipynb #3b7ebfd5
 MOVES = ('model.promote', 'model.rollback', 'model.challenger', 'model.retire')
 
 def history(ws:Workspace, name:str) -> pd.DataFrame:
@@ -204,7 +206,7 @@ def _champions(ws, name) -> list:
         elif pd.notna(r.to): stack.append(int(r.to))
     return stack
 
-# %% ../nbs/09_registry.ipynb #a7325fe9
+# %% ../nbs/09_registry.ipynb #0fe12e26
 def champion(ws:Workspace, name:str) -> ModelVersion:
     "The current champion of `name`, checked against the audit log."
     mv = get(ws, f'{name}@champion')
@@ -214,7 +216,7 @@ def champion(ws:Workspace, name:str) -> ModelVersion:
                           f"it was moved outside the workbench; restore it with `workbench registry promote` or `rollback`")
     return mv
 
-# %% ../nbs/09_registry.ipynb #5ce9c956
+# %% ../nbs/09_registry.ipynb #32dac885
 def check_policy(ws:Workspace, mv:ModelVersion) -> None:
     "Raise a `PolicyError` naming the first rule `mv` breaks; return quietly if it may be promoted."
     s = ws.settings
@@ -225,7 +227,7 @@ def check_policy(ws:Workspace, mv:ModelVersion) -> None:
         raise PolicyError(f"{mv.ref} has {len(mv.approvals)} of the {s['promotion.min_approvals']} approvals required "
                           f"(promotion.min_approvals); approve it with `workbench registry approve {mv.ref}`")
 
-# %% ../nbs/09_registry.ipynb #98fccc7a
+# %% ../nbs/09_registry.ipynb #9d2f7f69
 def _move(ws, name, alias, version, action, actor, reason):
     c = client(ws)
     try: old = int(c.get_model_version_by_alias(name, alias).version)
@@ -235,7 +237,7 @@ def _move(ws, name, alias, version, action, actor, reason):
     audit.record(ws, action, name, before={alias: old}, after={alias: version}, reason=reason, actor=actor or audit.current_actor(ws))
     return old
 
-# %% ../nbs/09_registry.ipynb #78bbac1f
+# %% ../nbs/09_registry.ipynb #d5ddc893
 def promote(ws:Workspace, ref:str, # the version to make champion, e.g. 'credit-default/3' or 'credit-default@challenger'
             actor:str|None=None, reason:str='') -> ModelVersion:
     "Make a version the champion if the promotion policy allows it; the old champion can be restored with `rollback`."
@@ -248,7 +250,7 @@ def promote(ws:Workspace, ref:str, # the version to make champion, e.g. 'credit-
         if 'challenger' in mv.aliases: _move(ws, name, 'challenger', None, 'model.challenger', actor, f'promoted to champion')
     return get(ws, mv.ref)
 
-# %% ../nbs/09_registry.ipynb #d21a0ac4
+# %% ../nbs/09_registry.ipynb #25752651
 def set_challenger(ws:Workspace, ref:str, actor:str|None=None, reason:str='') -> ModelVersion:
     "Make a version the challenger (canary or shadow candidate); it needs a passing gate report."
     name = parse_ref(ref)[0]
@@ -259,7 +261,7 @@ def set_challenger(ws:Workspace, ref:str, actor:str|None=None, reason:str='') ->
         _move(ws, name, 'challenger', mv.version, 'model.challenger', actor, reason)
     return get(ws, mv.ref)
 
-# %% ../nbs/09_registry.ipynb #2ea55fde
+# %% ../nbs/09_registry.ipynb #e4db6939
 def rollback(ws:Workspace, name:str, actor:str|None=None, reason:str='') -> ModelVersion:
     "Restore the champion before the current one."
     with ws.lock(_lock(name)):
@@ -269,7 +271,7 @@ def rollback(ws:Workspace, name:str, actor:str|None=None, reason:str='') -> Mode
         _move(ws, name, 'champion', stack[-2], 'model.rollback', actor, reason)
     return get(ws, f'{name}/{stack[-2]}')
 
-# %% ../nbs/09_registry.ipynb #f0d5e9aa
+# %% ../nbs/09_registry.ipynb #c21fc648
 def versions(ws:Workspace, name:str|None=None) -> pd.DataFrame:
     "Every version of model `name` (all models when None), newest first, with aliases, gates, approvals and data."
     c = client(ws)
@@ -279,7 +281,7 @@ def versions(ws:Workspace, name:str|None=None) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(ModelVersion.__dataclass_fields__))
     return df.sort_values(['name', 'version'], ascending=[True, False]).reset_index(drop=True)
 
-# %% ../nbs/09_registry.ipynb #3f11138e
+# %% ../nbs/09_registry.ipynb #cb2cc96a
 def lineage(ws:Workspace, ref:str) -> dict:
     "Model version → run → dataset version → its parents, and the version's audit trail."
     from workbench import data
@@ -298,7 +300,7 @@ def lineage(ws:Workspace, ref:str) -> dict:
                          params=run.data.params, metrics=run.data.metrics, code_version=run.data.tags.get('workbench.code_version', '')),
                 datasets=chain, events=events[['seq', 'time', 'actor', 'action', 'subject', 'reason']].iloc[::-1].to_dict('records'))
 
-# %% ../nbs/09_registry.ipynb #0fe4db20
+# %% ../nbs/09_registry.ipynb #f7477646
 def load_onnx(ws:Workspace, ref:str) -> tuple:
     "The ONNX bytes of a version (an alias is checked against the audit log first) and its `ModelVersion`."
     name, version, alias = parse_ref(ref)
