@@ -9,7 +9,7 @@ __all__ = ['MOVES', 'PolicyError', 'client', 'parse_ref', 'ModelVersion', 'get',
            'register', 'approve', 'history', 'champion', 'check_policy', 'promote', 'set_challenger', 'rollback',
            'versions', 'lineage', 'load_onnx']
 
-# %% ../nbs/09_registry.ipynb #10e4f87b
+# %% ../nbs/09_registry.ipynb #29bfc070
 import json, re, tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,11 +19,11 @@ from .config import WorkbenchError
 from .workspace import Workspace
 from . import audit
 
-# %% ../nbs/09_registry.ipynb #734da1f8
+# %% ../nbs/09_registry.ipynb #2e394e5d
 class PolicyError(WorkbenchError):
     "A registry action the promotion policy refuses; the message names the rule."
 
-# %% ../nbs/09_registry.ipynb #2f7a0a62
+# %% ../nbs/09_registry.ipynb #2a7b09fd
 def client(ws:Workspace):
     "An `MlflowClient` on the workspace's tracking and registry store."
     import os
@@ -41,7 +41,7 @@ def parse_ref(ref:str) -> tuple:
     if not m: raise WorkbenchError(f"{ref!r} is not a model reference; write NAME/VERSION (credit-default/3) or NAME@ALIAS (credit-default@champion)")
     return m['name'], m['version'] and int(m['version']), m['alias']
 
-# %% ../nbs/09_registry.ipynb #d9ded2b6
+# %% ../nbs/09_registry.ipynb #b40795c2
 @dataclass
 class ModelVersion:
     "A registered model version as the workbench sees it."
@@ -55,7 +55,7 @@ class ModelVersion:
     @property
     def ref(self): return f'{self.name}/{self.version}'
 
-# %% ../nbs/09_registry.ipynb #490b2cc5
+# %% ../nbs/09_registry.ipynb #5bc2c321
 def _version(ws, c, name, version) -> ModelVersion:
     from mlflow.exceptions import MlflowException
     try: mv = c.get_model_version(name, str(version))
@@ -78,7 +78,7 @@ def _exists(c, name) -> bool:
 def _approvals(ws, subject) -> list:
     return audit.log(ws, action='model.approve', subject=subject).query('subject == @subject').actor.tolist()[::-1]
 
-# %% ../nbs/09_registry.ipynb #654f7f0e
+# %% ../nbs/09_registry.ipynb #ee8fbc3b
 def get(ws:Workspace, ref:str) -> ModelVersion:
     "The version `ref` names (`NAME/VERSION` or `NAME@ALIAS`)."
     from mlflow.exceptions import MlflowException
@@ -90,7 +90,7 @@ def get(ws:Workspace, ref:str) -> ModelVersion:
         except MlflowException: raise WorkbenchError(f"model {name} has no {alias or 'champion'} alias yet") from None
     return _version(ws, c, name, version)
 
-# %% ../nbs/09_registry.ipynb #a50d23b9
+# %% ../nbs/09_registry.ipynb #7c153a46
 def _in_run(run_id:str):
     import mlflow
     active = mlflow.active_run()
@@ -99,14 +99,14 @@ def _in_run(run_id:str):
         return nullcontext(active)
     return mlflow.start_run(run_id=run_id)
 
-# %% ../nbs/09_registry.ipynb #19ed5810
+# %% ../nbs/09_registry.ipynb #b3fced4b
 def log_candidate(ws:Workspace, run_id:str, # the training run
                   exported, # a `workbench.onnx.Exported`: ONNX bytes, signature and parity
                   report=None): # a `workbench.gates.GateReport`, if the candidate was gated already
     "Log the ONNX model, its signature, parity and gate report with the run; returns the model URI."
     import mlflow, onnx as onnx_lib
     from dataclasses import asdict
-    from workbench import gates, tracking
+    from workbench import tracking
     with tracking.using(ws), _in_run(run_id):
         info = mlflow.onnx.log_model(onnx_lib.load_from_string(exported.onnx), name='model')
         mlflow.log_dict({'inputs': exported.signature}, 'signature.json')
@@ -115,7 +115,7 @@ def log_candidate(ws:Workspace, run_id:str, # the training run
         if report is not None: log_gates(ws, run_id, report)
     return info.model_uri
 
-# %% ../nbs/09_registry.ipynb #a08fd91f
+# %% ../nbs/09_registry.ipynb #30e7a504
 def log_gates(ws:Workspace, run_id:str, report) -> None:
     "Save a gate report with the run: `gate_report.json`, a `gate.<name>` metric per gate and a tag."
     import mlflow
@@ -125,7 +125,7 @@ def log_gates(ws:Workspace, run_id:str, report) -> None:
         mlflow.log_metrics({f'gate.{g.name}': g.value for g in report.gates if g.value is not None})
         mlflow.set_tag('workbench.gates_passed', str(report.passed).lower())
 
-# %% ../nbs/09_registry.ipynb #9db76985
+# %% ../nbs/09_registry.ipynb #ea1f087f
 def _run(c, run_id):
     from mlflow.exceptions import MlflowException
     try: return c.get_run(run_id)
@@ -138,7 +138,7 @@ def gate_report(ws:Workspace, run_id:str):
     if not any(a.path == 'gate_report.json' for a in c.list_artifacts(run_id)): return None
     with tempfile.TemporaryDirectory() as d: return gates.from_json(Path(c.download_artifacts(run_id, 'gate_report.json', d)).read_text())
 
-# %% ../nbs/09_registry.ipynb #a4f71a80
+# %% ../nbs/09_registry.ipynb #14366834
 def register(ws:Workspace, run_id:str, # the run whose ONNX model to register
              name:str, # the registered model's name, e.g. 'credit-default'
              actor:str|None=None) -> ModelVersion: # who registers; the current actor when None
@@ -161,7 +161,7 @@ def register(ws:Workspace, run_id:str, # the run whose ONNX model to register
 
 def _lock(name): return 'model_' + re.sub(r'[^a-z0-9_]', '_', name)
 
-# %% ../nbs/09_registry.ipynb #8585fe87
+# %% ../nbs/09_registry.ipynb #9ec253eb
 def _check_approver(ws, mv, who):
     s = ws.settings
     allowed = [a.strip() for a in s['promotion.approvers'].split(',') if a.strip()]
@@ -172,7 +172,7 @@ def _check_approver(ws, mv, who):
     if allowed and who not in allowed and who != s['promotion.pipeline_identity']:
         raise PolicyError(f"{who} is not among the approvers in promotion.approvers ({', '.join(allowed)})")
 
-# %% ../nbs/09_registry.ipynb #025a93f6
+# %% ../nbs/09_registry.ipynb #78e98190
 def approve(ws:Workspace, ref:str, # the version to approve, e.g. 'credit-default/3'
             approver:str|None=None, # who approves; the current actor when None
             comment:str='') -> ModelVersion: # why
@@ -186,7 +186,7 @@ def approve(ws:Workspace, ref:str, # the version to approve, e.g. 'credit-defaul
         client(ws).set_model_version_tag(name, str(mv.version), 'workbench.approvals', json.dumps(mv.approvals + [who]))
     return get(ws, mv.ref)
 
-# %% ../nbs/09_registry.ipynb #3b7ebfd5
+# %% ../nbs/09_registry.ipynb #f19afe77
 MOVES = ('model.promote', 'model.rollback', 'model.challenger', 'model.retire')
 
 def history(ws:Workspace, name:str) -> pd.DataFrame:
@@ -206,7 +206,7 @@ def _champions(ws, name) -> list:
         elif pd.notna(r.to): stack.append(int(r.to))
     return stack
 
-# %% ../nbs/09_registry.ipynb #0fe12e26
+# %% ../nbs/09_registry.ipynb #536a12e7
 def champion(ws:Workspace, name:str) -> ModelVersion:
     "The current champion of `name`, checked against the audit log."
     mv = get(ws, f'{name}@champion')
@@ -216,7 +216,7 @@ def champion(ws:Workspace, name:str) -> ModelVersion:
                           f"it was moved outside the workbench; restore it with `workbench registry promote` or `rollback`")
     return mv
 
-# %% ../nbs/09_registry.ipynb #32dac885
+# %% ../nbs/09_registry.ipynb #9a5f105d
 def check_policy(ws:Workspace, mv:ModelVersion) -> None:
     "Raise a `PolicyError` naming the first rule `mv` breaks; return quietly if it may be promoted."
     s = ws.settings
@@ -227,7 +227,7 @@ def check_policy(ws:Workspace, mv:ModelVersion) -> None:
         raise PolicyError(f"{mv.ref} has {len(mv.approvals)} of the {s['promotion.min_approvals']} approvals required "
                           f"(promotion.min_approvals); approve it with `workbench registry approve {mv.ref}`")
 
-# %% ../nbs/09_registry.ipynb #9d2f7f69
+# %% ../nbs/09_registry.ipynb #0fcc3b6b
 def _move(ws, name, alias, version, action, actor, reason):
     c = client(ws)
     try: old = int(c.get_model_version_by_alias(name, alias).version)
@@ -237,7 +237,7 @@ def _move(ws, name, alias, version, action, actor, reason):
     audit.record(ws, action, name, before={alias: old}, after={alias: version}, reason=reason, actor=actor or audit.current_actor(ws))
     return old
 
-# %% ../nbs/09_registry.ipynb #d5ddc893
+# %% ../nbs/09_registry.ipynb #3b4185f9
 def promote(ws:Workspace, ref:str, # the version to make champion, e.g. 'credit-default/3' or 'credit-default@challenger'
             actor:str|None=None, reason:str='') -> ModelVersion:
     "Make a version the champion if the promotion policy allows it; the old champion can be restored with `rollback`."
@@ -250,7 +250,7 @@ def promote(ws:Workspace, ref:str, # the version to make champion, e.g. 'credit-
         if 'challenger' in mv.aliases: _move(ws, name, 'challenger', None, 'model.challenger', actor, f'promoted to champion')
     return get(ws, mv.ref)
 
-# %% ../nbs/09_registry.ipynb #25752651
+# %% ../nbs/09_registry.ipynb #c0f46585
 def set_challenger(ws:Workspace, ref:str, actor:str|None=None, reason:str='') -> ModelVersion:
     "Make a version the challenger (canary or shadow candidate); it needs a passing gate report."
     name = parse_ref(ref)[0]
@@ -261,7 +261,7 @@ def set_challenger(ws:Workspace, ref:str, actor:str|None=None, reason:str='') ->
         _move(ws, name, 'challenger', mv.version, 'model.challenger', actor, reason)
     return get(ws, mv.ref)
 
-# %% ../nbs/09_registry.ipynb #e4db6939
+# %% ../nbs/09_registry.ipynb #d78a0494
 def rollback(ws:Workspace, name:str, actor:str|None=None, reason:str='') -> ModelVersion:
     "Restore the champion before the current one."
     with ws.lock(_lock(name)):
@@ -271,7 +271,7 @@ def rollback(ws:Workspace, name:str, actor:str|None=None, reason:str='') -> Mode
         _move(ws, name, 'champion', stack[-2], 'model.rollback', actor, reason)
     return get(ws, f'{name}/{stack[-2]}')
 
-# %% ../nbs/09_registry.ipynb #c21fc648
+# %% ../nbs/09_registry.ipynb #9e40a3de
 def versions(ws:Workspace, name:str|None=None) -> pd.DataFrame:
     "Every version of model `name` (all models when None), newest first, with aliases, gates, approvals and data."
     c = client(ws)
@@ -281,7 +281,7 @@ def versions(ws:Workspace, name:str|None=None) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(ModelVersion.__dataclass_fields__))
     return df.sort_values(['name', 'version'], ascending=[True, False]).reset_index(drop=True)
 
-# %% ../nbs/09_registry.ipynb #cb2cc96a
+# %% ../nbs/09_registry.ipynb #913e41b1
 def lineage(ws:Workspace, ref:str) -> dict:
     "Model version → run → dataset version → its parents, and the version's audit trail."
     from workbench import data
@@ -300,7 +300,7 @@ def lineage(ws:Workspace, ref:str) -> dict:
                          params=run.data.params, metrics=run.data.metrics, code_version=run.data.tags.get('workbench.code_version', '')),
                 datasets=chain, events=events[['seq', 'time', 'actor', 'action', 'subject', 'reason']].iloc[::-1].to_dict('records'))
 
-# %% ../nbs/09_registry.ipynb #f7477646
+# %% ../nbs/09_registry.ipynb #3a0faa66
 def load_onnx(ws:Workspace, ref:str) -> tuple:
     "The ONNX bytes of a version (an alias is checked against the audit log first) and its `ModelVersion`."
     name, version, alias = parse_ref(ref)
