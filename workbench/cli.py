@@ -9,7 +9,7 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'data_log', 'data_show', 'data_diff', 'data_suite', 'data_validate', 'pipeline', 'pipeline_run',
            'pipeline_list', 'audit', 'audit_log', 'audit_verify', 'runs', 'runs_list', 'runs_compare', 'registry',
            'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
-           'registry_rollback', 'registry_history', 'registry_lineage']
+           'registry_rollback', 'registry_history', 'registry_lineage', 'serve']
 
 # %% ../nbs/05_cli.ipynb #9822f74e
 import json, sys, time
@@ -432,3 +432,26 @@ def registry_lineage(ctx, ref):
     for i, d in enumerate(l['datasets']):
         click.echo(f"{'dataset' if i == 0 else '  parent':<8} {d['ref']}" + ('' if d.get('missing') else f"  {d['rows']} rows by {d['author']}: {d['message']}"))
     for e in l['events']: click.echo(f"  {e['time']:%Y-%m-%d %H:%M:%S}  {e['actor']:<16} {e['action']:<18} {e['subject']}  {e['reason']}")
+
+# %% ../nbs/05_cli.ipynb #2165520b
+@cli.command()
+@click.argument('ref')
+@click.option('--canary', metavar='MODEL@ALIAS:PCT', help='Send PCT percent of traffic to this challenger, e.g. credit-default@challenger:10.')
+@click.option('--shadow', metavar='MODEL@ALIAS', help='Score every request with this challenger too; its answers are only logged.')
+@click.option('--host', default='127.0.0.1', show_default=True, help='Address to bind; 0.0.0.0 exposes the server to the network.')
+@click.option('--port', default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option('--workers', default=1, show_default=True, type=click.IntRange(1, 64), help='Worker processes.')
+@click.option('--export-bundle', 'bundle_dir', type=click.Path(file_okay=False), help='Write a self-contained build context for REF to this folder instead of serving.')
+@click.pass_context
+def serve(ctx, ref, canary, shadow, host, port, workers, bundle_dir):
+    """Serve model REF (e.g. credit-default@champion) over MLflow's /invocations and KServe v2 REST.
+
+    Admin endpoints (canary share, promote, rollback, reload) need WORKBENCH_ADMIN_TOKEN in the environment."""
+    ws = _ws(ctx, create=False)
+    if bundle_dir:
+        if canary or shadow: raise WorkbenchError("--export-bundle takes one model version; drop --canary and --shadow")
+        from workbench import bundle
+        return click.echo(bundle.export(ws, ref, bundle_dir))
+    from workbench import serving
+    o = ctx.find_root().obj
+    serving.run(ws, ref, canary, shadow, host, port, workers, o['settings_file'], o['overrides'], echo=click.echo)

@@ -60,6 +60,15 @@ DEFAULTS = {
         'max_p99_ms': (50.0, 'Challenger p99 latency above which the canary rolls back'),
         'max_divergence': (0.1, 'PSI between challenger and champion predictions above which it rolls back'),
         'promote_after': (1000, 'Healthy challenger requests after which it is promoted'),
+        'min_requests': (200, 'Challenger requests needed before its latency and divergence are judged'),
+        'actor': ('canary', 'Actor name the server records for automatic rollbacks and promotions'),
+    },
+    'serving': {
+        'flush_seconds': (1.0, 'How often the prediction log is written; at most this much is lost on SIGKILL'),
+        'flush_rows': (20000, 'Write the prediction log sooner when this many rows wait'),
+        'reload_seconds': (2.0, 'How often the server checks the registry for moved aliases'),
+        'max_rows': (10000, 'Most rows one request may carry'),
+        'max_body_mb': (16.0, 'Largest request body, in MiB'),
     },
     'alerts': {
         'sinks': ('console,audit', 'Where alerts go: any of console, jsonl, webhook, audit'),

@@ -28,9 +28,9 @@ def _onnx_type(name:str, s:pd.Series) -> str:
 
 # %% ../nbs/06_onnx.ipynb #2ad20349
 def signature_of(X:pd.DataFrame) -> list:
-    "The ONNX inputs for `X`: `{'name': column, 'type': 'double' or 'string'}` per column, in order."
+    "The ONNX inputs for `X`: `{'name': column, 'type': 'double' or 'string', 'nullable': whether `X` has a missing value there}` per column."
     if not isinstance(X, pd.DataFrame): raise WorkbenchError(f"the input signature comes from a DataFrame, not a {type(X).__name__}")
-    return [{'name': str(c), 'type': _onnx_type(str(c), X[c])} for c in X.columns]
+    return [{'name': str(c), 'type': _onnx_type(str(c), X[c]), 'nullable': bool(X[c].isna().any())} for c in X.columns]
 
 # %% ../nbs/06_onnx.ipynb #38a81ee0
 OPSETS = {'': 21, 'ai.onnx.ml': 3}

@@ -6,8 +6,8 @@ Docs: https://mlops-workbench.github.io/workbench/registry.html.md"""
 
 # %% auto #0
 __all__ = ['MOVES', 'PolicyError', 'client', 'parse_ref', 'ModelVersion', 'get', 'log_candidate', 'log_gates', 'gate_report',
-           'register', 'approve', 'history', 'champion', 'check_policy', 'promote', 'set_challenger', 'rollback',
-           'versions', 'lineage', 'load_onnx']
+           'register', 'approve', 'history', 'champion', 'check_policy', 'promote', 'set_challenger',
+           'clear_challenger', 'rollback', 'versions', 'lineage', 'load_onnx']
 
 # %% ../nbs/09_registry.ipynb #29bfc070
 import json, re, tempfile
@@ -260,6 +260,17 @@ def set_challenger(ws:Workspace, ref:str, actor:str|None=None, reason:str='') ->
         if report is None or not report.passed: raise PolicyError(f"{mv.ref} has no passing gate report (rule: a challenger must pass every gate)")
         _move(ws, name, 'challenger', mv.version, 'model.challenger', actor, reason)
     return get(ws, mv.ref)
+
+# %% ../nbs/09_registry.ipynb #46e2619e
+def clear_challenger(ws:Workspace, name:str, version:int|None=None, # clear only while the alias points to this version
+                     actor:str|None=None, reason:str='') -> int|None:
+    "Remove the challenger alias (a canary rolled back or abandoned); returns the version it pointed to."
+    with ws.lock(_lock(name)):
+        try: current = int(client(ws).get_model_version_by_alias(name, 'challenger').version)
+        except Exception: raise WorkbenchError(f"{name} has no challenger") from None
+        if version is not None and current != int(version): raise WorkbenchError(f"the challenger of {name} is version {current} now, not {version}")
+        _move(ws, name, 'challenger', None, 'model.challenger', actor, reason)
+    return current
 
 # %% ../nbs/09_registry.ipynb #d78a0494
 def rollback(ws:Workspace, name:str, actor:str|None=None, reason:str='') -> ModelVersion:
