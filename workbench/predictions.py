@@ -12,6 +12,7 @@ import json, threading, time, sys
 import orjson
 from datetime import datetime, timezone
 import numpy as np, pyarrow as pa
+from .canary import scores
 from .workspace import Workspace
 
 # %% ../nbs/13_predictions.ipynb #824eac57
@@ -28,15 +29,6 @@ def _json_rows(columns:dict, n:int) -> list:
     values = [c.tolist() if isinstance(c, np.ndarray) else c for c in columns.values()]
     return [orjson.dumps(dict(zip(names, row))) for row in zip(*values)]
 
-def _scores(outputs:dict) -> tuple:
-    "(prediction, score) arrays for rows scored together."
-    if 'probabilities' in outputs:
-        p = np.asarray(outputs['probabilities'], dtype=np.float64)
-        score = p[:, 1] if p.shape[1] == 2 else p.max(axis=1)
-        return np.asarray(outputs['label']).ravel().astype(str), score
-    v = np.asarray(next(iter(outputs.values())), dtype=np.float64).ravel()
-    return v.astype(str), v
-
 # %% ../nbs/13_predictions.ipynb #69da6310
 def _outputs(batch:list) -> dict:
     "Each output of the requests in `batch` (which share their output names), stacked: `[rows, width]`."
@@ -50,7 +42,7 @@ def to_table(batch:list) -> pa.Table:
 
 def _table(batch:list) -> pa.Table:
     out = _outputs(batch)
-    pred, score = _scores({k: v if k == 'probabilities' else v.ravel() for k, v in out.items()})
+    pred, score = scores({k: v if k == 'probabilities' else v.ravel() for k, v in out.items()})
     per_row = [a.ravel().tolist() if a.shape[1] == 1 else a.tolist() for a in out.values()]
     cols = {k: [m[k] for m, _, n, _ in batch for _ in range(n)] for k in ('request_id', 'time', 'model', 'version', 'variant', 'source', 'latency_ms')}
     cols['row'] = [i for _, _, n, _ in batch for i in range(n)]

@@ -9,7 +9,7 @@ __all__ = ['FORMATS', 'BadRequest', 'loads', 'parse_invocation', 'Deployed', 'Me
            'parse_v2', 'infer', 'v2_model', 'v2_ready', 'admin', 'openapi', 'create_app', 'parse_canary',
            'from_registry', 'app_from_environment', 'run']
 
-# %% ../nbs/15_serving.ipynb #bc512248
+# %% ../nbs/15_serving.ipynb #93188f4f
 import hmac, json, math, os, re, threading, time, uuid, sys
 from itertools import chain
 from dataclasses import dataclass, field
@@ -20,12 +20,12 @@ from .config import WorkbenchError
 from .onnx import OnnxModel, MISSING_TEXT
 from . import canary
 
-# %% ../nbs/15_serving.ipynb #16c1c4fa
+# %% ../nbs/15_serving.ipynb #56c30c03
 class BadRequest(WorkbenchError):
     "A request the server refuses: `status` is the HTTP status (4xx), the message says why."
     def __init__(self, message:str, status:int=400): super().__init__(message); self.status = status
 
-# %% ../nbs/15_serving.ipynb #338e9aa9
+# %% ../nbs/15_serving.ipynb #63217fa7
 def loads(body:bytes):
     "Parse a JSON body; `NaN` and `Infinity` literals (as pandas writes them) are accepted."
     try: return orjson.loads(body)
@@ -33,7 +33,7 @@ def loads(body:bytes):
         try: return json.loads(body)
         except ValueError: raise BadRequest(f"the body is not valid JSON: {e}") from None
 
-# %% ../nbs/15_serving.ipynb #41f364bb
+# %% ../nbs/15_serving.ipynb #2bec4489
 def _columnar(d:dict, what:str) -> tuple:
     if not all(isinstance(v, list) for v in d.values()):
         if any(isinstance(v, (list, dict)) for v in d.values()): raise BadRequest(f"{what} must map each column to a list of values (or each to one value)")
@@ -58,7 +58,7 @@ def _rows(rows:list, names:list, what:str) -> tuple:
     if i is not None: raise BadRequest(f"row {i} of {what} has {len(rows[i])} values but there are {len(names)} columns")
     return dict(zip(names, map(list, zip(*rows)))) if rows else {n: [] for n in names}, len(rows)
 
-# %% ../nbs/15_serving.ipynb #a083f8a1
+# %% ../nbs/15_serving.ipynb #47182b5f
 def _split(d, names:list) -> tuple:
     if not isinstance(d, dict) or not isinstance(d.get('data'), list): raise BadRequest("dataframe_split must be an object with 'columns' and 'data' (a list of rows)")
     cols = d.get('columns', names)
@@ -71,7 +71,7 @@ def _tensor(v, names:list, what:str) -> tuple:
     if not isinstance(v, list): raise BadRequest(f"{what} must be a list of rows or an object of columns")
     return _records(v, what) if v and isinstance(v[0], dict) else _rows(v, names, what)
 
-# %% ../nbs/15_serving.ipynb #3641e114
+# %% ../nbs/15_serving.ipynb #1286a4d3
 FORMATS = ('dataframe_split', 'dataframe_records', 'instances', 'inputs')
 
 def parse_invocation(body:bytes, content_type:str|None, # the request's body and Content-Type
@@ -94,7 +94,7 @@ def parse_invocation(body:bytes, content_type:str|None, # the request's body and
         return _records(v, f) + (params,)
     return _tensor(v, names, f) + (params,)
 
-# %% ../nbs/15_serving.ipynb #3bcc092e
+# %% ../nbs/15_serving.ipynb #d7025975
 def _csv(body:bytes) -> tuple:
     import csv, io
     try: rows = list(csv.reader(io.StringIO(body.decode('utf-8-sig'))))
@@ -103,7 +103,7 @@ def _csv(body:bytes) -> tuple:
     cols, n = _rows(rows[1:], rows[0], 'the CSV body')
     return {c: [None if x == '' else x for x in v] for c, v in cols.items()}, n
 
-# %% ../nbs/15_serving.ipynb #01f3b369
+# %% ../nbs/15_serving.ipynb #5a8ce6f0
 _NUMBER = {int, float}
 _DTYPES = {'double': np.float64, 'float': np.float32, 'int64': np.int64, 'int32': np.int32}
 
@@ -130,7 +130,7 @@ def _array(name:str, typ:str, nullable:bool, values) -> np.ndarray:
         if not nullable: raise BadRequest(f"column {name!r} has a missing value (null or NaN) in row {int(np.argmax(np.isnan(a)))}, which the model's signature forbids")
     return a.reshape(-1, 1)
 
-# %% ../nbs/15_serving.ipynb #396f9bba
+# %% ../nbs/15_serving.ipynb #c8bbe581
 @dataclass
 class Deployed:
     "One model version in an ONNX Runtime session, ready to score columns."
@@ -148,7 +148,7 @@ class Deployed:
         "A deployed version from its ONNX bytes."
         return cls(name, int(version), OnnxModel(onnx_bytes, threads=threads))
 
-# %% ../nbs/15_serving.ipynb #95fb0e9d
+# %% ../nbs/15_serving.ipynb #29b521cb
 def _listing(names, most=12) -> str:
     return ', '.join(names[:most]) + (f' and {len(names) - most} more' if len(names) > most else '')
 
@@ -180,7 +180,7 @@ def run(self:Deployed, feeds:dict) -> dict:
     "The model's outputs (`label` and `probabilities`, or a regressor's value) for `feeds`."
     return dict(zip(self.model.outputs, self.model.session.run(None, feeds)))
 
-# %% ../nbs/15_serving.ipynb #90f7a9f2
+# %% ../nbs/15_serving.ipynb #6a9081db
 class Metrics:
     "The server's Prometheus metrics, in a registry of its own."
     def __init__(self):
@@ -211,7 +211,7 @@ class Metrics:
         rows.inc(len(scores)); latency.observe(seconds)
         for s in scores.tolist(): hist.observe(s)
 
-# %% ../nbs/15_serving.ipynb #b0f18e35
+# %% ../nbs/15_serving.ipynb #47150d16
 class Server:
     "What a model server scores with: the champion, an optional challenger (canary or shadow), its share, the log."
     def __init__(self, champion:Deployed, challenger:Deployed|None=None,
@@ -240,13 +240,11 @@ class Server:
     @property
     def models(self) -> list: return [d for d in (self.champion, self.challenger) if d is not None]
 
-# %% ../nbs/15_serving.ipynb #83bb11b1
-from .predictions import _scores
-
+# %% ../nbs/15_serving.ipynb #84cc5d8e
 @patch
 def _record(self:Server, d:Deployed, role:str, t0:float, columns:dict, n:int, out:dict, request_id:str, source:str):
     seconds = time.perf_counter() - t0
-    scores = _scores(out)[1]
+    scores = canary.scores(out)[1]
     self.variant(role, d).record(seconds * 1000, scores)
     self.metrics.scored(d, role, seconds, scores)
     if self.log:
@@ -265,7 +263,7 @@ def _attempt(self:Server, d:Deployed, role:str, columns:dict, n:int, request_id:
     self._record(d, role, t0, columns, n, out, request_id, source)
     return out
 
-# %% ../nbs/15_serving.ipynb #8c3f783e
+# %% ../nbs/15_serving.ipynb #6b9d69e6
 @patch
 def score(self:Server, columns:dict, n:int, # the request's columns (name -> values) and row count
           request_id:str, key:str|None=None, # the request id; a sticky routing key
@@ -289,7 +287,7 @@ def shadow(self:Server, columns:dict, n:int, request_id:str, source:str='online'
         try: self._attempt(d, 'shadow', columns, n, request_id, source)
         except BadRequest: pass
 
-# %% ../nbs/15_serving.ipynb #d00939ce
+# %% ../nbs/15_serving.ipynb #b931fef1
 @patch
 def refresh(self:Server) -> list:
     "Load the versions whose aliases moved and pick up the latest canary share; returns what changed."
@@ -317,7 +315,7 @@ def _follow_share(self:Server):
     if len(e) and e.time.iloc[0] > self.started and e.seq.iloc[0] != self._share_seq:
         self._share_seq, self.share = e.seq.iloc[0], float(json.loads(e.after.iloc[0])['share'])
 
-# %% ../nbs/15_serving.ipynb #8e68fbeb
+# %% ../nbs/15_serving.ipynb #a365ace1
 @patch
 def _actor(self:Server, actor=None) -> str: return actor or self.settings['canary.actor']
 
@@ -336,7 +334,7 @@ def rollback(self:Server, reason:str, metrics:dict|None=None, actor:str|None=Non
             alerts.send(self.ws, 'canary_rollback', d.ref, f'canary {d.ref} rolled back: {reason}', metrics, source=self._actor(actor))
         return d
 
-# %% ../nbs/15_serving.ipynb #ec0eab66
+# %% ../nbs/15_serving.ipynb #a2cde758
 @patch
 def promote(self:Server, reason:str, metrics:dict|None=None, actor:str|None=None) -> Deployed:
     "Make the challenger the champion through `registry.promote`; raises `PolicyError` when the policy refuses."
@@ -354,7 +352,7 @@ def promote(self:Server, reason:str, metrics:dict|None=None, actor:str|None=None
         self.champion, self.challenger = d, None
         return d
 
-# %% ../nbs/15_serving.ipynb #a0f16132
+# %% ../nbs/15_serving.ipynb #60ea6970
 @patch
 def judge(self:Server) -> canary.Decision|None:
     "Judge the challenger against the champion and roll it back or promote it when the rules say so."
@@ -368,7 +366,7 @@ def judge(self:Server) -> canary.Decision|None:
         except PolicyError: pass
     return decision
 
-# %% ../nbs/15_serving.ipynb #707f5c98
+# %% ../nbs/15_serving.ipynb #97db5555
 @patch
 def watch(self:Server, stop:threading.Event):
     "Refresh and judge every `serving.reload_seconds` until `stop` is set (the server's background thread)."
@@ -378,7 +376,7 @@ def watch(self:Server, stop:threading.Event):
             self.judge()
         except Exception as e: print(f"serve: refresh failed: {type(e).__name__}: {e}", file=sys.stderr)
 
-# %% ../nbs/15_serving.ipynb #809d5fe3
+# %% ../nbs/15_serving.ipynb #c9b16617
 @patch
 def set_share(self:Server, share:float, actor:str|None=None, reason:str='') -> float:
     "Set the challenger's share of traffic (audited, and picked up by every worker)."
@@ -390,7 +388,7 @@ def set_share(self:Server, share:float, actor:str|None=None, reason:str='') -> f
         self._share_seq = e['seq']
     return self.share
 
-# %% ../nbs/15_serving.ipynb #ea9e7439
+# %% ../nbs/15_serving.ipynb #297b9312
 @patch
 def status(self:Server) -> dict:
     "What the server serves and how each variant is doing."
@@ -403,7 +401,7 @@ def status(self:Server) -> dict:
     if self.log: out['log'] = dict(written=self.log.written, buffered=self.log.rows)
     return out
 
-# %% ../nbs/15_serving.ipynb #0494e43d
+# %% ../nbs/15_serving.ipynb #c8746658
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -429,7 +427,7 @@ def _request_id(headers:dict) -> str:
     if not 0 < len(rid) <= 128 or not rid.isprintable(): raise BadRequest("the X-Request-ID header must be 1 to 128 printable characters")
     return rid
 
-# %% ../nbs/15_serving.ipynb #34b5bc9b
+# %% ../nbs/15_serving.ipynb #d568a920
 def _handler(server:Server, endpoint:str, error_body):
     "Wrap an async handler: count it, turn `BadRequest` into its 4xx, and any other failure into a 500 that says so."
     def wrap(f):
@@ -451,7 +449,7 @@ def _mlflow_error(e) -> dict:
 
 def _v2_error(e) -> dict: return {'error': str(e)}
 
-# %% ../nbs/15_serving.ipynb #e0f838ad
+# %% ../nbs/15_serving.ipynb #8ffb2080
 def scoring(server:Server, answer, # `invocation` or `infer`
             endpoint:str, error_body):
     "A plain ASGI app for a scoring endpoint: the body, `answer`'s JSON, or the 4xx its `BadRequest` names."
@@ -476,7 +474,7 @@ def scoring(server:Server, answer, # `invocation` or `infer`
         if after: after()
     return app
 
-# %% ../nbs/15_serving.ipynb #be208255
+# %% ../nbs/15_serving.ipynb #9875b482
 def _answer_headers(d:Deployed, role:str, rid:str) -> list:
     return [(b'x-request-id', rid.encode()), (b'x-model-version', d.ref.encode()), (b'x-variant', role.encode())]
 
@@ -494,7 +492,7 @@ def invocation(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     preds = out['probabilities'] if method == 'predict_proba' else out[d.model.outputs[0]].ravel()
     return orjson.dumps({'predictions': preds.tolist()}), _answer_headers(d, role, rid), _shadow(server, columns, n, rid)
 
-# %% ../nbs/15_serving.ipynb #8c733c66
+# %% ../nbs/15_serving.ipynb #f4f24e92
 _V2 = {np.dtype('int64'): 'INT64', np.dtype('int32'): 'INT32', np.dtype('float64'): 'FP64', np.dtype('float32'): 'FP32', np.dtype('bool'): 'BOOL'}
 _V2_NUMERIC = {'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64'}
 
@@ -507,7 +505,7 @@ def _flat(data:list, name:str) -> list:
     if any(isinstance(v, (list, dict)) for v in data): raise BadRequest(f"input {name!r}: data must be a flat list of values")
     return data
 
-# %% ../nbs/15_serving.ipynb #365b46d6
+# %% ../nbs/15_serving.ipynb #924e75e9
 def _v2_input(t, types:dict) -> tuple:
     if not isinstance(t, dict) or not isinstance(t.get('name'), str): raise BadRequest("each input must be an object with name, shape, datatype and data")
     name, shape, datatype, data = t['name'], t.get('shape'), t.get('datatype'), t.get('data')
@@ -540,7 +538,7 @@ def parse_v2(body:bytes, d:Deployed) -> tuple:
     if rid is not None and (not isinstance(rid, str) or len(rid) > 128): raise BadRequest("id must be a string of at most 128 characters")
     return {p[0]: p[1] for p in parsed}, (ns.pop() if ns else 0), outputs, rid
 
-# %% ../nbs/15_serving.ipynb #4d576286
+# %% ../nbs/15_serving.ipynb #ef27504f
 def _v2_outputs(out:dict, wanted:list|None) -> list:
     res = []
     for name in wanted or list(out):
@@ -565,7 +563,7 @@ def infer(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     answer = {'model_name': d.name, 'model_version': str(d.version), 'id': rid, 'outputs': _v2_outputs(out, outputs)}
     return orjson.dumps(answer), _answer_headers(d, role, rid), None if path.get('version') else _shadow(server, columns, n, rid)
 
-# %% ../nbs/15_serving.ipynb #9351c5a4
+# %% ../nbs/15_serving.ipynb #6d4c14a2
 def v2_model(server:Server):
     @_handler(server, '/v2/models', _v2_error)
     async def handle(request):
@@ -584,7 +582,7 @@ def v2_ready(server:Server):
         return _json({'name': request.path_params['name'], 'ready': True})
     return handle
 
-# %% ../nbs/15_serving.ipynb #66589e45
+# %% ../nbs/15_serving.ipynb #5fb2d28b
 def _authorized(request):
     token = os.environ.get('WORKBENCH_ADMIN_TOKEN', '')
     if not token: raise BadRequest("admin endpoints are disabled: start the server with WORKBENCH_ADMIN_TOKEN set", 403)
@@ -613,7 +611,7 @@ def admin(server:Server, action:str):
         return _json(server.status())
     return handle
 
-# %% ../nbs/15_serving.ipynb #2af21d72
+# %% ../nbs/15_serving.ipynb #f7d881ea
 def openapi(server:Server) -> dict:
     "An OpenAPI 3 document for the server's endpoints, with the model's columns in the request schemas."
     d = server.champion
@@ -645,7 +643,7 @@ def openapi(server:Server) -> dict:
                       '/metrics': {'get': {'summary': 'Prometheus metrics', 'responses': {'200': {'description': 'metrics', 'content': {'text/plain': {'schema': {'type': 'string'}}}}}}},
                       **{f'/admin/{a}': admin(f'{a} (needs the admin token)') for a in ('canary', 'promote', 'rollback', 'reload')}}}
 
-# %% ../nbs/15_serving.ipynb #4b41779f
+# %% ../nbs/15_serving.ipynb #a532656d
 _INFER = re.compile(r'/v2/models/([^/]+)(?:/versions/([^/]+))?/infer')
 
 def create_app(server:Server):
@@ -687,7 +685,7 @@ def create_app(server:Server):
         await rest(scope, receive, send)
     return app
 
-# %% ../nbs/15_serving.ipynb #d862a3f5
+# %% ../nbs/15_serving.ipynb #1b3fd7ba
 def parse_canary(spec:str) -> tuple:
     "`'credit-default@challenger:10'` -> `('credit-default@challenger', 0.1)`; without `:PCT` the share is None."
     ref, _, pct = spec.rpartition(':') if ':' in spec else (spec, '', '')
@@ -697,7 +695,7 @@ def parse_canary(spec:str) -> tuple:
     if not 0 <= share <= 1: raise WorkbenchError(f"the canary share in {spec!r} must be a percentage from 0 to 100, e.g. {ref}:10")
     return ref, share
 
-# %% ../nbs/15_serving.ipynb #87a27def
+# %% ../nbs/15_serving.ipynb #18b16fb6
 def _alias_ref(ref:str) -> str:
     from workbench import registry
     name, version, alias = registry.parse_ref(ref)
@@ -713,7 +711,7 @@ def _challenger(ws, ref:str, name:str) -> Deployed|None:
         return None  # the alias is not set yet: followed from now on
     return Deployed.from_bytes(name, mv.version, onnx_bytes)
 
-# %% ../nbs/15_serving.ipynb #d7fcdb0f
+# %% ../nbs/15_serving.ipynb #e5c21904
 def from_registry(ws, ref:str, # what to serve, e.g. 'credit-default@champion' or 'credit-default/3'
                   canary:str|None=None, # a challenger with its share in percent, e.g. 'credit-default@challenger:10'
                   shadow:str|None=None) -> Server: # a challenger that scores every request, only logged
@@ -728,7 +726,7 @@ def from_registry(ws, ref:str, # what to serve, e.g. 'credit-default@champion' o
     chall = _challenger(ws, other, mv.name) if other else None
     return Server(champ, chall, 'shadow' if shadow else 'canary', share, ws=ws, refs=refs)
 
-# %% ../nbs/15_serving.ipynb #68969d3f
+# %% ../nbs/15_serving.ipynb #c746cc89
 def app_from_environment():
     "The app for one uvicorn worker, configured by `WORKBENCH_SERVE` (set by `run`)."
     from workbench.config import load_settings
