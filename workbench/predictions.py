@@ -22,12 +22,14 @@ SCHEMA = pa.schema([('request_id', pa.string()), ('row', pa.int32()), ('time', p
                     ('outputs', pa.string()), ('latency_ms', pa.float64())])
 
 # %% ../nbs/13_predictions.ipynb #ce480523
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
 def _json_rows(columns:dict, n:int) -> list:
     "One JSON object per row of `columns`."
-    if n == 1: return [orjson.dumps({k: v[0] for k, v in columns.items()})]
+    if n == 1: return [orjson.dumps({k: v[0] for k, v in columns.items()}, option=_NUMPY)]
     names = list(columns)
     values = [c.tolist() if isinstance(c, np.ndarray) else c for c in columns.values()]
-    return [orjson.dumps(dict(zip(names, row))) for row in zip(*values)]
+    return [orjson.dumps(dict(zip(names, row)), option=_NUMPY) for row in zip(*values)]
 
 # %% ../nbs/13_predictions.ipynb #69da6310
 def _outputs(batch:list) -> dict:
@@ -38,7 +40,14 @@ def to_table(batch:list) -> pa.Table:
     "The rows of buffered requests, each `(meta, columns, n, outputs)`, as a `predictions` table."
     groups = {}
     for b in batch: groups.setdefault(tuple(b[3]), []).append(b)
-    return pa.concat_tables([_table(g) for g in groups.values()])
+    tables = []
+    for g in groups.values():
+        try: tables.append(_table(g))
+        except Exception:  # one request we cannot turn into rows must not cost the others theirs
+            for b in g:
+                try: tables.append(_table([b]))
+                except Exception as e: print(f"prediction log: request {b[0]['request_id']} cannot be logged: {type(e).__name__}: {e}", file=sys.stderr)
+    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
 def _table(batch:list) -> pa.Table:
     out = _outputs(batch)
@@ -78,6 +87,7 @@ def flush(self:PredictionLog) -> int:
     with self._lock: batch, self.buffer, self.rows = self.buffer, [], 0
     if not batch: return 0
     t = to_table(batch)
+    if not t.num_rows: return 0
     for attempt in range(5):
         try: self.ws.append('predictions', t); self.written += t.num_rows; return t.num_rows
         except Exception as e:
@@ -91,7 +101,8 @@ def flush(self:PredictionLog) -> int:
 def _run(self:PredictionLog):
     while not self._stop.is_set():
         self._wake.wait(self.flush_seconds); self._wake.clear()
-        self.flush()
+        try: self.flush()
+        except Exception as e: print(f"prediction log: flush failed: {type(e).__name__}: {e}", file=sys.stderr)
 
 @patch
 def close(self:PredictionLog):
