@@ -6,8 +6,8 @@ Docs: https://mlops-workbench.github.io/workbench/pipelines.html.md"""
 
 # %% auto #0
 __all__ = ['PIPELINES', 'CI', 'SCHEMA', 'available', 'find_notebook', 'parameters', 'as_list', 'PipelineFailed', 'finish', 'fail',
-           'roles', 'split', 'Candidate', 'candidate', 'best_candidate', 'registered_version', 'PipelineRun', 'run',
-           'run_ci', 'history']
+           'PipelineDone', 'done', 'roles', 'split', 'Candidate', 'candidate', 'best_candidate', 'registered_version',
+           'PipelineRun', 'run', 'run_ci', 'history']
 
 # %% ../nbs/11_pipelines.ipynb #2739c1cf
 import json, os, re, tempfile, uuid, warnings
@@ -23,7 +23,7 @@ from . import audit, data
 
 # %% ../nbs/11_pipelines.ipynb #274fed71
 PIPELINES = Path(workbench.__file__).resolve().parents[1]/'pipelines'  # the repository's notebooks
-CI = ('validate', 'train', 'evaluate', 'promote')  # the `ci` chain, in order
+CI = ('validate', 'train', 'evaluate', 'promote', 'deploy')  # the `ci` chain, in order
 
 def _folders(folder=None) -> list:
     return list(dict.fromkeys(Path(f).resolve() for f in [folder, Path.cwd()/'pipelines', PIPELINES] if f))
@@ -101,6 +101,14 @@ def fail(results_path:str|None, message:str, **results):
     "Record a failed result and raise `PipelineFailed(message)`."
     _write(results_path, dict(status='failed', message=message, **results))
     raise PipelineFailed(message)
+
+class PipelineDone(Exception):
+    "Raised by `done`: the notebook ends early, on purpose."
+
+def done(results_path:str|None, status:str='ok', message:str='', **results):
+    "Record the results and end the notebook here; the runner counts it as finished, not failed."
+    finish(results_path, status, message, **results)
+    raise PipelineDone(message)
 
 # %% ../nbs/11_pipelines.ipynb #a4ab826b
 def _is_time(s:pd.Series) -> bool:
@@ -291,7 +299,7 @@ def _execute(name:str, src:Path, out:Path, params:dict, env:dict) -> str:
             pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name='python3', progress_bar=False, cwd=str(Path.cwd()),
                                 kernel_manager_class=_logged_kernels(out.with_suffix('.log')))
         return ''
-    except pm.PapermillExecutionError as e: return _failure(name, e)
+    except pm.PapermillExecutionError as e: return '' if e.ename == 'PipelineDone' else _failure(name, e)
     except Exception as e: return f"pipeline {name} failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
     finally:
         if tmp.exists(): os.replace(tmp, out)
@@ -364,7 +372,7 @@ def run(ws:Workspace, name:str, # a pipeline ('validate', 'train', 'evaluate', '
 # %% ../nbs/11_pipelines.ipynb #8de753a1
 def run_ci(ws:Workspace, params:dict|None=None, # parameters, given to each notebook that declares them
            actor:str|None=None, folder:str|Path|None=None) -> list:
-    "Run validate → train → evaluate → promote, passing results forward; stop at the first failure."
+    "Run validate → train → evaluate → promote → deploy, passing results forward; stop at the first failure."
     params, chain, out, carry = dict(params or {}), uuid.uuid4().hex[:12], [], {}
     declared = {n: parameters(find_notebook(n, folder)) for n in CI}
     if unknown := [k for k in params if not any(k in d for d in declared.values())]:
@@ -374,6 +382,7 @@ def run_ci(ws:Workspace, params:dict|None=None, # parameters, given to each note
         out.append(r := run(ws, n, given, actor, folder, chain))
         if not r.ok: break
         if n == 'validate' and r.results.get('dataset'): carry['dataset'] = r.results['dataset']
+        if n == 'promote' and r.results.get('model_version'): carry['model_version'] = r.results['model_version']
         if n == 'train':
             carry['run_id'] = r.results['run_id']
             for earlier in out[:-1]: _attach(ws, earlier.notebook, r.mlflow_run_ids)
