@@ -6,9 +6,9 @@ Docs: https://mlops-workbench.github.io/workbench/bundle.html.md"""
 
 # %% auto #0
 __all__ = ['VENDORED', 'REQUIREMENTS', 'APP', 'vendor', 'requirements', 'settings_ini', 'dockerfile', 'lambda_dockerfile',
-           'readme', 'about', 'write', 'export']
+           'readme', 'describe', 'write', 'export']
 
-# %% ../nbs/16_bundle.ipynb #12fc781c
+# %% ../nbs/16_bundle.ipynb #ea5f981c
 import hashlib, json, os, re, shutil, sys, tempfile
 from datetime import datetime, timezone
 from importlib import metadata
@@ -16,7 +16,7 @@ from pathlib import Path
 import workbench
 from .config import WorkbenchError
 
-# %% ../nbs/16_bundle.ipynb #068e5ebd
+# %% ../nbs/16_bundle.ipynb #18c3e62d
 VENDORED = ('__init__', 'config', 'onnx', 'canary', 'serving') # the workbench modules a server without a workspace runs on
 
 def vendor(folder:Path) -> list:
@@ -25,7 +25,7 @@ def vendor(folder:Path) -> list:
     dst.mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copy2(src/f'{m}.py', dst/f'{m}.py')) for m in VENDORED]
 
-# %% ../nbs/16_bundle.ipynb #9c3a3bf1
+# %% ../nbs/16_bundle.ipynb #0e8ad08c
 REQUIREMENTS = ('numpy', 'pandas', 'fastcore', 'onnxruntime', 'orjson', 'starlette', 'prometheus-client',
                 'uvicorn', 'uvloop', 'httptools', 'mangum')
 _MARKERS = {'uvloop': "; sys_platform != 'win32'"} # uvloop has no Windows build
@@ -38,7 +38,7 @@ def requirements() -> str:
         except metadata.PackageNotFoundError: raise WorkbenchError(f"{name} is not installed, and the bundle pins the installed version of each library it needs; install it with `pip install {name}`") from None
     return '\n'.join(lines) + '\n'
 
-# %% ../nbs/16_bundle.ipynb #737e2554
+# %% ../nbs/16_bundle.ipynb #d4ae6285
 APP = '''"""Serve the model in this folder with no workspace: `python app.py` runs uvicorn on $HOST:$PORT (127.0.0.1:8080);
 `app.handler` is the AWS Lambda handler (API Gateway REST or HTTP API, ALB) through Mangum."""
 import json, os, sys
@@ -63,14 +63,14 @@ if __name__ == '__main__':
     uvicorn.run(app, host=host, port=port, access_log=False, log_level='warning', timeout_graceful_shutdown=30)
 '''
 
-# %% ../nbs/16_bundle.ipynb #c07f676b
+# %% ../nbs/16_bundle.ipynb #9b15f06d
 def settings_ini(settings) -> str:
     "The bundle's `settings.ini`: the `[serving]` limits of `settings`."
     keys = ('max_rows', 'max_body_mb')
     return ('# Serving limits of this bundle; WORKBENCH_SERVING_<KEY> environment variables override them.\n[serving]\n'
             + ''.join(f"{k} = {settings[f'serving.{k}']}\n" for k in keys))
 
-# %% ../nbs/16_bundle.ipynb #a8c0290e
+# %% ../nbs/16_bundle.ipynb #96ab6c39
 def dockerfile(python:str|None=None) -> str:
     "The server image's Dockerfile, on the slim image of `python` (this interpreter's version when None)."
     python = python or f'{sys.version_info.major}.{sys.version_info.minor}'
@@ -96,11 +96,12 @@ COPY workbench ${{LAMBDA_TASK_ROOT}}/workbench
 CMD ["app.handler"]
 '''
 
-# %% ../nbs/16_bundle.ipynb #ceba2e38
+# %% ../nbs/16_bundle.ipynb #98677f7c
 def readme(about:dict) -> str:
     "The bundle's README: what it holds, and how to run, build and deploy it."
     name, version, python = about['name'], about['version'], about['python']
-    body = json.dumps({'dataframe_split': {'columns': [s['name'] for s in about['signature']], 'data': [['...']]}})
+    example = [{'string': ''}.get(s['type'], 0) for s in about['signature']]  # one row of placeholder values
+    body = json.dumps({'dataframe_split': {'columns': [s['name'] for s in about['signature']], 'data': [example]}})
     return f'''# {about['ref']}: a serving bundle
 
 Exported as `{about['exported_as']}` by MLOps Workbench {about['workbench_version']} at {about['exported_at']}.
@@ -130,8 +131,8 @@ The handler is `app.handler`. Build the container image and create a function fr
 Behind an API Gateway stage other than `$default`, set `API_GATEWAY_BASE_PATH` to the stage (e.g. `/prod`).
 '''
 
-# %% ../nbs/16_bundle.ipynb #2fcf41e1
-def about(onnx_bytes:bytes, mv, # the ONNX model and its `registry.ModelVersion`
+# %% ../nbs/16_bundle.ipynb #19542119
+def describe(onnx_bytes:bytes, mv, # the ONNX model and its `registry.ModelVersion`
           ref:str|None=None) -> dict: # the reference it was exported as, e.g. 'credit-default@champion'
     "What `model.json` holds: the version, its run, data, gates and signature, and the export."
     from workbench.onnx import OnnxModel
@@ -144,7 +145,7 @@ def about(onnx_bytes:bytes, mv, # the ONNX model and its `registry.ModelVersion`
                 onnx_sha256=hashlib.sha256(onnx_bytes).hexdigest(), exported_at=datetime.now(timezone.utc).isoformat(timespec='seconds'),
                 workbench_version=workbench.__version__, python=f'{sys.version_info.major}.{sys.version_info.minor}')
 
-# %% ../nbs/16_bundle.ipynb #1b19f3e3
+# %% ../nbs/16_bundle.ipynb #efca722c
 def _fresh(folder) -> Path:
     "`folder` as an absolute path, once it is known to be new or empty."
     folder = Path(folder).expanduser().absolute()
@@ -152,7 +153,7 @@ def _fresh(folder) -> Path:
     if folder.is_dir() and any(folder.iterdir()): raise WorkbenchError(f"{folder} is not empty; give a new or empty folder for the bundle")
     return folder
 
-# %% ../nbs/16_bundle.ipynb #97eee862
+# %% ../nbs/16_bundle.ipynb #8afc8177
 def write(folder, # a new or empty folder
           onnx_bytes:bytes, about:dict, # the model and its `model.json`
           settings) -> Path: # settings whose serving limits the bundle keeps
@@ -174,13 +175,13 @@ def write(folder, # a new or empty folder
         raise
     return folder
 
-# %% ../nbs/16_bundle.ipynb #9fb9d148
+# %% ../nbs/16_bundle.ipynb #8e364016
 def export(ws, ref:str, # the version to bundle, e.g. 'credit-default@champion' or 'credit-default/3'
            folder) -> str: # a new or empty folder
     "Write a self-contained serving bundle of `ref` into `folder`; returns a one-line summary."
     from workbench import registry
     folder = _fresh(folder)  # before loading the model: a wrong folder fails at once
     onnx_bytes, mv = registry.load_onnx(ws, ref)
-    write(folder, onnx_bytes, about(onnx_bytes, mv, ref), ws.settings)
-    return (f"Bundled {mv.ref} ({ref}) into {folder}: `python app.py` serves it, `docker build -t {mv.name}:{mv.version} {folder}` "
+    write(folder, onnx_bytes, describe(onnx_bytes, mv, ref), ws.settings)
+    return (f"Bundled {mv.ref}{f' ({ref})' if ref != mv.ref else ''} into {folder}: `python app.py` serves it, `docker build -t {mv.name}:{mv.version} {folder}` "
             f"builds an image, app.handler is its AWS Lambda handler")

@@ -1,0 +1,103 @@
+"Issue 5: a canary on a running server rolls a bad challenger back and promotes a good one, by itself; the deploy pipeline does the same end to end."
+import os, signal, socket, subprocess, sys, time
+from pathlib import Path
+import pytest
+from sklearn.linear_model import LogisticRegression
+from test_registry import CAT, NUM, candidate
+from workbench import audit, data, demo, pipelines, registry, traffic
+from workbench.config import load_settings
+from workbench.workspace import open_workspace
+
+BIN = Path(sys.executable).parent
+# a quick canary: judged after 100 requests, promoted after 300; the registry is followed every half second
+CANARY = {'canary.promote_after': '300', 'canary.min_requests': '100', 'serving.reload_seconds': '0.5', 'canary.share': '0.5'}
+
+
+@pytest.fixture(scope='module')
+def lifecycle(tmp_path_factory):
+    # this team's gates look at ranking, not fairness, so a miscalibrated model can pass them: the canary catches it
+    lenient = {'gates.max_fairness_gap': '1', 'gates.max_equal_opportunity_gap': '1'}
+    ws = open_workspace(tmp_path_factory.mktemp('canary')/'ws', load_settings(env={}, overrides=CANARY | lenient))
+    credit = data.commit(ws, 'credit', demo.training_frame(demo.generate(months=4, rows_per_month=800), 4), 'four months', 'ana')
+    champion, _ = candidate(ws, credit, LogisticRegression(max_iter=500), NUM + CAT)
+    registry.approve(ws, champion.ref, 'bea'); registry.promote(ws, champion.ref, 'bea', 'first champion')
+    return ws, credit
+
+
+def free_port():
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(lifecycle, tmp_path):
+    ws, _ = lifecycle
+    port, log = free_port(), open(tmp_path/'server.log', 'w+')
+    sets = [a for k, v in CANARY.items() for a in ('--set', f'{k}={v}')]
+    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')}
+    p = subprocess.Popen([str(BIN/'workbench'), '--workspace', str(ws.root), *sets, 'serve', 'credit-default@champion',
+                          '--canary', 'credit-default@challenger:50', '--port', str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f'http://127.0.0.1:{port}'
+    for _ in range(300):
+        try:
+            if traffic.Client(url).request('GET', '/health')[0] == 200: break
+        except Exception: time.sleep(0.1)
+        assert p.poll() is None, Path(log.name).read_text()
+    yield url
+    p.send_signal(signal.SIGTERM); p.wait(60)
+
+
+def status(url): return traffic.Client(url).request('GET', '/status')[2]
+
+
+def wait_for(cond, what, timeout=20):
+    t = time.time()
+    while not cond():
+        assert time.time() - t < timeout, f'timed out waiting for {what}'
+        time.sleep(0.1)
+
+
+def run_canary(ws, url, credit, version):
+    "Send credit rows until the server has decided on the challenger; returns the tally of statuses and variants."
+    wait_for(lambda: (status(url)['challenger'] or {}).get('version') == version, f'the server to pick up challenger {version}')
+    rows = data.load(ws, credit.ref)
+    return traffic.send(url, rows[NUM + CAT], rows.application_id, until=lambda t: status(url)['challenger'] is None, check_every=50)
+
+
+def test_bad_challenger_is_rolled_back_and_good_one_promoted(lifecycle, server):
+    ws, credit = lifecycle
+    # over-weighting the defaults ranks as well (it passes every gate) but gives far higher probabilities than the champion
+    bad, _ = candidate(ws, credit, LogisticRegression(max_iter=500, class_weight='balanced'), NUM + CAT)
+    registry.approve(ws, bad.ref, 'bea')  # approved, so only the canary can stop it
+    registry.set_challenger(ws, bad.ref, 'ci-pipeline')
+    tally = run_canary(ws, server, credit, bad.version)
+    assert set(k for k in tally if isinstance(k, int)) == {200} and tally['canary'] >= 100, tally
+    e = audit.log(ws, action='canary.rollback', subject=bad.ref).iloc[0]
+    assert e.actor == 'canary' and 'PSI' in e.reason and 'canary.max_divergence' in e.reason
+    assert 'challenger' not in registry.get(ws, bad.ref).aliases and registry.champion(ws, 'credit-default').version == 1
+    assert audit.log(ws, 1, action='alert.canary_rollback', subject=bad.ref).reason.iloc[0].startswith(f'canary {bad.ref} rolled back')
+
+    champ = registry.champion(ws, 'credit-default')
+    good, _ = candidate(ws, credit, LogisticRegression(max_iter=500, C=0.5), NUM + CAT)
+    registry.approve(ws, good.ref, 'bea')
+    registry.set_challenger(ws, good.ref, 'ci-pipeline')
+    tally = run_canary(ws, server, credit, good.version)
+    assert set(k for k in tally if isinstance(k, int)) == {200}, tally
+    promoted = audit.log(ws, action='model.promote', subject='credit-default').iloc[0]
+    assert promoted.actor == 'canary' and promoted.reason.startswith('canary: healthy after') and '"champion": %d' % good.version in promoted.after
+    assert audit.log(ws, 1, action='canary.promote', subject=good.ref).shape[0] == 1
+    assert registry.champion(ws, 'credit-default').version == good.version != champ.version
+    wait_for(lambda: status(server)['champion']['version'] == good.version, 'the server to serve the new champion')
+    assert audit.verify(ws).ok
+
+
+def test_deploy_pipeline_takes_a_challenger_to_champion(lifecycle):
+    ws, credit = lifecycle
+    new, _ = candidate(ws, credit, LogisticRegression(max_iter=500, C=2.0), NUM + CAT)
+    registry.approve(ws, new.ref, 'bea')
+    r = pipelines.run(ws, 'deploy', {'model_version': new.ref, 'share': 0.5}, actor='ci-pipeline')
+    assert r.status == 'ok', r.message
+    assert r.results['outcome'] == 'promoted' and r.results['champion'] == new.ref and r.results['errors'] == 0
+    assert registry.champion(ws, 'credit-default').version == new.version
+    assert 'integration test passed' in Path(r.notebook).read_text()
+    again = pipelines.run(ws, 'deploy', {'model_version': new.ref})  # the champion already: nothing to do, not a failure
+    assert again.status == 'ok' and again.results['outcome'] == 'champion already'
