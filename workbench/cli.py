@@ -122,9 +122,10 @@ def demo(ctx, months, rows_per_month, drift_month, seed, data_only):
     "Run the demo: commit the embedded credit portfolio, then validate, train, evaluate and promote a champion."
     from workbench import demo as dm
     ws, t0 = _ws(ctx), time.perf_counter()
-    click.echo(f"[1/4] data: {months} months x {rows_per_month} credit applications (drift from month {drift_month}, seed {seed})")
-    dm.commit_demo(ws, dm.generate(months, rows_per_month, drift_month, seed=seed), progress=click.echo)
-    if not data_only: _demo_lifecycle(ctx, ws)
+    click.echo(f"[1/6] data: {months} months x {rows_per_month} credit applications (drift from month {drift_month}, seed {seed})")
+    portfolio = dm.generate(months, rows_per_month, drift_month, seed=seed)
+    dm.commit_demo(ws, portfolio, progress=click.echo)
+    if not data_only: _demo_lifecycle(ctx, ws); _demo_serving(ws, portfolio)
     click.echo(f"\n{summary(ws)}\n\nDone in {time.perf_counter() - t0:.0f} s.")
     click.echo("Next: workbench registry show credit-default@champion | workbench runs list | workbench data diff applications~3 applications"
                if not data_only else "Next: workbench data diff applications~3 applications")
@@ -134,8 +135,8 @@ def _demo_lifecycle(ctx, ws):
     from pathlib import Path
     from workbench import pipelines, registry
     carry = {}
-    heading = {'validate': '[2/4] validate the training data', 'train': '[3/4] train two candidates',
-               'evaluate': '[4/4] evaluate, register, promote, export ONNX'}
+    heading = {'validate': '[2/6] validate the training data', 'train': '[3/6] train two candidates',
+               'evaluate': '[4/6] evaluate, register, promote, export ONNX'}
     for stage in ['validate', 'train', 'evaluate', 'promote']:
         if stage in heading: click.echo(heading[stage])
         r = pipelines.run(ws, stage, {k: v for k, v in carry.items() if k in pipelines.parameters(stage)})
@@ -150,6 +151,50 @@ def _demo_lifecycle(ctx, ws):
     (out := ws.root/'models'/f'{mv.name}-{mv.version}.onnx').parent.mkdir(exist_ok=True)
     out.write_bytes(onnx_bytes)
     click.echo(f"  {mv.ref} is the champion (approved by {', '.join(mv.approvals)}); ONNX model at {out}")
+
+# %% ../nbs/05_cli.ipynb #863bdb87
+def _serve_in_thread(ws, ref:str, canary:str):
+    "A model server for `ref` with `canary` on a free port of this process; returns (server, uvicorn server, url)."
+    import socket, threading, uvicorn
+    from workbench import serving
+    server = serving.from_registry(ws, ref, canary=canary)
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    web = uvicorn.Server(uvicorn.Config(serving.create_app(server), host='127.0.0.1', port=port, log_level='warning', loop='uvloop', http='httptools'))
+    threading.Thread(target=web.run, name='demo-server', daemon=True).start()
+    while not web.started: time.sleep(0.05)
+    return server, web, f'http://127.0.0.1:{port}'
+
+# %% ../nbs/05_cli.ipynb #8a1c0202
+def _demo_serving(ws, portfolio:dict):
+    import numpy as np
+    from workbench import data, demo as dm, pipelines, registry, traffic
+    apps = portfolio['applications']
+    months = sorted(apps['month'].unique())
+    later = apps[apps['month'].isin(months[len(months) // 2:])]
+    server, web, url = _serve_in_thread(ws, 'credit-default@champion', 'credit-default@challenger:25')
+    click.echo(f"[5/6] serve {server.champion.ref} at {url}; send {months[len(months) // 2]}..{months[-1]} as production traffic")
+    t0 = time.perf_counter()
+    sent = traffic.send(url, later[server.champion.names], later['application_id'])
+    click.echo(f"  {sent[200]} requests answered in {time.perf_counter() - t0:.1f} s, logged to the predictions table")
+    click.echo(f"[6/6] retrain on all {len(months)} months and canary the challenger at {server.share:.0%} of traffic")
+    v = data.commit(ws, 'credit', dm.training_frame(portfolio, len(months)), f'training data {months[0]}..{months[-1]}', 'demo')
+    carry = {'dataset': v.ref}
+    for stage in ['train', 'evaluate', 'promote']:
+        r = pipelines.run(ws, stage, {k: x for k, x in carry.items() if k in pipelines.parameters(stage)})
+        click.echo(f"  {stage:<9} {r.status:<18} {r.message}")
+        if not r.ok: web.should_exit = True; raise WorkbenchError(f"the demo stopped: {r.error or r.message}")
+        carry['run_id'] = r.results.get('run_id', carry.get('run_id'))
+    mv = registry.get(ws, r.results['model_version'])
+    if 'champion' not in mv.aliases and 'demo-reviewer' not in mv.approvals: mv = registry.approve(ws, mv.ref, 'demo-reviewer', 'demo: retrained on the drifted months')
+    while 'challenger' in mv.aliases and (server.challenger is None or server.challenger.version != mv.version): time.sleep(0.1)
+    drifted = apps[apps['month'].isin(months[-3:])]
+    again = np.resize(np.arange(len(drifted)), 10 * len(drifted))  # the last months, over again until the server decides
+    sent = traffic.send(url, drifted[server.champion.names].iloc[again], drifted['application_id'].iloc[again], until=lambda t: server.challenger is None)
+    web.should_exit = True
+    from workbench import audit
+    decided = audit.log(ws, 1, subject=mv.ref).iloc[0]
+    outcome = f"{decided.action} by {decided.actor}: {decided.reason}" if decided.action.startswith('canary.') else 'no decision yet'
+    click.echo(f"  canary: {sent['canary']} of {sent[200]} requests went to {mv.ref}; {outcome}")
 
 # %% ../nbs/05_cli.ipynb #ee5c1658
 @cli.command()
