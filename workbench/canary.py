@@ -61,13 +61,12 @@ def psi_noise(n1:int, n2:int, bins:int=10) -> float:
     return (bins - 1) * (1 / n1 + 1 / n2)
 
 # %% ../nbs/14_canary.ipynb #96e8c58d
-def scores(outputs:dict) -> tuple:
-    "`(predictions as text, scores)` of rows scored together, from a model's outputs."
+def scores(outputs:dict) -> np.ndarray:
+    "The score of each row scored together, from a model's outputs."
     if 'probabilities' in outputs:
-        p = np.asarray(outputs['probabilities'], dtype=np.float64)
-        return np.asarray(outputs['label']).ravel().astype(str), p[:, 1] if p.shape[1] == 2 else p.max(axis=1)
-    v = np.asarray(next(iter(outputs.values())), dtype=np.float64).ravel()
-    return v.astype(str), v
+        p = outputs['probabilities']
+        return p[:, 1].astype(np.float64) if p.shape[1] == 2 else p.max(axis=1).astype(np.float64)
+    return np.asarray(next(iter(outputs.values())), dtype=np.float64).ravel()
 
 # %% ../nbs/14_canary.ipynb #28738bd9
 @dataclass

@@ -51,7 +51,8 @@ def to_table(batch:list) -> pa.Table:
 
 def _table(batch:list) -> pa.Table:
     out = _outputs(batch)
-    pred, score = scores({k: v if k == 'probabilities' else v.ravel() for k, v in out.items()})
+    score = scores(out)
+    pred = (out['label'] if 'label' in out else next(iter(out.values()))).ravel().astype(str)
     per_row = [a.ravel().tolist() if a.shape[1] == 1 else a.tolist() for a in out.values()]
     cols = {k: [m[k] for m, _, n, _ in batch for _ in range(n)] for k in ('request_id', 'time', 'model', 'version', 'variant', 'source', 'latency_ms')}
     cols['row'] = [i for _, _, n, _ in batch for i in range(n)]

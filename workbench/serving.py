@@ -9,8 +9,8 @@ __all__ = ['FORMATS', 'BadRequest', 'loads', 'parse_invocation', 'Deployed', 'Me
            'parse_v2', 'infer', 'v2_model', 'v2_ready', 'admin', 'openapi', 'create_app', 'parse_canary',
            'from_registry', 'app_from_environment', 'run']
 
-# %% ../nbs/15_serving.ipynb #93188f4f
-import hmac, json, math, os, re, threading, time, uuid, sys
+# %% ../nbs/15_serving.ipynb #6ade353a
+import gc, hmac, json, math, os, re, threading, time, uuid, sys
 from itertools import chain
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,12 +20,12 @@ from .config import WorkbenchError
 from .onnx import OnnxModel, MISSING_TEXT
 from . import canary
 
-# %% ../nbs/15_serving.ipynb #56c30c03
+# %% ../nbs/15_serving.ipynb #93133c1e
 class BadRequest(WorkbenchError):
     "A request the server refuses: `status` is the HTTP status (4xx), the message says why."
     def __init__(self, message:str, status:int=400): super().__init__(message); self.status = status
 
-# %% ../nbs/15_serving.ipynb #63217fa7
+# %% ../nbs/15_serving.ipynb #40360dd1
 def loads(body:bytes):
     "Parse a JSON body; `NaN` and `Infinity` literals (as pandas writes them) are accepted."
     try: return orjson.loads(body)
@@ -33,8 +33,13 @@ def loads(body:bytes):
         try: return json.loads(body)
         except ValueError: raise BadRequest(f"the body is not valid JSON: {e}") from None
 
-# %% ../nbs/15_serving.ipynb #2bec4489
+# %% ../nbs/15_serving.ipynb #06c4f989
+def _unnest(v:list) -> list:
+    "`[[1.0], [2.0]]` -> `[1.0, 2.0]`: the `[n, 1]` tensors MLflow's ONNX flavor asks for; other lists as they are."
+    return [x[0] for x in v] if v and all(type(x) is list and len(x) == 1 for x in v) else v
+
 def _columnar(d:dict, what:str) -> tuple:
+    d = {k: _unnest(v) if isinstance(v, list) else v for k, v in d.items()}
     if not all(isinstance(v, list) for v in d.values()):
         if any(isinstance(v, (list, dict)) for v in d.values()): raise BadRequest(f"{what} must map each column to a list of values (or each to one value)")
         d = {k: [v] for k, v in d.items()}
@@ -53,12 +58,13 @@ def _records(rows:list, what:str) -> tuple:
     return {c: [r[c] for r in rows] for c in names}, len(rows)
 
 def _rows(rows:list, names:list, what:str) -> tuple:
+    if len(rows) == 1 and type(rows[0]) is list and len(rows[0]) == len(names): return {c: [v] for c, v in zip(names, rows[0])}, 1  # the common case, fast
     if not all(isinstance(r, list) for r in rows): raise BadRequest(f"{what} must be a list of rows, each a list of values")
     i = next((i for i, r in enumerate(rows) if len(r) != len(names)), None)
     if i is not None: raise BadRequest(f"row {i} of {what} has {len(rows[i])} values but there are {len(names)} columns")
     return dict(zip(names, map(list, zip(*rows)))) if rows else {n: [] for n in names}, len(rows)
 
-# %% ../nbs/15_serving.ipynb #47182b5f
+# %% ../nbs/15_serving.ipynb #f9cab27c
 def _split(d, names:list) -> tuple:
     if not isinstance(d, dict) or not isinstance(d.get('data'), list): raise BadRequest("dataframe_split must be an object with 'columns' and 'data' (a list of rows)")
     cols = d.get('columns', names)
@@ -71,7 +77,7 @@ def _tensor(v, names:list, what:str) -> tuple:
     if not isinstance(v, list): raise BadRequest(f"{what} must be a list of rows or an object of columns")
     return _records(v, what) if v and isinstance(v[0], dict) else _rows(v, names, what)
 
-# %% ../nbs/15_serving.ipynb #1286a4d3
+# %% ../nbs/15_serving.ipynb #8a66b017
 FORMATS = ('dataframe_split', 'dataframe_records', 'instances', 'inputs')
 
 def parse_invocation(body:bytes, content_type:str|None, # the request's body and Content-Type
@@ -94,7 +100,7 @@ def parse_invocation(body:bytes, content_type:str|None, # the request's body and
         return _records(v, f) + (params,)
     return _tensor(v, names, f) + (params,)
 
-# %% ../nbs/15_serving.ipynb #d7025975
+# %% ../nbs/15_serving.ipynb #b387d5a5
 def _csv(body:bytes) -> tuple:
     import csv, io
     try: rows = list(csv.reader(io.StringIO(body.decode('utf-8-sig'))))
@@ -103,7 +109,7 @@ def _csv(body:bytes) -> tuple:
     cols, n = _rows(rows[1:], rows[0], 'the CSV body')
     return {c: [None if x == '' else x for x in v] for c, v in cols.items()}, n
 
-# %% ../nbs/15_serving.ipynb #5a8ce6f0
+# %% ../nbs/15_serving.ipynb #74f1eaba
 _NUMBER = {int, float}
 _DTYPES = {'double': np.float64, 'float': np.float32, 'int64': np.int64, 'int32': np.int32}
 
@@ -130,7 +136,7 @@ def _array(name:str, typ:str, nullable:bool, values) -> np.ndarray:
         if not nullable: raise BadRequest(f"column {name!r} has a missing value (null or NaN) in row {int(np.argmax(np.isnan(a)))}, which the model's signature forbids")
     return a.reshape(-1, 1)
 
-# %% ../nbs/15_serving.ipynb #c8bbe581
+# %% ../nbs/15_serving.ipynb #74887f53
 @dataclass
 class Deployed:
     "One model version in an ONNX Runtime session, ready to score columns."
@@ -148,7 +154,7 @@ class Deployed:
         "A deployed version from its ONNX bytes."
         return cls(name, int(version), OnnxModel(onnx_bytes, threads=threads))
 
-# %% ../nbs/15_serving.ipynb #29b521cb
+# %% ../nbs/15_serving.ipynb #b8cff81c
 def _listing(names, most=12) -> str:
     return ', '.join(names[:most]) + (f' and {len(names) - most} more' if len(names) > most else '')
 
@@ -168,9 +174,9 @@ def _doubles(self:Deployed, columns:dict) -> dict:
     values = [columns[name] for name, _ in self.doubles]
     try:
         if set(map(type, chain.from_iterable(values))) <= _NUMBER | {type(None)}:
-            a = np.array(values, dtype=np.float64)
-            if np.isfinite(a).all() or all(nullable for _, nullable in self.doubles) and not np.isinf(a).any():
-                return {name: a[i].reshape(-1, 1) for i, (name, _) in enumerate(self.doubles)}
+            a = np.array(values, dtype=np.float64).reshape(len(values), -1, 1)
+            if math.isfinite(a.sum()) or all(nullable for _, nullable in self.doubles) and not np.isinf(a).any():
+                return {name: a[i] for i, (name, _) in enumerate(self.doubles)}
     except OverflowError: pass
     out = {name: _array(name, 'double', nullable, v) for (name, nullable), v in zip(self.doubles, values)}  # names the column at fault
     return out
@@ -180,7 +186,7 @@ def run(self:Deployed, feeds:dict) -> dict:
     "The model's outputs (`label` and `probabilities`, or a regressor's value) for `feeds`."
     return dict(zip(self.model.outputs, self.model.session.run(None, feeds)))
 
-# %% ../nbs/15_serving.ipynb #6a9081db
+# %% ../nbs/15_serving.ipynb #a93cd160
 class Metrics:
     "The server's Prometheus metrics, in a registry of its own."
     def __init__(self):
@@ -211,7 +217,7 @@ class Metrics:
         rows.inc(len(scores)); latency.observe(seconds)
         for s in scores.tolist(): hist.observe(s)
 
-# %% ../nbs/15_serving.ipynb #47150d16
+# %% ../nbs/15_serving.ipynb #65514000
 class Server:
     "What a model server scores with: the champion, an optional challenger (canary or shadow), its share, the log."
     def __init__(self, champion:Deployed, challenger:Deployed|None=None,
@@ -240,11 +246,11 @@ class Server:
     @property
     def models(self) -> list: return [d for d in (self.champion, self.challenger) if d is not None]
 
-# %% ../nbs/15_serving.ipynb #84cc5d8e
+# %% ../nbs/15_serving.ipynb #d0c36062
 @patch
 def _record(self:Server, d:Deployed, role:str, t0:float, columns:dict, n:int, out:dict, request_id:str, source:str):
     seconds = time.perf_counter() - t0
-    scores = canary.scores(out)[1]
+    scores = canary.scores(out)
     self.variant(role, d).record(seconds * 1000, scores)
     self.metrics.scored(d, role, seconds, scores)
     if self.log:
@@ -263,7 +269,7 @@ def _attempt(self:Server, d:Deployed, role:str, columns:dict, n:int, request_id:
     self._record(d, role, t0, columns, n, out, request_id, source)
     return out
 
-# %% ../nbs/15_serving.ipynb #6b9d69e6
+# %% ../nbs/15_serving.ipynb #43f10270
 @patch
 def score(self:Server, columns:dict, n:int, # the request's columns (name -> values) and row count
           request_id:str, key:str|None=None, # the request id; a sticky routing key
@@ -287,7 +293,7 @@ def shadow(self:Server, columns:dict, n:int, request_id:str, source:str='online'
         try: self._attempt(d, 'shadow', columns, n, request_id, source)
         except BadRequest: pass
 
-# %% ../nbs/15_serving.ipynb #b931fef1
+# %% ../nbs/15_serving.ipynb #692657e3
 @patch
 def refresh(self:Server) -> list:
     "Load the versions whose aliases moved and pick up the latest canary share; returns what changed."
@@ -315,7 +321,7 @@ def _follow_share(self:Server):
     if len(e) and e.time.iloc[0] > self.started and e.seq.iloc[0] != self._share_seq:
         self._share_seq, self.share = e.seq.iloc[0], float(json.loads(e.after.iloc[0])['share'])
 
-# %% ../nbs/15_serving.ipynb #a365ace1
+# %% ../nbs/15_serving.ipynb #3fe89c0b
 @patch
 def _actor(self:Server, actor=None) -> str: return actor or self.settings['canary.actor']
 
@@ -334,7 +340,7 @@ def rollback(self:Server, reason:str, metrics:dict|None=None, actor:str|None=Non
             alerts.send(self.ws, 'canary_rollback', d.ref, f'canary {d.ref} rolled back: {reason}', metrics, source=self._actor(actor))
         return d
 
-# %% ../nbs/15_serving.ipynb #a2cde758
+# %% ../nbs/15_serving.ipynb #39f8da46
 @patch
 def promote(self:Server, reason:str, metrics:dict|None=None, actor:str|None=None) -> Deployed:
     "Make the challenger the champion through `registry.promote`; raises `PolicyError` when the policy refuses."
@@ -352,7 +358,7 @@ def promote(self:Server, reason:str, metrics:dict|None=None, actor:str|None=None
         self.champion, self.challenger = d, None
         return d
 
-# %% ../nbs/15_serving.ipynb #60ea6970
+# %% ../nbs/15_serving.ipynb #53510c56
 @patch
 def judge(self:Server) -> canary.Decision|None:
     "Judge the challenger against the champion and roll it back or promote it when the rules say so."
@@ -366,7 +372,7 @@ def judge(self:Server) -> canary.Decision|None:
         except PolicyError: pass
     return decision
 
-# %% ../nbs/15_serving.ipynb #97db5555
+# %% ../nbs/15_serving.ipynb #68f1fca6
 @patch
 def watch(self:Server, stop:threading.Event):
     "Refresh and judge every `serving.reload_seconds` until `stop` is set (the server's background thread)."
@@ -376,7 +382,7 @@ def watch(self:Server, stop:threading.Event):
             self.judge()
         except Exception as e: print(f"serve: refresh failed: {type(e).__name__}: {e}", file=sys.stderr)
 
-# %% ../nbs/15_serving.ipynb #c9b16617
+# %% ../nbs/15_serving.ipynb #031f9bbe
 @patch
 def set_share(self:Server, share:float, actor:str|None=None, reason:str='') -> float:
     "Set the challenger's share of traffic (audited, and picked up by every worker)."
@@ -388,7 +394,7 @@ def set_share(self:Server, share:float, actor:str|None=None, reason:str='') -> f
         self._share_seq = e['seq']
     return self.share
 
-# %% ../nbs/15_serving.ipynb #297b9312
+# %% ../nbs/15_serving.ipynb #7a85ec43
 @patch
 def status(self:Server) -> dict:
     "What the server serves and how each variant is doing."
@@ -401,7 +407,7 @@ def status(self:Server) -> dict:
     if self.log: out['log'] = dict(written=self.log.written, buffered=self.log.rows)
     return out
 
-# %% ../nbs/15_serving.ipynb #c8746658
+# %% ../nbs/15_serving.ipynb #b11830c8
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -421,13 +427,16 @@ async def _receive(receive, length:str|None, limit:int) -> bytes:
         if (size := size + len(chunks[-1])) > limit: raise BadRequest(f"the body is more than serving.max_body_mb allows ({limit} bytes)", 413)
         if not msg.get('more_body'): return b''.join(chunks)
 
+_ids, _PROCESS = __import__('itertools').count(1), uuid.uuid4().hex[:12]
+
 def _request_id(headers:dict) -> str:
+    "The client's `X-Request-ID`, or one unique to this process and request (cheaper than a fresh UUID per request)."
     rid = headers.get('x-request-id')
-    if rid is None: return uuid.uuid4().hex
+    if rid is None: return f'{_PROCESS}-{next(_ids)}'
     if not 0 < len(rid) <= 128 or not rid.isprintable(): raise BadRequest("the X-Request-ID header must be 1 to 128 printable characters")
     return rid
 
-# %% ../nbs/15_serving.ipynb #d568a920
+# %% ../nbs/15_serving.ipynb #ce7956d1
 def _handler(server:Server, endpoint:str, error_body):
     "Wrap an async handler: count it, turn `BadRequest` into its 4xx, and any other failure into a 500 that says so."
     def wrap(f):
@@ -449,7 +458,7 @@ def _mlflow_error(e) -> dict:
 
 def _v2_error(e) -> dict: return {'error': str(e)}
 
-# %% ../nbs/15_serving.ipynb #8ffb2080
+# %% ../nbs/15_serving.ipynb #e355f74e
 def scoring(server:Server, answer, # `invocation` or `infer`
             endpoint:str, error_body):
     "A plain ASGI app for a scoring endpoint: the body, `answer`'s JSON, or the 4xx its `BadRequest` names."
@@ -474,7 +483,7 @@ def scoring(server:Server, answer, # `invocation` or `infer`
         if after: after()
     return app
 
-# %% ../nbs/15_serving.ipynb #9875b482
+# %% ../nbs/15_serving.ipynb #c0028935
 def _answer_headers(d:Deployed, role:str, rid:str) -> list:
     return [(b'x-request-id', rid.encode()), (b'x-model-version', d.ref.encode()), (b'x-variant', role.encode())]
 
@@ -492,7 +501,7 @@ def invocation(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     preds = out['probabilities'] if method == 'predict_proba' else out[d.model.outputs[0]].ravel()
     return orjson.dumps({'predictions': preds.tolist()}), _answer_headers(d, role, rid), _shadow(server, columns, n, rid)
 
-# %% ../nbs/15_serving.ipynb #f4f24e92
+# %% ../nbs/15_serving.ipynb #d0afe85b
 _V2 = {np.dtype('int64'): 'INT64', np.dtype('int32'): 'INT32', np.dtype('float64'): 'FP64', np.dtype('float32'): 'FP32', np.dtype('bool'): 'BOOL'}
 _V2_NUMERIC = {'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64'}
 
@@ -505,7 +514,7 @@ def _flat(data:list, name:str) -> list:
     if any(isinstance(v, (list, dict)) for v in data): raise BadRequest(f"input {name!r}: data must be a flat list of values")
     return data
 
-# %% ../nbs/15_serving.ipynb #924e75e9
+# %% ../nbs/15_serving.ipynb #1b908a5a
 def _v2_input(t, types:dict) -> tuple:
     if not isinstance(t, dict) or not isinstance(t.get('name'), str): raise BadRequest("each input must be an object with name, shape, datatype and data")
     name, shape, datatype, data = t['name'], t.get('shape'), t.get('datatype'), t.get('data')
@@ -538,7 +547,7 @@ def parse_v2(body:bytes, d:Deployed) -> tuple:
     if rid is not None and (not isinstance(rid, str) or len(rid) > 128): raise BadRequest("id must be a string of at most 128 characters")
     return {p[0]: p[1] for p in parsed}, (ns.pop() if ns else 0), outputs, rid
 
-# %% ../nbs/15_serving.ipynb #ef27504f
+# %% ../nbs/15_serving.ipynb #436492b7
 def _v2_outputs(out:dict, wanted:list|None) -> list:
     res = []
     for name in wanted or list(out):
@@ -563,7 +572,7 @@ def infer(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     answer = {'model_name': d.name, 'model_version': str(d.version), 'id': rid, 'outputs': _v2_outputs(out, outputs)}
     return orjson.dumps(answer), _answer_headers(d, role, rid), None if path.get('version') else _shadow(server, columns, n, rid)
 
-# %% ../nbs/15_serving.ipynb #6d4c14a2
+# %% ../nbs/15_serving.ipynb #9852b2b9
 def v2_model(server:Server):
     @_handler(server, '/v2/models', _v2_error)
     async def handle(request):
@@ -582,7 +591,7 @@ def v2_ready(server:Server):
         return _json({'name': request.path_params['name'], 'ready': True})
     return handle
 
-# %% ../nbs/15_serving.ipynb #5fb2d28b
+# %% ../nbs/15_serving.ipynb #4ef59dc7
 def _authorized(request):
     token = os.environ.get('WORKBENCH_ADMIN_TOKEN', '')
     if not token: raise BadRequest("admin endpoints are disabled: start the server with WORKBENCH_ADMIN_TOKEN set", 403)
@@ -611,7 +620,7 @@ def admin(server:Server, action:str):
         return _json(server.status())
     return handle
 
-# %% ../nbs/15_serving.ipynb #f7d881ea
+# %% ../nbs/15_serving.ipynb #32fbddbe
 def openapi(server:Server) -> dict:
     "An OpenAPI 3 document for the server's endpoints, with the model's columns in the request schemas."
     d = server.champion
@@ -643,7 +652,7 @@ def openapi(server:Server) -> dict:
                       '/metrics': {'get': {'summary': 'Prometheus metrics', 'responses': {'200': {'description': 'metrics', 'content': {'text/plain': {'schema': {'type': 'string'}}}}}}},
                       **{f'/admin/{a}': admin(f'{a} (needs the admin token)') for a in ('canary', 'promote', 'rollback', 'reload')}}}
 
-# %% ../nbs/15_serving.ipynb #a532656d
+# %% ../nbs/15_serving.ipynb #6f3e3b18
 _INFER = re.compile(r'/v2/models/([^/]+)(?:/versions/([^/]+))?/infer')
 
 def create_app(server:Server):
@@ -659,6 +668,7 @@ def create_app(server:Server):
             server.log = PredictionLog(server.ws)
         watcher = threading.Thread(target=server.watch, args=(stop,), name='registry-watch', daemon=True) if server.ws is not None and server.refs else None
         if watcher: watcher.start()
+        gc.collect(); gc.freeze()  # what is loaded now lives as long as the server: full collections need not scan it
         try: yield
         finally:
             stop.set()
@@ -685,7 +695,7 @@ def create_app(server:Server):
         await rest(scope, receive, send)
     return app
 
-# %% ../nbs/15_serving.ipynb #1b3fd7ba
+# %% ../nbs/15_serving.ipynb #f2f431d3
 def parse_canary(spec:str) -> tuple:
     "`'credit-default@challenger:10'` -> `('credit-default@challenger', 0.1)`; without `:PCT` the share is None."
     ref, _, pct = spec.rpartition(':') if ':' in spec else (spec, '', '')
@@ -695,7 +705,7 @@ def parse_canary(spec:str) -> tuple:
     if not 0 <= share <= 1: raise WorkbenchError(f"the canary share in {spec!r} must be a percentage from 0 to 100, e.g. {ref}:10")
     return ref, share
 
-# %% ../nbs/15_serving.ipynb #18b16fb6
+# %% ../nbs/15_serving.ipynb #18c41f60
 def _alias_ref(ref:str) -> str:
     from workbench import registry
     name, version, alias = registry.parse_ref(ref)
@@ -711,7 +721,7 @@ def _challenger(ws, ref:str, name:str) -> Deployed|None:
         return None  # the alias is not set yet: followed from now on
     return Deployed.from_bytes(name, mv.version, onnx_bytes)
 
-# %% ../nbs/15_serving.ipynb #e5c21904
+# %% ../nbs/15_serving.ipynb #1c5861e6
 def from_registry(ws, ref:str, # what to serve, e.g. 'credit-default@champion' or 'credit-default/3'
                   canary:str|None=None, # a challenger with its share in percent, e.g. 'credit-default@challenger:10'
                   shadow:str|None=None) -> Server: # a challenger that scores every request, only logged
@@ -726,7 +736,7 @@ def from_registry(ws, ref:str, # what to serve, e.g. 'credit-default@champion' o
     chall = _challenger(ws, other, mv.name) if other else None
     return Server(champ, chall, 'shadow' if shadow else 'canary', share, ws=ws, refs=refs)
 
-# %% ../nbs/15_serving.ipynb #c746cc89
+# %% ../nbs/15_serving.ipynb #a70bb608
 def app_from_environment():
     "The app for one uvicorn worker, configured by `WORKBENCH_SERVE` (set by `run`)."
     from workbench.config import load_settings
