@@ -1,5 +1,5 @@
 "The `workbench` command as a user meets it: help, init, settings, demo, sql, status and its errors."
-import json, subprocess, time
+import json, re, subprocess, time
 from conftest import BIN
 
 
@@ -102,11 +102,16 @@ def test_demo_runs_the_lifecycle(wb, tmp_path):
     t0 = time.perf_counter()
     out = wb('demo', '--months', '6', '--rows-per-month', '1000').stdout
     took = time.perf_counter() - t0
-    for stage in ['[1/4] data', '[2/4] validate', '[3/4] train two candidates', '[4/4] evaluate', 'validate  ok', 'train     ok', 'evaluate  ok']:
+    for stage in ['[1/6] data', '[2/6] validate', '[3/6] train two candidates', '[4/6] evaluate', 'validate  ok', 'train     ok', 'evaluate  ok',
+                  '[5/6] serve credit-default/1', '3000 requests answered', '[6/6] retrain on all 6 months']:
         assert stage in out, stage
     assert 'credit-default/1 is the champion (approved by demo-reviewer)' in out and 'audit chain intact' in out
+    assert re.search(r'canary: \d+ of \d+ requests went to credit-default/2; canary\.(promote|rollback) by canary', out), out
     assert (tmp_path/'ws'/'models'/'credit-default-1.onnx').stat().st_size > 1000
-    champion = json.loads(wb('registry', 'list', '--format', 'json').stdout)
-    assert [v['aliases'] for v in champion] == [['champion']] and champion[0]['gates_passed'] is True
-    assert [r['pipeline'] for r in json.loads(wb('pipeline', 'list', '--format', 'json').stdout)] == ['promote', 'evaluate', 'train', 'validate']
+    versions = json.loads(wb('registry', 'list', '--format', 'json').stdout)
+    assert [v['version'] for v in versions] == [2, 1] and all(v['gates_passed'] for v in versions)
+    assert sorted(a for v in versions for a in v['aliases']) == ['champion']  # the canary decided: no challenger is left
+    logged = json.loads(wb('sql', "select variant, count(*) as n from predictions group by 1 order by 1", '--format', 'json').stdout)
+    assert sum(r['n'] for r in logged) >= 3000 + 1 and {r['variant'] for r in logged} == {'canary', 'champion'}
+    assert [r['pipeline'] for r in json.loads(wb('pipeline', 'list', '--format', 'json').stdout)] == ['promote', 'evaluate', 'train'] * 2 + ['validate']
     assert took < 180, f'workbench demo took {took:.0f} s'
