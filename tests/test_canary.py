@@ -101,3 +101,23 @@ def test_deploy_pipeline_takes_a_challenger_to_champion(lifecycle):
     assert 'integration test passed' in Path(r.notebook).read_text()
     again = pipelines.run(ws, 'deploy', {'model_version': new.ref})  # the champion already: nothing to do, not a failure
     assert again.status == 'ok' and again.results['outcome'] == 'champion already'
+
+
+def test_shadow_scores_every_request_but_only_logs_its_answer(lifecycle, tmp_path):
+    "In shadow mode the champion answers every request; the challenger scores each one too, and its answers only reach the log."
+    from starlette.testclient import TestClient
+    from workbench import serving
+    ws, credit = lifecycle
+    shadow, _ = candidate(ws, credit, LogisticRegression(max_iter=500, C=0.1), NUM + CAT)
+    registry.set_challenger(ws, shadow.ref, 'ci-pipeline')
+    champ = registry.champion(ws, 'credit-default')
+    server = serving.from_registry(ws, 'credit-default@champion', shadow='credit-default@challenger')
+    rows = data.load(ws, credit.ref).tail(40)
+    with TestClient(serving.create_app(server)) as http:
+        for i in range(40):
+            r = http.post('/invocations', json={'dataframe_split': {'columns': NUM + CAT, 'data': traffic._records(rows[NUM + CAT].iloc[[i]])}}, headers={'X-Request-ID': f'shadow-{i}'})
+            assert r.status_code == 200 and r.headers['x-variant'] == 'champion' and r.headers['x-model-version'] == champ.ref
+    logged = ws.sql("select variant, version, count(distinct request_id) as n from predictions where request_id like 'shadow-%' group by all order by 1").fetchall()
+    assert logged == [('champion', champ.version, 40), ('shadow', shadow.version, 40)]
+    assert server.status()['challenger']['requests'] == 40
+    registry.clear_challenger(ws, 'credit-default', shadow.version, 'ci-pipeline', 'shadow test done')
