@@ -132,7 +132,6 @@ def demo(ctx, months, rows_per_month, drift_month, seed, data_only):
 
 # %% ../nbs/05_cli.ipynb #323abcf6
 def _demo_lifecycle(ctx, ws):
-    from pathlib import Path
     from workbench import pipelines, registry
     carry = {}
     heading = {'validate': '[2/6] validate the training data', 'train': '[3/6] train two candidates',
@@ -499,4 +498,4 @@ def serve(ctx, ref, canary, shadow, host, port, workers, bundle_dir):
         return click.echo(bundle.export(ws, ref, bundle_dir))
     from workbench import serving
     o = ctx.find_root().obj
-    serving.run(ws, ref, canary, shadow, host, port, workers, o['settings_file'], o['overrides'], echo=click.echo)
+    serving.serve(ws, ref, canary, shadow, host, port, workers, o['settings_file'], o['overrides'], echo=click.echo)

@@ -8,9 +8,8 @@ Docs: https://mlops-workbench.github.io/workbench/predictions.html.md"""
 __all__ = ['SCHEMA', 'to_table', 'PredictionLog']
 
 # %% ../nbs/13_predictions.ipynb #51b2bb85
-import json, threading, time, sys
+import threading, time, sys
 import orjson
-from datetime import datetime, timezone
 import numpy as np, pyarrow as pa
 from .canary import scores
 from .workspace import Workspace

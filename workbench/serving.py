@@ -7,25 +7,24 @@ Docs: https://mlops-workbench.github.io/workbench/serving.html.md"""
 # %% auto #0
 __all__ = ['FORMATS', 'BadRequest', 'loads', 'parse_invocation', 'Deployed', 'Metrics', 'Server', 'scoring', 'invocation',
            'parse_v2', 'infer', 'v2_model', 'v2_ready', 'admin', 'openapi', 'create_app', 'parse_canary',
-           'from_registry', 'app_from_environment', 'run']
+           'from_registry', 'app_from_environment', 'serve']
 
-# %% ../nbs/15_serving.ipynb #6ade353a
+# %% ../nbs/15_serving.ipynb #1151c269
 import gc, hmac, json, math, os, re, threading, time, uuid, sys
 from itertools import chain
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 import numpy as np, orjson
 from .config import WorkbenchError
 from .onnx import OnnxModel, MISSING_TEXT
 from . import canary
 
-# %% ../nbs/15_serving.ipynb #93133c1e
+# %% ../nbs/15_serving.ipynb #4d40090f
 class BadRequest(WorkbenchError):
     "A request the server refuses: `status` is the HTTP status (4xx), the message says why."
     def __init__(self, message:str, status:int=400): super().__init__(message); self.status = status
 
-# %% ../nbs/15_serving.ipynb #40360dd1
+# %% ../nbs/15_serving.ipynb #bdc072f2
 def loads(body:bytes):
     "Parse a JSON body; `NaN` and `Infinity` literals (as pandas writes them) are accepted."
     try: return orjson.loads(body)
@@ -33,7 +32,7 @@ def loads(body:bytes):
         try: return json.loads(body)
         except ValueError: raise BadRequest(f"the body is not valid JSON: {e}") from None
 
-# %% ../nbs/15_serving.ipynb #06c4f989
+# %% ../nbs/15_serving.ipynb #52499b76
 def _unnest(v:list) -> list:
     "`[[1.0], [2.0]]` -> `[1.0, 2.0]`: the `[n, 1]` tensors MLflow's ONNX flavor asks for; other lists as they are."
     return [x[0] for x in v] if v and all(type(x) is list and len(x) == 1 for x in v) else v
@@ -64,7 +63,7 @@ def _rows(rows:list, names:list, what:str) -> tuple:
     if i is not None: raise BadRequest(f"row {i} of {what} has {len(rows[i])} values but there are {len(names)} columns")
     return dict(zip(names, map(list, zip(*rows)))) if rows else {n: [] for n in names}, len(rows)
 
-# %% ../nbs/15_serving.ipynb #f9cab27c
+# %% ../nbs/15_serving.ipynb #452f44e6
 def _split(d, names:list) -> tuple:
     if not isinstance(d, dict) or not isinstance(d.get('data'), list): raise BadRequest("dataframe_split must be an object with 'columns' and 'data' (a list of rows)")
     cols = d.get('columns', names)
@@ -77,7 +76,7 @@ def _tensor(v, names:list, what:str) -> tuple:
     if not isinstance(v, list): raise BadRequest(f"{what} must be a list of rows or an object of columns")
     return _records(v, what) if v and isinstance(v[0], dict) else _rows(v, names, what)
 
-# %% ../nbs/15_serving.ipynb #8a66b017
+# %% ../nbs/15_serving.ipynb #edcd9095
 FORMATS = ('dataframe_split', 'dataframe_records', 'instances', 'inputs')
 
 def parse_invocation(body:bytes, content_type:str|None, # the request's body and Content-Type
@@ -100,7 +99,7 @@ def parse_invocation(body:bytes, content_type:str|None, # the request's body and
         return _records(v, f) + (params,)
     return _tensor(v, names, f) + (params,)
 
-# %% ../nbs/15_serving.ipynb #b387d5a5
+# %% ../nbs/15_serving.ipynb #13ca8cf1
 def _csv(body:bytes) -> tuple:
     import csv, io
     try: rows = list(csv.reader(io.StringIO(body.decode('utf-8-sig'))))
@@ -109,7 +108,7 @@ def _csv(body:bytes) -> tuple:
     cols, n = _rows(rows[1:], rows[0], 'the CSV body')
     return {c: [None if x == '' else x for x in v] for c, v in cols.items()}, n
 
-# %% ../nbs/15_serving.ipynb #74f1eaba
+# %% ../nbs/15_serving.ipynb #ab3b1bd1
 _NUMBER = {int, float}
 _DTYPES = {'double': np.float64, 'float': np.float32, 'int64': np.int64, 'int32': np.int32}
 
@@ -136,7 +135,7 @@ def _array(name:str, typ:str, nullable:bool, values) -> np.ndarray:
         if not nullable: raise BadRequest(f"column {name!r} has a missing value (null or NaN) in row {int(np.argmax(np.isnan(a)))}, which the model's signature forbids")
     return a.reshape(-1, 1)
 
-# %% ../nbs/15_serving.ipynb #74887f53
+# %% ../nbs/15_serving.ipynb #a5fc625b
 @dataclass
 class Deployed:
     "One model version in an ONNX Runtime session, ready to score columns."
@@ -154,7 +153,7 @@ class Deployed:
         "A deployed version from its ONNX bytes."
         return cls(name, int(version), OnnxModel(onnx_bytes, threads=threads))
 
-# %% ../nbs/15_serving.ipynb #b8cff81c
+# %% ../nbs/15_serving.ipynb #ecc8aad5
 def _listing(names, most=12) -> str:
     return ', '.join(names[:most]) + (f' and {len(names) - most} more' if len(names) > most else '')
 
@@ -186,7 +185,7 @@ def run(self:Deployed, feeds:dict) -> dict:
     "The model's outputs (`label` and `probabilities`, or a regressor's value) for `feeds`."
     return dict(zip(self.model.outputs, self.model.session.run(None, feeds)))
 
-# %% ../nbs/15_serving.ipynb #a93cd160
+# %% ../nbs/15_serving.ipynb #8872d475
 class Metrics:
     "The server's Prometheus metrics, in a registry of its own."
     def __init__(self):
@@ -217,7 +216,7 @@ class Metrics:
         rows.inc(len(scores)); latency.observe(seconds)
         for s in scores.tolist(): hist.observe(s)
 
-# %% ../nbs/15_serving.ipynb #65514000
+# %% ../nbs/15_serving.ipynb #2b4bc605
 class Server:
     "What a model server scores with: the champion, an optional challenger (canary or shadow), its share, the log."
     def __init__(self, champion:Deployed, challenger:Deployed|None=None,
@@ -246,7 +245,7 @@ class Server:
     @property
     def models(self) -> list: return [d for d in (self.champion, self.challenger) if d is not None]
 
-# %% ../nbs/15_serving.ipynb #d0c36062
+# %% ../nbs/15_serving.ipynb #5d7ae133
 @patch
 def _record(self:Server, d:Deployed, role:str, t0:float, columns:dict, n:int, out:dict, request_id:str, source:str):
     seconds = time.perf_counter() - t0
@@ -269,7 +268,7 @@ def _attempt(self:Server, d:Deployed, role:str, columns:dict, n:int, request_id:
     self._record(d, role, t0, columns, n, out, request_id, source)
     return out
 
-# %% ../nbs/15_serving.ipynb #43f10270
+# %% ../nbs/15_serving.ipynb #17495bb7
 @patch
 def score(self:Server, columns:dict, n:int, # the request's columns (name -> values) and row count
           request_id:str, key:str|None=None, # the request id; a sticky routing key
@@ -293,7 +292,7 @@ def shadow(self:Server, columns:dict, n:int, request_id:str, source:str='online'
         try: self._attempt(d, 'shadow', columns, n, request_id, source)
         except BadRequest: pass
 
-# %% ../nbs/15_serving.ipynb #692657e3
+# %% ../nbs/15_serving.ipynb #b689ac16
 @patch
 def refresh(self:Server) -> list:
     "Load the versions whose aliases moved and pick up the latest canary share; returns what changed."
@@ -321,7 +320,7 @@ def _follow_share(self:Server):
     if len(e) and e.time.iloc[0] > self.started and e.seq.iloc[0] != self._share_seq:
         self._share_seq, self.share = e.seq.iloc[0], float(json.loads(e.after.iloc[0])['share'])
 
-# %% ../nbs/15_serving.ipynb #3fe89c0b
+# %% ../nbs/15_serving.ipynb #cc909151
 @patch
 def _actor(self:Server, actor=None) -> str: return actor or self.settings['canary.actor']
 
@@ -340,7 +339,7 @@ def rollback(self:Server, reason:str, metrics:dict|None=None, actor:str|None=Non
             alerts.send(self.ws, 'canary_rollback', d.ref, f'canary {d.ref} rolled back: {reason}', metrics, source=self._actor(actor))
         return d
 
-# %% ../nbs/15_serving.ipynb #39f8da46
+# %% ../nbs/15_serving.ipynb #f306992f
 @patch
 def promote(self:Server, reason:str, metrics:dict|None=None, actor:str|None=None) -> Deployed:
     "Make the challenger the champion through `registry.promote`; raises `PolicyError` when the policy refuses."
@@ -358,7 +357,7 @@ def promote(self:Server, reason:str, metrics:dict|None=None, actor:str|None=None
         self.champion, self.challenger = d, None
         return d
 
-# %% ../nbs/15_serving.ipynb #53510c56
+# %% ../nbs/15_serving.ipynb #59fea43d
 @patch
 def judge(self:Server) -> canary.Decision|None:
     "Judge the challenger against the champion and roll it back or promote it when the rules say so."
@@ -372,7 +371,7 @@ def judge(self:Server) -> canary.Decision|None:
         except PolicyError: pass
     return decision
 
-# %% ../nbs/15_serving.ipynb #68f1fca6
+# %% ../nbs/15_serving.ipynb #18f55687
 @patch
 def watch(self:Server, stop:threading.Event):
     "Refresh and judge every `serving.reload_seconds` until `stop` is set (the server's background thread)."
@@ -382,7 +381,7 @@ def watch(self:Server, stop:threading.Event):
             self.judge()
         except Exception as e: print(f"serve: refresh failed: {type(e).__name__}: {e}", file=sys.stderr)
 
-# %% ../nbs/15_serving.ipynb #031f9bbe
+# %% ../nbs/15_serving.ipynb #6b5784cf
 @patch
 def set_share(self:Server, share:float, actor:str|None=None, reason:str='') -> float:
     "Set the challenger's share of traffic (audited, and picked up by every worker)."
@@ -394,7 +393,7 @@ def set_share(self:Server, share:float, actor:str|None=None, reason:str='') -> f
         self._share_seq = e['seq']
     return self.share
 
-# %% ../nbs/15_serving.ipynb #7a85ec43
+# %% ../nbs/15_serving.ipynb #a49d3a07
 @patch
 def status(self:Server) -> dict:
     "What the server serves and how each variant is doing."
@@ -407,7 +406,7 @@ def status(self:Server) -> dict:
     if self.log: out['log'] = dict(written=self.log.written, buffered=self.log.rows)
     return out
 
-# %% ../nbs/15_serving.ipynb #b11830c8
+# %% ../nbs/15_serving.ipynb #f25a8526
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -436,7 +435,7 @@ def _request_id(headers:dict) -> str:
     if not 0 < len(rid) <= 128 or not rid.isprintable(): raise BadRequest("the X-Request-ID header must be 1 to 128 printable characters")
     return rid
 
-# %% ../nbs/15_serving.ipynb #ce7956d1
+# %% ../nbs/15_serving.ipynb #9f06c102
 def _handler(server:Server, endpoint:str, error_body):
     "Wrap an async handler: count it, turn `BadRequest` into its 4xx, and any other failure into a 500 that says so."
     def wrap(f):
@@ -458,7 +457,7 @@ def _mlflow_error(e) -> dict:
 
 def _v2_error(e) -> dict: return {'error': str(e)}
 
-# %% ../nbs/15_serving.ipynb #e355f74e
+# %% ../nbs/15_serving.ipynb #2cf22e10
 def scoring(server:Server, answer, # `invocation` or `infer`
             endpoint:str, error_body):
     "A plain ASGI app for a scoring endpoint: the body, `answer`'s JSON, or the 4xx its `BadRequest` names."
@@ -483,7 +482,7 @@ def scoring(server:Server, answer, # `invocation` or `infer`
         if after: after()
     return app
 
-# %% ../nbs/15_serving.ipynb #c0028935
+# %% ../nbs/15_serving.ipynb #e398dc2d
 def _answer_headers(d:Deployed, role:str, rid:str) -> list:
     return [(b'x-request-id', rid.encode()), (b'x-model-version', d.ref.encode()), (b'x-variant', role.encode())]
 
@@ -501,7 +500,7 @@ def invocation(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     preds = out['probabilities'] if method == 'predict_proba' else out[d.model.outputs[0]].ravel()
     return orjson.dumps({'predictions': preds.tolist()}), _answer_headers(d, role, rid), _shadow(server, columns, n, rid)
 
-# %% ../nbs/15_serving.ipynb #d0afe85b
+# %% ../nbs/15_serving.ipynb #e2dd3546
 _V2 = {np.dtype('int64'): 'INT64', np.dtype('int32'): 'INT32', np.dtype('float64'): 'FP64', np.dtype('float32'): 'FP32', np.dtype('bool'): 'BOOL'}
 _V2_NUMERIC = {'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64'}
 
@@ -514,7 +513,7 @@ def _flat(data:list, name:str) -> list:
     if any(isinstance(v, (list, dict)) for v in data): raise BadRequest(f"input {name!r}: data must be a flat list of values")
     return data
 
-# %% ../nbs/15_serving.ipynb #1b908a5a
+# %% ../nbs/15_serving.ipynb #970de40e
 def _v2_input(t, types:dict) -> tuple:
     if not isinstance(t, dict) or not isinstance(t.get('name'), str): raise BadRequest("each input must be an object with name, shape, datatype and data")
     name, shape, datatype, data = t['name'], t.get('shape'), t.get('datatype'), t.get('data')
@@ -547,7 +546,7 @@ def parse_v2(body:bytes, d:Deployed) -> tuple:
     if rid is not None and (not isinstance(rid, str) or len(rid) > 128): raise BadRequest("id must be a string of at most 128 characters")
     return {p[0]: p[1] for p in parsed}, (ns.pop() if ns else 0), outputs, rid
 
-# %% ../nbs/15_serving.ipynb #436492b7
+# %% ../nbs/15_serving.ipynb #899b6949
 def _v2_outputs(out:dict, wanted:list|None) -> list:
     res = []
     for name in wanted or list(out):
@@ -572,7 +571,7 @@ def infer(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     answer = {'model_name': d.name, 'model_version': str(d.version), 'id': rid, 'outputs': _v2_outputs(out, outputs)}
     return orjson.dumps(answer), _answer_headers(d, role, rid), None if path.get('version') else _shadow(server, columns, n, rid)
 
-# %% ../nbs/15_serving.ipynb #9852b2b9
+# %% ../nbs/15_serving.ipynb #9561f6fb
 def v2_model(server:Server):
     @_handler(server, '/v2/models', _v2_error)
     async def handle(request):
@@ -591,7 +590,7 @@ def v2_ready(server:Server):
         return _json({'name': request.path_params['name'], 'ready': True})
     return handle
 
-# %% ../nbs/15_serving.ipynb #4ef59dc7
+# %% ../nbs/15_serving.ipynb #508943ce
 def _authorized(request):
     token = os.environ.get('WORKBENCH_ADMIN_TOKEN', '')
     if not token: raise BadRequest("admin endpoints are disabled: start the server with WORKBENCH_ADMIN_TOKEN set", 403)
@@ -620,7 +619,7 @@ def admin(server:Server, action:str):
         return _json(server.status())
     return handle
 
-# %% ../nbs/15_serving.ipynb #32fbddbe
+# %% ../nbs/15_serving.ipynb #aa28034d
 def openapi(server:Server) -> dict:
     "An OpenAPI 3 document for the server's endpoints, with the model's columns in the request schemas."
     d = server.champion
@@ -652,7 +651,7 @@ def openapi(server:Server) -> dict:
                       '/metrics': {'get': {'summary': 'Prometheus metrics', 'responses': {'200': {'description': 'metrics', 'content': {'text/plain': {'schema': {'type': 'string'}}}}}}},
                       **{f'/admin/{a}': admin(f'{a} (needs the admin token)') for a in ('canary', 'promote', 'rollback', 'reload')}}}
 
-# %% ../nbs/15_serving.ipynb #6f3e3b18
+# %% ../nbs/15_serving.ipynb #54669494
 _INFER = re.compile(r'/v2/models/([^/]+)(?:/versions/([^/]+))?/infer')
 
 def create_app(server:Server):
@@ -695,7 +694,7 @@ def create_app(server:Server):
         await rest(scope, receive, send)
     return app
 
-# %% ../nbs/15_serving.ipynb #f2f431d3
+# %% ../nbs/15_serving.ipynb #6f9b9ea6
 def parse_canary(spec:str) -> tuple:
     "`'credit-default@challenger:10'` -> `('credit-default@challenger', 0.1)`; without `:PCT` the share is None."
     ref, _, pct = spec.rpartition(':') if ':' in spec else (spec, '', '')
@@ -705,7 +704,7 @@ def parse_canary(spec:str) -> tuple:
     if not 0 <= share <= 1: raise WorkbenchError(f"the canary share in {spec!r} must be a percentage from 0 to 100, e.g. {ref}:10")
     return ref, share
 
-# %% ../nbs/15_serving.ipynb #18c41f60
+# %% ../nbs/15_serving.ipynb #1c3b8a93
 def _alias_ref(ref:str) -> str:
     from workbench import registry
     name, version, alias = registry.parse_ref(ref)
@@ -721,7 +720,7 @@ def _challenger(ws, ref:str, name:str) -> Deployed|None:
         return None  # the alias is not set yet: followed from now on
     return Deployed.from_bytes(name, mv.version, onnx_bytes)
 
-# %% ../nbs/15_serving.ipynb #1c5861e6
+# %% ../nbs/15_serving.ipynb #310a69da
 def from_registry(ws, ref:str, # what to serve, e.g. 'credit-default@champion' or 'credit-default/3'
                   canary:str|None=None, # a challenger with its share in percent, e.g. 'credit-default@challenger:10'
                   shadow:str|None=None) -> Server: # a challenger that scores every request, only logged
@@ -736,16 +735,16 @@ def from_registry(ws, ref:str, # what to serve, e.g. 'credit-default@champion' o
     chall = _challenger(ws, other, mv.name) if other else None
     return Server(champ, chall, 'shadow' if shadow else 'canary', share, ws=ws, refs=refs)
 
-# %% ../nbs/15_serving.ipynb #a70bb608
+# %% ../nbs/15_serving.ipynb #e4046411
 def app_from_environment():
-    "The app for one uvicorn worker, configured by `WORKBENCH_SERVE` (set by `run`)."
+    "The app for one uvicorn worker, configured by `WORKBENCH_SERVE` (set by `serve`)."
     from workbench.config import load_settings
     from workbench.workspace import open_workspace
     c = json.loads(os.environ['WORKBENCH_SERVE'])
     ws = open_workspace(c['workspace'], load_settings(c['settings_file'], c['overrides']), create=False)
     return create_app(from_registry(ws, c['ref'], c['canary'], c['shadow']))
 
-def run(ws, ref:str, canary:str|None=None, shadow:str|None=None, host:str='127.0.0.1', port:int=8080, workers:int=1,
+def serve(ws, ref:str, canary:str|None=None, shadow:str|None=None, host:str='127.0.0.1', port:int=8080, workers:int=1,
         settings_file:str|None=None, overrides:dict|None=None, echo=print):
     "Serve `ref` (and a canary or shadow challenger) until SIGTERM or Ctrl-C."
     import uvicorn

@@ -7,14 +7,14 @@ Docs: https://mlops-workbench.github.io/workbench/traffic.html.md"""
 # %% auto #0
 __all__ = ['Client', 'invocations', 'infer', 'send']
 
-# %% ../nbs/17_traffic.ipynb #eefcf77e
-import http.client, json, time, uuid
+# %% ../nbs/17_traffic.ipynb #4ab8f88a
+import http.client, json, uuid
 from collections import Counter
 from urllib.parse import urlsplit
-import numpy as np, pandas as pd
+import pandas as pd
 from .config import WorkbenchError
 
-# %% ../nbs/17_traffic.ipynb #1d5040af
+# %% ../nbs/17_traffic.ipynb #a0f8afa0
 def _records(frame:pd.DataFrame) -> list:
     "Rows as JSON-ready lists: NaN and NA become null, NumPy scalars plain numbers."
     return json.loads(frame.to_json(orient='values', double_precision=15))
@@ -44,7 +44,7 @@ class Client:
 
     def close(self): self.conn.close()
 
-# %% ../nbs/17_traffic.ipynb #4848a653
+# %% ../nbs/17_traffic.ipynb #8ace4618
 def invocations(client:Client, frame:pd.DataFrame, headers:dict|None=None) -> tuple:
     "Score `frame` in one MLflow `dataframe_split` request: `(status, headers, answer)`."
     return client.request('POST', '/invocations', {'dataframe_split': {'columns': list(frame.columns), 'data': _records(frame)}}, headers)
@@ -56,7 +56,7 @@ def infer(client:Client, model:str, frame:pd.DataFrame, types:dict, # input name
     path = f'/v2/models/{model}' + (f'/versions/{version}' if version is not None else '') + '/infer'
     return client.request('POST', path, {'inputs': inputs})
 
-# %% ../nbs/17_traffic.ipynb #4fd22a02
+# %% ../nbs/17_traffic.ipynb #ca1e0eae
 def send(url:str, frame:pd.DataFrame, # the server, and the rows to send (only the model's input columns)
          key:pd.Series|None=None, # a sticky canary key per row, e.g. the customer id
          batch:int=1, # rows per request
