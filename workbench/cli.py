@@ -153,15 +153,18 @@ def _demo_lifecycle(ctx, ws):
 
 # %% ../nbs/05_cli.ipynb #863bdb87
 def _serve_in_thread(ws, ref:str, canary:str):
-    "A model server for `ref` with `canary` on a free port of this process; returns (server, uvicorn server, url)."
+    "A model server for `ref` with `canary` on a free port of this process; returns (server, url, a function that stops it)."
     import socket, threading, uvicorn
     from workbench import serving
     server = serving.from_registry(ws, ref, canary=canary)
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
     web = uvicorn.Server(uvicorn.Config(serving.create_app(server), host='127.0.0.1', port=port, log_level='warning', loop='uvloop', http='httptools'))
-    threading.Thread(target=web.run, name='demo-server', daemon=True).start()
+    thread = threading.Thread(target=web.run, name='demo-server', daemon=True)
+    thread.start()
     while not web.started: time.sleep(0.05)
-    return server, web, f'http://127.0.0.1:{port}'
+    def stop():  # and wait for its shutdown, which writes the rest of the prediction log
+        web.should_exit = True; thread.join()
+    return server, f'http://127.0.0.1:{port}', stop
 
 # %% ../nbs/05_cli.ipynb #8a1c0202
 def _demo_serving(ws, portfolio:dict):
@@ -170,7 +173,7 @@ def _demo_serving(ws, portfolio:dict):
     apps = portfolio['applications']
     months = sorted(apps['month'].unique())
     later = apps[apps['month'].isin(months[len(months) // 2:])]
-    server, web, url = _serve_in_thread(ws, 'credit-default@champion', 'credit-default@challenger:25')
+    server, url, stop = _serve_in_thread(ws, 'credit-default@champion', 'credit-default@challenger:25')
     click.echo(f"[5/6] serve {server.champion.ref} at {url}; send {months[len(months) // 2]}..{months[-1]} as production traffic")
     t0 = time.perf_counter()
     sent = traffic.send(url, later[server.champion.names], later['application_id'])
@@ -181,7 +184,7 @@ def _demo_serving(ws, portfolio:dict):
     for stage in ['train', 'evaluate', 'promote']:
         r = pipelines.run(ws, stage, {k: x for k, x in carry.items() if k in pipelines.parameters(stage)})
         click.echo(f"  {stage:<9} {r.status:<18} {r.message}")
-        if not r.ok: web.should_exit = True; raise WorkbenchError(f"the demo stopped: {r.error or r.message}")
+        if not r.ok: stop(); raise WorkbenchError(f"the demo stopped: {r.error or r.message}")
         carry['run_id'] = r.results.get('run_id', carry.get('run_id'))
     mv = registry.get(ws, r.results['model_version'])
     if 'champion' not in mv.aliases and 'demo-reviewer' not in mv.approvals: mv = registry.approve(ws, mv.ref, 'demo-reviewer', 'demo: retrained on the drifted months')
@@ -189,7 +192,7 @@ def _demo_serving(ws, portfolio:dict):
     drifted = apps[apps['month'].isin(months[-3:])]
     again = np.resize(np.arange(len(drifted)), 10 * len(drifted))  # the last months, over again until the server decides
     sent = traffic.send(url, drifted[server.champion.names].iloc[again], drifted['application_id'].iloc[again], until=lambda t: server.challenger is None)
-    web.should_exit = True
+    stop()
     from workbench import audit
     decided = audit.log(ws, 1, subject=mv.ref).iloc[0]
     outcome = f"{decided.action} by {decided.actor}: {decided.reason}" if decided.action.startswith('canary.') else 'no decision yet'

@@ -9,7 +9,7 @@ __all__ = ['FORMATS', 'BadRequest', 'loads', 'parse_invocation', 'Deployed', 'Me
            'parse_v2', 'infer', 'v2_model', 'v2_ready', 'admin', 'openapi', 'create_app', 'parse_canary',
            'from_registry', 'app_from_environment', 'serve']
 
-# %% ../nbs/15_serving.ipynb #1151c269
+# %% ../nbs/15_serving.ipynb #dbe67f8d
 import gc, hmac, json, math, os, re, threading, time, uuid, sys
 from itertools import chain
 from dataclasses import dataclass
@@ -19,20 +19,23 @@ from .config import WorkbenchError
 from .onnx import OnnxModel, MISSING_TEXT
 from . import canary
 
-# %% ../nbs/15_serving.ipynb #4d40090f
+# %% ../nbs/15_serving.ipynb #ee22495e
 class BadRequest(WorkbenchError):
     "A request the server refuses: `status` is the HTTP status (4xx), the message says why."
     def __init__(self, message:str, status:int=400): super().__init__(message); self.status = status
 
-# %% ../nbs/15_serving.ipynb #bdc072f2
+# %% ../nbs/15_serving.ipynb #192eee9a
 def loads(body:bytes):
     "Parse a JSON body; `NaN` and `Infinity` literals (as pandas writes them) are accepted."
     try: return orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        try: return json.loads(body)
+        try: d = json.loads(body)
         except ValueError: raise BadRequest(f"the body is not valid JSON: {e}") from None
+        try: json.dumps(d, ensure_ascii=False).encode()  # what orjson refused and json took: NaN or huge numbers (fine), or a lone surrogate (no text can hold it)
+        except UnicodeEncodeError: raise BadRequest("the body holds a string that is not valid Unicode (a lone surrogate such as \\ud800)") from None
+        return d
 
-# %% ../nbs/15_serving.ipynb #52499b76
+# %% ../nbs/15_serving.ipynb #b2b0bf70
 def _unnest(v:list) -> list:
     "`[[1.0], [2.0]]` -> `[1.0, 2.0]`: the `[n, 1]` tensors MLflow's ONNX flavor asks for; other lists as they are."
     return [x[0] for x in v] if v and all(type(x) is list and len(x) == 1 for x in v) else v
@@ -63,7 +66,7 @@ def _rows(rows:list, names:list, what:str) -> tuple:
     if i is not None: raise BadRequest(f"row {i} of {what} has {len(rows[i])} values but there are {len(names)} columns")
     return dict(zip(names, map(list, zip(*rows)))) if rows else {n: [] for n in names}, len(rows)
 
-# %% ../nbs/15_serving.ipynb #452f44e6
+# %% ../nbs/15_serving.ipynb #1f5e88ed
 def _split(d, names:list) -> tuple:
     if not isinstance(d, dict) or not isinstance(d.get('data'), list): raise BadRequest("dataframe_split must be an object with 'columns' and 'data' (a list of rows)")
     cols = d.get('columns', names)
@@ -76,14 +79,14 @@ def _tensor(v, names:list, what:str) -> tuple:
     if not isinstance(v, list): raise BadRequest(f"{what} must be a list of rows or an object of columns")
     return _records(v, what) if v and isinstance(v[0], dict) else _rows(v, names, what)
 
-# %% ../nbs/15_serving.ipynb #edcd9095
+# %% ../nbs/15_serving.ipynb #75971896
 FORMATS = ('dataframe_split', 'dataframe_records', 'instances', 'inputs')
 
 def parse_invocation(body:bytes, content_type:str|None, # the request's body and Content-Type
-                     names:list) -> tuple: # the model's input names, for payloads without column names
+                     types:dict) -> tuple: # the model's inputs, name -> ONNX type, in order (for CSV and payloads without column names)
     "The columns (name -> values), row count and params of an MLflow `/invocations` request."
-    ct = (content_type or 'application/json').split(';')[0].strip().lower()
-    if ct in ('text/csv', 'application/csv'): return _csv(body) + ({},)
+    ct, names = (content_type or 'application/json').split(';')[0].strip().lower(), list(types)
+    if ct in ('text/csv', 'application/csv'): return _csv(body, types) + ({},)
     if ct != 'application/json': raise BadRequest(f"Content-Type {ct} is not supported; send application/json or text/csv", 415)
     d = loads(body)
     if not isinstance(d, dict): raise BadRequest(f"the body must be a JSON object with one of {', '.join(FORMATS)}")
@@ -99,16 +102,22 @@ def parse_invocation(body:bytes, content_type:str|None, # the request's body and
         return _records(v, f) + (params,)
     return _tensor(v, names, f) + (params,)
 
-# %% ../nbs/15_serving.ipynb #13ca8cf1
-def _csv(body:bytes) -> tuple:
+# %% ../nbs/15_serving.ipynb #1d0b70f5
+def _number(c:str, i:int, x:str):
+    try: return float(x)
+    except ValueError: raise BadRequest(f"column {c!r} must hold numbers, got {x!r} in row {i} of the CSV body") from None
+
+def _csv(body:bytes, types:dict) -> tuple:
+    "CSV text to columns: an empty cell is missing, and a numeric input's cells are read as numbers."
     import csv, io
     try: rows = list(csv.reader(io.StringIO(body.decode('utf-8-sig'))))
     except (UnicodeDecodeError, csv.Error) as e: raise BadRequest(f"the CSV body cannot be read: {e}") from None
     if not rows: raise BadRequest("the CSV body is empty; send a header line and one line per row")
     cols, n = _rows(rows[1:], rows[0], 'the CSV body')
-    return {c: [None if x == '' else x for x in v] for c, v in cols.items()}, n
+    numeric = lambda c: types.get(c, 'string') != 'string'
+    return {c: [None if x == '' else _number(c, i, x) if numeric(c) else x for i, x in enumerate(v)] for c, v in cols.items()}, n
 
-# %% ../nbs/15_serving.ipynb #ab3b1bd1
+# %% ../nbs/15_serving.ipynb #ae979e53
 _NUMBER = {int, float}
 _DTYPES = {'double': np.float64, 'float': np.float32, 'int64': np.int64, 'int32': np.int32}
 
@@ -135,7 +144,7 @@ def _array(name:str, typ:str, nullable:bool, values) -> np.ndarray:
         if not nullable: raise BadRequest(f"column {name!r} has a missing value (null or NaN) in row {int(np.argmax(np.isnan(a)))}, which the model's signature forbids")
     return a.reshape(-1, 1)
 
-# %% ../nbs/15_serving.ipynb #a5fc625b
+# %% ../nbs/15_serving.ipynb #10982f01
 @dataclass
 class Deployed:
     "One model version in an ONNX Runtime session, ready to score columns."
@@ -145,6 +154,7 @@ class Deployed:
         meta = {s['name']: s for s in json.loads(self.model.metadata.get('signature', '[]'))}
         self.inputs = [(s['name'], s['type'], meta.get(s['name'], {}).get('nullable', True)) for s in self.model.signature]
         self.names = [n for n, _, _ in self.inputs]
+        self.types = {n: t for n, t, _ in self.inputs}
         self.doubles = [(n, nullable) for n, t, nullable in self.inputs if t == 'double']
         self.ref = f'{self.name}/{self.version}'
 
@@ -153,7 +163,7 @@ class Deployed:
         "A deployed version from its ONNX bytes."
         return cls(name, int(version), OnnxModel(onnx_bytes, threads=threads))
 
-# %% ../nbs/15_serving.ipynb #ecc8aad5
+# %% ../nbs/15_serving.ipynb #6f601315
 def _listing(names, most=12) -> str:
     return ', '.join(names[:most]) + (f' and {len(names) - most} more' if len(names) > most else '')
 
@@ -185,7 +195,7 @@ def run(self:Deployed, feeds:dict) -> dict:
     "The model's outputs (`label` and `probabilities`, or a regressor's value) for `feeds`."
     return dict(zip(self.model.outputs, self.model.session.run(None, feeds)))
 
-# %% ../nbs/15_serving.ipynb #8872d475
+# %% ../nbs/15_serving.ipynb #a1c9ae61
 class Metrics:
     "The server's Prometheus metrics, in a registry of its own."
     def __init__(self):
@@ -216,7 +226,7 @@ class Metrics:
         rows.inc(len(scores)); latency.observe(seconds)
         for s in scores.tolist(): hist.observe(s)
 
-# %% ../nbs/15_serving.ipynb #2b4bc605
+# %% ../nbs/15_serving.ipynb #80197790
 class Server:
     "What a model server scores with: the champion, an optional challenger (canary or shadow), its share, the log."
     def __init__(self, champion:Deployed, challenger:Deployed|None=None,
@@ -245,7 +255,7 @@ class Server:
     @property
     def models(self) -> list: return [d for d in (self.champion, self.challenger) if d is not None]
 
-# %% ../nbs/15_serving.ipynb #5d7ae133
+# %% ../nbs/15_serving.ipynb #b6d278c8
 @patch
 def _record(self:Server, d:Deployed, role:str, t0:float, columns:dict, n:int, out:dict, request_id:str, source:str):
     seconds = time.perf_counter() - t0
@@ -268,7 +278,7 @@ def _attempt(self:Server, d:Deployed, role:str, columns:dict, n:int, request_id:
     self._record(d, role, t0, columns, n, out, request_id, source)
     return out
 
-# %% ../nbs/15_serving.ipynb #17495bb7
+# %% ../nbs/15_serving.ipynb #142047a5
 @patch
 def score(self:Server, columns:dict, n:int, # the request's columns (name -> values) and row count
           request_id:str, key:str|None=None, # the request id; a sticky routing key
@@ -292,7 +302,7 @@ def shadow(self:Server, columns:dict, n:int, request_id:str, source:str='online'
         try: self._attempt(d, 'shadow', columns, n, request_id, source)
         except BadRequest: pass
 
-# %% ../nbs/15_serving.ipynb #b689ac16
+# %% ../nbs/15_serving.ipynb #453bdf33
 @patch
 def refresh(self:Server) -> list:
     "Load the versions whose aliases moved and pick up the latest canary share; returns what changed."
@@ -320,7 +330,7 @@ def _follow_share(self:Server):
     if len(e) and e.time.iloc[0] > self.started and e.seq.iloc[0] != self._share_seq:
         self._share_seq, self.share = e.seq.iloc[0], float(json.loads(e.after.iloc[0])['share'])
 
-# %% ../nbs/15_serving.ipynb #cc909151
+# %% ../nbs/15_serving.ipynb #23eedcde
 @patch
 def _actor(self:Server, actor=None) -> str: return actor or self.settings['canary.actor']
 
@@ -339,7 +349,7 @@ def rollback(self:Server, reason:str, metrics:dict|None=None, actor:str|None=Non
             alerts.send(self.ws, 'canary_rollback', d.ref, f'canary {d.ref} rolled back: {reason}', metrics, source=self._actor(actor))
         return d
 
-# %% ../nbs/15_serving.ipynb #f306992f
+# %% ../nbs/15_serving.ipynb #6fa0d584
 @patch
 def promote(self:Server, reason:str, metrics:dict|None=None, actor:str|None=None) -> Deployed:
     "Make the challenger the champion through `registry.promote`; raises `PolicyError` when the policy refuses."
@@ -357,7 +367,7 @@ def promote(self:Server, reason:str, metrics:dict|None=None, actor:str|None=None
         self.champion, self.challenger = d, None
         return d
 
-# %% ../nbs/15_serving.ipynb #59fea43d
+# %% ../nbs/15_serving.ipynb #720cd47d
 @patch
 def judge(self:Server) -> canary.Decision|None:
     "Judge the challenger against the champion and roll it back or promote it when the rules say so."
@@ -371,7 +381,7 @@ def judge(self:Server) -> canary.Decision|None:
         except PolicyError: pass
     return decision
 
-# %% ../nbs/15_serving.ipynb #18f55687
+# %% ../nbs/15_serving.ipynb #1e1a6c3a
 @patch
 def watch(self:Server, stop:threading.Event):
     "Refresh and judge every `serving.reload_seconds` until `stop` is set (the server's background thread)."
@@ -381,7 +391,7 @@ def watch(self:Server, stop:threading.Event):
             self.judge()
         except Exception as e: print(f"serve: refresh failed: {type(e).__name__}: {e}", file=sys.stderr)
 
-# %% ../nbs/15_serving.ipynb #6b5784cf
+# %% ../nbs/15_serving.ipynb #842c8d8e
 @patch
 def set_share(self:Server, share:float, actor:str|None=None, reason:str='') -> float:
     "Set the challenger's share of traffic (audited, and picked up by every worker)."
@@ -393,7 +403,7 @@ def set_share(self:Server, share:float, actor:str|None=None, reason:str='') -> f
         self._share_seq = e['seq']
     return self.share
 
-# %% ../nbs/15_serving.ipynb #a49d3a07
+# %% ../nbs/15_serving.ipynb #be5e1d9e
 @patch
 def status(self:Server) -> dict:
     "What the server serves and how each variant is doing."
@@ -406,7 +416,7 @@ def status(self:Server) -> dict:
     if self.log: out['log'] = dict(written=self.log.written, buffered=self.log.rows)
     return out
 
-# %% ../nbs/15_serving.ipynb #f25a8526
+# %% ../nbs/15_serving.ipynb #015d754d
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -432,10 +442,10 @@ def _request_id(headers:dict) -> str:
     "The client's `X-Request-ID`, or one unique to this process and request (cheaper than a fresh UUID per request)."
     rid = headers.get('x-request-id')
     if rid is None: return f'{_PROCESS}-{next(_ids)}'
-    if not 0 < len(rid) <= 128 or not rid.isprintable(): raise BadRequest("the X-Request-ID header must be 1 to 128 printable characters")
+    if not (0 < len(rid) <= 128 and rid.isascii() and rid.isprintable()): raise BadRequest("the X-Request-ID header must be 1 to 128 printable ASCII characters")
     return rid
 
-# %% ../nbs/15_serving.ipynb #9f06c102
+# %% ../nbs/15_serving.ipynb #234d79cd
 def _handler(server:Server, endpoint:str, error_body):
     "Wrap an async handler: count it, turn `BadRequest` into its 4xx, and any other failure into a 500 that says so."
     def wrap(f):
@@ -457,7 +467,7 @@ def _mlflow_error(e) -> dict:
 
 def _v2_error(e) -> dict: return {'error': str(e)}
 
-# %% ../nbs/15_serving.ipynb #2cf22e10
+# %% ../nbs/15_serving.ipynb #9d70aa89
 def scoring(server:Server, answer, # `invocation` or `infer`
             endpoint:str, error_body):
     "A plain ASGI app for a scoring endpoint: the body, `answer`'s JSON, or the 4xx its `BadRequest` names."
@@ -482,7 +492,7 @@ def scoring(server:Server, answer, # `invocation` or `infer`
         if after: after()
     return app
 
-# %% ../nbs/15_serving.ipynb #e398dc2d
+# %% ../nbs/15_serving.ipynb #9762226e
 def _answer_headers(d:Deployed, role:str, rid:str) -> list:
     return [(b'x-request-id', rid.encode()), (b'x-model-version', d.ref.encode()), (b'x-variant', role.encode())]
 
@@ -491,7 +501,7 @@ def _shadow(server:Server, columns:dict, n:int, rid:str):
 
 def invocation(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     "Answer MLflow's `POST /invocations`: the JSON answer, its extra headers, and work to do after answering."
-    columns, n, params = parse_invocation(body, headers.get('content-type'), server.champion.names)
+    columns, n, params = parse_invocation(body, headers.get('content-type'), server.champion.types)
     method = params.get('predict_method', 'predict')
     if method not in ('predict', 'predict_proba'): raise BadRequest(f"params.predict_method must be 'predict' or 'predict_proba', not {method!r}")
     if method == 'predict_proba' and server.champion.model.classes is None: raise BadRequest("predict_proba needs a classifier; this model is a regressor")
@@ -500,7 +510,7 @@ def invocation(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     preds = out['probabilities'] if method == 'predict_proba' else out[d.model.outputs[0]].ravel()
     return orjson.dumps({'predictions': preds.tolist()}), _answer_headers(d, role, rid), _shadow(server, columns, n, rid)
 
-# %% ../nbs/15_serving.ipynb #e2dd3546
+# %% ../nbs/15_serving.ipynb #079e892c
 _V2 = {np.dtype('int64'): 'INT64', np.dtype('int32'): 'INT32', np.dtype('float64'): 'FP64', np.dtype('float32'): 'FP32', np.dtype('bool'): 'BOOL'}
 _V2_NUMERIC = {'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64'}
 
@@ -513,7 +523,7 @@ def _flat(data:list, name:str) -> list:
     if any(isinstance(v, (list, dict)) for v in data): raise BadRequest(f"input {name!r}: data must be a flat list of values")
     return data
 
-# %% ../nbs/15_serving.ipynb #970de40e
+# %% ../nbs/15_serving.ipynb #4ffbfd0e
 def _v2_input(t, types:dict) -> tuple:
     if not isinstance(t, dict) or not isinstance(t.get('name'), str): raise BadRequest("each input must be an object with name, shape, datatype and data")
     name, shape, datatype, data = t['name'], t.get('shape'), t.get('datatype'), t.get('data')
@@ -543,10 +553,10 @@ def parse_v2(body:bytes, d:Deployed) -> tuple:
         outputs = [o['name'] for o in outputs]
         if bad := [o for o in outputs if o not in d.model.outputs]: raise BadRequest(f"unknown output {bad[0]!r}; the model gives {', '.join(d.model.outputs)}")
     rid = req.get('id')
-    if rid is not None and (not isinstance(rid, str) or len(rid) > 128): raise BadRequest("id must be a string of at most 128 characters")
+    if rid is not None and not (isinstance(rid, str) and 0 < len(rid) <= 128 and rid.isascii() and rid.isprintable()): raise BadRequest("id must be 1 to 128 printable ASCII characters")
     return {p[0]: p[1] for p in parsed}, (ns.pop() if ns else 0), outputs, rid
 
-# %% ../nbs/15_serving.ipynb #899b6949
+# %% ../nbs/15_serving.ipynb #e2d8bfbb
 def _v2_outputs(out:dict, wanted:list|None) -> list:
     res = []
     for name in wanted or list(out):
@@ -571,7 +581,7 @@ def infer(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     answer = {'model_name': d.name, 'model_version': str(d.version), 'id': rid, 'outputs': _v2_outputs(out, outputs)}
     return orjson.dumps(answer), _answer_headers(d, role, rid), None if path.get('version') else _shadow(server, columns, n, rid)
 
-# %% ../nbs/15_serving.ipynb #9561f6fb
+# %% ../nbs/15_serving.ipynb #2cb28f5c
 def v2_model(server:Server):
     @_handler(server, '/v2/models', _v2_error)
     async def handle(request):
@@ -590,7 +600,7 @@ def v2_ready(server:Server):
         return _json({'name': request.path_params['name'], 'ready': True})
     return handle
 
-# %% ../nbs/15_serving.ipynb #508943ce
+# %% ../nbs/15_serving.ipynb #63b0ff5f
 def _authorized(request):
     token = os.environ.get('WORKBENCH_ADMIN_TOKEN', '')
     if not token: raise BadRequest("admin endpoints are disabled: start the server with WORKBENCH_ADMIN_TOKEN set", 403)
@@ -619,7 +629,7 @@ def admin(server:Server, action:str):
         return _json(server.status())
     return handle
 
-# %% ../nbs/15_serving.ipynb #aa28034d
+# %% ../nbs/15_serving.ipynb #cc5dbdf4
 def openapi(server:Server) -> dict:
     "An OpenAPI 3 document for the server's endpoints, with the model's columns in the request schemas."
     d = server.champion
@@ -651,7 +661,7 @@ def openapi(server:Server) -> dict:
                       '/metrics': {'get': {'summary': 'Prometheus metrics', 'responses': {'200': {'description': 'metrics', 'content': {'text/plain': {'schema': {'type': 'string'}}}}}}},
                       **{f'/admin/{a}': admin(f'{a} (needs the admin token)') for a in ('canary', 'promote', 'rollback', 'reload')}}}
 
-# %% ../nbs/15_serving.ipynb #54669494
+# %% ../nbs/15_serving.ipynb #d7f7def8
 _INFER = re.compile(r'/v2/models/([^/]+)(?:/versions/([^/]+))?/infer')
 
 def create_app(server:Server):
@@ -694,7 +704,7 @@ def create_app(server:Server):
         await rest(scope, receive, send)
     return app
 
-# %% ../nbs/15_serving.ipynb #6f9b9ea6
+# %% ../nbs/15_serving.ipynb #6852ffc3
 def parse_canary(spec:str) -> tuple:
     "`'credit-default@challenger:10'` -> `('credit-default@challenger', 0.1)`; without `:PCT` the share is None."
     ref, _, pct = spec.rpartition(':') if ':' in spec else (spec, '', '')
@@ -704,7 +714,7 @@ def parse_canary(spec:str) -> tuple:
     if not 0 <= share <= 1: raise WorkbenchError(f"the canary share in {spec!r} must be a percentage from 0 to 100, e.g. {ref}:10")
     return ref, share
 
-# %% ../nbs/15_serving.ipynb #1c3b8a93
+# %% ../nbs/15_serving.ipynb #d9d13a57
 def _alias_ref(ref:str) -> str:
     from workbench import registry
     name, version, alias = registry.parse_ref(ref)
@@ -720,7 +730,7 @@ def _challenger(ws, ref:str, name:str) -> Deployed|None:
         return None  # the alias is not set yet: followed from now on
     return Deployed.from_bytes(name, mv.version, onnx_bytes)
 
-# %% ../nbs/15_serving.ipynb #310a69da
+# %% ../nbs/15_serving.ipynb #1089954c
 def from_registry(ws, ref:str, # what to serve, e.g. 'credit-default@champion' or 'credit-default/3'
                   canary:str|None=None, # a challenger with its share in percent, e.g. 'credit-default@challenger:10'
                   shadow:str|None=None) -> Server: # a challenger that scores every request, only logged
@@ -735,7 +745,7 @@ def from_registry(ws, ref:str, # what to serve, e.g. 'credit-default@champion' o
     chall = _challenger(ws, other, mv.name) if other else None
     return Server(champ, chall, 'shadow' if shadow else 'canary', share, ws=ws, refs=refs)
 
-# %% ../nbs/15_serving.ipynb #e4046411
+# %% ../nbs/15_serving.ipynb #7a6bd500
 def app_from_environment():
     "The app for one uvicorn worker, configured by `WORKBENCH_SERVE` (set by `serve`)."
     from workbench.config import load_settings

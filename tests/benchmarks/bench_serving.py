@@ -1,0 +1,212 @@
+"""Serving one registered model over HTTP: `workbench serve` against `mlflow models serve`, with a bare Starlette app as the ceiling.
+
+The same registered model (`credit-default` version 1, alias `champion`, from `workbench demo`) is served by
+`workbench --workspace WS serve credit-default/1 --workers 1` and by
+`mlflow models serve -m models:/credit-default/1 --env-manager local --workers 1`; a bare Starlette app that returns a
+constant JSON (`bare_app` below, run by uvicorn with `--loop uvloop --http httptools --no-access-log --workers 1`)
+gives the ceiling of the HTTP stack. The servers run one after another, each in its own process on 127.0.0.1; the
+load comes from a separate process, `wrk` (`apt-get install -y wrk`), with `tests/benchmarks/wrk_post.lua`: the same
+single-row JSON POST to /invocations at concurrency 1 (`-t1 -c1`) and 8 (`-t1 -c8`), a 2 s warm-up, then
+$WORKBENCH_BENCH_SECONDS (default 10) measured seconds. Each server must answer the row correctly once before the load
+and give no non-2xx response and no socket error under it. One line of JSON reports requests/s and p50/p99 latency
+of each server and the ratios. Targets at concurrency 8: at least 5x MLflow's requests/s, at most 1/3 of its p99,
+and at least 60% of the bare app's requests/s.
+
+Payload: every server gets the same request, MLflow's tensor form
+`{"inputs": {"age": [[39.0]], ..., "region": [["Western"]]}}` (every number written as a float). It is the only form
+MLflow scores for this model: `dataframe_split` does not work with MLflow's ONNX flavor here: it feeds each DataFrame column as a 1-D array of the column's
+dtype, and the model (as skl2onnx exports a pipeline) takes one `[None, 1]` tensor per column, doubles for numbers,
+so ONNX Runtime rejects it ("Invalid rank for input", "Actual: (tensor(int64)), expected: (tensor(double))").
+(`workbench serve` takes both). Answers: each server's default for the request. MLflow's ONNX flavor answers every
+output, `{"predictions": {"label": [0], "probabilities": [[...]]}}`; workbench answers the label, `{"predictions":[0]}`
+(its probabilities, asked for with `params.predict_method=predict_proba`, are checked once before the load); the bare
+app returns workbench's answer as a constant.
+
+Run: pytest tests/benchmarks/bench_serving.py -m benchmark -s -p no:cacheprovider
+The workspace is made once with `workbench demo` (a minute or so) and cached in $WORKBENCH_BENCH_CACHE (default
+/tmp/workbench-bench) as serving-ws; delete that folder to rebuild it. Each run serves a fresh copy of it.
+"""
+import contextlib, json, math, os, shutil, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+from pathlib import Path
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+pytestmark = pytest.mark.benchmark
+CACHE = Path(os.environ.get('WORKBENCH_BENCH_CACHE', '/tmp/workbench-bench'))
+SECONDS = int(os.environ.get('WORKBENCH_BENCH_SECONDS', '10'))
+WARMUP_SECONDS, CONCURRENCY = 2, (1, 8)
+MODEL, VERSION = 'credit-default', 1
+HERE, ROOT, BIN = Path(__file__).resolve().parent, Path(__file__).resolve().parents[2], Path(sys.executable).parent
+WRK, LUA = shutil.which('wrk'), HERE/'wrk_post.lua'
+
+# The bare app: the HTTP stack alone (uvicorn + Starlette), reading the body and returning a constant of the same shape.
+BARE_ANSWER = b'{"predictions":[0]}'  # what `workbench serve` answers for one row
+async def _bare_invocations(request):
+    await request.body()
+    return Response(BARE_ANSWER, media_type='application/json')
+async def _bare_health(request): return Response(b'{"status": "ok"}', media_type='application/json')
+bare_app = Starlette(routes=[Route('/invocations', _bare_invocations, methods=['POST']), Route('/health', _bare_health)])
+
+
+@pytest.fixture(scope='module')
+def workspace():
+    "The demo workspace, made once with `workbench demo`; a folder without the ready mark is a failed build and is redone."
+    ws, mark = CACHE/'serving-ws', CACHE/'serving-ws'/'.bench-ready'
+    if not mark.exists():
+        shutil.rmtree(ws, ignore_errors=True)
+        ws.parent.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        r = subprocess.run([str(BIN/'workbench'), 'demo'], env={**os.environ, 'WORKBENCH_HOME': str(ws)}, cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0, f'`workbench demo` failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
+        mark.write_text('made by bench_serving.py\n')
+        print(f'\nmade the demo workspace {ws} in {time.perf_counter() - t:.0f} s')
+    return ws
+
+
+def _plain(v):
+    "A JSON value of a pandas/numpy scalar."
+    return v.item() if hasattr(v, 'item') else v
+
+@pytest.fixture(scope='module')
+def row(workspace):
+    "The champion's input columns, one row of the first scoring batch with them, the two payloads and the expected answer."
+    from workbench.config import load_settings
+    from workbench.workspace import open_workspace
+    from workbench import registry, data
+    from workbench.onnx import OnnxModel
+    ws = open_workspace(workspace, load_settings(env={}), create=False)
+    onnx_bytes, mv = registry.load_onnx(ws, f'{MODEL}/{VERSION}')
+    m = OnnxModel(onnx_bytes)
+    cols, types = [s['name'] for s in m.signature], {s['name']: s['type'] for s in m.signature}
+    df = data.load(ws, 'applications')[cols].head(1)
+    values = [_plain(v) for v in df.iloc[0]]
+    split = {'dataframe_split': {'columns': cols, 'data': [values]}}
+    tensors = {'inputs': {c: [[float(v) if types[c] in ('double', 'float') else v]] for c, v in zip(cols, values)}}
+    proba = [float(p) for p in m.predict_proba(df)[0]]
+    return dict(columns=cols, split=json.dumps(split), tensors=json.dumps(tensors), label=int(m.predict(df)[0]), proba=proba)
+
+
+def _numbers(x):
+    "Every number in a decoded JSON value, depth first."
+    if isinstance(x, bool): yield int(x)
+    elif isinstance(x, (int, float)): yield x
+    elif isinstance(x, dict):
+        for v in x.values(): yield from _numbers(v)
+    elif isinstance(x, list):
+        for v in x: yield from _numbers(v)
+
+def check_answer(body:bytes, expected:list):
+    "The answer's predictions are, flattened, the `expected` numbers (to 1e-6): one row's label and/or probabilities."
+    out = json.loads(body)
+    assert isinstance(out, dict) and 'predictions' in out, f'no predictions in {body[:300]!r}'
+    nums = list(_numbers(out['predictions']))
+    assert len(nums) == len(expected) and all(math.isclose(n, e, rel_tol=1e-6, abs_tol=1e-9) for n, e in zip(nums, expected)), \
+        f'expected the predictions {expected}, got {body[:300]!r}'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def _post(url:str, body:str, timeout=30):
+    req = urllib.request.Request(url, data=body.encode(), headers={'Content-Type': 'application/json'}, method='POST')
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r: return r.status, r.read()
+    except urllib.error.HTTPError as e: return e.code, e.read()
+
+@contextlib.contextmanager
+def serving(name:str, cmd:list, port:int, log:Path, env:dict|None=None, timeout=180):
+    "Run `cmd` as a server in its own process group until GET /health answers 200; SIGTERM the group afterwards."
+    base = f'http://127.0.0.1:{port}'
+    env = {**os.environ, 'PATH': f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
+    with open(log, 'wb') as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if p.poll() is not None: pytest.fail(f'{name} server exited with {p.returncode} before it was ready:\n{log.read_text()[-3000:]}')
+            try:
+                with urllib.request.urlopen(f'{base}/health', timeout=2) as r:
+                    if r.status == 200: break
+            except (OSError, urllib.error.URLError): pass
+            if time.monotonic() > deadline: pytest.fail(f'{name} server not ready after {timeout} s:\n{log.read_text()[-3000:]}')
+            time.sleep(0.2)
+        yield base
+    finally:
+        with contextlib.suppress(ProcessLookupError): os.killpg(p.pid, signal.SIGTERM)
+        try: p.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError): os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+
+
+def wrk(url:str, body_file:Path, connections:int, seconds:int) -> dict:
+    "One wrk run (one thread, `connections` connections), as the JSON that wrk_post.lua prints."
+    r = subprocess.run([WRK, '-t1', f'-c{connections}', f'-d{seconds}s', '--latency', '-s', str(LUA), url],
+                       env={**os.environ, 'WRK_BODY_FILE': str(body_file)}, capture_output=True, text=True, timeout=seconds + 60)
+    line = next((l for l in r.stdout.splitlines() if l.startswith('WRK_JSON ')), None)
+    assert r.returncode == 0 and line, f'wrk failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}'
+    return json.loads(line.removeprefix('WRK_JSON '))
+
+def load(name:str, base:str, body:str, check, tmp:Path) -> dict:
+    "Check one answer, then for each concurrency: a warm-up run and a measured run; {c: {rps, p50_ms, p99_ms}}."
+    status, answer = _post(f'{base}/invocations', body)
+    assert status == 200, f'{name} answered {status}: {answer[:1000]!r}'
+    check(answer)
+    body_file = tmp/f'{name}.json'
+    body_file.write_text(body)
+    out = {}
+    for c in CONCURRENCY:
+        wrk(f'{base}/invocations', body_file, c, WARMUP_SECONDS)
+        res = wrk(f'{base}/invocations', body_file, c, SECONDS)
+        assert res['requests'] > 0 and not any(res['errors'].values()), f'{name} at concurrency {c}: {res}'
+        out[c] = {'rps': round(res['rps'], 1), 'p50_ms': round(res['p50_ms'], 3), 'p99_ms': round(res['p99_ms'], 3)}
+    return out
+
+
+def test_serving(workspace, row, tmp_path):
+    assert WRK, 'wrk is not installed; install it with `apt-get install -y wrk`'
+    ws = shutil.copytree(workspace, tmp_path/'ws')  # the servers write (prediction log): keep the cached workspace as made
+    label, proba = row['label'], row['proba']
+    def check_bare(body): assert json.loads(body) == json.loads(BARE_ANSWER), body[:300]
+    results, load_before = {}, round(os.getloadavg()[0], 2)
+
+    port = free_port()
+    with serving('bare', [sys.executable, '-m', 'uvicorn', 'bench_serving:bare_app', '--app-dir', str(HERE), '--host', '127.0.0.1',
+                          '--port', str(port), '--workers', '1', '--loop', 'uvloop', '--http', 'httptools', '--no-access-log',
+                          '--log-level', 'warning', '--timeout-graceful-shutdown', '30'], port, tmp_path/'bare.log') as base:
+        results['bare'] = load('bare', base, row['tensors'], check_bare, tmp_path)
+
+    port = free_port()
+    with serving('mlflow', [str(BIN/'mlflow'), 'models', 'serve', '-m', f'models:/{MODEL}/{VERSION}', '--env-manager', 'local',
+                            '-h', '127.0.0.1', '-p', str(port), '--workers', '1'], port, tmp_path/'mlflow.log',
+                 env={'MLFLOW_TRACKING_URI': f'sqlite:///{ws}/mlflow.db'}) as base:
+        status, answer = _post(f'{base}/invocations', row['split'])  # documents why MLflow gets the tensor form
+        assert status != 200, f'MLflow now scores dataframe_split for this model ({answer[:300]!r}): the benchmark could send dataframe_split to all'
+        results['mlflow'] = load('mlflow', base, row['tensors'], lambda b: check_answer(b, [label, *proba]), tmp_path)  # label and probabilities
+
+    port = free_port()
+    with serving('workbench', [str(BIN/'workbench'), '--workspace', str(ws), 'serve', f'{MODEL}/{VERSION}', '--port', str(port),
+                               '--workers', '1'], port, tmp_path/'workbench.log') as base:
+        proba_body = json.dumps({**json.loads(row['tensors']), 'params': {'predict_method': 'predict_proba'}})
+        status, answer = _post(f'{base}/invocations', proba_body)
+        assert status == 200, f'workbench answered {status}: {answer[:1000]!r}'
+        check_answer(answer, proba)  # the probabilities are right too; the load asks for the default answer, the label
+        results['workbench'] = load('workbench', base, row['tensors'], lambda b: check_answer(b, [label]), tmp_path)
+
+    report = {'benchmark': 'serving', 'model': f'{MODEL}/{VERSION}', 'seconds': SECONDS, 'load': 'wrk -t1, one row per POST',
+              'cpus': os.cpu_count(), 'loadavg_1m_before': load_before,  # other work on the machine skews the figures
+              'payload': 'inputs (tensor dict), the same for all', 'payload_bytes': len(row['tensors'])}
+    for c in CONCURRENCY:
+        ours, theirs, bare = results['workbench'][c], results['mlflow'][c], results['bare'][c]
+        report[f'c{c}'] = {'workbench': ours, 'mlflow': theirs, 'bare': bare,
+                           'rps_vs_mlflow': round(ours['rps'] / theirs['rps'], 2), 'p99_vs_mlflow': round(ours['p99_ms'] / theirs['p99_ms'], 3),
+                           'rps_vs_bare': round(ours['rps'] / bare['rps'], 3)}
+    print(json.dumps(report))
+
+    c8 = report['c8']
+    assert c8['rps_vs_mlflow'] >= 5, f"workbench serves {c8['rps_vs_mlflow']}x MLflow's requests/s at concurrency 8; the target is 5x"
+    assert c8['p99_vs_mlflow'] <= 1/3, f"workbench's p99 is {c8['p99_vs_mlflow']} of MLflow's at concurrency 8; the target is 1/3"
+    assert c8['rps_vs_bare'] >= 0.6, f"workbench serves {c8['rps_vs_bare']} of the bare app's requests/s at concurrency 8; the target is 0.6"
