@@ -169,7 +169,7 @@ def _serve_in_thread(ws, ref:str, canary:str):
 # %% ../nbs/05_cli.ipynb #8a1c0202
 def _demo_serving(ws, portfolio:dict):
     import numpy as np
-    from workbench import data, demo as dm, pipelines, registry, traffic
+    from workbench import data, demo as dm, pipelines, registry, traffic, validation
     apps = portfolio['applications']
     months = sorted(apps['month'].unique())
     later = apps[apps['month'].isin(months[len(months) // 2:])]
@@ -180,8 +180,10 @@ def _demo_serving(ws, portfolio:dict):
     click.echo(f"  {sent[200]} requests answered in {time.perf_counter() - t0:.1f} s, logged to the predictions table")
     click.echo(f"[6/6] retrain on all {len(months)} months and canary the challenger at {server.share:.0%} of traffic")
     v = data.commit(ws, 'credit', dm.training_frame(portfolio, len(months)), f'training data {months[0]}..{months[-1]}', 'demo')
+    old = validation.load_suite(ws, 'credit')  # the team has reviewed the drift: the new months are the reference from now on
+    click.echo(f"  suite credit re-inferred from {v.ref} (the drifted months are the new reference): {validation.save_suite(ws, validation.infer_suite(ws, v.ref, old.keys, old.target))}")
     carry = {'dataset': v.ref}
-    for stage in ['train', 'evaluate', 'promote']:
+    for stage in ['validate', 'train', 'evaluate', 'promote']:
         r = pipelines.run(ws, stage, {k: x for k, x in carry.items() if k in pipelines.parameters(stage)})
         click.echo(f"  {stage:<9} {r.status:<18} {r.message}")
         if not r.ok: stop(); raise WorkbenchError(f"the demo stopped: {r.error or r.message}")
