@@ -9,7 +9,7 @@ __all__ = ['FORMATS', 'BadRequest', 'loads', 'parse_invocation', 'Deployed', 'Me
            'parse_v2', 'infer', 'v2_model', 'v2_ready', 'admin', 'openapi', 'create_app', 'parse_canary',
            'from_registry', 'app_from_environment', 'serve']
 
-# %% ../nbs/15_serving.ipynb #a66abbf5
+# %% ../nbs/15_serving.ipynb #707984c3
 import gc, hmac, json, math, os, re, threading, time, uuid, sys
 from itertools import chain
 from dataclasses import dataclass
@@ -19,12 +19,12 @@ from .config import WorkbenchError
 from .onnx import OnnxModel, MISSING_TEXT
 from . import canary
 
-# %% ../nbs/15_serving.ipynb #ecc9cb41
+# %% ../nbs/15_serving.ipynb #06a52b3c
 class BadRequest(WorkbenchError):
     "A request the server refuses: `status` is the HTTP status (4xx), the message says why."
     def __init__(self, message:str, status:int=400): super().__init__(message); self.status = status
 
-# %% ../nbs/15_serving.ipynb #633d078c
+# %% ../nbs/15_serving.ipynb #73fb3031
 def loads(body:bytes):
     "Parse a JSON body; `NaN` and `Infinity` literals (as pandas writes them) are accepted."
     try: return orjson.loads(body)
@@ -35,7 +35,7 @@ def loads(body:bytes):
         except UnicodeEncodeError: raise BadRequest("the body holds a string that is not valid Unicode (a lone surrogate such as \\ud800)") from None
         return d
 
-# %% ../nbs/15_serving.ipynb #3df72359
+# %% ../nbs/15_serving.ipynb #78560f3e
 def _unnest(v:list) -> list:
     "`[[1.0], [2.0]]` -> `[1.0, 2.0]`: the `[n, 1]` tensors MLflow's ONNX flavor asks for; other lists as they are."
     if not v or type(v[0]) is not list: return v
@@ -68,7 +68,7 @@ def _rows(rows:list, names:list, what:str) -> tuple:
     if i is not None: raise BadRequest(f"row {i} of {what} has {len(rows[i])} values but there are {len(names)} columns")
     return dict(zip(names, map(list, zip(*rows)))) if rows else {n: [] for n in names}, len(rows)
 
-# %% ../nbs/15_serving.ipynb #14ce3e8a
+# %% ../nbs/15_serving.ipynb #efde1d5e
 def _split(d, names:list) -> tuple:
     if not isinstance(d, dict) or not isinstance(d.get('data'), list): raise BadRequest("dataframe_split must be an object with 'columns' and 'data' (a list of rows)")
     cols = d.get('columns', names)
@@ -81,7 +81,7 @@ def _tensor(v, names:list, what:str) -> tuple:
     if not isinstance(v, list): raise BadRequest(f"{what} must be a list of rows or an object of columns")
     return _records(v, what) if v and isinstance(v[0], dict) else _rows(v, names, what)
 
-# %% ../nbs/15_serving.ipynb #37623364
+# %% ../nbs/15_serving.ipynb #eec8c4c6
 FORMATS = ('dataframe_split', 'dataframe_records', 'instances', 'inputs')
 
 def parse_invocation(body:bytes, content_type:str|None, # the request's body and Content-Type
@@ -104,7 +104,7 @@ def parse_invocation(body:bytes, content_type:str|None, # the request's body and
         return _records(v, f) + (params,)
     return _tensor(v, names, f) + (params,)
 
-# %% ../nbs/15_serving.ipynb #6c769f66
+# %% ../nbs/15_serving.ipynb #262061e0
 def _number(c:str, i:int, x:str):
     try: return float(x)
     except ValueError: raise BadRequest(f"column {c!r} must hold numbers, got {x!r} in row {i} of the CSV body") from None
@@ -119,7 +119,7 @@ def _csv(body:bytes, types:dict) -> tuple:
     numeric = lambda c: types.get(c, 'string') != 'string'
     return {c: [None if x == '' else _number(c, i, x) if numeric(c) else x for i, x in enumerate(v)] for c, v in cols.items()}, n
 
-# %% ../nbs/15_serving.ipynb #149c530d
+# %% ../nbs/15_serving.ipynb #be46cdfc
 _NUMBER = {int, float}
 _DTYPES = {'double': np.float64, 'float': np.float32, 'int64': np.int64, 'int32': np.int32}
 
@@ -146,7 +146,7 @@ def _array(name:str, typ:str, nullable:bool, values) -> np.ndarray:
         if not nullable: raise BadRequest(f"column {name!r} has a missing value (null or NaN) in row {int(np.argmax(np.isnan(a)))}, which the model's signature forbids")
     return a.reshape(-1, 1)
 
-# %% ../nbs/15_serving.ipynb #e5462235
+# %% ../nbs/15_serving.ipynb #a935e7d6
 @dataclass
 class Deployed:
     "One model version in an ONNX Runtime session, ready to score columns."
@@ -165,7 +165,7 @@ class Deployed:
         "A deployed version from its ONNX bytes."
         return cls(name, int(version), OnnxModel(onnx_bytes, threads=threads))
 
-# %% ../nbs/15_serving.ipynb #e2329a82
+# %% ../nbs/15_serving.ipynb #52a01eda
 def _listing(names, most=12) -> str:
     return ', '.join(names[:most]) + (f' and {len(names) - most} more' if len(names) > most else '')
 
@@ -197,7 +197,7 @@ def run(self:Deployed, feeds:dict) -> dict:
     "The model's outputs (`label` and `probabilities`, or a regressor's value) for `feeds`."
     return dict(zip(self.model.outputs, self.model.session.run(None, feeds)))
 
-# %% ../nbs/15_serving.ipynb #34f6a9cb
+# %% ../nbs/15_serving.ipynb #3d77c1f8
 class Metrics:
     "The server's Prometheus metrics, in a registry of its own."
     def __init__(self):
@@ -228,7 +228,7 @@ class Metrics:
         rows.inc(len(scores)); latency.observe(seconds)
         for s in scores.tolist(): hist.observe(s)
 
-# %% ../nbs/15_serving.ipynb #6f63a655
+# %% ../nbs/15_serving.ipynb #ac8beab9
 class Server:
     "What a model server scores with: the champion, an optional challenger (canary or shadow), its share, the log."
     def __init__(self, champion:Deployed, challenger:Deployed|None=None,
@@ -243,7 +243,7 @@ class Server:
         self.settings = ws.settings if ws is not None else settings or load_settings()
         self.share = self.settings['canary.share'] if share is None else float(share)
         if not 0 <= self.share <= 1: raise WorkbenchError(f"the canary share must lie between 0 and 1, not {self.share}")
-        self.log = None if ws is None or not log else False  # started with the app
+        self.keeps_log, self.log = ws is not None and log, None  # the log itself starts with the app
         self.variants, self.metrics, self.held, self.started = {}, Metrics(), None, datetime.now(timezone.utc)
         self._acting, self._share_seq = threading.Lock(), None
         self.max_rows, self.max_bytes = self.settings['serving.max_rows'], int(self.settings['serving.max_body_mb'] * 2**20)
@@ -257,7 +257,7 @@ class Server:
     @property
     def models(self) -> list: return [d for d in (self.champion, self.challenger) if d is not None]
 
-# %% ../nbs/15_serving.ipynb #31ab1a6d
+# %% ../nbs/15_serving.ipynb #69e2cb56
 @patch
 def _record(self:Server, d:Deployed, role:str, t0:float, columns:dict, n:int, out:dict, request_id:str, source:str):
     seconds = time.perf_counter() - t0
@@ -280,7 +280,7 @@ def _attempt(self:Server, d:Deployed, role:str, columns:dict, n:int, request_id:
     self._record(d, role, t0, columns, n, out, request_id, source)
     return out
 
-# %% ../nbs/15_serving.ipynb #f76fd78a
+# %% ../nbs/15_serving.ipynb #e734f3a2
 @patch
 def score(self:Server, columns:dict, n:int, # the request's columns (name -> values) and row count
           request_id:str, key:str|None=None, # the request id; a sticky routing key
@@ -304,7 +304,7 @@ def shadow(self:Server, columns:dict, n:int, request_id:str, source:str='online'
         try: self._attempt(d, 'shadow', columns, n, request_id, source)
         except BadRequest: pass
 
-# %% ../nbs/15_serving.ipynb #ec7e8740
+# %% ../nbs/15_serving.ipynb #fb9cb722
 @patch
 def refresh(self:Server) -> list:
     "Load the versions whose aliases moved and pick up the latest canary share; returns what changed."
@@ -332,7 +332,7 @@ def _follow_share(self:Server):
     if len(e) and e.time.iloc[0] > self.started and e.seq.iloc[0] != self._share_seq:
         self._share_seq, self.share = e.seq.iloc[0], float(json.loads(e.after.iloc[0])['share'])
 
-# %% ../nbs/15_serving.ipynb #996cbce4
+# %% ../nbs/15_serving.ipynb #f08e9e8a
 @patch
 def _actor(self:Server, actor=None) -> str: return actor or self.settings['canary.actor']
 
@@ -351,7 +351,7 @@ def rollback(self:Server, reason:str, metrics:dict|None=None, actor:str|None=Non
             alerts.send(self.ws, 'canary_rollback', d.ref, f'canary {d.ref} rolled back: {reason}', metrics, source=self._actor(actor))
         return d
 
-# %% ../nbs/15_serving.ipynb #49b91a30
+# %% ../nbs/15_serving.ipynb #31e1d057
 @patch
 def promote(self:Server, reason:str, metrics:dict|None=None, actor:str|None=None) -> Deployed:
     "Make the challenger the champion through `registry.promote`; raises `PolicyError` when the policy refuses."
@@ -369,7 +369,7 @@ def promote(self:Server, reason:str, metrics:dict|None=None, actor:str|None=None
         self.champion, self.challenger = d, None
         return d
 
-# %% ../nbs/15_serving.ipynb #edaced5b
+# %% ../nbs/15_serving.ipynb #975eb221
 @patch
 def judge(self:Server) -> canary.Decision|None:
     "Judge the challenger against the champion and roll it back or promote it when the rules say so."
@@ -383,7 +383,7 @@ def judge(self:Server) -> canary.Decision|None:
         except PolicyError: pass
     return decision
 
-# %% ../nbs/15_serving.ipynb #8266a7ec
+# %% ../nbs/15_serving.ipynb #bd5bb411
 @patch
 def watch(self:Server, stop:threading.Event):
     "Refresh and judge every `serving.reload_seconds` until `stop` is set (the server's background thread)."
@@ -393,7 +393,7 @@ def watch(self:Server, stop:threading.Event):
             self.judge()
         except Exception as e: print(f"serve: refresh failed: {type(e).__name__}: {e}", file=sys.stderr)
 
-# %% ../nbs/15_serving.ipynb #52460fb3
+# %% ../nbs/15_serving.ipynb #869fea3d
 @patch
 def set_share(self:Server, share:float, actor:str|None=None, reason:str='') -> float:
     "Set the challenger's share of traffic (audited, and picked up by every worker)."
@@ -405,7 +405,7 @@ def set_share(self:Server, share:float, actor:str|None=None, reason:str='') -> f
         self._share_seq = e['seq']
     return self.share
 
-# %% ../nbs/15_serving.ipynb #5206815b
+# %% ../nbs/15_serving.ipynb #f468ebda
 @patch
 def status(self:Server) -> dict:
     "What the server serves and how each variant is doing."
@@ -418,7 +418,7 @@ def status(self:Server) -> dict:
     if self.log: out['log'] = dict(written=self.log.written, buffered=self.log.rows)
     return out
 
-# %% ../nbs/15_serving.ipynb #fc3f1957
+# %% ../nbs/15_serving.ipynb #33c68335
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -452,7 +452,7 @@ def _request_id(headers:dict) -> str:
     if not (0 < len(rid) <= 128 and rid.isascii() and rid.isprintable()): raise BadRequest("the X-Request-ID header must be 1 to 128 printable ASCII characters")
     return rid
 
-# %% ../nbs/15_serving.ipynb #04df95b0
+# %% ../nbs/15_serving.ipynb #1d09f33d
 def _handler(server:Server, endpoint:str, error_body):
     "Wrap an async handler: count it, turn `BadRequest` into its 4xx, and any other failure into a 500 that says so."
     def wrap(f):
@@ -474,7 +474,7 @@ def _mlflow_error(e) -> dict:
 
 def _v2_error(e) -> dict: return {'error': str(e)}
 
-# %% ../nbs/15_serving.ipynb #67a77be6
+# %% ../nbs/15_serving.ipynb #e9086120
 def scoring(server:Server, answer, # `invocation` or `infer`
             endpoint:str, error_body):
     "A plain ASGI app for a scoring endpoint: the body, `answer`'s JSON, or the 4xx its `BadRequest` names."
@@ -499,7 +499,7 @@ def scoring(server:Server, answer, # `invocation` or `infer`
         if after: after()
     return app
 
-# %% ../nbs/15_serving.ipynb #a0410423
+# %% ../nbs/15_serving.ipynb #24004a8a
 def _answer_headers(d:Deployed, role:str, rid:str) -> list:
     return [(b'x-request-id', rid.encode()), (b'x-model-version', d.ref.encode()), (b'x-variant', role.encode())]
 
@@ -517,7 +517,7 @@ def invocation(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     preds = out['probabilities'] if method == 'predict_proba' else out[d.model.outputs[0]].ravel()
     return orjson.dumps({'predictions': preds.tolist()}), _answer_headers(d, role, rid), _shadow(server, columns, n, rid)
 
-# %% ../nbs/15_serving.ipynb #a718df1a
+# %% ../nbs/15_serving.ipynb #4594976d
 _V2 = {np.dtype('int64'): 'INT64', np.dtype('int32'): 'INT32', np.dtype('float64'): 'FP64', np.dtype('float32'): 'FP32', np.dtype('bool'): 'BOOL'}
 _V2_NUMERIC = {'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64'}
 
@@ -530,7 +530,7 @@ def _flat(data:list, name:str) -> list:
     if any(isinstance(v, (list, dict)) for v in data): raise BadRequest(f"input {name!r}: data must be a flat list of values")
     return data
 
-# %% ../nbs/15_serving.ipynb #999caa32
+# %% ../nbs/15_serving.ipynb #982fa086
 def _v2_input(t, types:dict) -> tuple:
     if not isinstance(t, dict) or not isinstance(t.get('name'), str): raise BadRequest("each input must be an object with name, shape, datatype and data")
     name, shape, datatype, data = t['name'], t.get('shape'), t.get('datatype'), t.get('data')
@@ -563,7 +563,7 @@ def parse_v2(body:bytes, d:Deployed) -> tuple:
     if rid is not None and not (isinstance(rid, str) and 0 < len(rid) <= 128 and rid.isascii() and rid.isprintable()): raise BadRequest("id must be 1 to 128 printable ASCII characters")
     return {p[0]: p[1] for p in parsed}, (ns.pop() if ns else 0), outputs, rid
 
-# %% ../nbs/15_serving.ipynb #2c12cdb4
+# %% ../nbs/15_serving.ipynb #0ddab0ac
 def _v2_outputs(out:dict, wanted:list|None) -> list:
     res = []
     for name in wanted or list(out):
@@ -588,7 +588,7 @@ def infer(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     answer = {'model_name': d.name, 'model_version': str(d.version), 'id': rid, 'outputs': _v2_outputs(out, outputs)}
     return orjson.dumps(answer), _answer_headers(d, role, rid), None if path.get('version') else _shadow(server, columns, n, rid)
 
-# %% ../nbs/15_serving.ipynb #5a01fef3
+# %% ../nbs/15_serving.ipynb #6053149d
 def v2_model(server:Server):
     @_handler(server, '/v2/models', _v2_error)
     async def handle(request):
@@ -607,7 +607,7 @@ def v2_ready(server:Server):
         return _json({'name': request.path_params['name'], 'ready': True})
     return handle
 
-# %% ../nbs/15_serving.ipynb #01abbb2f
+# %% ../nbs/15_serving.ipynb #bf41c82d
 def _authorized(request):
     token = os.environ.get('WORKBENCH_ADMIN_TOKEN', '')
     if not token: raise BadRequest("admin endpoints are disabled: start the server with WORKBENCH_ADMIN_TOKEN set", 403)
@@ -636,7 +636,7 @@ def admin(server:Server, action:str):
         return _json(server.status())
     return handle
 
-# %% ../nbs/15_serving.ipynb #43126d5f
+# %% ../nbs/15_serving.ipynb #97baa5e5
 def openapi(server:Server) -> dict:
     "An OpenAPI 3 document for the server's endpoints, with the model's columns in the request schemas."
     d = server.champion
@@ -668,7 +668,7 @@ def openapi(server:Server) -> dict:
                       '/metrics': {'get': {'summary': 'Prometheus metrics', 'responses': {'200': {'description': 'metrics', 'content': {'text/plain': {'schema': {'type': 'string'}}}}}}},
                       **{f'/admin/{a}': admin(f'{a} (needs the admin token)') for a in ('canary', 'promote', 'rollback', 'reload')}}}
 
-# %% ../nbs/15_serving.ipynb #b5c456f6
+# %% ../nbs/15_serving.ipynb #386fd304
 _INFER = re.compile(r'/v2/models/([^/]+)(?:/versions/([^/]+))?/infer')
 
 def create_app(server:Server):
@@ -679,7 +679,7 @@ def create_app(server:Server):
     @asynccontextmanager
     async def lifespan(app):
         stop = threading.Event()
-        if server.log is False:
+        if server.keeps_log:
             from workbench.predictions import PredictionLog
             server.log = PredictionLog(server.ws)
         watcher = threading.Thread(target=server.watch, args=(stop,), name='registry-watch', daemon=True) if server.ws is not None and server.refs else None
@@ -711,7 +711,7 @@ def create_app(server:Server):
         await rest(scope, receive, send)
     return app
 
-# %% ../nbs/15_serving.ipynb #ab39fb94
+# %% ../nbs/15_serving.ipynb #f1a2c345
 def parse_canary(spec:str) -> tuple:
     "`'credit-default@challenger:10'` -> `('credit-default@challenger', 0.1)`; without `:PCT` the share is None."
     ref, _, pct = spec.rpartition(':') if ':' in spec else (spec, '', '')
@@ -721,7 +721,7 @@ def parse_canary(spec:str) -> tuple:
     if not 0 <= share <= 1: raise WorkbenchError(f"the canary share in {spec!r} must be a percentage from 0 to 100, e.g. {ref}:10")
     return ref, share
 
-# %% ../nbs/15_serving.ipynb #a463bcc4
+# %% ../nbs/15_serving.ipynb #19c66463
 def _alias_ref(ref:str) -> str:
     from workbench import registry
     name, version, alias = registry.parse_ref(ref)
@@ -737,7 +737,7 @@ def _challenger(ws, ref:str, name:str) -> Deployed|None:
         return None  # the alias is not set yet: followed from now on
     return Deployed.from_bytes(name, mv.version, onnx_bytes)
 
-# %% ../nbs/15_serving.ipynb #fea1995a
+# %% ../nbs/15_serving.ipynb #89c95320
 def from_registry(ws, ref:str, # what to serve, e.g. 'credit-default@champion' or 'credit-default/3'
                   canary:str|None=None, # a challenger with its share in percent, e.g. 'credit-default@challenger:10'
                   shadow:str|None=None) -> Server: # a challenger that scores every request, only logged
@@ -752,7 +752,7 @@ def from_registry(ws, ref:str, # what to serve, e.g. 'credit-default@champion' o
     chall = _challenger(ws, other, mv.name) if other else None
     return Server(champ, chall, 'shadow' if shadow else 'canary', share, ws=ws, refs=refs)
 
-# %% ../nbs/15_serving.ipynb #eaef4987
+# %% ../nbs/15_serving.ipynb #1a0515a2
 def app_from_environment():
     "The app for one uvicorn worker, configured by `WORKBENCH_SERVE` (set by `serve`)."
     from workbench.config import load_settings
