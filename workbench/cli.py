@@ -9,7 +9,8 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'data_log', 'data_show', 'data_diff', 'data_suite', 'data_validate', 'pipeline', 'pipeline_run',
            'pipeline_list', 'audit', 'audit_log', 'audit_verify', 'runs', 'runs_list', 'runs_compare', 'registry',
            'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
-           'registry_rollback', 'registry_history', 'registry_lineage', 'serve']
+           'registry_rollback', 'registry_history', 'registry_lineage', 'monitor', 'monitor_drift', 'monitor_labels',
+           'monitor_labels_ingest', 'monitor_performance', 'monitor_report', 'monitor_retrain', 'serve']
 
 # %% ../nbs/05_cli.ipynb #9822f74e
 import json, sys, time
@@ -119,13 +120,18 @@ def status(ctx):
 @click.option('--data-only', is_flag=True, help='Only generate and commit the data; run no pipeline.')
 @click.pass_context
 def demo(ctx, months, rows_per_month, drift_month, seed, data_only):
-    "Run the demo: commit the embedded credit portfolio, then validate, train, evaluate and promote a champion."
+    "Run the demo: data, validation, training, a governed champion, serving, drift monitoring, retraining and a canary release."
     from workbench import demo as dm
     ws, t0 = _ws(ctx), time.perf_counter()
-    click.echo(f"[1/6] data: {months} months x {rows_per_month} credit applications (drift from month {drift_month}, seed {seed})")
+    click.echo(f"[1/7] data: {months} months x {rows_per_month} credit applications (drift from month {drift_month}, seed {seed})")
     portfolio = dm.generate(months, rows_per_month, drift_month, seed=seed)
     dm.commit_demo(ws, portfolio, progress=click.echo)
-    if not data_only: _demo_lifecycle(ctx, ws); _demo_serving(ws, portfolio)
+    if not data_only:
+        _demo_lifecycle(ctx, ws)
+        server, url, stop, sent = _demo_serving(ws, portfolio)
+        try: drifted = _demo_monitoring(ws, server, sent, rows_per_month)
+        except BaseException: stop(); raise
+        _demo_retrain(ws, portfolio, server, url, stop, drifted)
     click.echo(f"\n{summary(ws)}\n\nDone in {time.perf_counter() - t0:.0f} s.")
     click.echo("Next: workbench registry show credit-default@champion | workbench runs list | workbench data diff applications~3 applications"
                if not data_only else "Next: workbench data diff applications~3 applications")
@@ -134,8 +140,8 @@ def demo(ctx, months, rows_per_month, drift_month, seed, data_only):
 def _demo_lifecycle(ctx, ws):
     from workbench import pipelines, registry
     carry = {}
-    heading = {'validate': '[2/6] validate the training data', 'train': '[3/6] train two candidates',
-               'evaluate': '[4/6] evaluate, register, promote, export ONNX'}
+    heading = {'validate': '[2/7] validate the training data', 'train': '[3/7] train two candidates',
+               'evaluate': '[4/7] evaluate, register, promote, export ONNX'}
     for stage in ['validate', 'train', 'evaluate', 'promote']:
         if stage in heading: click.echo(heading[stage])
         r = pipelines.run(ws, stage, {k: v for k, v in carry.items() if k in pipelines.parameters(stage)})
@@ -166,36 +172,62 @@ def _serve_in_thread(ws, ref:str, canary:str):
         web.should_exit = True; thread.join()
     return server, f'http://127.0.0.1:{port}', stop
 
-# %% ../nbs/05_cli.ipynb #8a1c0202
+# %% ../nbs/05_cli.ipynb #9e003521
 def _demo_serving(ws, portfolio:dict):
-    import numpy as np
-    from workbench import data, demo as dm, pipelines, registry, traffic, validation
+    "Serve the champion and send the months after its training data as traffic; returns (server, url, stop, the months sent)."
+    from workbench import traffic
     apps = portfolio['applications']
     months = sorted(apps['month'].unique())
     later = apps[apps['month'].isin(months[len(months) // 2:])]
     server, url, stop = _serve_in_thread(ws, 'credit-default@champion', 'credit-default@challenger:25')
-    click.echo(f"[5/6] serve {server.champion.ref} at {url}; send {months[len(months) // 2]}..{months[-1]} as production traffic")
+    click.echo(f"[5/7] serve {server.champion.ref} at {url}; send {months[len(months) // 2]}..{months[-1]} as production traffic")
     t0 = time.perf_counter()
-    sent = traffic.send(url, later[server.champion.names], later['application_id'])
+    sent = traffic.send(url, later[server.champion.names], later['application_id'], ids=later['application_id'])
     click.echo(f"  {sent[200]} requests answered in {time.perf_counter() - t0:.1f} s, logged to the predictions table")
-    click.echo(f"[6/6] retrain on all {len(months)} months and canary the challenger at {server.share:.0%} of traffic")
+    return server, url, stop, months[len(months) // 2:]
+
+# %% ../nbs/05_cli.ipynb #59d5b4a0
+def _demo_monitoring(ws, server, sent_months:list, rows_per_month:int) -> list:
+    "Drift per month of traffic, then realized performance from the labels observed so far; returns the drifted months."
+    from workbench import data, monitoring
+    ref = server.champion.ref
+    click.echo(f"[6/7] monitor {ref}: drift of each month of traffic ({rows_per_month} rows) against its training data, then late labels")
+    server.log.flush()  # what the server has answered is in the log
+    rows = monitoring.drift(ws, ref, window=f'{rows_per_month}rows')
+    month = dict(zip(monitoring.summary(rows, ws.settings).window, sent_months))
+    for s in monitoring.summary(rows, ws.settings).itertuples():
+        click.echo(f"  {month[s.window]}  drifted: {s.drifted or '-':<18} largest PSI {s.top_psi}" + ('  -> drift alert sent' if s.drifted else ''))
+    n = monitoring.ingest_labels(ws, data.load(ws, 'labels'), key='application_id', label='defaulted', on='request_id', actor='demo')
+    perf = monitoring.performance(ws, ref, window=f'{rows_per_month}rows').query("metric == 'auc'")
+    click.echo(f"  {n} late labels ingested; realized AUC by month (held-out {perf.baseline.iloc[0]:.3f}): "
+               + ', '.join(f"{month[w]} {v:.3f} ({k} labels)" for w, v, k in zip(perf.window, perf.value, perf.labelled)))
+    return [month[s.window] for s in monitoring.summary(rows, ws.settings).itertuples() if s.drifted]
+
+# %% ../nbs/05_cli.ipynb #364c8184
+def _demo_retrain(ws, portfolio:dict, server, url:str, stop, drifted:list):
+    "The drift alert calls for retraining: commit the labelled months, retrain, and canary the challenger until the server decides."
+    import numpy as np
+    from workbench import audit, data, demo as dm, monitoring, registry, traffic, validation
+    apps = portfolio['applications']
+    months = sorted(apps['month'].unique())
+    click.echo(f"[7/7] the drift alert ({', '.join(drifted) or 'none'}) calls for retraining on all {len(months)} months; canary the challenger at {server.share:.0%}")
     v = data.commit(ws, 'credit', dm.training_frame(portfolio, len(months)), f'training data {months[0]}..{months[-1]}', 'demo')
     old = validation.load_suite(ws, 'credit')  # the team has reviewed the drift: the new months are the reference from now on
     click.echo(f"  suite credit re-inferred from {v.ref} (the drifted months are the new reference): {validation.save_suite(ws, validation.infer_suite(ws, v.ref, old.keys, old.target))}")
-    carry = {'dataset': v.ref}
-    for stage in ['validate', 'train', 'evaluate', 'promote']:
-        r = pipelines.run(ws, stage, {k: x for k, x in carry.items() if k in pipelines.parameters(stage)})
-        click.echo(f"  {stage:<9} {r.status:<18} {r.message}")
-        if not r.ok: stop(); raise WorkbenchError(f"the demo stopped: {r.error or r.message}")
-        carry['run_id'] = r.results.get('run_id', carry.get('run_id'))
-    mv = registry.get(ws, r.results['model_version'])
+    r = monitoring.retrain(ws, server.champion.ref, v.ref, reason=f"drift alert: {', '.join(drifted)}", actor='demo')
+    for stage, s in r['stages'].items(): click.echo(f"  {stage:<9} {s['status']:<18} {s['message']}")
+    if r['status'] == 'failed': stop(); raise WorkbenchError(f"the demo stopped: retraining failed at {r['message']}")
+    mv = registry.get(ws, r['model_version'])
     if 'champion' not in mv.aliases and 'demo-reviewer' not in mv.approvals: mv = registry.approve(ws, mv.ref, 'demo-reviewer', 'demo: retrained on the drifted months')
     while 'challenger' in mv.aliases and (server.challenger is None or server.challenger.version != mv.version): time.sleep(0.1)
-    drifted = apps[apps['month'].isin(months[-3:])]
-    again = np.resize(np.arange(len(drifted)), 10 * len(drifted))  # the last months, over again until the server decides
-    sent = traffic.send(url, drifted[server.champion.names].iloc[again], drifted['application_id'].iloc[again], until=lambda t: server.challenger is None)
+    from dataclasses import replace
+    server.settings = replace(ws.settings, values=ws.settings.values | {'canary.max_divergence': 1.0})
+    click.echo(f"  the reviewer expects {mv.ref} to score the drifted months differently (it learnt their higher default rate): "
+               f"this release's canary allows a divergence up to 1.0 instead of {ws.settings['canary.max_divergence']}; errors and latency still guard it")
+    recent = apps[apps['month'].isin(months[-3:])]
+    again = np.resize(np.arange(len(recent)), 10 * len(recent))  # the last months, over again until the server decides
+    sent = traffic.send(url, recent[server.champion.names].iloc[again], recent['application_id'].iloc[again], until=lambda t: server.challenger is None)
     stop()
-    from workbench import audit
     decided = audit.log(ws, 1, subject=mv.ref).iloc[0]
     outcome = f"{decided.action} by {decided.actor}: {decided.reason}" if decided.action.startswith('canary.') else 'no decision yet'
     click.echo(f"  canary: {sent['canary']} of {sent[200]} requests went to {mv.ref}; {outcome}")
@@ -481,6 +513,88 @@ def registry_lineage(ctx, ref):
     for i, d in enumerate(l['datasets']):
         click.echo(f"{'dataset' if i == 0 else '  parent':<8} {d['ref']}" + ('' if d.get('missing') else f"  {d['rows']} rows by {d['author']}: {d['message']}"))
     for e in l['events']: click.echo(f"  {e['time']:%Y-%m-%d %H:%M:%S}  {e['actor']:<16} {e['action']:<18} {e['subject']}  {e['reason']}")
+
+# %% ../nbs/05_cli.ipynb #2a912d99
+@cli.group(cls=_Group)
+def monitor():
+    "Drift, realized performance from late labels, drift reports and retraining."
+
+@monitor.command('drift')
+@click.argument('ref')
+@click.option('--source', default='predictions', show_default=True, help='The prediction log, a dataset version, or Parquet files (a path or glob).')
+@click.option('--window', help='1d, 6h, 15m or Nrows (default: drift.window for the log, the whole source otherwise).')
+@click.option('--since', help='Only windows starting at or after this date or time (UTC).')
+@click.option('--until', help='Only windows ending by this date or time (UTC).')
+@click.option('--no-alert', is_flag=True, help='Record the drift but send no alert.')
+@click.option('--all', 'show_all', is_flag=True, help='Print every statistic of every feature.')
+@FORMAT
+@click.pass_context
+def monitor_drift(ctx, ref, source, window, since, until, no_alert, show_all, fmt):
+    """Compute drift for each complete window of REF's data not computed yet, and record it in the drift table.
+
+    Example: workbench monitor drift credit-default@champion --window 2000rows"""
+    from workbench import monitoring
+    ws = _ws(ctx)
+    rows = monitoring.drift(ws, ref, source, window, since, until, alert=not no_alert)
+    if rows.empty: return click.echo('no new complete window to compute (each window is computed once)')
+    cols = ['window', 'feature', 'kind', 'statistic', 'value', 'p_value', 'threshold', 'drifted']
+    _show(rows[cols] if show_all or fmt != 'table' else monitoring.summary(rows, ws.settings), fmt)
+
+# %% ../nbs/05_cli.ipynb #3202f361
+@monitor.group('labels', cls=_Group)
+def monitor_labels():
+    "Late ground truth, joined to logged predictions."
+
+@monitor_labels.command('ingest')
+@click.argument('file', type=click.Path(dir_okay=False))
+@click.option('--key', default='request_id', show_default=True, help="The labels' key column.")
+@click.option('--label', help='The label column (default: the only column besides the key and observed_at).')
+@click.option('--on', default='request_id', show_default=True, help='What the key matches in the prediction log: request_id, or an entity key among the model inputs.')
+@click.pass_context
+def monitor_labels_ingest(ctx, file, key, label, on):
+    "Append the labels in FILE (CSV or Parquet) to the labels table."
+    from workbench import monitoring
+    click.echo(f"{monitoring.ingest_labels(_ws(ctx), file, key, label, on)} labels ingested from {file}")
+
+@monitor.command('performance')
+@click.argument('ref')
+@click.option('--window', help='1d, 6h, 15m or Nrows (default: drift.window).')
+@click.option('--key', default='request_id', show_default=True, help='How labels join predictions.')
+@click.option('--since', help='Only windows starting at or after this date or time (UTC).')
+@click.option('--until', help='Only windows ending by this date or time (UTC).')
+@FORMAT
+@click.pass_context
+def monitor_performance(ctx, ref, window, key, since, until, fmt):
+    "Realized metrics of REF per window of its prediction log, from the labels ingested so far."
+    from workbench import monitoring
+    rows = monitoring.performance(_ws(ctx), ref, window, key, since, until)
+    if rows.empty: return click.echo('no window with new labels')
+    _show(rows.pivot_table(index=['window', 'labelled'], columns='metric', values='value', sort=False).reset_index().round(4) if fmt == 'table' else rows, fmt)
+
+# %% ../nbs/05_cli.ipynb #de899486
+@monitor.command('report')
+@click.argument('ref')
+@click.option('--window', help='A window label from the drift table (default: the newest).')
+@click.option('--source', default='predictions', show_default=True, help='As for monitor drift.')
+@click.option('--window-size', help='The --window monitor drift used for that label (default: drift.window).')
+@click.pass_context
+def monitor_report(ctx, ref, window, source, window_size):
+    "Write Evidently's HTML data drift report for one window of REF, and record it in the drift table."
+    from workbench import monitoring
+    click.echo(f"report written to {monitoring.report(_ws(ctx), ref, window, source, window_size)}")
+
+@monitor.command('retrain')
+@click.argument('ref')
+@click.option('--dataset', help="Data to train on (default: the newest version of REF's training dataset).")
+@click.option('--reason', default='', help='Why, for the audit log.')
+@click.pass_context
+def monitor_retrain(ctx, ref, dataset, reason):
+    "Run validate, train, evaluate and promote on the newest data; the result becomes the challenger for a canary."
+    from workbench import monitoring
+    r = monitoring.retrain(_ws(ctx), ref, dataset, reason)
+    for stage, s in r['stages'].items(): click.echo(f"  {stage:<9} {s['status']:<18} {s['message']}")
+    if r['status'] == 'failed': raise WorkbenchError(f"retraining failed at {r['message']}")
+    click.echo(f"{r['model_version']} trained on {r['dataset']}: {', '.join(r['aliases']) or 'no alias'}")
 
 # %% ../nbs/05_cli.ipynb #2165520b
 @cli.command()

@@ -22,11 +22,11 @@ TERMS = [12, 24, 36, 48, 60] # months
 
 # %% ../nbs/04_demo.ipynb #a0c5c3ea
 DRIFT = {
-    'income': 'multiplied by 0.8 from the drift month on: the mean falls by 20%',
-    'product': "new category 'bnpl' (buy now, pay later) with a 15% share from the drift month on",
-    'defaulted': 'default-model intercept +0.7 (logit) from the drift month on: the rate goes from about 9% to about 15%',
+    'income': 'recorded as 0.7 times its value from the drift month on (net instead of gross income): the mean falls by 30%',
+    'product': "new code 'bnpl' (buy now, pay later) on 15% of applications from the drift month on, for the same loans",
+    'defaulted': 'default-model intercept +0.7 (logit) from the drift month on: the rate goes from about 9% to about 16%',
 }
-INCOME_FACTOR, BNPL_SHARE, DEFAULT_SHIFT = 0.8, 0.15, 0.7
+INCOME_FACTOR, BNPL_SHARE, DEFAULT_SHIFT = 0.7, 0.15, 0.7
 
 # %% ../nbs/04_demo.ipynb #7591a678
 def _check(months, rows_per_month, drift_month, start) -> pd.Period:
@@ -60,23 +60,21 @@ def _home_and_region(rng:np.random.Generator, age:np.ndarray) -> dict:
     return dict(home_ownership=home, region=rng.choice(list(REGIONS), len(age), p=list(REGIONS.values())))
 
 # %% ../nbs/04_demo.ipynb #fa2e08f8
-def _product(rng:np.random.Generator, n:int, drifted:bool) -> np.ndarray:
+def _product(rng:np.random.Generator, n:int, drifted:bool) -> tuple:
+    "The product each row is booked as, and the one it asked for."
     u = rng.random(n)
-    v = (u - BNPL_SHARE)/(1 - BNPL_SHARE) if drifted else u
-    cut = np.cumsum(list(PRODUCTS.values()))[:-1]
-    old = np.array(list(PRODUCTS))[np.searchsorted(cut, v, side='right')]
-    return np.where(drifted & (u < BNPL_SHARE), 'bnpl', old)
+    asked = np.array(list(PRODUCTS))[np.searchsorted(np.cumsum(list(PRODUCTS.values()))[:-1], u, side='right')]
+    return np.where(drifted & ((u*1000) % 1 < BNPL_SHARE), 'bnpl', asked), asked
 
 # %% ../nbs/04_demo.ipynb #18e01160
 def _loans(rng:np.random.Generator, f:dict, drifted:bool) -> dict:
     n, score, income = len(f['age']), f['credit_score'], f['income']
-    product = _product(rng, n, drifted)
-    purpose = np.where(product == 'auto_loan', 'car', rng.choice(list(PURPOSES), n, p=list(PURPOSES.values())))
-    share = np.select([product == p for p in ('personal_loan', 'credit_card', 'auto_loan')], [.35, .12, .6], .03)
+    product, asked = _product(rng, n, drifted)
+    purpose = np.where(asked == 'auto_loan', 'car', rng.choice(list(PURPOSES), n, p=list(PURPOSES.values())))
+    share = np.select([asked == p for p in ('personal_loan', 'credit_card', 'auto_loan')], [.35, .12, .6])
     amount = np.round(np.clip(income*share*np.exp(rng.normal(0, .4, n)), 200, 75_000), -1)
-    term = np.select([product == 'bnpl', product == 'credit_card'], [12, rng.choice(TERMS[:2], n)],
-                     rng.choice(TERMS, n, p=[.1, .2, .3, .2, .2]))
-    rate = 3.5 + 14*(850 - score)/550 + rng.normal(0, 1.2, n) + 6*(product == 'credit_card')
+    term = np.where(asked == 'credit_card', rng.choice(TERMS[:2], n), rng.choice(TERMS, n, p=[.1, .2, .3, .2, .2]))
+    rate = 3.5 + 14*(850 - score)/550 + rng.normal(0, 1.2, n) + 6*(asked == 'credit_card')
     rate = np.round(np.clip(rate, 2.5, 29.9), 2)
     r = rate/1200; instalment = 12*amount*r/(1 - (1 + r)**-term)
     dti = np.round(np.clip(rng.beta(2, 6, n) + instalment/income, 0, 2), 3)
@@ -93,9 +91,9 @@ def _default_logit(f:dict, drifted:bool) -> np.ndarray:
 def _month(seed:int, i:int, n:int, period:pd.Period, drifted:bool):
     rng = np.random.default_rng([seed, i])
     f = _applicants(rng, n)
-    f['income'] = f['income']*(INCOME_FACTOR if drifted else 1)
     f |= _home_and_region(rng, f['age']) | _loans(rng, f, drifted)
     defaulted = (rng.random(n) < 1/(1 + np.exp(-_default_logit(f, drifted)))).astype('int64')
+    if drifted: f['income'] = np.round(f['income']*INCOME_FACTOR, -1)  # recorded net: the loans and the risk follow the real income
     applied = period.start_time + pd.to_timedelta(np.sort(rng.integers(0, period.days_in_month*86400, n)), unit='s')
     observed = applied + pd.to_timedelta(rng.integers(60, 181, n), unit='D')
     for col, rate in (('income', .03), ('employment_years', .05), ('credit_score', .02)):

@@ -59,6 +59,7 @@ def infer(client:Client, model:str, frame:pd.DataFrame, types:dict, # input name
 # %% ../nbs/17_traffic.ipynb #ca1e0eae
 def send(url:str, frame:pd.DataFrame, # the server, and the rows to send (only the model's input columns)
          key:pd.Series|None=None, # a sticky canary key per row, e.g. the customer id
+         ids:pd.Series|None=None, # a request id per row (with `batch=1`), e.g. the application id that late labels carry; random when None
          batch:int=1, # rows per request
          until=None, # a function of the tally, checked every `check_every` requests; sending stops when it returns True
          check_every:int=200, progress=None) -> Counter:
@@ -67,7 +68,7 @@ def send(url:str, frame:pd.DataFrame, # the server, and the rows to send (only t
     try:
         for i, start in enumerate(range(0, len(frame), batch)):
             rows = frame.iloc[start:start + batch]
-            headers = {'X-Request-ID': uuid.uuid4().hex} | ({'X-Canary-Key': str(key.iloc[start])} if key is not None else {})
+            headers = {'X-Request-ID': str(ids.iloc[start]) if ids is not None else uuid.uuid4().hex} | ({'X-Canary-Key': str(key.iloc[start])} if key is not None else {})
             status, h, _ = invocations(client, rows, headers)
             tally[status] += 1; tally[h.get('x-variant', 'none')] += 1
             if (i + 1) % check_every == 0:
