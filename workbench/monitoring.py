@@ -9,7 +9,7 @@ __all__ = ['EPS', 'FINE', 'STATISTICS', 'OUTPUT', 'SCHEMA', 'LABELS', 'PERFORMAN
            'ks_pvalue', 'compare', 'features_of', 'reference', 'parse_window', 'parse_time', 'drifted_features',
            'drift', 'summary', 'retrain', 'ingest_labels', 'performance', 'report']
 
-# %% ../nbs/18_monitoring.ipynb #df749bfd
+# %% ../nbs/18_monitoring.ipynb #87a4e563
 import json, math, os, shutil, time, uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -18,7 +18,7 @@ import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
 from .workspace import Workspace
 
-# %% ../nbs/18_monitoring.ipynb #57ce0d75
+# %% ../nbs/18_monitoring.ipynb #1baecfd8
 EPS = 1e-4 # shares below this count as this in PSI and KL
 FINE = 65536 # equal-width bins over the reference's range, for KS and Wasserstein
 
@@ -28,7 +28,7 @@ def _value(col:str, kind:str) -> str:
     "SQL for a column's value: a finite double for numbers, text for categories; missing otherwise."
     return f"(case when isfinite(try_cast({_q(col)} as double)) then {_q(col)}::double end)" if kind == 'numeric' else f"{_q(col)}::varchar"
 
-# %% ../nbs/18_monitoring.ipynb #5686490f
+# %% ../nbs/18_monitoring.ipynb #b13bfa80
 def _num(x:float) -> str:
     "A number as an SQL literal, infinities included."
     x = float(x)
@@ -39,7 +39,7 @@ def _fine(x:str, lo:float, hi:float) -> str:
     scale = FINE / (hi - lo) if hi > lo else 1.0
     return f"(case when {x} >= {_num(hi)} then {FINE} when {x} < {_num(lo)} then -1 else least(floor(({x} - {_num(lo)}) * {_num(scale)}), {FINE - 1}) end)::integer"
 
-# %% ../nbs/18_monitoring.ipynb #9b35f43e
+# %% ../nbs/18_monitoring.ipynb #8b677917
 def _scan(con, relation:str, features:dict, ranges:bool=True) -> dict:
     "Rows, and per feature its non-missing count (and for numbers, given `ranges`, min, max, mean and standard deviation)."
     aggs = ['count(*)']
@@ -52,7 +52,7 @@ def _scan(con, relation:str, features:dict, ranges:bool=True) -> dict:
         out[f] = dict(count=next(row)) | (dict(zip(['lo', 'hi', 'mean', 'std'], row)) if kind == 'numeric' and ranges else {})
     return out
 
-# %% ../nbs/18_monitoring.ipynb #815c9574
+# %% ../nbs/18_monitoring.ipynb #79ec8671
 def _histograms(con, relation:str, numeric:dict) -> pd.DataFrame:
     "Per numeric feature (name → its `lo` and `hi`): rows per fine bin, and their sum."
     if not numeric: return pd.DataFrame(columns=['feature', 'bin', 'n', 'total'])
@@ -71,7 +71,7 @@ def _categories(con, relation:str, names:list) -> pd.DataFrame:
     parts = [f"select ? as feature, {_value(f, 'categorical')} as category, count(*) as n from {relation} where category is not null group by all" for f in names]
     return con.execute(' union all '.join(parts), names).df()
 
-# %% ../nbs/18_monitoring.ipynb #d5c1c6b2
+# %% ../nbs/18_monitoring.ipynb #e9d67094
 def _cuts(h:pd.DataFrame, bins:int) -> list:
     "Fine bins that start a PSI bin: where the reference's cumulative share first reaches 1/bins, 2/bins, …"
     h = h.sort_values('bin')
@@ -82,7 +82,7 @@ def coarse(fine_bins, cuts:list) -> np.ndarray:
     "The PSI bin of each fine bin."
     return np.searchsorted(np.asarray(cuts), fine_bins, side='right')
 
-# %% ../nbs/18_monitoring.ipynb #f2811887
+# %% ../nbs/18_monitoring.ipynb #7c3ba8cd
 def profile_of(con, relation:str, # a DuckDB connection, and a table, view or table function in it
                features:dict, # feature name → 'numeric' or 'categorical'
                bins:int=10) -> dict: # PSI bins, cut at the reference's quantiles
@@ -102,7 +102,7 @@ def profile_of(con, relation:str, # a DuckDB connection, and a table, view or ta
         elif kind == 'categorical': p['categories'] = cats[cats.feature == f].set_index('category').n.sort_index().to_dict()
     return out
 
-# %% ../nbs/18_monitoring.ipynb #0c738942
+# %% ../nbs/18_monitoring.ipynb #ce99f4ee
 def psi(expected, actual) -> float:
     "Population stability index between two lists of shares over the same bins, shares floored at `EPS`."
     e, a = np.maximum(np.asarray(expected, float), EPS), np.maximum(np.asarray(actual, float), EPS)
@@ -121,7 +121,7 @@ def js(expected, actual) -> float:
     m = (e + a) / 2
     return float(np.sqrt(max(0.0, (rel_entr(e, m).sum() + rel_entr(a, m).sum()) / 2)))
 
-# %% ../nbs/18_monitoring.ipynb #84fcc99f
+# %% ../nbs/18_monitoring.ipynb #73abaac5
 def ks_pvalue(d:float, n1:int, n2:int) -> float:
     "Two-sided p-value of the two-sample KS statistic `d` for samples of `n1` and `n2` values, as `scipy.stats.ks_2samp`."
     from scipy.stats import distributions
@@ -132,7 +132,7 @@ def ks_pvalue(d:float, n1:int, n2:int) -> float:
     m, n = sorted([float(n1), float(n2)], reverse=True)
     return float(np.clip(distributions.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
 
-# %% ../nbs/18_monitoring.ipynb #b053d3e5
+# %% ../nbs/18_monitoring.ipynb #0dfaade0
 def _cdfs(r:pd.Series, c:pd.Series) -> tuple:
     "Bins occupied by either side, and each side's count at and below each bin."
     bins = r.index.union(c.index)
@@ -146,7 +146,7 @@ def _ks_candidates(r:pd.Series, c:pd.Series, nr:int, nc:int) -> tuple:
     inside = np.maximum(R / nr - (C - cb) / nc, C / nc - (R - rb) / nr)
     return low, bins[inside > low]
 
-# %% ../nbs/18_monitoring.ipynb #0dffa215
+# %% ../nbs/18_monitoring.ipynb #c8ff3adb
 def _ks_inside(r:pd.Series, c:pd.Series, nr:int, nc:int, values:dict) -> float:
     "The largest CDF gap inside the bins of `values` (bin → (reference values, current values))."
     bins, R, C, rb, cb = _cdfs(r, c)
@@ -159,7 +159,7 @@ def _ks_inside(r:pd.Series, c:pd.Series, nr:int, nc:int, values:dict) -> float:
         best = max(best, float(np.abs(d).max()))
     return best
 
-# %% ../nbs/18_monitoring.ipynb #8dde4310
+# %% ../nbs/18_monitoring.ipynb #33190edd
 def _wasserstein(r:pd.DataFrame, c:pd.DataFrame, nr:int, nc:int, p:dict) -> float:
     "Normed Wasserstein distance from the two fine histograms (bin → n, total)."
     grid = np.arange(-1, FINE + 1)
@@ -171,7 +171,7 @@ def _wasserstein(r:pd.DataFrame, c:pd.DataFrame, nr:int, nc:int, p:dict) -> floa
     above = (c.total.get(FINE, 0.0) - cn[-1] * p['hi']) / nc if cn[-1] else 0.0
     return float((inner + below + above) / (p['std'] or 1.0))
 
-# %% ../nbs/18_monitoring.ipynb #9a34ebd0
+# %% ../nbs/18_monitoring.ipynb #2df0a8eb
 def _numeric(p:dict, rh:pd.DataFrame, ch:pd.DataFrame, nr:int, nc:int) -> dict:
     "PSI, JS, KL, Wasserstein and the KS gap at the fine bins' ends, with the bins KS must look inside."
     k = len(p['cuts']) + 1
@@ -194,7 +194,7 @@ def _categorical(p:dict, c:dict) -> dict:
     return dict(psi=psi(pr, pc), js=js(pr, pc), kl=kl(pr, pc), linf=float(np.abs(rs - cs).max()), unseen=float(cs[len(ref):].sum()),
                 chi2=(float(chi.statistic), float(chi.pvalue)) if chi else (0.0, 1.0), new=new)
 
-# %% ../nbs/18_monitoring.ipynb #f175c228
+# %% ../nbs/18_monitoring.ipynb #d18f7d5f
 STATISTICS = { # statistic → (its threshold's setting, whether a p-value below it, rather than a value at or above it, means drift)
     'psi': ('drift.psi_threshold', False), 'ks': ('drift.ks_pvalue', True), 'js': ('drift.js_threshold', False),
     'kl': ('drift.kl_threshold', False), 'wasserstein': ('drift.wasserstein_threshold', False), 'chi2': ('drift.chi2_pvalue', True),
@@ -206,7 +206,7 @@ def _row(f, kind, stat, value, thresholds, p_value=None) -> dict:
     return dict(feature=f, kind=kind, statistic=stat, value=float(value), p_value=p_value, threshold=t,
                 drifted=bool(p_value < t if by_p else value >= t))
 
-# %% ../nbs/18_monitoring.ipynb #d852abb1
+# %% ../nbs/18_monitoring.ipynb #efe6860c
 def _inside_values(con, relation:str, wanted:dict) -> dict:
     "The values of each feature (name → (profile, bins)) in those fine bins of `relation`: (feature, bin) → array."
     parts, names = [], []
@@ -221,7 +221,7 @@ def _inside_values(con, relation:str, wanted:dict) -> dict:
     df = con.execute(' union all '.join(parts), names).df()
     return {k: g.v.to_numpy() for k, g in df.groupby(['feature', 'bin'])}
 
-# %% ../nbs/18_monitoring.ipynb #7acc24cf
+# %% ../nbs/18_monitoring.ipynb #da1201c4
 def compare(con, current:str, # a DuckDB connection, and the window's table, view or table function in it
             profile:dict, # `profile_of`'s result for the reference
             reference:str, # the reference's relation, read only inside the few fine bins KS must look into
@@ -252,7 +252,7 @@ def compare(con, current:str, # a DuckDB connection, and the window's table, vie
             out.append(_row(f, 'categorical', 'chi2', st['chi2'][0], thresholds, st['chi2'][1]))
     return pd.DataFrame(out)
 
-# %% ../nbs/18_monitoring.ipynb #b8ab4b96
+# %% ../nbs/18_monitoring.ipynb #2a24bdf4
 OUTPUT = 'model_score' # the feature name of the model's score
 
 def features_of(model) -> dict:
@@ -268,7 +268,7 @@ def _scores(model, con, sql:str, params:list, batch:int=65536) -> pa.Table:
         out.append(scores(dict(zip(model.outputs, model.session.run(None, model.feeds(df))))))
     return pa.table({OUTPUT: np.concatenate(out) if out else np.empty(0)})
 
-# %% ../nbs/18_monitoring.ipynb #41377bd5
+# %% ../nbs/18_monitoring.ipynb #004eafb6
 def _sql_text(s:str) -> str: return "'" + s.replace("'", "''") + "'"
 
 def _build(ws:Workspace, mv, model, folder:Path):
@@ -289,7 +289,7 @@ def _build(ws:Workspace, mv, model, folder:Path):
     (folder/'profile.json').write_text(json.dumps(prof | dict(model=mv.name, version=mv.version, dataset=mv.dataset, dataset_id=mv.dataset_id,
                                                               created_at=datetime.now(timezone.utc).isoformat()), indent=1, default=float))
 
-# %% ../nbs/18_monitoring.ipynb #7d1592a3
+# %% ../nbs/18_monitoring.ipynb #0c879b16
 def reference(ws:Workspace, ref:str) -> tuple:
     "The reference profile of a model version (`NAME/VERSION` or `NAME@ALIAS`), computed on first use; returns (profile, values.parquet path)."
     from workbench import registry
@@ -308,7 +308,7 @@ def reference(ws:Workspace, ref:str) -> tuple:
     prof['histograms'] = pd.read_parquet(folder/'histograms.parquet')
     return prof, folder/'values.parquet'
 
-# %% ../nbs/18_monitoring.ipynb #5f03df08
+# %% ../nbs/18_monitoring.ipynb #2252b39c
 def parse_window(text:str) -> tuple:
     "`('time', timedelta)` for `1d`, `6h`, `15m`; `('rows', n)` for `2000rows`."
     import re
@@ -324,7 +324,7 @@ def parse_time(text, name:str='since') -> datetime|None:
     except (ValueError, TypeError): raise WorkbenchError(f"--{name} {text!r} is not a date or time; write e.g. 2025-10-01 or 2025-10-01T12:00") from None
     return (t.tz_localize('UTC') if t.tzinfo is None else t.tz_convert('UTC')).to_pydatetime()
 
-# %% ../nbs/18_monitoring.ipynb #3d3e21f0
+# %% ../nbs/18_monitoring.ipynb #53c1479d
 def _extract(feats:dict) -> str:
     "SQL for each feature's value from the prediction log's JSON `inputs`."
     def one(f, kind):
@@ -364,7 +364,7 @@ def _span(size:timedelta) -> str:
     s = int(size.total_seconds())
     return f'{s // 86400}d' if s % 86400 == 0 else f'{s // 3600}h' if s % 3600 == 0 else f'{s // 60}m'
 
-# %% ../nbs/18_monitoring.ipynb #4965114a
+# %% ../nbs/18_monitoring.ipynb #e24cc7e5
 def _file_windows(ws:Workspace, con, mv, model, feats:dict, source:str, kind:str|None, size) -> pd.DataFrame:
     "Load a dataset version or Parquet files, scored, into the temp table `log` with a window key `w`; returns its windows."
     from workbench import data
@@ -383,7 +383,7 @@ def _file_windows(ws:Workspace, con, mv, model, feats:dict, source:str, kind:str
     win['window'] = [label if kind is None else f'{label} rows {w * size + 1}-{(w + 1) * size}' for w in win.w]
     return win.reset_index(drop=True)
 
-# %% ../nbs/18_monitoring.ipynb #6b62568b
+# %% ../nbs/18_monitoring.ipynb #10f44a50
 SCHEMA = pa.schema([('time', pa.timestamp('us', tz='UTC')), ('model', pa.string()), ('version', pa.int32()), ('source', pa.string()),
                     ('window', pa.string()), ('window_start', pa.timestamp('us', tz='UTC')), ('window_end', pa.timestamp('us', tz='UTC')),
                     ('rows', pa.int64()), ('feature', pa.string()), ('kind', pa.string()), ('statistic', pa.string()), ('value', pa.float64()),
@@ -394,7 +394,7 @@ def _done(ws:Workspace, mv, source:str) -> set:
     if 'drift' not in ws.tables(): return set()
     return {r[0] for r in ws.sql('select distinct "window" from drift where model = ? and version = ? and source = ?', [mv.name, mv.version, source]).fetchall()}
 
-# %% ../nbs/18_monitoring.ipynb #32c6165f
+# %% ../nbs/18_monitoring.ipynb #4c7c7452
 def drifted_features(rows:pd.DataFrame, # drift table rows of one window
                      settings, # the policy: `drift.decide_by` and `drift.alert_features`
                      alerting:bool=False) -> list: # only the features `drift.alert_features` names
@@ -405,7 +405,7 @@ def drifted_features(rows:pd.DataFrame, # drift table rows of one window
     watch = {s.strip() for s in settings['drift.alert_features'].split(',') if s.strip()}
     return [f for f in dict.fromkeys(hit) if not (alerting and watch) or f in watch]
 
-# %% ../nbs/18_monitoring.ipynb #8222e694
+# %% ../nbs/18_monitoring.ipynb #f5c9201d
 def _windows(ws:Workspace, con, mv, source:str, window:str|None, since, until):
     "Load the source into `log` and list its complete windows."
     from workbench.onnx import OnnxModel
@@ -418,7 +418,7 @@ def _windows(ws:Workspace, con, mv, source:str, window:str|None, since, until):
     if kind is None: kind, size = parse_window(ws.settings['drift.window'])
     return _log_windows(ws, con, mv, feats, kind, size, since, until)
 
-# %% ../nbs/18_monitoring.ipynb #9dbdef44
+# %% ../nbs/18_monitoring.ipynb #26a3c47f
 def drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
           source:str='predictions', # the prediction log, a dataset version, or Parquet files (a path or glob)
           window:str|None=None, # 1d, 6h, 15m or Nrows; `drift.window` for the log, the whole source otherwise
@@ -451,7 +451,7 @@ def _append(ws:Workspace, mv, source:str, rows:pd.DataFrame) -> pd.DataFrame:
         if len(rows): ws.append('drift', rows[SCHEMA.names])
     return rows.reset_index(drop=True)
 
-# %% ../nbs/18_monitoring.ipynb #b6f34623
+# %% ../nbs/18_monitoring.ipynb #28ff9a49
 def summary(rows:pd.DataFrame, # drift table rows
             settings) -> pd.DataFrame: # the policy, for `drift.decide_by`
     "One line per window: its rows, the drifted features, and the largest PSI."
@@ -462,7 +462,7 @@ def summary(rows:pd.DataFrame, # drift table rows
                         top_psi=f"{psi.feature.iloc[0]} {psi.value.iloc[0]:.3f}" if len(psi) else ''))
     return pd.DataFrame(out, columns=['source', 'window', 'rows', 'drifted', 'top_psi'])
 
-# %% ../nbs/18_monitoring.ipynb #cc3c0ff9
+# %% ../nbs/18_monitoring.ipynb #1e3e8861
 def _alert(ws:Workspace, mv, rows:pd.DataFrame):
     from workbench import alerts
     hits = {w: f for w, g in rows.groupby('window', sort=False) if (f := drifted_features(g, ws.settings, alerting=True))}
@@ -471,9 +471,16 @@ def _alert(ws:Workspace, mv, rows:pd.DataFrame):
         top = g[g.statistic == 'psi'].set_index('feature').value.round(3).to_dict()
         alerts.send(ws, 'drift', mv.ref, f"{', '.join(feats)} drifted in window {w} (PSI {', '.join(f'{k} {v}' for k, v in top.items())})",
                     dict(window=w, features=feats, psi=top), source='monitoring')
-    if hits and ws.settings['drift.retrain']: retrain(ws, mv.ref, reason=f"drift in {', '.join(hits)}")
+    if hits and ws.settings['drift.retrain']: _retrain_and_tell(ws, mv, f"drift in {', '.join(hits)}")
 
-# %% ../nbs/18_monitoring.ipynb #fc07a473
+def _retrain_and_tell(ws:Workspace, mv, reason:str) -> dict:
+    "Retrain, and send the outcome as a `retrain` alert."
+    from workbench import alerts
+    r = retrain(ws, mv.ref, reason=reason)
+    alerts.send(ws, 'retrain', mv.ref, f"retraining after {reason}: {r['model_version'] or 'no new version'}, {r['status']}: {r['message']}", r, source='monitoring')
+    return r
+
+# %% ../nbs/18_monitoring.ipynb #44c826fb
 def retrain(ws:Workspace, ref:str, # the model version whose drift or decline calls for it
             dataset:str|None=None, # the data to train on; the newest version of the model's training dataset when None
             reason:str='', actor:str='monitoring') -> dict:
@@ -491,7 +498,7 @@ def retrain(ws:Workspace, ref:str, # the model version whose drift or decline ca
     new = registry.get(ws, r.results['model_version'])
     return dict(dataset=dataset, stages=stages, model_version=new.ref, aliases=new.aliases, status=r.status, message=r.message)
 
-# %% ../nbs/18_monitoring.ipynb #9ab84f4c
+# %% ../nbs/18_monitoring.ipynb #ce6e475c
 LABELS = pa.schema([('key', pa.string()), ('key_column', pa.string()), ('label', pa.float64()),
                     ('observed_at', pa.timestamp('us', tz='UTC')), ('ingested_at', pa.timestamp('us', tz='UTC')), ('source', pa.string())])
 
@@ -519,7 +526,7 @@ def ingest_labels(ws:Workspace, source, # a CSV or Parquet file, a DataFrame or 
     audit.record(ws, 'labels.ingest', on, after=dict(rows=len(rows), key=key, label=label, source=rows.source.iloc[0] if len(rows) else ''), actor=actor)
     return len(rows)
 
-# %% ../nbs/18_monitoring.ipynb #3064e8e4
+# %% ../nbs/18_monitoring.ipynb #e1150734
 PERFORMANCE = pa.schema([('time', pa.timestamp('us', tz='UTC')), ('model', pa.string()), ('version', pa.int32()), ('window', pa.string()),
                          ('window_start', pa.timestamp('us', tz='UTC')), ('window_end', pa.timestamp('us', tz='UTC')), ('rows', pa.int64()),
                          ('labelled', pa.int64()), ('metric', pa.string()), ('value', pa.float64()), ('baseline', pa.float64()), ('degraded', pa.bool_())])
@@ -535,7 +542,7 @@ select w, count(*) as labelled, avg(y) as label_rate, avg((s - y) ^ 2) as brier,
        (any_value(rp) - sum(y) * (sum(y) + 1) / 2) / nullif(sum(y) * (count(*) - sum(y)), 0) as auc
 from j join auc using (w) group by w order by w"""
 
-# %% ../nbs/18_monitoring.ipynb #f1feb723
+# %% ../nbs/18_monitoring.ipynb #b3f7d635
 def _business(ws:Workspace, con, w:int, key:str) -> float|None:
     "The business figure `performance.business_metric` computes from a window's labelled predictions."
     import importlib
@@ -550,9 +557,10 @@ def _business(ws:Workspace, con, w:int, key:str) -> float|None:
 
 def _baseline(ws:Workspace, mv) -> float|None:
     from workbench import registry
-    return registry.client(ws).get_run(mv.run_id).data.metrics.get('holdout_auc')
+    m = registry.client(ws).get_run(mv.run_id).data.metrics
+    return m.get('gate.auc', m.get('holdout_auc'))  # the held-out AUC its gates judged
 
-# %% ../nbs/18_monitoring.ipynb #fdd5bdba
+# %% ../nbs/18_monitoring.ipynb #094e2912
 def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
                 window:str|None=None, # 1d, 6h, 15m or Nrows; `drift.window` when None
                 key:str='request_id', # how labels join predictions: request_id, or an entity key among the model's inputs
@@ -581,7 +589,7 @@ def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default
     out = pd.DataFrame(out, columns=PERFORMANCE.names)
     return _record_performance(ws, mv, out, alert)
 
-# %% ../nbs/18_monitoring.ipynb #2fec6226
+# %% ../nbs/18_monitoring.ipynb #af7e07ab
 def _record_performance(ws:Workspace, mv, rows:pd.DataFrame, alert:bool) -> pd.DataFrame:
     "Append the windows whose labelled count is new, and alert on a realized AUC that fell too far."
     from workbench import alerts
@@ -593,10 +601,10 @@ def _record_performance(ws:Workspace, mv, rows:pd.DataFrame, alert:bool) -> pd.D
     for r in rows[rows.degraded].itertuples() if alert else ():
         alerts.send(ws, 'performance', mv.ref, f"realized AUC {r.value:.3f} in window {r.window} is {r.baseline - r.value:.3f} below the held-out {r.baseline:.3f} ({r.labelled} labels)",
                     dict(window=r.window, auc=r.value, baseline=r.baseline, labelled=r.labelled), source='monitoring')
-    if alert and rows.degraded.any() and ws.settings['drift.retrain']: retrain(ws, mv.ref, reason='realized AUC fell')
+    if alert and rows.degraded.any() and ws.settings['drift.retrain']: _retrain_and_tell(ws, mv, 'realized AUC fell')
     return rows
 
-# %% ../nbs/18_monitoring.ipynb #32af2308
+# %% ../nbs/18_monitoring.ipynb #7ea8afde
 def report(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
            window:str|None=None, # a window label from the drift table; the newest computed window when None
            source:str='predictions', # as for `drift`
