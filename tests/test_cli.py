@@ -98,12 +98,14 @@ def test_status_and_maintain(wb):
 
 
 def test_demo_runs_the_lifecycle(wb, tmp_path):
-    "The README's main job: data, validation, two candidates, gates, registry, an approved champion, its ONNX file."
+    "The README's main job: data, validation, two candidates, gates, registry, an approved champion, serving, drift found in its month, retraining, a canary."
     t0 = time.perf_counter()
-    out = wb('demo', '--months', '6', '--rows-per-month', '1000').stdout
+    out = wb('demo', '--months', '6', '--rows-per-month', '1000', '--drift-month', '5').stdout
     took = time.perf_counter() - t0
-    for stage in ['[1/6] data', '[2/6] validate', '[3/6] train two candidates', '[4/6] evaluate', 'validate  ok', 'train     ok', 'evaluate  ok',
-                  '[5/6] serve credit-default/1', '3000 requests answered', '[6/6] retrain on all 6 months']:
+    for stage in ['[1/7] data', '[2/7] validate', '[3/7] train two candidates', '[4/7] evaluate', 'validate  ok', 'train     ok', 'evaluate  ok',
+                  '[5/7] serve credit-default/1', '3000 requests answered', '[6/7] monitor credit-default/1',
+                  '2025-04  drifted: -', '2025-05  drifted: income, product', '2025-06  drifted: income, product', 'late labels ingested; realized AUC by month',
+                  '[7/7] the drift alert (2025-05, 2025-06) calls for retraining on all 6 months']:
         assert stage in out, stage
     assert 'credit-default/1 is the champion (approved by demo-reviewer)' in out and 'audit chain intact' in out
     assert re.search(r'canary: \d+ of \d+ requests went to credit-default/2; canary\.(promote|rollback) by canary', out), out

@@ -103,7 +103,7 @@ def test_ks_equals_scipy_and_psi_js_equal_numpy(seed, n1, n2, shift, ties):
     chi = stats.chi2_contingency([[(ref.k == k).sum() for k in 'abcde'], [(cur.k == k).sum() for k in 'abcde']], correction=False)
     assert abs(out.loc[('k', 'chi2'), 'value'] - chi.statistic) <= 1e-6 and abs(out.loc[('k', 'chi2'), 'p_value'] - chi.pvalue) <= 1e-9
     w = stats.wasserstein_distance(ref.x.dropna(), cur.x) / ref.x.std(ddof=0)
-    assert abs(out.loc[('x', 'wasserstein'), 'value'] - w) <= 0.01 * w + 1e-4  # binned: within 1%
+    assert abs(out.loc[('x', 'wasserstein'), 'value'] - w) <= 0.02 * w + 1e-3  # binned: within 2%, or 0.001 for tiny samples
 
 
 def test_the_demo_drift_is_flagged_in_its_month_and_not_before(watched):

@@ -210,11 +210,12 @@ def _demo_retrain(ws, portfolio:dict, server, url:str, stop, drifted:list):
     from workbench import audit, data, demo as dm, monitoring, registry, traffic, validation
     apps = portfolio['applications']
     months = sorted(apps['month'].unique())
-    click.echo(f"[7/7] the drift alert ({', '.join(drifted) or 'none'}) calls for retraining on all {len(months)} months; canary the challenger at {server.share:.0%}")
+    why = f"the drift alert ({', '.join(drifted)}) calls for retraining" if drifted else 'no drift: the scheduled retraining'
+    click.echo(f"[7/7] {why} on all {len(months)} months; canary the challenger at {server.share:.0%}")
     v = data.commit(ws, 'credit', dm.training_frame(portfolio, len(months)), f'training data {months[0]}..{months[-1]}', 'demo')
     old = validation.load_suite(ws, 'credit')  # the team has reviewed the drift: the new months are the reference from now on
     click.echo(f"  suite credit re-inferred from {v.ref} (the drifted months are the new reference): {validation.save_suite(ws, validation.infer_suite(ws, v.ref, old.keys, old.target))}")
-    r = monitoring.retrain(ws, server.champion.ref, v.ref, reason=f"drift alert: {', '.join(drifted)}", actor='demo')
+    r = monitoring.retrain(ws, server.champion.ref, v.ref, reason=f"drift alert: {', '.join(drifted)}" if drifted else 'scheduled', actor='demo')
     for stage, s in r['stages'].items(): click.echo(f"  {stage:<9} {s['status']:<18} {s['message']}")
     if r['status'] == 'failed': stop(); raise WorkbenchError(f"the demo stopped: retraining failed at {r['message']}")
     mv = registry.get(ws, r['model_version'])
