@@ -29,8 +29,7 @@ Wasserstein distance for numbers, Jensen-Shannon distance for categories), and t
 agree, so the comparison is of working code. Targets (reported, not asserted): Evidently's seconds / ours >= 50, our
 peak RSS / Evidently's <= 0.25.
 `test_drift_scaling`: workbench alone on 1,000,000 and 10,000,000 rows of the same shape, each in its own process:
-time_10M / time_1M (linear is 10) and rss_10M / rss_1M (flat is 1). While `compare` still pulls the values of
-the KS candidate bins into pandas, the 10M run takes minutes and ~10 GB of RSS (see tests/benchmarks/README.md).
+time_10M / time_1M (linear is 10) and rss_10M / rss_1M (flat is 1); figures in tests/benchmarks/README.md.
 Both print `loadavg_1m_before`: other work on the machine (2 cores here) skews the figures.
 
 Run: pytest tests/benchmarks/bench_drift.py -m benchmark -s -p no:cacheprovider
