@@ -181,6 +181,20 @@ def test_late_labels_give_realized_performance(watched, tmp_path):
     expected = [roc_auc_score(g.defaulted, g.score) for _, g in joined.groupby('w')]
     assert len(auc) == 6 and np.allclose(auc.value, expected, atol=1e-9) and (auc.labelled == ROWS).all()
     assert auc.baseline.notna().all() and monitoring.performance(ws, 'credit-default/1', window=f'{ROWS}rows').empty  # no new labels
+    # a team whose policy is stricter than the model: every window alerts, and the business figure comes from its own function
+    strict = open_workspace(ws.root, load_settings(env={}, overrides={'performance.max_auc_drop': '-1', 'alerts.sinks': 'jsonl',
+                                                                      'performance.business_metric': 'test_monitoring:missed_defaults'}))
+    perf = monitoring.performance(strict, 'credit-default/1', window=f'{2 * ROWS}rows')
+    alerts = [json.loads(l) for l in (ws.root/'alerts.jsonl').read_text().splitlines()]
+    assert [a['kind'] for a in alerts] == ['performance'] * 3 and 'below the held-out' in alerts[0]['message']
+    business = perf[perf.metric == 'business'].value.tolist()
+    expected = [missed_defaults(g.rename(columns={'defaulted': 'label'})) for _, g in joined.assign(w=joined.w // 2).groupby('w')]
+    assert len(business) == 3 and np.allclose(business, expected)
+
+
+def missed_defaults(rows):
+    "A business figure: the share of defaults the model approved (scored below 0.5)."
+    return float(((rows.label == 1) & (rows.score < 0.5)).sum() / max(1, (rows.label == 1).sum()))
 
 
 def test_the_evidently_report(watched):

@@ -560,15 +560,15 @@ def monitor_labels_ingest(ctx, file, key, label, on):
 @monitor.command('performance')
 @click.argument('ref')
 @click.option('--window', help='1d, 6h, 15m or Nrows (default: drift.window).')
-@click.option('--key', default='request_id', show_default=True, help='How labels join predictions.')
+@click.option('--on', default='request_id', show_default=True, help='What the labels were ingested on: request_id, or an entity key among the model inputs.')
 @click.option('--since', help='Only windows starting at or after this date or time (UTC).')
 @click.option('--until', help='Only windows ending by this date or time (UTC).')
 @FORMAT
 @click.pass_context
-def monitor_performance(ctx, ref, window, key, since, until, fmt):
+def monitor_performance(ctx, ref, window, on, since, until, fmt):
     "Realized metrics of REF per window of its prediction log, from the labels ingested so far."
     from workbench import monitoring
-    rows = monitoring.performance(_ws(ctx), ref, window, key, since, until)
+    rows = monitoring.performance(_ws(ctx), ref, window, on, since, until)
     if rows.empty: return click.echo('no window with new labels')
     _show(rows.pivot_table(index=['window', 'labelled'], columns='metric', values='value', sort=False).reset_index().round(4) if fmt == 'table' else rows, fmt)
 

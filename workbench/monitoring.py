@@ -9,7 +9,7 @@ __all__ = ['EPS', 'FINE', 'COARSE', 'GRID', 'STATISTICS', 'OUTPUT', 'SCHEMA', 'L
            'psi', 'kl', 'js', 'ks_pvalue', 'compare', 'features_of', 'reference', 'parse_window', 'parse_time',
            'drifted_features', 'drift', 'summary', 'retrain', 'ingest_labels', 'performance', 'report']
 
-# %% ../nbs/18_monitoring.ipynb #f1283517
+# %% ../nbs/18_monitoring.ipynb #9e73a403
 import json, math, shutil, uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +17,7 @@ import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
 from .workspace import Workspace
 
-# %% ../nbs/18_monitoring.ipynb #d2ab4499
+# %% ../nbs/18_monitoring.ipynb #fb841a4b
 EPS = 1e-4 # shares below this count as this in PSI and KL
 FINE, COARSE = 65536, 1024 # fine bins of about equal reference mass, placed through the reference's equal-width coarse histogram
 
@@ -32,7 +32,7 @@ def _num(x:float) -> str:
     x = float(x)
     return repr(x) if math.isfinite(x) else f"'{x}'::double"
 
-# %% ../nbs/18_monitoring.ipynb #f4463353
+# %% ../nbs/18_monitoring.ipynb #e789a340
 def _coarse(v:str, p:dict) -> str:
     "SQL for the coarse bin of `v`, 0 to COARSE-1 (clamped)."
     scale = COARSE / (p['hi'] - p['lo']) if p['hi'] > p['lo'] else 0.0
@@ -45,7 +45,7 @@ def _binned(relation:str, f:str, i:int, p:dict) -> str:
             f"from (select v, {_coarse('v', p)} as c from (select {_value(f, 'numeric')} as v from {relation}) where v is not null) t "
             f"join fine_map m on m.feature = {int(i)} and m.c = t.c)")
 
-# %% ../nbs/18_monitoring.ipynb #a788f108
+# %% ../nbs/18_monitoring.ipynb #8b7f6d53
 def _fine_map(con, numeric:dict):
     "Create the temp table `fine_map`: per numeric feature (in order) and coarse bin, its fine bins and their spacing."
     rows = []
@@ -64,7 +64,7 @@ def _edges(p:dict) -> np.ndarray:
     c = np.minimum(np.searchsorted(fs[1:], j, side='left'), COARSE - 1)  # the first coarse bin that reaches fine bin j
     return np.minimum(p['lo'] + c * w + (j - fs[c]) / np.maximum(fs[c + 1] - fs[c], 1) * w, p['hi'])
 
-# %% ../nbs/18_monitoring.ipynb #17295b73
+# %% ../nbs/18_monitoring.ipynb #07208675
 def _scan(con, relation:str, features:dict, ranges:bool=True) -> dict:
     "Rows, and per feature its non-missing count (and for numbers, given `ranges`, min, max, mean and standard deviation)."
     aggs = ['count(*)']
@@ -93,7 +93,7 @@ def _coarse_counts(con, relation:str, numeric:dict) -> dict:
         out[f] = np.round(np.concatenate([[0], np.cumsum(n)]) / n.sum() * FINE).astype(int).tolist()
     return out
 
-# %% ../nbs/18_monitoring.ipynb #eb3a0cec
+# %% ../nbs/18_monitoring.ipynb #79246634
 def _histograms(con, relation:str, numeric:dict) -> pd.DataFrame:
     "Per numeric feature (name → its `lo`, `hi` and `fs`, in `fine_map`'s order): rows per fine bin, and their sum."
     if not numeric: return pd.DataFrame(columns=['feature', 'bin', 'n', 'total'])
@@ -109,7 +109,7 @@ def _categories(con, relation:str, names:list) -> pd.DataFrame:
     parts = [f"select ? as feature, {_value(f, 'categorical')} as category, count(*) as n from {relation} where category is not null group by all" for f in names]
     return con.execute(' union all '.join(parts), names).df()
 
-# %% ../nbs/18_monitoring.ipynb #00c80226
+# %% ../nbs/18_monitoring.ipynb #13a35718
 GRID = np.arange(-1, FINE + 1) # every fine bin, the two open tails included
 
 def _dense(hist:pd.DataFrame, names:list) -> dict:
@@ -132,7 +132,7 @@ def psi_bin(fine_bins, cuts:list) -> np.ndarray:
     "The PSI bin of each fine bin."
     return np.searchsorted(np.asarray(cuts), fine_bins, side='right')
 
-# %% ../nbs/18_monitoring.ipynb #f755f1df
+# %% ../nbs/18_monitoring.ipynb #16c1ac76
 def profile_of(con, relation:str, # a DuckDB connection, and a table, view or table function in it
                features:dict, # feature name → 'numeric' or 'categorical'
                bins:int=10) -> dict: # PSI bins, cut at the reference's quantiles
@@ -155,7 +155,7 @@ def profile_of(con, relation:str, # a DuckDB connection, and a table, view or ta
         elif kind == 'categorical': p['categories'] = cats[cats.feature == f].set_index('category').n.sort_index().to_dict()
     return out
 
-# %% ../nbs/18_monitoring.ipynb #c6812bdf
+# %% ../nbs/18_monitoring.ipynb #36f8732c
 def psi(expected, actual) -> float:
     "Population stability index between two lists of shares over the same bins, shares floored at `EPS`."
     e, a = np.maximum(np.asarray(expected, float), EPS), np.maximum(np.asarray(actual, float), EPS)
@@ -174,7 +174,7 @@ def js(expected, actual) -> float:
     m = (e + a) / 2
     return float(np.sqrt(max(0.0, (rel_entr(e, m).sum() + rel_entr(a, m).sum()) / 2)))
 
-# %% ../nbs/18_monitoring.ipynb #6fc46ca6
+# %% ../nbs/18_monitoring.ipynb #aee5ba02
 def ks_pvalue(d:float, n1:int, n2:int) -> float:
     "Two-sided p-value of the two-sample KS statistic `d` for samples of `n1` and `n2` values, as `scipy.stats.ks_2samp`."
     from scipy.stats import distributions
@@ -186,7 +186,7 @@ def ks_pvalue(d:float, n1:int, n2:int) -> float:
     m, n = sorted([float(n1), float(n2)], reverse=True)
     return float(np.clip(distributions.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
 
-# %% ../nbs/18_monitoring.ipynb #3d84d44c
+# %% ../nbs/18_monitoring.ipynb #584f8ad9
 def _ks_candidates(rn:np.ndarray, cn:np.ndarray, nr:int, nc:int) -> tuple:
     "The largest CDF gap at the ends of the fine bins, and the bins inside which a larger gap is possible."
     R, C = np.cumsum(rn), np.cumsum(cn)
@@ -194,7 +194,7 @@ def _ks_candidates(rn:np.ndarray, cn:np.ndarray, nr:int, nc:int) -> tuple:
     inside = np.maximum(R / nr - (C - cn) / nc, C / nc - (R - rn) / nr)
     return low, GRID[inside > low]
 
-# %% ../nbs/18_monitoring.ipynb #1f511b7a
+# %% ../nbs/18_monitoring.ipynb #f2b4fcfa
 def _ks_inside(rn:np.ndarray, cn:np.ndarray, nr:int, nc:int, values:dict) -> float:
     "The largest CDF gap inside the bins of `values` (bin → sorted reference values, sorted current values)."
     below_r, below_c, best = np.cumsum(rn) - rn, np.cumsum(cn) - cn, 0.0
@@ -205,7 +205,7 @@ def _ks_inside(rn:np.ndarray, cn:np.ndarray, nr:int, nc:int, values:dict) -> flo
         best = max(best, float(np.abs(d).max()))
     return best
 
-# %% ../nbs/18_monitoring.ipynb #87abaf6c
+# %% ../nbs/18_monitoring.ipynb #27adf9b1
 def _wasserstein(r:tuple, c:tuple, nr:int, nc:int, p:dict) -> float:
     "Normed Wasserstein distance from the two fine histograms (rows per bin and their sum)."
     (rn, rt), (cn, ct), x = r, c, _edges(p)
@@ -215,7 +215,7 @@ def _wasserstein(r:tuple, c:tuple, nr:int, nc:int, p:dict) -> float:
     below, above = (cn[0] * p['lo'] - ct[0]) / nc, (ct[-1] - cn[-1] * p['hi']) / nc
     return float((np.abs(inner).sum() + below + above) / (p['std'] or 1.0))
 
-# %% ../nbs/18_monitoring.ipynb #a61830a7
+# %% ../nbs/18_monitoring.ipynb #a08fe5b0
 def _numeric(p:dict, r:tuple, c:tuple, nr:int, nc:int) -> dict:
     "PSI, JS, KL, Wasserstein and the KS gap at the fine bins' ends, with the bins KS must look inside, from the dense histograms."
     rn, cn = r[0], c[0]
@@ -237,7 +237,7 @@ def _categorical(p:dict, c:dict) -> dict:
     return dict(psi=psi(pr, pc), js=js(pr, pc), kl=kl(pr, pc), linf=float(np.abs(rs - cs).max()), unseen=float(cs[len(ref):].sum()),
                 chi2=(float(chi.statistic), float(chi.pvalue)) if chi else (0.0, 1.0), new=new)
 
-# %% ../nbs/18_monitoring.ipynb #7e02abe6
+# %% ../nbs/18_monitoring.ipynb #8be85b3f
 STATISTICS = { # statistic → (its threshold's setting, whether a p-value below it, rather than a value at or above it, means drift)
     'psi': ('drift.psi_threshold', False), 'ks': ('drift.ks_pvalue', True), 'js': ('drift.js_threshold', False),
     'kl': ('drift.kl_threshold', False), 'wasserstein': ('drift.wasserstein_threshold', False), 'chi2': ('drift.chi2_pvalue', True),
@@ -249,7 +249,7 @@ def _row(f, kind, stat, value, thresholds, p_value=None) -> dict:
     return dict(feature=f, kind=kind, statistic=stat, value=float(value), p_value=p_value, threshold=t,
                 drifted=bool(p_value < t if by_p else value >= t))
 
-# %% ../nbs/18_monitoring.ipynb #5b688731
+# %% ../nbs/18_monitoring.ipynb #dce57494
 def _inside_values(con, relation:str, wanted:dict, order:list) -> dict:
     "The values of each feature (name → (profile, bins)) in those fine bins of `relation`: (feature, bin) → sorted array."
     parts = []
@@ -264,7 +264,7 @@ def _inside_values(con, relation:str, wanted:dict, order:list) -> dict:
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else []
     return {(order[int(key[i]) // (FINE + 2)], int(d.bin.iloc[i])): v for i, v in zip(starts, np.split(d.v.to_numpy(), starts[1:]))}
 
-# %% ../nbs/18_monitoring.ipynb #edada3cb
+# %% ../nbs/18_monitoring.ipynb #cbdbca96
 def compare(con, current:str, # a DuckDB connection, and the window's table, view or table function in it
             profile:dict, # `profile_of`'s result for the reference
             reference:str, # the reference's relation, read only inside the few fine bins KS must look into
@@ -296,7 +296,7 @@ def compare(con, current:str, # a DuckDB connection, and the window's table, vie
             out.append(_row(f, 'categorical', 'chi2', st['chi2'][0], thresholds, st['chi2'][1]))
     return pd.DataFrame(out)
 
-# %% ../nbs/18_monitoring.ipynb #0ecadb0a
+# %% ../nbs/18_monitoring.ipynb #d92d031e
 OUTPUT = 'model_score' # the feature name of the model's score
 
 def features_of(model) -> dict:
@@ -312,7 +312,7 @@ def _scores(model, con, sql:str, params:list, batch:int=65536) -> pa.Table:
         out.append(scores(dict(zip(model.outputs, model.session.run(None, model.feeds(df))))))
     return pa.table({OUTPUT: np.concatenate(out) if out else np.empty(0)})
 
-# %% ../nbs/18_monitoring.ipynb #82a19db3
+# %% ../nbs/18_monitoring.ipynb #42209f05
 def _sql_text(s:str) -> str: return "'" + s.replace("'", "''") + "'"
 
 def _build(ws:Workspace, mv, model, folder:Path):
@@ -333,7 +333,7 @@ def _build(ws:Workspace, mv, model, folder:Path):
     (folder/'profile.json').write_text(json.dumps(prof | dict(model=mv.name, version=mv.version, dataset=mv.dataset, dataset_id=mv.dataset_id,
                                                               created_at=datetime.now(timezone.utc).isoformat()), indent=1, default=float))
 
-# %% ../nbs/18_monitoring.ipynb #e3b5d67e
+# %% ../nbs/18_monitoring.ipynb #8f960a22
 def reference(ws:Workspace, ref:str) -> tuple:
     "The reference profile of a model version (`NAME/VERSION` or `NAME@ALIAS`), computed on first use; returns (profile, values.parquet path)."
     from workbench import registry
@@ -352,7 +352,7 @@ def reference(ws:Workspace, ref:str) -> tuple:
     prof['histograms'] = pd.read_parquet(folder/'histograms.parquet')
     return prof, folder/'values.parquet'
 
-# %% ../nbs/18_monitoring.ipynb #6bd1d401
+# %% ../nbs/18_monitoring.ipynb #8cb5301a
 def parse_window(text:str) -> tuple:
     "`('time', timedelta)` for `1d`, `6h`, `15m`; `('rows', n)` for `2000rows`."
     import re
@@ -368,7 +368,7 @@ def parse_time(text, name:str='since') -> datetime|None:
     except (ValueError, TypeError): raise WorkbenchError(f"--{name} {text!r} is not a date or time; write e.g. 2025-10-01 or 2025-10-01T12:00") from None
     return (t.tz_localize('UTC') if t.tzinfo is None else t.tz_convert('UTC')).to_pydatetime()
 
-# %% ../nbs/18_monitoring.ipynb #649e106b
+# %% ../nbs/18_monitoring.ipynb #b115d184
 def _extract(feats:dict) -> str:
     "SQL for each feature's value from the prediction log's JSON `inputs`."
     def one(f, kind):
@@ -408,7 +408,7 @@ def _span(size:timedelta) -> str:
     s = int(size.total_seconds())
     return f'{s // 86400}d' if s % 86400 == 0 else f'{s // 3600}h' if s % 3600 == 0 else f'{s // 60}m'
 
-# %% ../nbs/18_monitoring.ipynb #dac0cbf8
+# %% ../nbs/18_monitoring.ipynb #6a7fbc97
 def _file_windows(ws:Workspace, con, mv, model, feats:dict, source:str, kind:str|None, size) -> pd.DataFrame:
     "Load a dataset version or Parquet files, scored, into the temp table `log` with a window key `w`; returns its windows."
     from workbench import data
@@ -427,7 +427,7 @@ def _file_windows(ws:Workspace, con, mv, model, feats:dict, source:str, kind:str
     win['window'] = [label if kind is None else f'{label} rows {w * size + 1}-{(w + 1) * size}' for w in win.w]
     return win.reset_index(drop=True)
 
-# %% ../nbs/18_monitoring.ipynb #628c800c
+# %% ../nbs/18_monitoring.ipynb #18e74cd5
 SCHEMA = pa.schema([('time', pa.timestamp('us', tz='UTC')), ('model', pa.string()), ('version', pa.int32()), ('source', pa.string()),
                     ('window', pa.string()), ('window_start', pa.timestamp('us', tz='UTC')), ('window_end', pa.timestamp('us', tz='UTC')),
                     ('rows', pa.int64()), ('feature', pa.string()), ('kind', pa.string()), ('statistic', pa.string()), ('value', pa.float64()),
@@ -438,7 +438,7 @@ def _done(ws:Workspace, mv, source:str) -> set:
     if 'drift' not in ws.tables(): return set()
     return {r[0] for r in ws.sql('select distinct "window" from drift where model = ? and version = ? and source = ?', [mv.name, mv.version, source]).fetchall()}
 
-# %% ../nbs/18_monitoring.ipynb #0f38a97f
+# %% ../nbs/18_monitoring.ipynb #1ba571d6
 def drifted_features(rows:pd.DataFrame, # drift table rows of one window
                      settings, # the policy: `drift.decide_by` and `drift.alert_features`
                      alerting:bool=False) -> list: # only the features `drift.alert_features` names
@@ -449,7 +449,7 @@ def drifted_features(rows:pd.DataFrame, # drift table rows of one window
     watch = {s.strip() for s in settings['drift.alert_features'].split(',') if s.strip()}
     return [f for f in dict.fromkeys(hit) if not (alerting and watch) or f in watch]
 
-# %% ../nbs/18_monitoring.ipynb #d3d14999
+# %% ../nbs/18_monitoring.ipynb #602df7fb
 def _windows(ws:Workspace, con, mv, source:str, window:str|None, since, until):
     "Load the source into `log` and list its complete windows."
     from workbench.onnx import OnnxModel
@@ -462,7 +462,7 @@ def _windows(ws:Workspace, con, mv, source:str, window:str|None, since, until):
     if kind is None: kind, size = parse_window(ws.settings['drift.window'])
     return _log_windows(ws, con, mv, feats, kind, size, since, until)
 
-# %% ../nbs/18_monitoring.ipynb #443e8a78
+# %% ../nbs/18_monitoring.ipynb #8e502e73
 def drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
           source:str='predictions', # the prediction log, a dataset version, or Parquet files (a path or glob)
           window:str|None=None, # 1d, 6h, 15m or Nrows; `drift.window` for the log, the whole source otherwise
@@ -495,7 +495,7 @@ def _append(ws:Workspace, mv, source:str, rows:pd.DataFrame) -> pd.DataFrame:
         if len(rows): ws.append('drift', rows[SCHEMA.names])
     return rows.reset_index(drop=True)
 
-# %% ../nbs/18_monitoring.ipynb #490526bb
+# %% ../nbs/18_monitoring.ipynb #e0614bf7
 def summary(rows:pd.DataFrame, # drift table rows
             settings) -> pd.DataFrame: # the policy, for `drift.decide_by`
     "One line per window: its rows, the drifted features, and the largest PSI."
@@ -506,7 +506,7 @@ def summary(rows:pd.DataFrame, # drift table rows
                         top_psi=f"{psi.feature.iloc[0]} {psi.value.iloc[0]:.3f}" if len(psi) else ''))
     return pd.DataFrame(out, columns=['source', 'window', 'rows', 'drifted', 'top_psi'])
 
-# %% ../nbs/18_monitoring.ipynb #930c32be
+# %% ../nbs/18_monitoring.ipynb #abb23cc4
 def _alert(ws:Workspace, mv, rows:pd.DataFrame):
     from workbench import alerts
     hits = {w: f for w, g in rows.groupby('window', sort=False) if (f := drifted_features(g, ws.settings, alerting=True))}
@@ -524,7 +524,7 @@ def _retrain_and_tell(ws:Workspace, mv, reason:str) -> dict:
     alerts.send(ws, 'retrain', mv.ref, f"retraining after {reason}: {r['model_version'] or 'no new version'}, {r['status']}: {r['message']}", r, source='monitoring')
     return r
 
-# %% ../nbs/18_monitoring.ipynb #85b264ee
+# %% ../nbs/18_monitoring.ipynb #fdaf1449
 def retrain(ws:Workspace, ref:str, # the model version whose drift or decline calls for it
             dataset:str|None=None, # the data to train on; the newest version of the model's training dataset when None
             reason:str='', actor:str='monitoring') -> dict:
@@ -542,7 +542,7 @@ def retrain(ws:Workspace, ref:str, # the model version whose drift or decline ca
     new = registry.get(ws, r.results['model_version'])
     return dict(dataset=dataset, stages=stages, model_version=new.ref, aliases=new.aliases, status=r.status, message=r.message)
 
-# %% ../nbs/18_monitoring.ipynb #7a64546a
+# %% ../nbs/18_monitoring.ipynb #b2882392
 LABELS = pa.schema([('key', pa.string()), ('key_column', pa.string()), ('label', pa.float64()),
                     ('observed_at', pa.timestamp('us', tz='UTC')), ('ingested_at', pa.timestamp('us', tz='UTC')), ('source', pa.string())])
 
@@ -570,7 +570,7 @@ def ingest_labels(ws:Workspace, source, # a CSV or Parquet file, a DataFrame or 
     audit.record(ws, 'labels.ingest', on, after=dict(rows=len(rows), key=key, label=label, source=rows.source.iloc[0] if len(rows) else ''), actor=actor)
     return len(rows)
 
-# %% ../nbs/18_monitoring.ipynb #3e4af617
+# %% ../nbs/18_monitoring.ipynb #103e40e2
 PERFORMANCE = pa.schema([('time', pa.timestamp('us', tz='UTC')), ('model', pa.string()), ('version', pa.int32()), ('window', pa.string()),
                          ('window_start', pa.timestamp('us', tz='UTC')), ('window_end', pa.timestamp('us', tz='UTC')), ('rows', pa.int64()),
                          ('labelled', pa.int64()), ('metric', pa.string()), ('value', pa.float64()), ('baseline', pa.float64()), ('degraded', pa.bool_())])
@@ -586,8 +586,8 @@ select w, count(*) as labelled, avg(y) as label_rate, avg((s - y) ^ 2) as brier,
        (any_value(rp) - sum(y) * (sum(y) + 1) / 2) / nullif(sum(y) * (count(*) - sum(y)), 0) as auc
 from j join auc using (w) group by w order by w"""
 
-# %% ../nbs/18_monitoring.ipynb #c2473c1e
-def _business(ws:Workspace, con, w:int, key:str) -> float|None:
+# %% ../nbs/18_monitoring.ipynb #df96302f
+def _business(ws:Workspace, con, w:int, on:str) -> float|None:
     "The business figure `performance.business_metric` computes from a window's labelled predictions."
     import importlib
     spec = ws.settings['performance.business_metric']
@@ -596,7 +596,7 @@ def _business(ws:Workspace, con, w:int, key:str) -> float|None:
     try: f = getattr(importlib.import_module(mod), fn)
     except (ImportError, AttributeError, ValueError): raise WorkbenchError(f"performance.business_metric {spec!r} is not an importable module:function") from None
     rows = con.execute("select score, prediction, label from win join (select key, arg_max(label, ingested_at) as label from labels where key_column = ? group by key) l on l.key = win.k where w = ?",
-                       [key, w]).df()
+                       [on, w]).df()
     return float(f(rows))
 
 def _baseline(ws:Workspace, mv) -> float|None:
@@ -604,10 +604,10 @@ def _baseline(ws:Workspace, mv) -> float|None:
     m = registry.client(ws).get_run(mv.run_id).data.metrics
     return m.get('gate.auc', m.get('holdout_auc'))  # the held-out AUC its gates judged
 
-# %% ../nbs/18_monitoring.ipynb #87eeb238
+# %% ../nbs/18_monitoring.ipynb #76567328
 def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
                 window:str|None=None, # 1d, 6h, 15m or Nrows; `drift.window` when None
-                key:str='request_id', # how labels join predictions: request_id, or an entity key among the model's inputs
+                on:str='request_id', # what labels were ingested `on`: request_id, or an entity key among the model's inputs
                 since=None, until=None, alert:bool=True) -> pd.DataFrame:
     "Realized metrics per complete window of the version's prediction log with labels; appends windows with new labels to `performance`."
     from workbench import registry
@@ -617,15 +617,15 @@ def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default
     kind, size = parse_window(window or ws.settings['drift.window'])
     since, until = parse_time(since, 'since'), parse_time(until, 'until')
     con = ws.connect(['predictions', 'labels'])
-    k = 'request_id' if key == 'request_id' else f"json_extract_string(inputs, {_sql_text('$.' + json.dumps(key))})"
+    k = 'request_id' if on == 'request_id' else f"json_extract_string(inputs, {_sql_text('$.' + json.dumps(on))})"
     con.execute(f"create temp table win as select {k} as k, score, prediction, time, {_window_key(kind, size)} as w from predictions where model = ? and version = ?", [mv.name, mv.version])
     win = con.execute("select w, min(time) as first, max(time) as last, count(*) as rows from win group by w order by w").df()
     win = _complete(win, kind, size, since, until)
-    m = con.execute(_REALIZED, [key]).df().merge(win, on='w')
+    m = con.execute(_REALIZED, [on]).df().merge(win, on='w')
     base, out = _baseline(ws, mv), []
     for w in m.itertuples():
         vals = dict(auc=w.auc, accuracy=w.accuracy, brier=w.brier, label_rate=w.label_rate)
-        if (b := _business(ws, con, w.w, key)) is not None: vals['business'] = b
+        if (b := _business(ws, con, w.w, on)) is not None: vals['business'] = b
         for metric, v in vals.items():
             out.append(dict(time=datetime.now(timezone.utc), model=mv.name, version=mv.version, window=w.window, window_start=w.start, window_end=w.end,
                             rows=w.rows, labelled=w.labelled, metric=metric, value=None if pd.isna(v) else float(v), baseline=base if metric == 'auc' else None,
@@ -633,7 +633,7 @@ def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default
     out = pd.DataFrame(out, columns=PERFORMANCE.names)
     return _record_performance(ws, mv, out, alert)
 
-# %% ../nbs/18_monitoring.ipynb #fea4f2b3
+# %% ../nbs/18_monitoring.ipynb #33ee9d2a
 def _record_performance(ws:Workspace, mv, rows:pd.DataFrame, alert:bool) -> pd.DataFrame:
     "Append the windows whose labelled count is new, and alert on a realized AUC that fell too far."
     from workbench import alerts
@@ -648,7 +648,7 @@ def _record_performance(ws:Workspace, mv, rows:pd.DataFrame, alert:bool) -> pd.D
     if alert and rows.degraded.any() and ws.settings['drift.retrain']: _retrain_and_tell(ws, mv, 'realized AUC fell')
     return rows
 
-# %% ../nbs/18_monitoring.ipynb #ec8194bf
+# %% ../nbs/18_monitoring.ipynb #278f81c7
 def report(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
            window:str|None=None, # a window label from the drift table; the newest computed window when None
            source:str='predictions', # as for `drift`
