@@ -206,6 +206,22 @@ def test_the_evidently_report(watched):
     with pytest.raises(WorkbenchError, match="no window 'rows 9-10'"): monitoring.report(ws, 'credit-default/1', 'rows 9-10')
 
 
+def test_the_monitor_pipeline(watched, tmp_path):
+    "pipelines/monitor.ipynb as cron runs it: new windows, labels, realized performance and the report, in one executed notebook."
+    ws, portfolio = watched
+    labels = portfolio['labels'][['application_id', 'defaulted']]
+    labels.to_parquet(tmp_path/'labels.parquet')
+    r = cli(ws, 'pipeline', 'run', 'monitor', '-p', 'model=credit-default@champion', '-p', 'window=1500rows',
+            '-p', f'labels={tmp_path/"labels.parquet"}', '-p', 'label_key=application_id')
+    assert 'monitor   ok' in r.stdout and 'drift in 2 of 4 new window(s)' in r.stdout, r.stdout  # rows 3001-6000: months 10-12
+    run = json.loads(cli(ws, 'pipeline', 'list', '--format', 'json').stdout)[0]
+    results = json.loads(Path(run['notebook']).with_suffix('.json').read_text())
+    assert results['drifted_features'] == ['income', 'product'] and results['labels_ingested'] == len(labels)
+    assert Path(results['report']).exists() and len(results['realized']) == 4 * 4  # four metrics for each window
+    bad = cli(ws, 'pipeline', 'run', 'monitor', '-p', 'window=weekly', check=False)
+    assert bad.returncode == 1 and "window 'weekly' is not valid" in bad.stdout + bad.stderr
+
+
 def test_alert_retrain_challenger_canary(tmp_path):
     "The whole loop: drift alert → retraining pipelines → new challenger → canary on the running server → a decision, all audited."
     # retraining fixes the score's calibration, not its ranking: this team accepts a new version within 0.01 AUC of the champion
