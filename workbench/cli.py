@@ -10,7 +10,7 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'pipeline_list', 'audit', 'audit_log', 'audit_verify', 'runs', 'runs_list', 'runs_compare', 'registry',
            'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
            'registry_rollback', 'registry_history', 'registry_lineage', 'monitor', 'monitor_drift', 'monitor_labels',
-           'monitor_labels_ingest', 'monitor_performance', 'monitor_report', 'monitor_retrain', 'serve']
+           'monitor_labels_ingest', 'monitor_performance', 'monitor_report', 'monitor_retrain', 'serve', 'dashboard']
 
 # %% ../nbs/05_cli.ipynb #9822f74e
 import json, sys, time
@@ -619,3 +619,18 @@ def serve(ctx, ref, canary, shadow, host, port, workers, bundle_dir):
     from workbench import serving
     o = ctx.find_root().obj
     serving.serve(ws, ref, canary, shadow, host, port, workers, o['settings_file'], o['overrides'], echo=click.echo)
+
+# %% ../nbs/05_cli.ipynb #6afc506f
+@cli.command()
+@click.option('--host', default='127.0.0.1', show_default=True, help='Interface to listen on.')
+@click.option('--port', default=5006, show_default=True, type=click.IntRange(1, 65535), help='Port to listen on.')
+@click.option('--show', is_flag=True, help='Open it in a browser too.')
+@click.pass_context
+def dashboard(ctx, host, port, show):
+    """Serve the dashboards: experiments, registry, drift, serving, data and audit.
+
+    Registry actions need the admin token: set WORKBENCH_ADMIN_TOKEN before starting it."""
+    from workbench import dashboard as d
+    ws = _ws(ctx, create=False)
+    click.echo(f"dashboard of {ws.root} at http://{host}:{port}/experiments (Ctrl-C stops it)")
+    d.serve(ws, host, port, show)
