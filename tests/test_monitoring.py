@@ -115,6 +115,10 @@ def test_the_demo_drift_is_flagged_in_its_month_and_not_before(watched):
     assert flagged == [set(), set(), set(), {'income', 'product'}, {'income', 'product'}, {'income', 'product'}], flagged
     month10 = rows[rows.window == s.window[3]].set_index(['feature', 'statistic'])
     assert month10.loc[('income', 'psi'), 'value'] > 0.3 and month10.loc[('product', 'unseen'), 'value'] > 0.1
+    shares = json.loads(month10.loc[('product', 'psi'), 'bins'])  # the two distributions, for a chart
+    assert shares['categories'][-1] == '(unseen)' and abs(sum(shares['current']) - 1) < 1e-9 and shares['current'][-1] > 0.1
+    income = json.loads(month10.loc[('income', 'psi'), 'bins'])
+    assert len(income['reference']) == len(income['edges']) + 1 and abs(sum(income['reference']) - 1) < 1e-9
     assert set(rows.feature) == set(NUM + CAT) | {'model_score'} and set(rows.statistic) == set(monitoring.STATISTICS)
     # recorded in the drift table, once: a second run finds nothing new
     assert ws.sql("select count(distinct \"window\"), count(*) from drift where statistic = 'psi'").fetchall() == [(6, 6 * len(NUM + CAT + ["model_score"]))]

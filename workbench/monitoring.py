@@ -9,7 +9,7 @@ __all__ = ['EPS', 'FINE', 'COARSE', 'GRID', 'STATISTICS', 'OUTPUT', 'SCHEMA', 'L
            'psi', 'kl', 'js', 'ks_pvalue', 'compare', 'features_of', 'reference', 'parse_window', 'parse_time',
            'drifted_features', 'drift', 'summary', 'retrain', 'ingest_labels', 'performance', 'report']
 
-# %% ../nbs/18_monitoring.ipynb #38baf7fa
+# %% ../nbs/18_monitoring.ipynb #bde3cd8e
 import json, math, shutil, uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +17,7 @@ import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
 from .workspace import Workspace
 
-# %% ../nbs/18_monitoring.ipynb #24aa6822
+# %% ../nbs/18_monitoring.ipynb #eeca7943
 EPS = 1e-4 # shares below this count as this in PSI and KL
 FINE, COARSE = 65536, 1024 # fine bins of about equal reference mass, placed through the reference's equal-width coarse histogram
 
@@ -32,7 +32,7 @@ def _num(x:float) -> str:
     x = float(x)
     return repr(x) if math.isfinite(x) else f"'{x}'::double"
 
-# %% ../nbs/18_monitoring.ipynb #239635ae
+# %% ../nbs/18_monitoring.ipynb #bf9b98d6
 def _coarse(v:str, p:dict) -> str:
     "SQL for the coarse bin of `v`, 0 to COARSE-1 (clamped)."
     scale = COARSE / (p['hi'] - p['lo']) if p['hi'] > p['lo'] else 0.0
@@ -45,7 +45,7 @@ def _binned(relation:str, f:str, i:int, p:dict) -> str:
             f"from (select v, {_coarse('v', p)} as c from (select {_value(f, 'numeric')} as v from {relation}) where v is not null) t "
             f"join (select c, fs, fe, start, k from fine_map where feature = {int(i)}) m on m.c = t.c)")
 
-# %% ../nbs/18_monitoring.ipynb #9fc0ae9b
+# %% ../nbs/18_monitoring.ipynb #792401df
 def _fine_map(con, numeric:dict):
     "Create the temp table `fine_map`: per numeric feature (in order) and coarse bin, its fine bins and their spacing."
     rows = []
@@ -64,7 +64,7 @@ def _edges(p:dict) -> np.ndarray:
     c = np.minimum(np.searchsorted(fs[1:], j, side='left'), COARSE - 1)  # the first coarse bin that reaches fine bin j
     return np.minimum(p['lo'] + c * w + (j - fs[c]) / np.maximum(fs[c + 1] - fs[c], 1) * w, p['hi'])
 
-# %% ../nbs/18_monitoring.ipynb #cba30400
+# %% ../nbs/18_monitoring.ipynb #cc8cdcfe
 def _scan(con, relation:str, features:dict, ranges:bool=True) -> dict:
     "Rows, and per feature its non-missing count (and for numbers, given `ranges`, min, max, mean and standard deviation)."
     aggs = ['count(*)']
@@ -93,7 +93,7 @@ def _coarse_counts(con, relation:str, numeric:dict) -> dict:
         out[f] = np.round(np.concatenate([[0], np.cumsum(n)]) / n.sum() * FINE).astype(int).tolist()
     return out
 
-# %% ../nbs/18_monitoring.ipynb #03302a9c
+# %% ../nbs/18_monitoring.ipynb #418e51c9
 def _histograms(con, relation:str, numeric:dict) -> pd.DataFrame:
     "Per numeric feature (name → its `lo`, `hi` and `fs`, in `fine_map`'s order): rows per fine bin, and their sum."
     if not numeric: return pd.DataFrame(columns=['feature', 'bin', 'n', 'total'])
@@ -109,7 +109,7 @@ def _categories(con, relation:str, names:list) -> pd.DataFrame:
     parts = [f"select ? as feature, {_value(f, 'categorical')} as category, count(*) as n from {relation} where category is not null group by all" for f in names]
     return con.execute(' union all '.join(parts), names).df()
 
-# %% ../nbs/18_monitoring.ipynb #7cd2151f
+# %% ../nbs/18_monitoring.ipynb #0fa67f7c
 GRID = np.arange(-1, FINE + 1) # every fine bin, the two open tails included
 
 def _dense(hist:pd.DataFrame, names:list) -> dict:
@@ -132,7 +132,7 @@ def psi_bin(fine_bins, cuts:list) -> np.ndarray:
     "The PSI bin of each fine bin."
     return np.searchsorted(np.asarray(cuts), fine_bins, side='right')
 
-# %% ../nbs/18_monitoring.ipynb #51a50ea0
+# %% ../nbs/18_monitoring.ipynb #634dd529
 def profile_of(con, relation:str, # a DuckDB connection, and a table, view or table function in it
                features:dict, # feature name → 'numeric' or 'categorical'
                bins:int=10) -> dict: # PSI bins, cut at the reference's quantiles
@@ -155,7 +155,7 @@ def profile_of(con, relation:str, # a DuckDB connection, and a table, view or ta
         elif kind == 'categorical': p['categories'] = cats[cats.feature == f].set_index('category').n.sort_index().to_dict()
     return out
 
-# %% ../nbs/18_monitoring.ipynb #439dabe2
+# %% ../nbs/18_monitoring.ipynb #118e0741
 def psi(expected, actual) -> float:
     "Population stability index between two lists of shares over the same bins, shares floored at `EPS`."
     e, a = np.maximum(np.asarray(expected, float), EPS), np.maximum(np.asarray(actual, float), EPS)
@@ -174,7 +174,7 @@ def js(expected, actual) -> float:
     m = (e + a) / 2
     return float(np.sqrt(max(0.0, (rel_entr(e, m).sum() + rel_entr(a, m).sum()) / 2)))
 
-# %% ../nbs/18_monitoring.ipynb #0bb49bf7
+# %% ../nbs/18_monitoring.ipynb #4d4c1c3a
 def ks_pvalue(d:float, n1:int, n2:int) -> float:
     "Two-sided p-value of the two-sample KS statistic `d` for samples of `n1` and `n2` values, as `scipy.stats.ks_2samp`."
     from scipy.stats import distributions
@@ -186,7 +186,7 @@ def ks_pvalue(d:float, n1:int, n2:int) -> float:
     m, n = sorted([float(n1), float(n2)], reverse=True)
     return float(np.clip(distributions.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
 
-# %% ../nbs/18_monitoring.ipynb #8396423b
+# %% ../nbs/18_monitoring.ipynb #1189f0fa
 def _ks_candidates(rn:np.ndarray, cn:np.ndarray, nr:int, nc:int) -> tuple:
     "The largest CDF gap at the ends of the fine bins, and the bins inside which a larger gap is possible."
     R, C = np.cumsum(rn), np.cumsum(cn)
@@ -194,7 +194,7 @@ def _ks_candidates(rn:np.ndarray, cn:np.ndarray, nr:int, nc:int) -> tuple:
     inside = np.maximum(R / nr - (C - cn) / nc, C / nc - (R - rn) / nr)
     return low, GRID[inside > low]
 
-# %% ../nbs/18_monitoring.ipynb #d6f72135
+# %% ../nbs/18_monitoring.ipynb #fd5d9159
 def _ks_inside(rn:np.ndarray, cn:np.ndarray, nr:int, nc:int, values:dict) -> float:
     "The largest CDF gap inside the bins of `values` (bin → sorted reference values, sorted current values)."
     below_r, below_c, best = np.cumsum(rn) - rn, np.cumsum(cn) - cn, 0.0
@@ -205,7 +205,7 @@ def _ks_inside(rn:np.ndarray, cn:np.ndarray, nr:int, nc:int, values:dict) -> flo
         best = max(best, float(np.abs(d).max()))
     return best
 
-# %% ../nbs/18_monitoring.ipynb #74cf05ef
+# %% ../nbs/18_monitoring.ipynb #254cd165
 def _wasserstein(r:tuple, c:tuple, nr:int, nc:int, p:dict) -> float:
     "Normed Wasserstein distance from the two fine histograms (rows per bin and their sum)."
     (rn, rt), (cn, ct), x = r, c, _edges(p)
@@ -215,14 +215,15 @@ def _wasserstein(r:tuple, c:tuple, nr:int, nc:int, p:dict) -> float:
     below, above = (cn[0] * p['lo'] - ct[0]) / nc, (ct[-1] - cn[-1] * p['hi']) / nc
     return float((np.abs(inner).sum() + below + above) / (p['std'] or 1.0))
 
-# %% ../nbs/18_monitoring.ipynb #242c32d6
+# %% ../nbs/18_monitoring.ipynb #b122f445
 def _numeric(p:dict, r:tuple, c:tuple, nr:int, nc:int) -> dict:
     "PSI, JS, KL, Wasserstein and the KS gap at the fine bins' ends, with the bins KS must look inside, from the dense histograms."
     rn, cn = r[0], c[0]
     k, at = len(p['cuts']) + 1, psi_bin(GRID, p['cuts'])
     rs, cs = np.bincount(at, rn, k) / nr, np.bincount(at, cn, k) / nc
     low, inside = _ks_candidates(rn, cn, nr, nc)
-    return dict(psi=psi(rs, cs), js=js(rs, cs), kl=kl(rs, cs), wasserstein=_wasserstein(r, c, nr, nc, p), ks=low, inside=inside, fine=(rn, cn))
+    return dict(psi=psi(rs, cs), js=js(rs, cs), kl=kl(rs, cs), wasserstein=_wasserstein(r, c, nr, nc, p), ks=low, inside=inside, fine=(rn, cn),
+                bins=dict(edges=p['edges'], reference=rs.tolist(), current=cs.tolist()))
 
 def _categorical(p:dict, c:dict) -> dict:
     "PSI, JS, KL, χ², L∞ and the unseen share of current category counts `c` against the profile's."
@@ -235,21 +236,22 @@ def _categorical(p:dict, c:dict) -> dict:
     chi = chi2_contingency(both, correction=False) if both.shape[1] > 1 else None
     pr, pc = np.append(rs[:len(ref)], 0.0), np.append(cs[:len(ref)], cs[len(ref):].sum())  # unseen values share one bin
     return dict(psi=psi(pr, pc), js=js(pr, pc), kl=kl(pr, pc), linf=float(np.abs(rs - cs).max()), unseen=float(cs[len(ref):].sum()),
+                bins=dict(categories=[*ref, '(unseen)'], reference=pr.tolist(), current=pc.tolist()),
                 chi2=(float(chi.statistic), float(chi.pvalue)) if chi else (0.0, 1.0), new=new)
 
-# %% ../nbs/18_monitoring.ipynb #ccb47663
+# %% ../nbs/18_monitoring.ipynb #95283278
 STATISTICS = { # statistic → (its threshold's setting, whether a p-value below it, rather than a value at or above it, means drift)
     'psi': ('drift.psi_threshold', False), 'ks': ('drift.ks_pvalue', True), 'js': ('drift.js_threshold', False),
     'kl': ('drift.kl_threshold', False), 'wasserstein': ('drift.wasserstein_threshold', False), 'chi2': ('drift.chi2_pvalue', True),
     'linf': ('drift.linf_threshold', False), 'missing': ('drift.missing_threshold', False), 'unseen': ('drift.unseen_threshold', False)}
 
-def _row(f, kind, stat, value, thresholds, p_value=None) -> dict:
+def _row(f, kind, stat, value, thresholds, p_value=None, bins=None) -> dict:
     key, by_p = STATISTICS[stat]
     t = thresholds[key]
     return dict(feature=f, kind=kind, statistic=stat, value=float(value), p_value=p_value, threshold=t,
-                drifted=bool(p_value < t if by_p else value >= t))
+                drifted=bool(p_value < t if by_p else value >= t), bins=json.dumps(bins) if bins else '')
 
-# %% ../nbs/18_monitoring.ipynb #f2890414
+# %% ../nbs/18_monitoring.ipynb #6928eaac
 def _inside_values(con, relation:str, wanted:dict, order:list) -> dict:
     "The values of each feature (name → (profile, bins)) in those fine bins of `relation`: (feature, bin) → sorted array."
     parts = []
@@ -264,7 +266,7 @@ def _inside_values(con, relation:str, wanted:dict, order:list) -> dict:
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else []
     return {(order[int(key[i]) // (FINE + 2)], int(d.bin.iloc[i])): v for i, v in zip(starts, np.split(d.v.to_numpy(), starts[1:]))}
 
-# %% ../nbs/18_monitoring.ipynb #58e20c16
+# %% ../nbs/18_monitoring.ipynb #cd14814b
 def compare(con, current:str, # a DuckDB connection, and the window's table, view or table function in it
             profile:dict, # `profile_of`'s result for the reference
             reference:str, # the reference's relation, read only inside the few fine bins KS must look into
@@ -288,15 +290,15 @@ def compare(con, current:str, # a DuckDB connection, and the window's table, vie
             st = stats_of[f]
             inside = {b: (rv.get((f, b), np.empty(0)), cv.get((f, b), np.empty(0))) for b in st['inside']}
             d = max(st['ks'], _ks_inside(*st['fine'], p['count'], n[f], inside))
-            out += [_row(f, 'numeric', k, st[k], thresholds) for k in ('psi', 'js', 'kl', 'wasserstein')]
+            out += [_row(f, 'numeric', k, st[k], thresholds, bins=st['bins'] if k == 'psi' else None) for k in ('psi', 'js', 'kl', 'wasserstein')]
             out.append(_row(f, 'numeric', 'ks', d, thresholds, ks_pvalue(d, p['count'], n[f])))
         elif p['kind'] == 'categorical' and n[f]:
             st = _categorical(p, cats[f])
-            out += [_row(f, 'categorical', k, st[k], thresholds) for k in ('psi', 'js', 'kl', 'linf', 'unseen')]
+            out += [_row(f, 'categorical', k, st[k], thresholds, bins=st['bins'] if k == 'psi' else None) for k in ('psi', 'js', 'kl', 'linf', 'unseen')]
             out.append(_row(f, 'categorical', 'chi2', st['chi2'][0], thresholds, st['chi2'][1]))
     return pd.DataFrame(out)
 
-# %% ../nbs/18_monitoring.ipynb #75bca557
+# %% ../nbs/18_monitoring.ipynb #68cd962b
 OUTPUT = 'model_score' # the feature name of the model's score
 
 def features_of(model) -> dict:
@@ -312,7 +314,7 @@ def _scores(model, con, sql:str, params:list, batch:int=65536) -> pa.Table:
         out.append(scores(dict(zip(model.outputs, model.session.run(None, model.feeds(df))))))
     return pa.table({OUTPUT: np.concatenate(out) if out else np.empty(0)})
 
-# %% ../nbs/18_monitoring.ipynb #7da8f09d
+# %% ../nbs/18_monitoring.ipynb #3ad8721d
 def _sql_text(s:str) -> str: return "'" + s.replace("'", "''") + "'"
 
 def _build(ws:Workspace, mv, model, folder:Path):
@@ -333,7 +335,7 @@ def _build(ws:Workspace, mv, model, folder:Path):
     (folder/'profile.json').write_text(json.dumps(prof | dict(model=mv.name, version=mv.version, dataset=mv.dataset, dataset_id=mv.dataset_id,
                                                               created_at=datetime.now(timezone.utc).isoformat()), indent=1, default=float))
 
-# %% ../nbs/18_monitoring.ipynb #0ea02910
+# %% ../nbs/18_monitoring.ipynb #b428aaf9
 def reference(ws:Workspace, ref:str) -> tuple:
     "The reference profile of a model version (`NAME/VERSION` or `NAME@ALIAS`), computed on first use; returns (profile, values.parquet path)."
     from workbench import registry
@@ -352,7 +354,7 @@ def reference(ws:Workspace, ref:str) -> tuple:
     prof['histograms'] = pd.read_parquet(folder/'histograms.parquet')
     return prof, folder/'values.parquet'
 
-# %% ../nbs/18_monitoring.ipynb #1a16f251
+# %% ../nbs/18_monitoring.ipynb #49555f33
 def parse_window(text:str) -> tuple:
     "`('time', timedelta)` for `1d`, `6h`, `15m`; `('rows', n)` for `2000rows`."
     import re
@@ -368,7 +370,7 @@ def parse_time(text, name:str='since') -> datetime|None:
     except (ValueError, TypeError): raise WorkbenchError(f"--{name} {text!r} is not a date or time; write e.g. 2025-10-01 or 2025-10-01T12:00") from None
     return (t.tz_localize('UTC') if t.tzinfo is None else t.tz_convert('UTC')).to_pydatetime()
 
-# %% ../nbs/18_monitoring.ipynb #54ed0ee4
+# %% ../nbs/18_monitoring.ipynb #8874e268
 def _extract(feats:dict) -> str:
     "SQL for each feature's value from the prediction log's JSON `inputs`."
     def one(f, kind):
@@ -408,7 +410,7 @@ def _span(size:timedelta) -> str:
     s = int(size.total_seconds())
     return f'{s // 86400}d' if s % 86400 == 0 else f'{s // 3600}h' if s % 3600 == 0 else f'{s // 60}m'
 
-# %% ../nbs/18_monitoring.ipynb #ee56a176
+# %% ../nbs/18_monitoring.ipynb #bf8ddff6
 def _file_windows(ws:Workspace, con, mv, model, feats:dict, source:str, kind:str|None, size) -> pd.DataFrame:
     "Load a dataset version or Parquet files, scored, into the temp table `log` with a window key `w`; returns its windows."
     from workbench import data
@@ -427,18 +429,18 @@ def _file_windows(ws:Workspace, con, mv, model, feats:dict, source:str, kind:str
     win['window'] = [label if kind is None else f'{label} rows {w * size + 1}-{(w + 1) * size}' for w in win.w]
     return win.reset_index(drop=True)
 
-# %% ../nbs/18_monitoring.ipynb #93f7a4de
+# %% ../nbs/18_monitoring.ipynb #c69e0fde
 SCHEMA = pa.schema([('time', pa.timestamp('us', tz='UTC')), ('model', pa.string()), ('version', pa.int32()), ('source', pa.string()),
                     ('window', pa.string()), ('window_start', pa.timestamp('us', tz='UTC')), ('window_end', pa.timestamp('us', tz='UTC')),
                     ('rows', pa.int64()), ('feature', pa.string()), ('kind', pa.string()), ('statistic', pa.string()), ('value', pa.float64()),
-                    ('p_value', pa.float64()), ('threshold', pa.float64()), ('drifted', pa.bool_()), ('report', pa.string())])
+                    ('p_value', pa.float64()), ('threshold', pa.float64()), ('drifted', pa.bool_()), ('bins', pa.string()), ('report', pa.string())])
 
 def _done(ws:Workspace, mv, source:str) -> set:
     "Windows of this version and source already in the drift table."
     if 'drift' not in ws.tables(): return set()
     return {r[0] for r in ws.sql('select distinct "window" from drift where model = ? and version = ? and source = ?', [mv.name, mv.version, source]).fetchall()}
 
-# %% ../nbs/18_monitoring.ipynb #b947a90a
+# %% ../nbs/18_monitoring.ipynb #3d71405f
 def drifted_features(rows:pd.DataFrame, # drift table rows of one window
                      settings, # the policy: `drift.decide_by` and `drift.alert_features`
                      alerting:bool=False) -> list: # only the features `drift.alert_features` names
@@ -449,7 +451,7 @@ def drifted_features(rows:pd.DataFrame, # drift table rows of one window
     watch = {s.strip() for s in settings['drift.alert_features'].split(',') if s.strip()}
     return [f for f in dict.fromkeys(hit) if not (alerting and watch) or f in watch]
 
-# %% ../nbs/18_monitoring.ipynb #d5af641c
+# %% ../nbs/18_monitoring.ipynb #7f0a447b
 def _windows(ws:Workspace, con, mv, source:str, window:str|None, since, until):
     "Load the source into `log` and list its complete windows."
     from workbench.onnx import OnnxModel
@@ -462,7 +464,7 @@ def _windows(ws:Workspace, con, mv, source:str, window:str|None, since, until):
     if kind is None: kind, size = parse_window(ws.settings['drift.window'])
     return _log_windows(ws, con, mv, feats, kind, size, since, until)
 
-# %% ../nbs/18_monitoring.ipynb #73ded1a0
+# %% ../nbs/18_monitoring.ipynb #ca3cfbf2
 def drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
           source:str='predictions', # the prediction log, a dataset version, or Parquet files (a path or glob)
           window:str|None=None, # 1d, 6h, 15m or Nrows; `drift.window` for the log, the whole source otherwise
@@ -495,7 +497,7 @@ def _append(ws:Workspace, mv, source:str, rows:pd.DataFrame) -> pd.DataFrame:
         if len(rows): ws.append('drift', rows[SCHEMA.names])
     return rows.reset_index(drop=True)
 
-# %% ../nbs/18_monitoring.ipynb #0905d9c7
+# %% ../nbs/18_monitoring.ipynb #67a9db41
 def summary(rows:pd.DataFrame, # drift table rows
             settings) -> pd.DataFrame: # the policy, for `drift.decide_by`
     "One line per window: its rows, the drifted features, and the largest PSI."
@@ -506,7 +508,7 @@ def summary(rows:pd.DataFrame, # drift table rows
                         top_psi=f"{psi.feature.iloc[0]} {psi.value.iloc[0]:.3f}" if len(psi) else ''))
     return pd.DataFrame(out, columns=['source', 'window', 'rows', 'drifted', 'top_psi'])
 
-# %% ../nbs/18_monitoring.ipynb #c6a14daf
+# %% ../nbs/18_monitoring.ipynb #996eef7c
 def _alert(ws:Workspace, mv, rows:pd.DataFrame):
     from workbench import alerts
     hits = {w: f for w, g in rows.groupby('window', sort=False) if (f := drifted_features(g, ws.settings, alerting=True))}
@@ -524,7 +526,7 @@ def _retrain_and_tell(ws:Workspace, mv, reason:str) -> dict:
     alerts.send(ws, 'retrain', mv.ref, f"retraining after {reason}: {r['model_version'] or 'no new version'}, {r['status']}: {r['message']}", r, source='monitoring')
     return r
 
-# %% ../nbs/18_monitoring.ipynb #04466052
+# %% ../nbs/18_monitoring.ipynb #c2710733
 def retrain(ws:Workspace, ref:str, # the model version whose drift or decline calls for it
             dataset:str|None=None, # the data to train on; the newest version of the model's training dataset when None
             reason:str='', actor:str='monitoring') -> dict:
@@ -542,7 +544,7 @@ def retrain(ws:Workspace, ref:str, # the model version whose drift or decline ca
     new = registry.get(ws, r.results['model_version'])
     return dict(dataset=dataset, stages=stages, model_version=new.ref, aliases=new.aliases, status=r.status, message=r.message)
 
-# %% ../nbs/18_monitoring.ipynb #2f483be3
+# %% ../nbs/18_monitoring.ipynb #8ba82c7d
 LABELS = pa.schema([('key', pa.string()), ('key_column', pa.string()), ('label', pa.float64()),
                     ('observed_at', pa.timestamp('us', tz='UTC')), ('ingested_at', pa.timestamp('us', tz='UTC')), ('source', pa.string())])
 
@@ -570,7 +572,7 @@ def ingest_labels(ws:Workspace, source, # a CSV or Parquet file, a DataFrame or 
     audit.record(ws, 'labels.ingest', on, after=dict(rows=len(rows), key=key, label=label, source=rows.source.iloc[0] if len(rows) else ''), actor=actor)
     return len(rows)
 
-# %% ../nbs/18_monitoring.ipynb #4a0ec446
+# %% ../nbs/18_monitoring.ipynb #4f9b820f
 PERFORMANCE = pa.schema([('time', pa.timestamp('us', tz='UTC')), ('model', pa.string()), ('version', pa.int32()), ('window', pa.string()),
                          ('window_start', pa.timestamp('us', tz='UTC')), ('window_end', pa.timestamp('us', tz='UTC')), ('rows', pa.int64()),
                          ('labelled', pa.int64()), ('metric', pa.string()), ('value', pa.float64()), ('baseline', pa.float64()), ('degraded', pa.bool_())])
@@ -586,7 +588,7 @@ select w, count(*) as labelled, avg(y) as label_rate, avg((s - y) ^ 2) as brier,
        (any_value(rp) - sum(y) * (sum(y) + 1) / 2) / nullif(sum(y) * (count(*) - sum(y)), 0) as auc
 from j join auc using (w) group by w order by w"""
 
-# %% ../nbs/18_monitoring.ipynb #495e4325
+# %% ../nbs/18_monitoring.ipynb #d288dbdd
 def _business(ws:Workspace, con, w:int, on:str) -> float|None:
     "The business figure `performance.business_metric` computes from a window's labelled predictions."
     import importlib
@@ -604,7 +606,7 @@ def _baseline(ws:Workspace, mv) -> float|None:
     m = registry.client(ws).get_run(mv.run_id).data.metrics
     return m.get('gate.auc', m.get('holdout_auc'))  # the held-out AUC its gates judged
 
-# %% ../nbs/18_monitoring.ipynb #23251853
+# %% ../nbs/18_monitoring.ipynb #5e9f4e62
 def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
                 window:str|None=None, # 1d, 6h, 15m or Nrows; `drift.window` when None
                 on:str='request_id', # what labels were ingested `on`: request_id, or an entity key among the model's inputs
@@ -633,7 +635,7 @@ def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default
     out = pd.DataFrame(out, columns=PERFORMANCE.names)
     return _record_performance(ws, mv, out, alert)
 
-# %% ../nbs/18_monitoring.ipynb #bfd2341d
+# %% ../nbs/18_monitoring.ipynb #f58cd6dd
 def _record_performance(ws:Workspace, mv, rows:pd.DataFrame, alert:bool) -> pd.DataFrame:
     "Append the windows whose labelled count is new, and alert on a realized AUC that fell too far."
     from workbench import alerts
@@ -648,7 +650,7 @@ def _record_performance(ws:Workspace, mv, rows:pd.DataFrame, alert:bool) -> pd.D
     if alert and rows.degraded.any() and ws.settings['drift.retrain']: _retrain_and_tell(ws, mv, 'realized AUC fell')
     return rows
 
-# %% ../nbs/18_monitoring.ipynb #532a5040
+# %% ../nbs/18_monitoring.ipynb #61c78db6
 def report(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
            window:str|None=None, # a window label from the drift table; the newest computed window when None
            source:str='predictions', # as for `drift`
@@ -685,7 +687,7 @@ def report(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@cham
     share = float(snap.dict()['metrics'][0]['value']['share'])
     row = dict(time=datetime.now(timezone.utc), model=mv.name, version=mv.version, source=source, window=window, window_start=win[win.window == window].start.iloc[0],
                window_end=win[win.window == window].end.iloc[0], rows=len(cur), feature='*', kind='report', statistic='evidently', value=share, p_value=None,
-               threshold=0.5, drifted=share >= 0.5, report=str(out.relative_to(ws.root)))
+               threshold=0.5, drifted=share >= 0.5, bins='', report=str(out.relative_to(ws.root)))
     ws.append('drift', pd.DataFrame([row])[SCHEMA.names])
     return out
 
