@@ -7,7 +7,7 @@ Docs: https://mlops-workbench.github.io/workbench/dashboard.html.md"""
 # %% auto #0
 __all__ = ['PAGES', 'RUN_COLUMNS', 'BUILD', 'pages', 'serve']
 
-# %% ../nbs/20_dashboard.ipynb #bb8b3c24
+# %% ../nbs/20_dashboard.ipynb #47396767
 import os, secrets
 import pandas as pd
 from .config import WorkbenchError
@@ -16,7 +16,7 @@ from . import views
 
 PAGES = {'experiments': 'Experiments', 'registry': 'Registry', 'drift': 'Drift', 'serving': 'Serving', 'data': 'Data', 'audit': 'Audit'}
 
-# %% ../nbs/20_dashboard.ipynb #dad8af1b
+# %% ../nbs/20_dashboard.ipynb #f4c94aa6
 def _pn():
     import panel as pn
     pn.extension('tabulator', 'plotly', notifications=True)
@@ -40,7 +40,7 @@ def _arg(pn, name:str) -> str|None:
     v = (pn.state.session_args or {}).get(name)
     return v[0].decode() if v else None
 
-# %% ../nbs/20_dashboard.ipynb #8bd5345e
+# %% ../nbs/20_dashboard.ipynb #f43f76bb
 RUN_COLUMNS = ['run_id', 'run_name', 'experiment', 'status', 'start_time', 'dataset']
 
 def _comparison(pn, ws:Workspace, ids:list, metric:str|None):
@@ -83,7 +83,7 @@ def _experiments(pn, ws:Workspace):
         except WorkbenchError as e: out.objects = [pn.pane.Alert(str(e), alert_type='warning')]
     return pn.Column(f'{len(df)} runs', pn.Row(search, metric), table, out, sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #8ebed28e
+# %% ../nbs/20_dashboard.ipynb #af981b33
 def _token_ok(token:str) -> bool:
     "Whether `token` is the server's admin token (and one is set at all)."
     want = os.environ.get('WORKBENCH_ADMIN_TOKEN', '')
@@ -147,7 +147,7 @@ def _registry(pn, ws:Workspace):
     cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by', 'created_at']
     return pn.Column(_table(pn, df[cols], show_index=False), pick, detail, _admin(pn, ws, pick, lambda: (show(), None)), history, sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #20a0598a
+# %% ../nbs/20_dashboard.ipynb #9508bb64
 def _cell(pn, ws, model, version, window, feature):
     import plotly.graph_objects as go
     c = views.drift_cell(ws, model, version, window, feature)
@@ -187,7 +187,7 @@ def _drift(pn, ws:Workspace):
     alerts = alerts[alerts.action.isin(['alert.drift', 'alert.performance', 'alert.retrain'])][['time', 'action', 'subject', 'reason']]
     return pn.Column(pn.Row(pick, stat), heat, cell, '### Alerts', _table(pn, alerts, show_index=False), sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #2e083002
+# %% ../nbs/20_dashboard.ipynb #4158ffbf
 def _serving(pn, ws:Workspace):
     import plotly.express as px
     df = views.models(ws)
@@ -210,8 +210,9 @@ def _data(pn, ws:Workspace):
     from workbench import data
     df = views.datasets(ws)
     if df.empty: return pn.pane.Markdown('No datasets yet: `workbench data commit NAME FILE`.')
-    refs = df.ref.tolist() if 'ref' in df else [f'{n}@{i[:12]}' for n, i in zip(df.name, df.id)]
-    a, b = pn.widgets.Select(name='From', options=refs, value=refs[min(1, len(refs) - 1)]), pn.widgets.Select(name='To', options=refs, value=refs[0])
+    refs = df.ref.tolist()
+    same = [r for r in refs if r.split('@')[0] == refs[0].split('@')[0]]  # by default the newest version against its predecessor
+    a, b = pn.widgets.Select(name='From', options=refs, value=same[min(1, len(same) - 1)]), pn.widgets.Select(name='To', options=refs, value=refs[0])
     diff = pn.pane.Markdown()
     def show(*_):
         try: diff.object = f'```\n{data.diff(ws, a.value, b.value)}\n```'
@@ -225,7 +226,7 @@ def _audit(pn, ws:Workspace):
 
 BUILD = dict(experiments=_experiments, registry=_registry, drift=_drift, serving=_serving, data=_data, audit=_audit)
 
-# %% ../nbs/20_dashboard.ipynb #0602168d
+# %% ../nbs/20_dashboard.ipynb #4e3dabce
 def pages(ws:Workspace) -> dict:
     "Path → a function making that page for a new browser session, as `panel.serve` takes them."
     pn = _pn()
