@@ -66,3 +66,30 @@ def test_unknown_ids_give_a_message(browser, dashboard):
     assert 'Traceback' not in page.content(); page.close()
     page = visit(browser, dashboard + '/experiments?runs=nope,nada', "no run 'nope'", 'unknown-runs')
     page.close()
+
+
+def test_compare_two_runs_in_the_browser(browser, dashboard):
+    page = visit(browser, dashboard + '/experiments', 'logistic-', 'experiments-before')
+    boxes = page.locator('.tabulator-row input[type=checkbox]')
+    boxes.nth(0).check(); boxes.nth(1).check()
+    page.get_by_text('What differs').first.wait_for(timeout=20_000)
+    page.screenshot(path=str(ARTIFACTS/'experiments-compared.png'), full_page=True)
+    page.close()
+
+
+def test_promote_through_the_ui(browser, dashboard, demo_ws):
+    from workbench import registry
+    from workbench.config import load_settings
+    from workbench.workspace import open_workspace
+    ws = open_workspace(demo_ws, load_settings(env={}))
+    page = visit(browser, dashboard + '/registry?version=credit-default/1', 'credit-default/1:', 'registry-before')
+    assert page.get_by_role('button', name='Promote').is_disabled()  # no token, no actions
+    page.get_by_placeholder('WORKBENCH_ADMIN_TOKEN').fill('wrong')
+    page.get_by_text('That is not the admin token').first.wait_for(timeout=10_000)
+    page.get_by_placeholder('WORKBENCH_ADMIN_TOKEN').fill('let-me-in')
+    page.get_by_placeholder('recorded in the audit log').fill('carla')
+    page.get_by_role('button', name='Promote').click()
+    page.get_by_text('promote credit-default/1: done').first.wait_for(timeout=20_000)
+    page.screenshot(path=str(ARTIFACTS/'registry-promoted.png'), full_page=True)
+    assert registry.get(ws, 'credit-default@champion').version == 1
+    page.close()

@@ -7,7 +7,7 @@ Docs: https://mlops-workbench.github.io/workbench/dashboard.html.md"""
 # %% auto #0
 __all__ = ['PAGES', 'RUN_COLUMNS', 'BUILD', 'pages', 'serve']
 
-# %% ../nbs/20_dashboard.ipynb #47396767
+# %% ../nbs/20_dashboard.ipynb #87971653
 import os, secrets
 import pandas as pd
 from .config import WorkbenchError
@@ -16,7 +16,7 @@ from . import views
 
 PAGES = {'experiments': 'Experiments', 'registry': 'Registry', 'drift': 'Drift', 'serving': 'Serving', 'data': 'Data', 'audit': 'Audit'}
 
-# %% ../nbs/20_dashboard.ipynb #f4c94aa6
+# %% ../nbs/20_dashboard.ipynb #5c6963fa
 def _pn():
     import panel as pn
     pn.extension('tabulator', 'plotly', notifications=True)
@@ -40,7 +40,7 @@ def _arg(pn, name:str) -> str|None:
     v = (pn.state.session_args or {}).get(name)
     return v[0].decode() if v else None
 
-# %% ../nbs/20_dashboard.ipynb #f43f76bb
+# %% ../nbs/20_dashboard.ipynb #ee83bbd5
 RUN_COLUMNS = ['run_id', 'run_name', 'experiment', 'status', 'start_time', 'dataset']
 
 def _comparison(pn, ws:Workspace, ids:list, metric:str|None):
@@ -83,7 +83,7 @@ def _experiments(pn, ws:Workspace):
         except WorkbenchError as e: out.objects = [pn.pane.Alert(str(e), alert_type='warning')]
     return pn.Column(f'{len(df)} runs', pn.Row(search, metric), table, out, sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #af981b33
+# %% ../nbs/20_dashboard.ipynb #1a59e612
 def _token_ok(token:str) -> bool:
     "Whether `token` is the server's admin token (and one is set at all)."
     want = os.environ.get('WORKBENCH_ADMIN_TOKEN', '')
@@ -110,22 +110,22 @@ def _admin(pn, ws:Workspace, pick, show):
     buttons = {a: pn.widgets.Button(name=a.capitalize(), disabled=True, button_type='primary') for a in ('approve', 'promote', 'rollback')}
     said = pn.pane.Markdown('')
     def unlock(*_):
-        for b in buttons.values(): b.disabled = not _token_ok(token.value)
-        said.object = '' if _token_ok(token.value) else ('That is not the admin token.' if token.value else '')
+        for b in buttons.values(): b.disabled = not _token_ok(token.value_input or '')
+        said.object = '' if _token_ok(token.value_input or '') else ('That is not the admin token.' if token.value_input else '')
     def act(action):
         def run(_):
-            if not _token_ok(token.value): said.object = 'That is not the admin token.'; return
-            if not who.value.strip(): said.object = 'Say who you are: the audit log records it.'; return
+            if not _token_ok(token.value_input or ''): said.object = 'That is not the admin token.'; return
+            if not (who.value_input or '').strip(): said.object = 'Say who you are: the audit log records it.'; return
             try:
                 ref = pick.value
-                if action == 'approve': registry.approve(ws, ref, who.value.strip(), reason.value)
-                elif action == 'promote': registry.promote(ws, ref, who.value.strip(), reason.value)
-                else: registry.rollback(ws, ref.split('/')[0], who.value.strip(), reason.value)
+                if action == 'approve': registry.approve(ws, ref, (who.value_input or '').strip(), reason.value_input or '')
+                elif action == 'promote': registry.promote(ws, ref, (who.value_input or '').strip(), reason.value_input or '')
+                else: registry.rollback(ws, ref.split('/')[0], (who.value_input or '').strip(), reason.value_input or '')
                 said.object = f'**{action} {ref}: done.**'
                 show()
             except WorkbenchError as e: said.object = f'**Refused:** {e}'
         return run
-    token.param.watch(unlock, 'value')
+    token.param.watch(unlock, 'value_input')
     for a, b in buttons.items(): b.on_click(act(a))
     return pn.Column('#### Act (admin)', pn.Row(token, who, reason), pn.Row(*buttons.values()), said)
 
@@ -147,7 +147,7 @@ def _registry(pn, ws:Workspace):
     cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by', 'created_at']
     return pn.Column(_table(pn, df[cols], show_index=False), pick, detail, _admin(pn, ws, pick, lambda: (show(), None)), history, sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #9508bb64
+# %% ../nbs/20_dashboard.ipynb #fd077c65
 def _cell(pn, ws, model, version, window, feature):
     import plotly.graph_objects as go
     c = views.drift_cell(ws, model, version, window, feature)
@@ -187,7 +187,7 @@ def _drift(pn, ws:Workspace):
     alerts = alerts[alerts.action.isin(['alert.drift', 'alert.performance', 'alert.retrain'])][['time', 'action', 'subject', 'reason']]
     return pn.Column(pn.Row(pick, stat), heat, cell, '### Alerts', _table(pn, alerts, show_index=False), sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #4158ffbf
+# %% ../nbs/20_dashboard.ipynb #a2e99604
 def _serving(pn, ws:Workspace):
     import plotly.express as px
     df = views.models(ws)
@@ -226,7 +226,7 @@ def _audit(pn, ws:Workspace):
 
 BUILD = dict(experiments=_experiments, registry=_registry, drift=_drift, serving=_serving, data=_data, audit=_audit)
 
-# %% ../nbs/20_dashboard.ipynb #4e3dabce
+# %% ../nbs/20_dashboard.ipynb #0078cd84
 def pages(ws:Workspace) -> dict:
     "Path → a function making that page for a new browser session, as `panel.serve` takes them."
     pn = _pn()
