@@ -54,7 +54,7 @@ def visit(browser, url, text, shot, timeout=20_000):
 
 
 def test_every_page_shows_real_content(browser, dashboard):
-    for path, text in [('/experiments', 'logistic-'), ('/registry', 'credit-default/2'), ('/drift', 'income'),
+    for path, text in [('/experiments', 'logistic-'), ('/registry', 'credit-default/2: champion'), ('/drift', 'income'),
                        ('/serving', 'requests'), ('/data', 'credit@'), ('/audit', 'audit chain intact')]:
         page = visit(browser, dashboard + path, text, path.strip('/'))
         assert 'Traceback' not in page.content()

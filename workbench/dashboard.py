@@ -7,7 +7,7 @@ Docs: https://mlops-workbench.github.io/workbench/dashboard.html.md"""
 # %% auto #0
 __all__ = ['PAGES', 'RUN_COLUMNS', 'BUILD', 'pages', 'serve']
 
-# %% ../nbs/20_dashboard.ipynb #87971653
+# %% ../nbs/20_dashboard.ipynb #760af4a2
 import os, secrets
 import pandas as pd
 from .config import WorkbenchError
@@ -16,7 +16,7 @@ from . import views
 
 PAGES = {'experiments': 'Experiments', 'registry': 'Registry', 'drift': 'Drift', 'serving': 'Serving', 'data': 'Data', 'audit': 'Audit'}
 
-# %% ../nbs/20_dashboard.ipynb #5c6963fa
+# %% ../nbs/20_dashboard.ipynb #32bf8026
 def _pn():
     import panel as pn
     pn.extension('tabulator', 'plotly', notifications=True)
@@ -27,7 +27,7 @@ def _nav(pn, here:str):
     return pn.pane.Markdown(' · '.join(f'**{t}**' if p == here else f'[{t}](/{p})' for p, t in PAGES.items()))
 
 def _table(pn, df:pd.DataFrame, **kw):
-    return pn.widgets.Tabulator(df, pagination='remote', page_size=25, sizing_mode='stretch_width', disabled=True, **kw)
+    return pn.widgets.Tabulator(df, pagination='remote', page_size=25, sizing_mode='stretch_width', disabled=True, **({'show_index': False} | kw))
 
 def _guarded(pn, page:str, build, ws:Workspace):
     "The page's layout, or the problem in words."
@@ -40,7 +40,7 @@ def _arg(pn, name:str) -> str|None:
     v = (pn.state.session_args or {}).get(name)
     return v[0].decode() if v else None
 
-# %% ../nbs/20_dashboard.ipynb #ee83bbd5
+# %% ../nbs/20_dashboard.ipynb #3520acc6
 RUN_COLUMNS = ['run_id', 'run_name', 'experiment', 'status', 'start_time', 'dataset']
 
 def _comparison(pn, ws:Workspace, ids:list, metric:str|None):
@@ -67,7 +67,7 @@ def _experiments(pn, ws:Workspace):
     if df.empty: return pn.pane.Markdown('No tracked runs yet: train with `workbench pipeline run train` or `workbench demo`.')
     shown = [c for c in RUN_COLUMNS if c in df] + sorted(c for c in df if c.startswith(('metrics.', 'params.')))
     search = pn.widgets.TextInput(name='Find runs', placeholder='name, experiment, model or dataset')
-    table = _table(pn, df[shown], selectable='checkbox', show_index=False)
+    table = _table(pn, df[shown], selectable='checkbox')
     metric = pn.widgets.Select(name='Metric for the parallel coordinates', options=sorted(c.removeprefix('metrics.') for c in df if c.startswith('metrics.')))
     out = pn.Column()
     def refresh(*_):
@@ -83,7 +83,7 @@ def _experiments(pn, ws:Workspace):
         except WorkbenchError as e: out.objects = [pn.pane.Alert(str(e), alert_type='warning')]
     return pn.Column(f'{len(df)} runs', pn.Row(search, metric), table, out, sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #1a59e612
+# %% ../nbs/20_dashboard.ipynb #e73f960a
 def _token_ok(token:str) -> bool:
     "Whether `token` is the server's admin token (and one is set at all)."
     want = os.environ.get('WORKBENCH_ADMIN_TOKEN', '')
@@ -145,9 +145,9 @@ def _registry(pn, ws:Workspace):
         except WorkbenchError as e: detail.objects = [pn.pane.Alert(str(e), alert_type='warning')]
     pick.param.watch(show, 'value'); show()
     cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by', 'created_at']
-    return pn.Column(_table(pn, df[cols], show_index=False), pick, detail, _admin(pn, ws, pick, lambda: (show(), None)), history, sizing_mode='stretch_width')
+    return pn.Column(_table(pn, df[cols]), pick, detail, _admin(pn, ws, pick, lambda: (show(), None)), history, sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #fd077c65
+# %% ../nbs/20_dashboard.ipynb #d5ee0aad
 def _cell(pn, ws, model, version, window, feature):
     import plotly.graph_objects as go
     c = views.drift_cell(ws, model, version, window, feature)
@@ -155,7 +155,7 @@ def _cell(pn, ws, model, version, window, feature):
     labels = b.get('categories') or [f'< {b["edges"][0]:.4g}'] + [f'≥ {e:.4g}' for e in b.get('edges', [])]
     fig = go.Figure([go.Bar(name='reference', x=labels, y=b.get('reference', [])), go.Bar(name=window, x=labels, y=b.get('current', []))])
     fig.update_layout(title=f'{feature}: share per bin', barmode='group', height=320)
-    return pn.Column(f'### {feature} in {window}', pn.pane.Plotly(fig), _table(pn, c['statistics'], show_index=False))
+    return pn.Column(f'### {feature} in {window}', pn.pane.Plotly(fig), _table(pn, c['statistics']))
 
 def _drift(pn, ws:Workspace):
     import plotly.graph_objects as go
@@ -175,7 +175,7 @@ def _drift(pn, ws:Workspace):
         heat.object.update_layout(title=f'{stat.value} of {pick.value} per window', height=480)
         top = grid.stack().sort_values(ascending=False).head(10).round(4).reset_index()
         top.columns = ['feature', 'window', stat.value]
-        cell.objects = ['#### Largest values', _table(pn, top, show_index=False)]
+        cell.objects = ['#### Largest values', _table(pn, top)]
     def clicked(event):
         if not event.new: return
         point = event.new['points'][0]
@@ -185,15 +185,15 @@ def _drift(pn, ws:Workspace):
     pick.param.watch(draw, 'value'); stat.param.watch(draw, 'value'); heat.param.watch(clicked, 'click_data'); draw()
     alerts = audit.log(ws, 200)
     alerts = alerts[alerts.action.isin(['alert.drift', 'alert.performance', 'alert.retrain'])][['time', 'action', 'subject', 'reason']]
-    return pn.Column(pn.Row(pick, stat), heat, cell, '### Alerts', _table(pn, alerts, show_index=False), sizing_mode='stretch_width')
+    return pn.Column(pn.Row(pick, stat), heat, cell, '### Alerts', _table(pn, alerts), sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #a2e99604
+# %% ../nbs/20_dashboard.ipynb #b95b3ee0
 def _serving(pn, ws:Workspace):
     import plotly.express as px
     df = views.models(ws)
     if df.empty or 'predictions' not in ws.tables(): return pn.pane.Markdown('Nothing served yet: `workbench serve MODEL@champion`.')
     pick = pn.widgets.Select(name='Model', options=sorted(df.name.unique()))
-    bucket = pn.widgets.Select(name='Step', options=['10 seconds', '1 minute', '1 hour', '1 day'], value='1 minute')
+    bucket = pn.widgets.Select(name='Step', options=['1 second', '10 seconds', '1 minute', '1 hour', '1 day'], value='10 seconds')
     out = pn.Column(sizing_mode='stretch_width')
     def draw(*_):
         s, sc = views.serving(ws, pick.value, bucket.value), views.scores(ws, pick.value)
@@ -218,15 +218,15 @@ def _data(pn, ws:Workspace):
         try: diff.object = f'```\n{data.diff(ws, a.value, b.value)}\n```'
         except WorkbenchError as e: diff.object = f'**{e}**'
     a.param.watch(show, 'value'); b.param.watch(show, 'value'); show()
-    return pn.Column(_table(pn, df, show_index=False), '### Diff', pn.Row(a, b), diff, '### Validations', _table(pn, views.validations(ws), show_index=False))
+    return pn.Column(_table(pn, df), '### Diff', pn.Row(a, b), diff, '### Validations', _table(pn, views.validations(ws)))
 
 def _audit(pn, ws:Workspace):
     events, check = views.audit_log(ws)
-    return pn.Column(pn.pane.Alert(str(check), alert_type='success' if check.ok else 'danger'), _table(pn, events, show_index=False))
+    return pn.Column(pn.pane.Alert(str(check), alert_type='success' if check.ok else 'danger'), _table(pn, events))
 
 BUILD = dict(experiments=_experiments, registry=_registry, drift=_drift, serving=_serving, data=_data, audit=_audit)
 
-# %% ../nbs/20_dashboard.ipynb #0078cd84
+# %% ../nbs/20_dashboard.ipynb #1fc6438f
 def pages(ws:Workspace) -> dict:
     "Path → a function making that page for a new browser session, as `panel.serve` takes them."
     pn = _pn()
