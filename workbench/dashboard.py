@@ -7,7 +7,7 @@ Docs: https://mlops-workbench.github.io/workbench/dashboard.html.md"""
 # %% auto #0
 __all__ = ['PAGES', 'RUN_COLUMNS', 'BUILD', 'pages', 'serve']
 
-# %% ../nbs/20_dashboard.ipynb #760af4a2
+# %% ../nbs/20_dashboard.ipynb #1bcfc713
 import os, secrets
 import pandas as pd
 from .config import WorkbenchError
@@ -16,7 +16,7 @@ from . import views
 
 PAGES = {'experiments': 'Experiments', 'registry': 'Registry', 'drift': 'Drift', 'serving': 'Serving', 'data': 'Data', 'audit': 'Audit'}
 
-# %% ../nbs/20_dashboard.ipynb #32bf8026
+# %% ../nbs/20_dashboard.ipynb #aad75ec2
 def _pn():
     import panel as pn
     pn.extension('tabulator', 'plotly', notifications=True)
@@ -40,7 +40,7 @@ def _arg(pn, name:str) -> str|None:
     v = (pn.state.session_args or {}).get(name)
     return v[0].decode() if v else None
 
-# %% ../nbs/20_dashboard.ipynb #3520acc6
+# %% ../nbs/20_dashboard.ipynb #9448493e
 RUN_COLUMNS = ['run_id', 'run_name', 'experiment', 'status', 'start_time', 'dataset']
 
 def _comparison(pn, ws:Workspace, ids:list, metric:str|None):
@@ -57,7 +57,7 @@ def _comparison(pn, ws:Workspace, ids:list, metric:str|None):
     dims = [dict(label=k, values=params.loc[k].tolist()) for k in params.index] + ([dict(label=metric, values=metrics.loc[metric].tolist())] if metric in metrics.index else [])
     coords = go.Figure(go.Parcoords(dimensions=dims)) if dims else None
     hist = views.metric_history(ws, ids)
-    curves = px.line(hist, x='step', y='value', color='run_id', facet_col='key', facet_col_wrap=3, title='metric history') if len(hist) else None
+    curves = px.line(hist, x='step', y='value', color='run_id', facet_col='key', facet_col_wrap=3, markers=True, title='metric history') if len(hist) else None
     diff = table[table.differs].drop(columns='differs')
     return pn.Column(pn.pane.Plotly(bars), *([pn.pane.Plotly(coords)] if coords else []), *([pn.pane.Plotly(curves)] if curves else []),
                      '### What differs', _table(pn, diff))
@@ -83,7 +83,7 @@ def _experiments(pn, ws:Workspace):
         except WorkbenchError as e: out.objects = [pn.pane.Alert(str(e), alert_type='warning')]
     return pn.Column(f'{len(df)} runs', pn.Row(search, metric), table, out, sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #e73f960a
+# %% ../nbs/20_dashboard.ipynb #edc370b1
 def _token_ok(token:str) -> bool:
     "Whether `token` is the server's admin token (and one is set at all)."
     want = os.environ.get('WORKBENCH_ADMIN_TOKEN', '')
@@ -147,7 +147,7 @@ def _registry(pn, ws:Workspace):
     cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by', 'created_at']
     return pn.Column(_table(pn, df[cols]), pick, detail, _admin(pn, ws, pick, lambda: (show(), None)), history, sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #d5ee0aad
+# %% ../nbs/20_dashboard.ipynb #226d1eed
 def _cell(pn, ws, model, version, window, feature):
     import plotly.graph_objects as go
     c = views.drift_cell(ws, model, version, window, feature)
@@ -187,7 +187,7 @@ def _drift(pn, ws:Workspace):
     alerts = alerts[alerts.action.isin(['alert.drift', 'alert.performance', 'alert.retrain'])][['time', 'action', 'subject', 'reason']]
     return pn.Column(pn.Row(pick, stat), heat, cell, '### Alerts', _table(pn, alerts), sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #b95b3ee0
+# %% ../nbs/20_dashboard.ipynb #ad68404e
 def _serving(pn, ws:Workspace):
     import plotly.express as px
     df = views.models(ws)
@@ -226,7 +226,7 @@ def _audit(pn, ws:Workspace):
 
 BUILD = dict(experiments=_experiments, registry=_registry, drift=_drift, serving=_serving, data=_data, audit=_audit)
 
-# %% ../nbs/20_dashboard.ipynb #1fc6438f
+# %% ../nbs/20_dashboard.ipynb #95259f9b
 def pages(ws:Workspace) -> dict:
     "Path → a function making that page for a new browser session, as `panel.serve` takes them."
     pn = _pn()

@@ -7,13 +7,13 @@ Docs: https://mlops-workbench.github.io/workbench/widgets.html.md"""
 # %% auto #0
 __all__ = ['compare_runs', 'registry_view', 'drift_view']
 
-# %% ../nbs/21_widgets.ipynb #fd7dde86
+# %% ../nbs/21_widgets.ipynb #3681f554
 import ipywidgets as w
 import pandas as pd
 from . import views
 from .workspace import Workspace
 
-# %% ../nbs/21_widgets.ipynb #6673fac5
+# %% ../nbs/21_widgets.ipynb #6f162644
 def _html(df:pd.DataFrame, most:int=50) -> w.HTML:
     return w.HTML(df.head(most).to_html(index=False, border=0) if len(df) else '<i>nothing yet</i>')
 
@@ -22,7 +22,7 @@ def _plot(fig) -> w.Output:
     with out: fig.show()
     return out
 
-# %% ../nbs/21_widgets.ipynb #e813c286
+# %% ../nbs/21_widgets.ipynb #0d23c9b1
 def compare_runs(ws:Workspace, run_ids:list) -> w.VBox:
     "Runs side by side: what differs, a bar per metric, and the metric histories."
     import plotly.express as px
@@ -34,10 +34,10 @@ def compare_runs(ws:Workspace, run_ids:list) -> w.VBox:
     hist = views.metric_history(ws, ids)
     parts = [w.HTML(f'<h3>{len(ids)} runs</h3>'), _html(table[table.differs].drop(columns='differs')),
              _plot(px.bar(long, x='key', y='value', color='run_id', barmode='group', title='metrics'))]
-    if len(hist): parts.append(_plot(px.line(hist, x='step', y='value', color='run_id', facet_col='key', title='metric history')))
+    if len(hist): parts.append(_plot(px.line(hist, x='step', y='value', color='run_id', facet_col='key', markers=True, title='metric history')))
     return w.VBox(parts)
 
-# %% ../nbs/21_widgets.ipynb #d88bf90c
+# %% ../nbs/21_widgets.ipynb #b22e2c29
 def registry_view(ws:Workspace) -> w.VBox:
     "Every model version; pick one for its lineage and alias history."
     from workbench import registry
@@ -53,7 +53,7 @@ def registry_view(ws:Workspace) -> w.VBox:
     pick.observe(show, 'value'); show()
     return w.VBox([_html(df[['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset']]), pick, detail])
 
-# %% ../nbs/21_widgets.ipynb #b1248a42
+# %% ../nbs/21_widgets.ipynb #87dcb918
 def drift_view(ws:Workspace, model:str, version:int|None=None, statistic:str='psi') -> w.VBox:
     "The feature × window heatmap of a model version; pick a cell for its two distributions and every statistic."
     import plotly.express as px, plotly.graph_objects as go
