@@ -22,7 +22,7 @@ def candidate(ws, credit, model, features, champion=None):
         pipe = make_pipeline(pre, model).fit(train[features], train.defaulted)
         exported = onnx.export(pipe, test[features])
         report = gates.evaluate(onnx.OnnxModel(exported.onnx), test[features], test.defaulted, test.gender, champion,
-                                exported.parity.max_abs_diff, ws.settings, latency_rows=30)
+                                exported.parity.max_abs_diff, ws.settings)
         registry.log_candidate(ws, run.run_id, exported, report)
     return registry.register(ws, run.run_id, 'credit-default', actor='ci-pipeline'), run.run_id
 
