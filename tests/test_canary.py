@@ -9,8 +9,8 @@ from workbench.config import load_settings
 from workbench.workspace import open_workspace
 
 BIN = Path(sys.executable).parent
-# a quick canary: judged after 100 requests, promoted after 300; the registry is followed every half second
-CANARY = {'canary.promote_after': '300', 'canary.min_requests': '100', 'serving.reload_seconds': '0.5', 'canary.share': '0.5'}
+# a quick canary: judged and promoted after 300 requests (fewer make the divergence mostly sampling noise); the registry is followed every half second
+CANARY = {'canary.promote_after': '300', 'canary.min_requests': '300', 'serving.reload_seconds': '0.5', 'canary.share': '0.5'}
 
 
 @pytest.fixture(scope='module')
