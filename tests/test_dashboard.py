@@ -70,11 +70,55 @@ def test_unknown_ids_give_a_message(browser, dashboard):
 
 def test_compare_two_runs_in_the_browser(browser, dashboard):
     page = visit(browser, dashboard + '/experiments', 'logistic-', 'experiments-before')
-    boxes = page.locator('.tabulator-row input[type=checkbox]')
-    boxes.nth(0).check(); boxes.nth(1).check()
+    rows = page.locator('.tabulator-row')
+    ids = [rows.nth(i).locator('[tabulator-field=run_id]').inner_text() for i in (0, 1)]
+    for i in (0, 1): rows.nth(i).locator('input[type=checkbox]').check()
     page.get_by_text('What differs').first.wait_for(timeout=20_000)
+    page.get_by_text('params against').first.wait_for(timeout=20_000)  # the parallel coordinates
     page.screenshot(path=str(ARTIFACTS/'experiments-compared.png'), full_page=True)
+    differs = page.locator('.tabulator').last.inner_text()
+    assert all(i in differs for i in ids) and 'metric history' in page.content()
     page.close()
+
+
+def test_bad_filter_gives_a_message(browser, dashboard):
+    page = visit(browser, dashboard + '/experiments', 'logistic-', 'filter-before')
+    box = page.get_by_placeholder("metrics.auc > 0.8")
+    box.fill('metrics.auc >'); box.press('Enter')
+    page.get_by_text("bad filter 'metrics.auc >'").first.wait_for(timeout=20_000)
+    box.fill('metrics.nonsense > 0.5'); box.press('Enter')
+    page.get_by_text("no run has metric 'nonsense'").first.wait_for(timeout=20_000)
+    box.fill('metrics.auc > 0.99'); box.press('Enter')
+    page.get_by_text('0 of').first.wait_for(timeout=20_000)
+    page.screenshot(path=str(ARTIFACTS/'filter-messages.png'), full_page=True)
+    assert 'Traceback' not in page.content(); page.close()
+
+
+def test_drift_page_shows_the_injected_drift(browser, dashboard):
+    page = visit(browser, dashboard + '/drift', 'Largest values', 'drift')
+    top = page.locator('.tabulator').first.locator('.tabulator-row')
+    assert {top.nth(i).locator('[tabulator-field=feature]').inner_text() for i in range(2)} <= {'income', 'product'}
+    page.locator('.js-plotly-plot .heatmaplayer').first.wait_for(timeout=20_000)
+    page.close()
+
+
+def test_widgets_show_what_the_dashboard_shows(demo_ws):
+    from workbench import views, widgets
+    from workbench.config import load_settings
+    from workbench.workspace import open_workspace
+    ws = open_workspace(demo_ws, load_settings(env={}))
+    ids = views.runs(ws).run_id[:2].tolist()
+    bars = widgets.compare_runs(ws, ids).children[2].outputs[0]['data']['application/vnd.plotly.v1+json']['data']
+    want = views.comparison(ws, ids)['metrics']
+    assert sorted(v for d in bars for v in d['y']) == sorted(want.value)
+    reg = widgets.registry_view(ws)
+    assert 'champion' in reg.children[0].value and reg.children[1].value == 'credit-default/2'
+    assert 'credit-default/2' in reg.children[2].children[0].value
+    drift = widgets.drift_view(ws, 'credit-default')
+    heat = drift.children[0].outputs[0]['data']['application/vnd.plotly.v1+json']['data'][0]
+    grid = views.drift_heatmap(ws, 'credit-default')
+    assert heat['y'] == list(grid.index) and heat['x'] == list(grid.columns)
+    assert 'psi' in drift.children[2].children[1].value
 
 
 def test_promote_through_the_ui(browser, dashboard, demo_ws):

@@ -56,7 +56,7 @@ class ModelVersion:
     def ref(self): return f'{self.name}/{self.version}'
 
 # %% ../nbs/09_registry.ipynb #5bc2c321
-def _version(ws, c, name, version) -> ModelVersion:
+def _version(ws, c, name, version, approvals:dict|None=None) -> ModelVersion: # approvals: subject -> approvers, read here when None
     from mlflow.exceptions import MlflowException
     try: mv = c.get_model_version(name, str(version))
     except MlflowException:
@@ -68,7 +68,7 @@ def _version(ws, c, name, version) -> ModelVersion:
                         {'true': True, 'false': False}.get(t.get('workbench.gates_passed')),
                         float(t['workbench.parity']) if t.get('workbench.parity') else None, t.get('workbench.registered_by', ''),
                         datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc), list(mv.aliases or []),
-                        _approvals(ws, f'{name}/{mv.version}'))
+                        _approvals(ws, f'{name}/{mv.version}') if approvals is None else approvals.get(f'{name}/{mv.version}', []))
 
 def _exists(c, name) -> bool:
     from mlflow.exceptions import MlflowException
@@ -77,6 +77,11 @@ def _exists(c, name) -> bool:
 
 def _approvals(ws, subject) -> list:
     return audit.log(ws, action='model.approve', subject=subject).query('subject == @subject').actor.tolist()[::-1]
+
+def _all_approvals(ws, name) -> dict:
+    "Subject (`name/version`) -> its approvers, oldest first, for every version of model `name`, in one read of the log."
+    df = audit.log(ws, action='model.approve', subject=f'{name}/')
+    return {s: g.actor.tolist()[::-1] for s, g in df.groupby('subject')}
 
 # %% ../nbs/09_registry.ipynb #ee8fbc3b
 def get(ws:Workspace, ref:str) -> ModelVersion:
@@ -288,7 +293,7 @@ def versions(ws:Workspace, name:str|None=None) -> pd.DataFrame:
     c = client(ws)
     names = [name] if name else [m.name for m in c.search_registered_models()]
     if name and not _exists(c, name): raise WorkbenchError(f"no registered model named {name!r}")
-    rows = [vars(_version(ws, c, n, int(v.version))) for n in names for v in c.search_model_versions(f"name = '{n}'")]
+    rows = [vars(_version(ws, c, n, int(v.version), ok)) for n in names for ok in [_all_approvals(ws, n)] for v in c.search_model_versions(f"name = '{n}'")]
     df = pd.DataFrame(rows, columns=list(ModelVersion.__dataclass_fields__))
     return df.sort_values(['name', 'version'], ascending=[True, False]).reset_index(drop=True)
 

@@ -7,37 +7,34 @@ Docs: https://mlops-workbench.github.io/workbench/widgets.html.md"""
 # %% auto #0
 __all__ = ['compare_runs', 'registry_view', 'drift_view']
 
-# %% ../nbs/21_widgets.ipynb #3681f554
+# %% ../nbs/21_widgets.ipynb #d5087ea9
 import ipywidgets as w
 import pandas as pd
 from . import views
 from .workspace import Workspace
 
-# %% ../nbs/21_widgets.ipynb #6f162644
+# %% ../nbs/21_widgets.ipynb #89ead2ac
 def _html(df:pd.DataFrame, most:int=50) -> w.HTML:
     return w.HTML(df.head(most).to_html(index=False, border=0) if len(df) else '<i>nothing yet</i>')
 
 def _plot(fig) -> w.Output:
+    "The figure as Plotly's own MIME bundle, which JupyterLab draws (and which never opens a browser outside one)."
+    import plotly.io as pio
     out = w.Output()
-    with out: fig.show()
+    out.outputs = ({'output_type': 'display_data', 'metadata': {}, 'data': pio.renderers['plotly_mimetype'].to_mimebundle(fig.to_dict())},)
     return out
 
-# %% ../nbs/21_widgets.ipynb #0d23c9b1
+# %% ../nbs/21_widgets.ipynb #89cd529c
 def compare_runs(ws:Workspace, run_ids:list) -> w.VBox:
     "Runs side by side: what differs, a bar per metric, and the metric histories."
     import plotly.express as px
-    from workbench import tracking
-    table = tracking.compare(ws, run_ids)
-    ids = list(dict.fromkeys(run_ids))
-    metrics = table[table.kind == 'metric'].set_index('key')[ids].apply(pd.to_numeric, errors='coerce').reset_index()
-    long = metrics.melt(id_vars='key', var_name='run_id', value_name='value').dropna()
-    hist = views.metric_history(ws, ids)
-    parts = [w.HTML(f'<h3>{len(ids)} runs</h3>'), _html(table[table.differs].drop(columns='differs')),
-             _plot(px.bar(long, x='key', y='value', color='run_id', barmode='group', title='metrics'))]
-    if len(hist): parts.append(_plot(px.line(hist, x='step', y='value', color='run_id', facet_col='key', markers=True, title='metric history')))
+    c = views.comparison(ws, run_ids)
+    parts = [w.HTML(f'<h3>{len(c["table"].columns) - 3} runs</h3>'), _html(c['table'][c['table'].differs].drop(columns='differs')),
+             _plot(px.bar(c['metrics'], x='key', y='value', color='run_id', barmode='group', title='metrics'))]
+    if len(c['history']): parts.append(_plot(px.line(c['history'], x='step', y='value', color='run_id', facet_col='key', markers=True, title='metric history')))
     return w.VBox(parts)
 
-# %% ../nbs/21_widgets.ipynb #b22e2c29
+# %% ../nbs/21_widgets.ipynb #aeb3b035
 def registry_view(ws:Workspace) -> w.VBox:
     "Every model version; pick one for its lineage and alias history."
     from workbench import registry
@@ -53,7 +50,7 @@ def registry_view(ws:Workspace) -> w.VBox:
     pick.observe(show, 'value'); show()
     return w.VBox([_html(df[['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset']]), pick, detail])
 
-# %% ../nbs/21_widgets.ipynb #87dcb918
+# %% ../nbs/21_widgets.ipynb #e0c6e7d2
 def drift_view(ws:Workspace, model:str, version:int|None=None, statistic:str='psi') -> w.VBox:
     "The feature × window heatmap of a model version; pick a cell for its two distributions and every statistic."
     import plotly.express as px, plotly.graph_objects as go
@@ -64,9 +61,8 @@ def drift_view(ws:Workspace, model:str, version:int|None=None, statistic:str='ps
     window, feature, cell = w.Dropdown(options=list(grid.columns), description='Window'), w.Dropdown(options=list(grid.index), description='Feature'), w.VBox()
     def show(*_):
         c = views.drift_cell(ws, model, version, window.value, feature.value)
-        b = c['bins']
-        labels = b.get('categories') or [f'< {b["edges"][0]:.4g}'] + [f'≥ {e:.4g}' for e in b.get('edges', [])]
-        fig = go.Figure([go.Bar(name='reference', x=labels, y=b.get('reference', [])), go.Bar(name=window.value, x=labels, y=b.get('current', []))])
+        sh = c['shares']
+        fig = go.Figure([go.Bar(name='reference', x=sh.bin, y=sh.reference), go.Bar(name=window.value, x=sh.bin, y=sh.current)])
         cell.children = [_plot(fig.update_layout(barmode='group', height=300)), _html(c['statistics'])]
     window.observe(show, 'value'); feature.observe(show, 'value'); show()
     return w.VBox([_plot(heat), w.HBox([window, feature]), cell])

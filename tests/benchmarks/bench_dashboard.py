@@ -47,7 +47,7 @@ def grow_predictions(root:Path, rows:int):
     from workbench.config import load_settings
     from workbench.workspace import open_workspace
     ws = open_workspace(root, load_settings(env={}))
-    base = ws.sql('select * from predictions').arrow()
+    base = ws.sql('select * from predictions').to_arrow_table()
     have, k = base.num_rows, 0
     while have < rows:
         k += 1
