@@ -7,7 +7,7 @@ Docs: https://mlops-workbench.github.io/workbench/dashboard.html.md"""
 # %% auto #0
 __all__ = ['PAGES', 'RUN_COLUMNS', 'BUILD', 'bars', 'lines', 'parallel', 'heatmap', 'pages', 'serve']
 
-# %% ../nbs/20_dashboard.ipynb #b80b0ab9
+# %% ../nbs/20_dashboard.ipynb #1af2f46d
 import os, secrets
 import pandas as pd
 from .config import WorkbenchError
@@ -16,7 +16,7 @@ from . import views
 
 PAGES = {'experiments': 'Experiments', 'registry': 'Registry', 'drift': 'Drift', 'serving': 'Serving', 'data': 'Data', 'audit': 'Audit'}
 
-# %% ../nbs/20_dashboard.ipynb #b3385fd2
+# %% ../nbs/20_dashboard.ipynb #1e03989c
 def _pn():
     import panel as pn
     pn.extension('tabulator', notifications=True)
@@ -40,7 +40,7 @@ def _arg(pn, name:str) -> str|None:
     v = (pn.state.session_args or {}).get(name)
     return v[0].decode() if v else None
 
-# %% ../nbs/20_dashboard.ipynb #ac20cb99
+# %% ../nbs/20_dashboard.ipynb #40675bc2
 def _figure(title:str, **kw):
     from bokeh.plotting import figure
     return figure(title=title, height=kw.pop('height', 300), sizing_mode='stretch_width', toolbar_location='right', tools='pan,wheel_zoom,box_zoom,reset,save,hover', **kw)
@@ -56,7 +56,8 @@ def bars(df:pd.DataFrame, x:str, y:str, group:str, title:str):
     xs, gs = list(dict.fromkeys(df[x].astype(str))), list(dict.fromkeys(df[group].astype(str)))
     data = dict(x=list(zip(df[x].astype(str), df[group].astype(str))), y=df[y].tolist(), group=df[group].astype(str).tolist())
     f = _figure(title, x_range=FactorRange(*[(a, g) for a in xs for g in gs]), tooltips=[(group, '@group'), (y, '@y')])
-    f.vbar(x='x', top='y', width=0.9, source=data, fill_color=factor_cmap('x', _colors(len(gs)), gs, start=1), line_color=None)
+    f.vbar(x='x', top='y', width=0.9, source=data, fill_color=factor_cmap('x', _colors(len(gs)), gs, start=1), line_color=None, legend_field='group')
+    f.legend.label_text_font_size, f.legend.location = '8pt', 'top_right'
     f.xaxis.major_label_orientation, f.xaxis.major_label_text_font_size = 0.8, '0pt'  # the groups' names are in the tooltips
     return f
 
@@ -70,15 +71,24 @@ def lines(df:pd.DataFrame, x:str, y:str, group:str, title:str, **kw):
     return f
 
 def parallel(dims:pd.DataFrame, title:str):
-    "Parallel coordinates: a line per column of `dims` (one row per axis), each axis scaled to its own range."
-    lo, hi = dims.min(axis=1), dims.max(axis=1)
-    scaled = dims.sub(lo, axis=0).div((hi - lo).where(hi > lo, 1), axis=0).fillna(0.5)
-    axes = [str(k) for k in dims.index]
-    f = _figure(title, x_range=axes, y_range=(-0.1, 1.15), tooltips=[('run', '@run')])
+    "Parallel coordinates: a line per column of `dims` (one row per axis). A numeric axis spans its values; a text axis spaces its values evenly."
+    axes, scaled, labels = [str(k) for k in dims.index], [], []  # labels: (axis, height, text)
+    for k, row in dims.iterrows():
+        num = pd.to_numeric(row, errors='coerce')
+        if num.notna().sum() == row.notna().sum():
+            lo, hi = num.min(), num.max()
+            scaled.append((num - lo) / (hi - lo) if hi > lo else num * 0 + 0.5)
+            labels += [(str(k), -0.08, f'{lo:.4g}'), (str(k), 1.05, f'{hi:.4g}')] if hi > lo else [(str(k), 0.55, f'{lo:.4g}')]
+        else:
+            cats = sorted(row.dropna().astype(str).unique())
+            at = {c: i / max(len(cats) - 1, 1) for c, i in zip(cats, range(len(cats)))}
+            scaled.append(row.map(lambda v: at.get(str(v)) if pd.notna(v) else None).astype(float))
+            labels += [(str(k), at[c] + 0.03, c) for c in cats]
+    scaled = pd.DataFrame(scaled, index=axes)
+    f = _figure(title, x_range=axes, y_range=(-0.12, 1.12))
     for (run, col), c in zip(scaled.items(), _colors(scaled.shape[1])):
         f.line(axes, col.tolist(), color=c, line_width=2, legend_label=str(run)[:12])
-    f.text(axes, [1.05] * len(axes), text=[f'{v:.4g}' for v in hi], text_font_size='8pt', text_align='center')
-    f.text(axes, [-0.08] * len(axes), text=[f'{v:.4g}' for v in lo], text_font_size='8pt', text_align='center')
+    if labels: f.text(*map(list, zip(*labels)), text_font_size='8pt', text_align='center')
     f.yaxis.visible = False
     return f
 
@@ -93,12 +103,13 @@ def heatmap(grid:pd.DataFrame, title:str):
     f = _figure(title, height=max(300, 28 * len(grid.index) + 120), x_range=list(map(str, grid.columns)), y_range=list(map(str, grid.index))[::-1],
                 tooltips=[('feature', '@feature'), ('window', '@window'), ('value', '@value{0.0000}')])
     f.add_tools(TapTool())
-    f.rect('window', 'feature', 1, 1, source=source, fill_color={'field': 'value', 'transform': cmap}, line_color='white')
-    f.text('window', 'feature', text='label', source=source, text_font_size='8pt', text_align='center', text_baseline='middle')
+    f.rect('window', 'feature', 1, 1, source=source, fill_color={'field': 'value', 'transform': cmap}, line_color='white',
+           nonselection_fill_alpha=1, selection_line_color='black', nonselection_line_color='white')
+    f.text('window', 'feature', text='label', source=source, text_font_size='8pt', text_align='center', text_baseline='middle', nonselection_text_alpha=1)
     f.xaxis.major_label_orientation = 0.8
     return f, source
 
-# %% ../nbs/20_dashboard.ipynb #0ba0a783
+# %% ../nbs/20_dashboard.ipynb #42a5ca2b
 RUN_COLUMNS = ['run_id', 'run_name', 'experiment', 'status', 'start_time', 'dataset']
 
 def _comparison(pn, ws:Workspace, ids:list, metric:str|None):
@@ -106,11 +117,15 @@ def _comparison(pn, ws:Workspace, ids:list, metric:str|None):
     if len(ids) < 2: return pn.pane.Markdown('Tick two or more runs to compare them.')
     c = views.comparison(ws, ids)
     metrics, params, hist = c['metrics'], c['params'], c['history']
-    parts = [pn.pane.Bokeh(bars(metrics, 'key', 'value', 'run_id', 'metrics'))]
+    parts = ['### Metrics', pn.pane.Bokeh(bars(metrics, 'key', 'value', 'run_id', 'latest value per run'))]
     metric = metric if metric in set(metrics.key) else (metrics.key.iloc[0] if len(metrics) else None)
     dims = pd.concat([params, metrics[metrics.key == metric].pivot(index='key', columns='run_id', values='value')]).reindex(columns=ids) if metric else params
-    if len(dims): parts.append(pn.pane.Bokeh(parallel(dims.astype(float), f'params against {metric}')))
-    if len(hist): parts.append(pn.GridBox(*[pn.pane.Bokeh(lines(h, 'step', 'value', 'run_id', f'history of {k}', height=250)) for k, h in hist.groupby('key')], ncols=3, sizing_mode='stretch_width'))
+    if len(params): parts += [f'### Params against {metric}', pn.pane.Bokeh(parallel(dims, 'the params that differ; each axis spans its values among these runs'))]
+    else: parts.append('### Params against a metric\nNo param differs between these runs.')
+    steps = hist.groupby('key').step.nunique()
+    hist = hist[hist.key.isin(steps[steps > 1].index)]
+    if hist.empty: parts.append('### Metric history\nEvery metric of these runs was logged once: there is no history to draw.')
+    else: parts += ['### Metric history', pn.GridBox(*[pn.pane.Bokeh(lines(h, 'step', 'value', 'run_id', k, height=250)) for k, h in hist.groupby('key')], ncols=3, sizing_mode='stretch_width')]
     return pn.Column(*parts, '### What differs', _table(pn, c['table'][c['table'].differs].drop(columns='differs')), sizing_mode='stretch_width')
 
 def _experiments(pn, ws:Workspace):
@@ -122,8 +137,10 @@ def _experiments(pn, ws:Workspace):
     search = pn.widgets.TextInput(name='Find runs', placeholder='name, experiment, model or dataset')
     where = pn.widgets.TextInput(name='Filter (MLflow syntax)', placeholder="metrics.auc > 0.8 and params.C = '1.0'")
     said = pn.pane.Markdown('')
-    table = _table(pn, df[shown()], selectable='checkbox', widths={c: 120 for c in df} | {'run_id': 250, 'start_time': 200, 'dataset': 180})
-    metric = pn.widgets.Select(name='Metric for the parallel coordinates', options=sorted(c.removeprefix('metrics.') for c in df if c.startswith('metrics.')))
+    table = _table(pn, df[shown()], selectable='checkbox', widths={c: 120 for c in df} | {'run_id': 250, 'run_name': 220, 'start_time': 200, 'dataset': 180})
+    logged = df[[c for c in df if c.startswith('metrics.')]].notna().sum()  # by default the metric most runs have
+    metric = pn.widgets.Select(name='Metric for the parallel coordinates', options=sorted(c.removeprefix('metrics.') for c in logged.index),
+                               value=logged.idxmax().removeprefix('metrics.') if len(logged) else None)
     out = pn.Column()
     def refresh(*_):
         try: found = views.runs(ws, search.value_input or '', where.value_input or '')
@@ -143,7 +160,7 @@ def _experiments(pn, ws:Workspace):
     said.object = f'{len(df)} runs'
     return pn.Column(pn.Row(search, where, more, metric), said, table, out, sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #3e16b52c
+# %% ../nbs/20_dashboard.ipynb #cf63e35d
 def _token_ok(token:str) -> bool:
     "Whether `token` is the server's admin token (and one is set at all)."
     want = os.environ.get('WORKBENCH_ADMIN_TOKEN', '')
@@ -207,11 +224,11 @@ def _registry(pn, ws:Workspace):
     cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by', 'created_at']
     return pn.Column(_table(pn, df[cols]), pick, detail, _admin(pn, ws, pick, lambda: (show(), None)), history, sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #10cc3e1b
+# %% ../nbs/20_dashboard.ipynb #8e74ebcf
 def _cell(pn, ws, model, version, window, feature):
     c = views.drift_cell(ws, model, version, window, feature)
     shares = c['shares'].melt(id_vars='bin', var_name='side', value_name='share')
-    return pn.Column(f'### {feature} in {window}', pn.pane.Bokeh(bars(shares, 'bin', 'share', 'side', f'{feature}: share per bin, reference against {window}')),
+    return pn.Column(f'### {feature} in window {window}', pn.pane.Bokeh(bars(shares, 'bin', 'share', 'side', 'share per bin: reference, then this window')),
                      _table(pn, c['statistics']), sizing_mode='stretch_width')
 
 def _drift(pn, ws:Workspace):
@@ -244,7 +261,7 @@ def _drift(pn, ws:Workspace):
     alerts = alerts[alerts.action.isin(['alert.drift', 'alert.performance', 'alert.retrain'])][['time', 'action', 'subject', 'reason']]
     return pn.Column(pn.Row(pick, stat), heat, cell, '### Alerts', _table(pn, alerts), sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #f69a1422
+# %% ../nbs/20_dashboard.ipynb #9339e90d
 def _serving(pn, ws:Workspace):
     df = views.models(ws)
     if df.empty or 'predictions' not in ws.tables(): return pn.pane.Markdown('Nothing served yet: `workbench serve MODEL@champion`.')
@@ -257,7 +274,8 @@ def _serving(pn, ws:Workspace):
         s['variant'] = s.variant + ' v' + s.version.astype(str)
         canary = s[s.variant.str.startswith('canary')]
         out.objects = [pn.GridBox(*[pn.pane.Bokeh(lines(s, 't', y, 'variant', title)) for y, title in
-                                   [('requests_per_s', f"requests per second (per {s.attrs['bucket']})"), ('p50_ms', 'p50 latency (ms)'), ('p99_ms', 'p99 latency (ms)')]]
+                                   [('requests_per_s', f"requests per second (per {s.attrs['bucket']})"), ('errors', "the model's errors"),
+                                    ('p50_ms', 'p50 latency (ms)'), ('p99_ms', 'p99 latency (ms)')]]
                                   + ([pn.pane.Bokeh(lines(canary, 't', 'share', 'variant', "the canary's share of rows"))] if len(canary) else []), ncols=2, sizing_mode='stretch_width'),
                        pn.pane.Bokeh(bars(sc.assign(variant=sc.variant + ' v' + sc.version.astype(str), score=sc.score.map('{:.2f}'.format)), 'score', 'rows', 'variant', 'scores')),
                        '### Canary: share set and decisions (with the errors and latency the server counted)', _table(pn, views.canary_events(ws, pick.value))]
@@ -284,7 +302,7 @@ def _audit(pn, ws:Workspace):
 
 BUILD = dict(experiments=_experiments, registry=_registry, drift=_drift, serving=_serving, data=_data, audit=_audit)
 
-# %% ../nbs/20_dashboard.ipynb #341ec1de
+# %% ../nbs/20_dashboard.ipynb #032d00c0
 def pages(ws:Workspace) -> dict:
     "Path → a function making that page for a new browser session, as `panel.serve` takes them."
     pn = _pn()

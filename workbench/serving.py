@@ -269,13 +269,21 @@ def _record(self:Server, d:Deployed, role:str, t0:float, columns:dict, n:int, ou
         self.log.add(meta, columns, n, out)
 
 @patch
+def _failed(self:Server, d:Deployed, role:str, request_id:str, source:str, e:Exception):
+    "Count a request `d` failed to score as its error, and log it."
+    self.variant(role, d).record(0, error=True); self.metrics.scored(d, role, 0, None, error=True)
+    if self.log:
+        meta = dict(request_id=request_id, time=datetime.now(timezone.utc), model=d.name, version=d.version, variant=role, source=source)
+        self.log.failed(meta, f'{type(e).__name__}: {e}')
+
+@patch
 def _attempt(self:Server, d:Deployed, role:str, columns:dict, n:int, request_id:str, source:str):
     "The challenger's outputs, or None when it failed (counted as its error) on a request the champion can score."
     t0 = time.perf_counter()
     try: out = d.run(d.feeds(columns, n))
     except Exception as e:
         if isinstance(e, BadRequest): self.champion.feeds(columns, n)  # the client's error if the champion refuses it too
-        self.variant(role, d).record(0, error=True); self.metrics.scored(d, role, 0, None, error=True)
+        self._failed(d, role, request_id, source, e)
         return None
     self._record(d, role, t0, columns, n, out, request_id, source)
     return out
@@ -293,7 +301,9 @@ def score(self:Server, columns:dict, n:int, # the request's columns (name -> val
     if chall is not None and self.mode == 'canary' and canary.to_challenger(self.share, key):
         if (out := self._attempt(chall, 'canary', columns, n, request_id, source)) is not None: return chall, 'canary', out
     t0 = time.perf_counter()
-    out = champ.run(champ.feeds(columns, n))
+    feeds = champ.feeds(columns, n)
+    try: out = champ.run(feeds)
+    except Exception as e: self._failed(champ, role, request_id, source, e); raise
     self._record(champ, role, t0, columns, n, out, request_id, source)
     return champ, role, out
 

@@ -8,13 +8,13 @@ Docs: https://mlops-workbench.github.io/workbench/views.html.md"""
 __all__ = ['STEPS', 'runs', 'metric_history', 'comparison', 'models', 'lineage', 'drift_heatmap', 'drift_cell', 'serving',
            'canary_events', 'scores', 'datasets', 'validations', 'audit_log']
 
-# %% ../nbs/19_views.ipynb #ed50820c
+# %% ../nbs/19_views.ipynb #d40c3aa0
 import json
 import pandas as pd
 from .config import WorkbenchError
 from .workspace import Workspace
 
-# %% ../nbs/19_views.ipynb #5f84d562
+# %% ../nbs/19_views.ipynb #fe98de4e
 def runs(ws:Workspace, search:str='', # text to find in the run's name, experiment, model or dataset (case-insensitive)
          filter:str='', # an MLflow search filter, e.g. "metrics.auc > 0.8 and params.C = '1.0'"
          experiment:str|None=None, limit:int=10_000) -> pd.DataFrame:
@@ -29,7 +29,7 @@ def runs(ws:Workspace, search:str='', # text to find in the run's name, experime
     for c in clauses: df = df[_matches(df, c)]
     return df.head(limit).reset_index(drop=True)
 
-# %% ../nbs/19_views.ipynb #0a9d8ab0
+# %% ../nbs/19_views.ipynb #8b1aa5d0
 _PREFIX = {'metric': 'metrics.', 'parameter': 'params.', 'tag': 'tags.', 'attribute': ''}
 _ATTRIBUTES = {'run_name': 'run_name', 'run_id': 'run_id', 'status': 'status', 'experiment': 'experiment', 'dataset': 'dataset',
                'user_id': 'user', 'user': 'user'}
@@ -66,24 +66,25 @@ def _matches(df:pd.DataFrame, c:dict) -> pd.Series:
     cmp = {'=': s.eq, '!=': s.ne, '<': s.lt, '<=': s.le, '>': s.gt, '>=': s.ge}[op]
     return cmp(value) & s.notna()
 
-# %% ../nbs/19_views.ipynb #aa089069
+# %% ../nbs/19_views.ipynb #01187bae
 def metric_history(ws:Workspace, run_ids:list) -> pd.DataFrame:
     "Every logged value of every metric of `run_ids`: run_id, key, step, value."
     from workbench import tracking
     con = tracking.connect_runs(ws, run_ids=list(run_ids))
     return con.execute("select run_id, key, step, value from metric_history order by run_id, key, step").df()
 
-# %% ../nbs/19_views.ipynb #e34b733c
+# %% ../nbs/19_views.ipynb #fb718f19
 def comparison(ws:Workspace, run_ids:list) -> dict:
-    "What a comparison of `run_ids` shows: the side-by-side `table`, `metrics` (run_id, key, value), numeric `params` (key × run) and `history`."
+    "What a comparison of `run_ids` shows: the side-by-side `table`, `metrics` (run_id, key, value), the `params` that differ (key × run) and `history`."
     from workbench import tracking
     ids = list(dict.fromkeys(run_ids))
     table = tracking.compare(ws, ids)
-    numeric = lambda kind: table[table.kind == kind].set_index('key')[ids].apply(pd.to_numeric, errors='coerce').dropna(how='all')
-    metrics = numeric('metric').reset_index().melt(id_vars='key', var_name='run_id', value_name='value').dropna()
-    return dict(table=table, metrics=metrics, params=numeric('param'), history=metric_history(ws, ids))
+    metrics = table[table.kind == 'metric'].set_index('key')[ids].apply(pd.to_numeric, errors='coerce')
+    metrics = metrics.reset_index().melt(id_vars='key', var_name='run_id', value_name='value').dropna()
+    params = table[(table.kind == 'param') & table.differs].set_index('key')[ids]
+    return dict(table=table, metrics=metrics, params=params, history=metric_history(ws, ids))
 
-# %% ../nbs/19_views.ipynb #67d4bbba
+# %% ../nbs/19_views.ipynb #68934477
 def models(ws:Workspace) -> pd.DataFrame:
     "Every registered version with its aliases, gates, parity, approvals and training data, newest first per model."
     from workbench import registry
@@ -96,7 +97,7 @@ def lineage(ws:Workspace, ref:str) -> dict:
     from workbench import registry
     return registry.lineage(ws, ref)
 
-# %% ../nbs/19_views.ipynb #0cec5885
+# %% ../nbs/19_views.ipynb #dc1b4032
 def drift_heatmap(ws:Workspace, model:str, # the registered model's name
                   version:int|None=None, # its version; the newest with drift computed when None
                   source:str='predictions', statistic:str='psi') -> pd.DataFrame:
@@ -121,13 +122,13 @@ def drift_cell(ws:Workspace, model:str, version:int, window:str, feature:str, so
     shares = pd.DataFrame(dict(bin=labels, reference=b.get('reference', []), current=b.get('current', [])))
     return dict(statistics=df.drop(columns='bins'), shares=shares)
 
-# %% ../nbs/19_views.ipynb #239f82b9
+# %% ../nbs/19_views.ipynb #4146f1cc
 STEPS = ['1 second', '10 seconds', '1 minute', '10 minutes', '1 hour', '6 hours', '1 day', '7 days']
 
 def serving(ws:Workspace, model:str, # the registered model's name
             bucket:str|None=None, # the time step, e.g. '1 minute'; when None the finest of `STEPS` giving at most `most` buckets
             most:int=200) -> pd.DataFrame:
-    "Per time bucket and variant: requests, requests per second, rows, p50 and p99 latency (ms), and the variant's share of the rows."
+    "Per time bucket and variant: requests, requests per second, errors (the model's, from `serving_errors`), rows, p50 and p99 latency (ms), and the variant's share of the rows."
     if bucket is not None:
         try: step = pd.Timedelta(bucket)
         except ValueError: raise WorkbenchError(f"bucket {bucket!r} is not a time step; write e.g. '1 minute' or '1 hour'") from None
@@ -137,11 +138,19 @@ def serving(ws:Workspace, model:str, # the registered model's name
         span = (hi - lo) if lo is not None else pd.Timedelta(0)
         bucket = next((b for b in STEPS if span / pd.Timedelta(b) <= most), STEPS[-1])
         step = pd.Timedelta(bucket)
-    q = """select time_bucket(cast($b as interval), time) as t, variant, version, count(distinct request_id) as requests, count(*) as rows,
-                  quantile_cont(latency_ms, 0.5) as p50_ms, quantile_cont(latency_ms, 0.99) as p99_ms
-           from predictions where model = $m group by all order by t, variant"""
-    df = ws.sql(q, dict(b=bucket, m=model)).df()
+    q = """with p as (select time_bucket(cast($b as interval), time) as t, variant, version, count(*) filter (where "row" = 0) as requests,
+                         count(*) as rows, quantile_cont(latency_ms, 0.5) filter (where "row" = 0) as p50_ms,
+                         quantile_cont(latency_ms, 0.99) filter (where "row" = 0) as p99_ms  -- per request, not per row
+                  from predictions where model = $m group by all),
+                e as ({})
+           select t, variant, version, coalesce(requests, 0) + coalesce(errors, 0) as requests, coalesce(errors, 0) as errors,
+                  coalesce(rows, 0) as rows, p50_ms, p99_ms
+           from p full join e using (t, variant, version) order by t, variant"""
+    errors = ("""select time_bucket(cast($b as interval), time) as t, variant, version, count(*) as errors from serving_errors where model = $m group by all"""
+              if 'serving_errors' in ws.tables() else "select null::timestamptz as t, null as variant, null::int as version, 0 as errors where false")
+    df = ws.sql(q.format(errors), dict(b=bucket, m=model)).df()
     df.insert(4, 'requests_per_s', df.requests / step.total_seconds())
+    df.insert(6, 'error_rate', df.errors / df.requests)
     df['share'] = df.rows / df.groupby('t').rows.transform('sum')
     df.attrs['bucket'] = bucket
     return df
@@ -162,7 +171,7 @@ def scores(ws:Workspace, model:str, bins:int=20) -> pd.DataFrame:
            from predictions where model = $m and score is not null group by all order by all"""
     return ws.sql(q, dict(m=model, n=int(bins))).df()
 
-# %% ../nbs/19_views.ipynb #a75e86cd
+# %% ../nbs/19_views.ipynb #cb83ca3c
 def datasets(ws:Workspace) -> pd.DataFrame:
     "Every dataset version, newest first."
     from workbench import data
