@@ -7,7 +7,7 @@ Docs: https://mlops-workbench.github.io/workbench/dashboard.html.md"""
 # %% auto #0
 __all__ = ['PAGES', 'RUN_COLUMNS', 'BUILD', 'bars', 'lines', 'parallel', 'heatmap', 'pages', 'serve']
 
-# %% ../nbs/20_dashboard.ipynb #1af2f46d
+# %% ../nbs/20_dashboard.ipynb #66a7b416
 import os, secrets
 import pandas as pd
 from .config import WorkbenchError
@@ -16,10 +16,10 @@ from . import views
 
 PAGES = {'experiments': 'Experiments', 'registry': 'Registry', 'drift': 'Drift', 'serving': 'Serving', 'data': 'Data', 'audit': 'Audit'}
 
-# %% ../nbs/20_dashboard.ipynb #1e03989c
+# %% ../nbs/20_dashboard.ipynb #5f3449f7
 def _pn():
     import panel as pn
-    pn.extension('tabulator', notifications=True)
+    pn.extension('tabulator')
     return pn
 
 def _nav(pn, here:str):
@@ -27,7 +27,11 @@ def _nav(pn, here:str):
     return pn.pane.Markdown(' · '.join(f'**{t}**' if p == here else f'[{t}](/{p})' for p, t in PAGES.items()))
 
 def _table(pn, df:pd.DataFrame, **kw):
-    return pn.widgets.Tabulator(df, pagination='remote', page_size=25, sizing_mode='stretch_width', disabled=True, **({'show_index': False} | kw))
+    return pn.widgets.Tabulator(df, pagination='remote', sizing_mode='stretch_width', disabled=True, **({'show_index': False, 'page_size': 25} | kw))
+
+def _tabs(pn, *tabs):
+    "Tabs whose content the browser draws only when they are opened: a page shows sooner."
+    return pn.Tabs(*tabs, dynamic=True, sizing_mode='stretch_width')
 
 def _guarded(pn, page:str, build, ws:Workspace):
     "The page's layout, or the problem in words."
@@ -40,7 +44,7 @@ def _arg(pn, name:str) -> str|None:
     v = (pn.state.session_args or {}).get(name)
     return v[0].decode() if v else None
 
-# %% ../nbs/20_dashboard.ipynb #40675bc2
+# %% ../nbs/20_dashboard.ipynb #8cdbc3f0
 def _figure(title:str, **kw):
     from bokeh.plotting import figure
     return figure(title=title, height=kw.pop('height', 300), sizing_mode='stretch_width', toolbar_location='right', tools='pan,wheel_zoom,box_zoom,reset,save,hover', **kw)
@@ -109,7 +113,7 @@ def heatmap(grid:pd.DataFrame, title:str):
     f.xaxis.major_label_orientation = 0.8
     return f, source
 
-# %% ../nbs/20_dashboard.ipynb #42a5ca2b
+# %% ../nbs/20_dashboard.ipynb #7d95ff4e
 RUN_COLUMNS = ['run_id', 'run_name', 'experiment', 'status', 'start_time', 'dataset']
 
 def _comparison(pn, ws:Workspace, ids:list, metric:str|None):
@@ -137,7 +141,7 @@ def _experiments(pn, ws:Workspace):
     search = pn.widgets.TextInput(name='Find runs', placeholder='name, experiment, model or dataset')
     where = pn.widgets.TextInput(name='Filter (MLflow syntax)', placeholder="metrics.auc > 0.8 and params.C = '1.0'")
     said = pn.pane.Markdown('')
-    table = _table(pn, df[shown()], selectable='checkbox', widths={c: 120 for c in df} | {'run_id': 250, 'run_name': 220, 'start_time': 200, 'dataset': 180})
+    table = _table(pn, df[shown()], selectable='checkbox', page_size=15, widths={c: 120 for c in df} | {'run_id': 250, 'run_name': 220, 'start_time': 200, 'dataset': 180})
     logged = df[[c for c in df if c.startswith('metrics.')]].notna().sum()  # by default the metric most runs have
     metric = pn.widgets.Select(name='Metric for the parallel coordinates', options=sorted(c.removeprefix('metrics.') for c in logged.index),
                                value=logged.idxmax().removeprefix('metrics.') if len(logged) else None)
@@ -146,7 +150,7 @@ def _experiments(pn, ws:Workspace):
         try: found = views.runs(ws, search.value_input or '', where.value_input or '')
         except WorkbenchError as e: said.object = f'**{e}**'; return
         said.object = f'{len(found)} of {len(df)} runs'
-        table.value = found[shown()]
+        table.value = found.reindex(columns=shown())
     def compare(*_):
         ids = table.value.iloc[table.selection].run_id.tolist() if table.selection else []
         try: out.objects = [_comparison(pn, ws, ids, metric.value)]
@@ -160,23 +164,25 @@ def _experiments(pn, ws:Workspace):
     said.object = f'{len(df)} runs'
     return pn.Column(pn.Row(search, where, more, metric), said, table, out, sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #cf63e35d
+# %% ../nbs/20_dashboard.ipynb #2897b6b0
 def _token_ok(token:str) -> bool:
     "Whether `token` is the server's admin token (and one is set at all)."
     want = os.environ.get('WORKBENCH_ADMIN_TOKEN', '')
     return bool(want) and secrets.compare_digest(token.encode(), want.encode())
 
-def _version_detail(pn, ws:Workspace, ref:str):
+def _version_detail(pn, ws:Workspace, mv:pd.Series):
+    "One version (a row of `views.models`): its gates, approvals and lineage."
     from workbench import registry
-    mv, lin = registry.get(ws, ref), views.lineage(ws, ref)
+    mv = mv.copy(); mv['ref'] = f'{mv["name"]}/{mv.version}'
+    lin = views.lineage(ws, mv.ref)
     report = registry.gate_report(ws, mv.run_id)
     gates = pd.DataFrame([vars(g) for g in report.gates]) if report else pd.DataFrame()
     data = pd.DataFrame(lin['datasets'])
-    return pn.Column(f"### {mv.ref}: {', '.join(mv.aliases) or 'no alias'}",
+    return pn.Column(f"### {mv.ref}: {mv.aliases or 'no alias'}",
                      f"run `{lin['run']['run_id']}` ({lin['run']['name']}), trained on `{mv.dataset}`; parity {mv.parity}; "
-                     f"gates {'passed' if mv.gates_passed else 'failed' if mv.gates_passed is False else 'not run'}; approvals: {', '.join(mv.approvals) or 'none'}",
-                     '#### Gates', _table(pn, gates), '#### Lineage: the data', _table(pn, data),
-                     '#### Lineage: what happened to it', _table(pn, pd.DataFrame(lin['events'])))
+                     f"gates {'not run' if pd.isna(mv.gates_passed) else 'passed' if mv.gates_passed else 'failed'}; approvals: {mv.approvals or 'none'}",
+                     _tabs(pn, ('Gates', _table(pn, gates)), ('Lineage: the data', _table(pn, data)),
+                           ('Lineage: what happened to it', _table(pn, pd.DataFrame(lin['events'])))), sizing_mode='stretch_width')
 
 def _admin(pn, ws:Workspace, pick, show):
     "Approve, promote and rollback, enabled by the admin token."
@@ -214,17 +220,19 @@ def _registry(pn, ws:Workspace):
     asked = _arg(pn, 'version')
     if asked and asked not in refs: raise WorkbenchError(f"no model version {asked!r} here; versions: {', '.join(refs)}")
     pick = pn.widgets.Select(name='Version', options=refs, value=asked or refs[0])
-    detail, history = pn.Column(), pn.Column()
-    def show(*_):
+    cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by', 'created_at']
+    table, detail, history, now = _table(pn, df[cols]), pn.Column(sizing_mode='stretch_width'), pn.Column(sizing_mode='stretch_width'), {'models': df}
+    def show(*_, fresh=False):
         try:
-            detail.objects = [_version_detail(pn, ws, pick.value)]
+            if fresh: now['models'] = views.models(ws); table.value = now['models'][cols]  # after an action
+            m = now['models']
+            detail.objects = [_version_detail(pn, ws, m[(m.name + '/' + m.version.astype(str)) == pick.value].iloc[0])]
             history.objects = ['#### Alias history', _table(pn, registry.history(ws, pick.value.split('/')[0]))]
         except WorkbenchError as e: detail.objects = [pn.pane.Alert(str(e), alert_type='warning')]
     pick.param.watch(show, 'value'); show()
-    cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by', 'created_at']
-    return pn.Column(_table(pn, df[cols]), pick, detail, _admin(pn, ws, pick, lambda: (show(), None)), history, sizing_mode='stretch_width')
+    return pn.Column(table, pick, detail, _admin(pn, ws, pick, lambda: show(fresh=True)), history, sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #8e74ebcf
+# %% ../nbs/20_dashboard.ipynb #6a8993cf
 def _cell(pn, ws, model, version, window, feature):
     c = views.drift_cell(ws, model, version, window, feature)
     shares = c['shares'].melt(id_vars='bin', var_name='side', value_name='share')
@@ -261,7 +269,7 @@ def _drift(pn, ws:Workspace):
     alerts = alerts[alerts.action.isin(['alert.drift', 'alert.performance', 'alert.retrain'])][['time', 'action', 'subject', 'reason']]
     return pn.Column(pn.Row(pick, stat), heat, cell, '### Alerts', _table(pn, alerts), sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #9339e90d
+# %% ../nbs/20_dashboard.ipynb #e2c97f71
 def _serving(pn, ws:Workspace):
     df = views.models(ws)
     if df.empty or 'predictions' not in ws.tables(): return pn.pane.Markdown('Nothing served yet: `workbench serve MODEL@champion`.')
@@ -273,12 +281,13 @@ def _serving(pn, ws:Workspace):
         if s.empty: out.objects = ['No predictions logged for this model.']; return
         s['variant'] = s.variant + ' v' + s.version.astype(str)
         canary = s[s.variant.str.startswith('canary')]
-        out.objects = [pn.GridBox(*[pn.pane.Bokeh(lines(s, 't', y, 'variant', title)) for y, title in
-                                   [('requests_per_s', f"requests per second (per {s.attrs['bucket']})"), ('errors', "the model's errors"),
-                                    ('p50_ms', 'p50 latency (ms)'), ('p99_ms', 'p99 latency (ms)')]]
-                                  + ([pn.pane.Bokeh(lines(canary, 't', 'share', 'variant', "the canary's share of rows"))] if len(canary) else []), ncols=2, sizing_mode='stretch_width'),
-                       pn.pane.Bokeh(bars(sc.assign(variant=sc.variant + ' v' + sc.version.astype(str), score=sc.score.map('{:.2f}'.format)), 'score', 'rows', 'variant', 'scores')),
-                       '### Canary: share set and decisions (with the errors and latency the server counted)', _table(pn, views.canary_events(ws, pick.value))]
+        chart = lambda df, y, title: pn.pane.Bokeh(lines(df, 't', y, 'variant', title))
+        out.objects = [_tabs(pn,
+            ('Traffic', pn.Row(chart(s, 'requests_per_s', f"requests per second (per {s.attrs['bucket']})"), chart(s, 'errors', "the model's errors"), sizing_mode='stretch_width')),
+            ('Latency', pn.Row(chart(s, 'p50_ms', 'p50 latency (ms)'), chart(s, 'p99_ms', 'p99 latency (ms)'), sizing_mode='stretch_width')),
+            ('Canary', pn.Column(*([chart(canary, 'share', "the canary's share of rows")] if len(canary) else []),
+                                 '#### Share set and decisions, with the errors and latency the server counted', _table(pn, views.canary_events(ws, pick.value)))),
+            ('Scores', pn.pane.Bokeh(bars(sc.assign(variant=sc.variant + ' v' + sc.version.astype(str), score=sc.score.map('{:.2f}'.format)), 'score', 'rows', 'variant', 'scores'))))]
     pick.param.watch(draw, 'value'); bucket.param.watch(draw, 'value'); draw()
     return pn.Column(pn.Row(pick, bucket), out, sizing_mode='stretch_width')
 
@@ -302,7 +311,7 @@ def _audit(pn, ws:Workspace):
 
 BUILD = dict(experiments=_experiments, registry=_registry, drift=_drift, serving=_serving, data=_data, audit=_audit)
 
-# %% ../nbs/20_dashboard.ipynb #032d00c0
+# %% ../nbs/20_dashboard.ipynb #e439afb1
 def pages(ws:Workspace) -> dict:
     "Path → a function making that page for a new browser session, as `panel.serve` takes them."
     pn = _pn()

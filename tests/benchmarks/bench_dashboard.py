@@ -3,19 +3,22 @@
 Run: pytest tests/benchmarks/bench_dashboard.py -m benchmark -s -p no:cacheprovider
 The workspace is the demo's (`workbench demo --months 6 --rows-per-month 1000 --drift-month 5`), with 10,000 more runs
 bulk-inserted into its MLflow store in MLflow's own layout (as bench_tracking does) and the prediction log grown to
-1,000,000 rows by appending copies of the logged rows with new request ids and times. Each page is opened in a fresh
-headless Chromium page (Debian's, driven by Playwright) and timed from navigation to the page's known content being
-visible. Target: every page within 2 s. No competitor is named for this one: the figures are ours alone.
+1,000,000 rows by appending copies of the logged rows with new request ids and times. Each page is opened in a new
+browser context of headless Chromium (Debian's, driven by Playwright), so nothing is cached, and timed from navigation
+until its real content is visible: the newest run's name, the champion's heading, the drift and serving charts.
+Each page is visited three times, round after round; the JSON line has every visit, the median per page and the
+slowest visit. Target: every page's median within 2 s. No competitor is named for this one: the figures are ours.
 """
-import json, os, shutil, socket, sqlite3, subprocess, sys, time, urllib.request, uuid, random
+import json, os, shutil, socket, sqlite3, statistics, subprocess, sys, time, urllib.request, uuid, random
 from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.benchmark
 BIN = Path(sys.executable).parent
-RUNS, PREDICTIONS = 10_000, 1_000_000
-PAGES = {'/experiments': 'runs', '/registry': 'credit-default/2: champion', '/drift': 'Largest values', '/serving': 'requests',
-         '/data': 'credit@', '/audit': 'audit chain intact'}
+RUNS, PREDICTIONS, ROUNDS = 10_000, 1_000_000, 3
+# page -> (text of its real content, whether it has a chart to wait for as well)
+PAGES = {'/experiments': (f'bench-{RUNS - 1}', False), '/registry': ('credit-default/2: champion', False), '/drift': ('Largest values', True),
+         '/serving': ('Traffic', True), '/data': ('credit@', False), '/audit': ('audit chain intact', False)}
 
 
 def add_runs(db:Path, n:int, seed:int=0):
@@ -81,14 +84,18 @@ def test_every_page_within_two_seconds(big_ws):
             except Exception: time.sleep(0.25)
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=shutil.which('chromium') or '/usr/bin/chromium', args=['--no-sandbox'])
-            for path, text in PAGES.items():
-                page = b.new_page(viewport={'width': 1400, 'height': 1000})
-                t = time.perf_counter()
-                page.goto(url + path)
-                page.get_by_text(text).first.wait_for(timeout=60_000)
-                seconds[path] = round(time.perf_counter() - t, 2)
-                page.close()
+            for _ in range(ROUNDS):
+                for path, (text, chart) in PAGES.items():
+                    page = b.new_page(viewport={'width': 1400, 'height': 1000})  # a new context: nothing cached
+                    t = time.perf_counter()
+                    page.goto(url + path)
+                    page.get_by_text(text).first.wait_for(timeout=60_000)
+                    if chart: page.locator('canvas').first.wait_for(timeout=60_000)
+                    seconds.setdefault(path, []).append(round(time.perf_counter() - t, 2))
+                    page.close()
             b.close()
     finally: server.terminate(); server.wait(30)
-    print(json.dumps({'benchmark': 'dashboard_pages', 'runs': RUNS, 'predictions': PREDICTIONS, 'seconds': seconds,
-                      'slowest': max(seconds.values()), 'target_s': 2.0, 'within_target': max(seconds.values()) <= 2.0}))
+    median = {p: statistics.median(v) for p, v in seconds.items()}
+    print(json.dumps({'benchmark': 'dashboard_pages', 'runs': RUNS, 'predictions': PREDICTIONS, 'seconds': seconds, 'median_s': median,
+                      'slowest_median_s': max(median.values()), 'slowest_visit_s': max(max(v) for v in seconds.values()),
+                      'target_s': 2.0, 'within_target': max(median.values()) <= 2.0}))
