@@ -55,9 +55,13 @@ def visit(browser, url, text, shot, timeout=20_000):
 
 def test_every_page_shows_real_content(browser, dashboard):
     for path, text in [('/experiments', 'logistic-'), ('/registry', 'credit-default/2: champion'), ('/drift', 'income'),
-                       ('/serving', 'requests'), ('/data', 'credit@'), ('/audit', 'audit chain intact')]:
+                       ('/serving', 'Traffic'), ('/data', 'credit@'), ('/audit', 'audit chain intact')]:
         page = visit(browser, dashboard + path, text, path.strip('/'))
         assert 'Traceback' not in page.content()
+        if path == '/serving':  # the canary's decision, on its tab
+            page.get_by_text('Canary', exact=True).first.click()
+            page.get_by_text('canary.promote').first.wait_for(timeout=20_000)
+            page.screenshot(path=str(ARTIFACTS/'serving-canary.png'), full_page=True)
         page.close()
 
 
