@@ -1,32 +1,10 @@
 "Issue 7: the dashboard in a real headless Chromium (Debian's, driven by Playwright) on a seeded workspace."
-import os, shutil, socket, subprocess, sys, time, urllib.request
+import os, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
+from conftest import ARTIFACTS
 
 BIN = Path(sys.executable).parent
-CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
-ARTIFACTS = Path(os.environ.get('WORKBENCH_ARTIFACTS', Path(__file__).parent/'artifacts'))
-
-
-@pytest.fixture(scope='module')
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get('CI'): pytest.fail(f'no Chromium at {CHROMIUM}: apt-get install -y chromium')
-        pytest.skip('no Chromium here (apt-get install -y chromium)')
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox'])
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope='module')
-def demo_ws(tmp_path_factory):
-    "The `workbench demo` workspace (smaller): runs, a champion with its lineage, served traffic, drift."
-    root = tmp_path_factory.mktemp('dash')/'ws'
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_HOME': str(root)}
-    subprocess.run([str(BIN/'workbench'), 'demo', '--months', '6', '--rows-per-month', '1000', '--drift-month', '5'], env=env, check=True, capture_output=True)
-    return root
 
 
 @pytest.fixture(scope='module')

@@ -625,12 +625,14 @@ def serve(ctx, ref, canary, shadow, host, port, workers, bundle_dir):
 @click.option('--host', default='127.0.0.1', show_default=True, help='Interface to listen on.')
 @click.option('--port', default=5006, show_default=True, type=click.IntRange(1, 65535), help='Port to listen on.')
 @click.option('--show', is_flag=True, help='Open it in a browser too.')
+@click.option('--prefix', default='', help='Serve under this path, e.g. /workbench-dashboard behind a proxy.')
+@click.option('--allow-websocket-origin', 'origins', multiple=True, help='Another allowed origin (host:port, * as a wildcard), e.g. a proxy\'s.')
 @click.pass_context
-def dashboard(ctx, host, port, show):
+def dashboard(ctx, host, port, show, prefix, origins):
     """Serve the dashboards: experiments, registry, drift, serving, data and audit.
 
     Registry actions need the admin token: set WORKBENCH_ADMIN_TOKEN before starting it."""
     from workbench import dashboard as d
     ws = _ws(ctx, create=False)
-    click.echo(f"dashboard of {ws.root} at http://{host}:{port}/experiments (Ctrl-C stops it)")
-    d.serve(ws, host, port, show)
+    click.echo(f"dashboard of {ws.root} at http://{host}:{port}{'/' + prefix.strip('/') if prefix.strip('/') else ''}/experiments (Ctrl-C stops it)")
+    d.serve(ws, host, port, show, prefix, list(origins))

@@ -24,7 +24,7 @@ def _pn():
 
 def _nav(pn, here:str):
     "Links to every page, the current one in bold."
-    return pn.pane.Markdown(' · '.join(f'**{t}**' if p == here else f'[{t}](/{p})' for p, t in PAGES.items()))
+    return pn.pane.Markdown(' · '.join(f'**{t}**' if p == here else f'[{t}]({p})' for p, t in PAGES.items()))  # relative: works under a prefix
 
 def _table(pn, df:pd.DataFrame, **kw):
     return pn.widgets.Tabulator(df, pagination='remote', sizing_mode='stretch_width', disabled=True, **({'show_index': False, 'page_size': 25} | kw))
@@ -317,8 +317,12 @@ def pages(ws:Workspace) -> dict:
     pn = _pn()
     return {p: (lambda p=p: _guarded(pn, p, BUILD[p], ws)) for p in PAGES}
 
-def serve(ws:Workspace, host:str='127.0.0.1', port:int=5006, show:bool=False, **kw):
+def serve(ws:Workspace, host:str='127.0.0.1', port:int=5006, show:bool=False,
+          prefix:str='', # the path it is served under, e.g. '/workbench-dashboard' behind Jupyter's proxy
+          origins:list|None=None, # more allowed websocket origins (`host:port`, `*` as a wildcard), e.g. the proxy's
+          **kw):
     "Serve the dashboard until interrupted (`threaded=True` in `kw` returns the running server instead)."
     import panel as pn
-    origins = [f'{h}:{port}' for h in {host, '127.0.0.1', 'localhost'}]
-    return pn.serve(pages(ws), address=host, port=port, websocket_origin=origins, show=show, title='MLOps Workbench', warm=True, **kw)
+    allowed = [f'{h}:{port}' for h in {host, '127.0.0.1', 'localhost'}] + list(origins or [])
+    return pn.serve(pages(ws), address=host, port=port, websocket_origin=allowed, show=show, title='MLOps Workbench', warm=True,
+                    prefix=prefix.strip('/'), **kw)

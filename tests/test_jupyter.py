@@ -1,0 +1,99 @@
+"Issue 8: the JupyterLab extension and the Jupyter server extension, in a real JupyterLab and a real headless Chromium."
+import json, os, secrets, shutil, socket, subprocess, sys, time, urllib.error, urllib.request
+from pathlib import Path
+import pytest
+from conftest import ARTIFACTS, BIN
+
+FRONT_END = Path(__file__).parent.parent/'extensions'/'workbench_jupyterlab'
+
+
+@pytest.fixture(scope='module')
+def lab(demo_ws, tmp_path_factory):
+    "JupyterLab on the demo workspace: (url, token)."
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    token, root = secrets.token_hex(16), tmp_path_factory.mktemp('lab')
+    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_HOME': str(demo_ws)}
+    p = subprocess.Popen([str(BIN/'jupyter'), 'lab', '--no-browser', '--allow-root', '--ip', '127.0.0.1', '--port', str(port),
+                          f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={root}'],
+                         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f'http://127.0.0.1:{port}'
+    for _ in range(240):
+        try: urllib.request.urlopen(f'{url}/api/status?token={token}', timeout=2); break
+        except Exception: time.sleep(0.25)
+        assert p.poll() is None, p.stdout.read()
+    yield url, token
+    p.terminate(); p.wait(30)
+
+
+def get(url, token=None):
+    "(status, body) of a GET, with Jupyter's token when given; redirects are not followed."
+    class Stay(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **kw): return None
+    req = urllib.request.Request(url, headers={'Authorization': f'token {token}'} if token else {})
+    try:
+        with urllib.request.build_opener(Stay).open(req, timeout=120) as r: return r.status, r.read()
+    except urllib.error.HTTPError as e: return e.code, e.read()
+
+
+def test_both_extensions_are_installed_and_enabled():
+    lab = subprocess.run([str(BIN/'jupyter'), 'labextension', 'list'], capture_output=True, text=True)
+    line = next((l for l in (lab.stdout + lab.stderr).splitlines() if '@mlops-workbench/jupyterlab' in l), '')
+    assert 'enabled' in line and 'OK' in line, lab.stdout + lab.stderr
+    server = subprocess.run([str(BIN/'jupyter'), 'server', 'extension', 'list'], capture_output=True, text=True)
+    out = server.stdout + server.stderr
+    assert any('workbench.jupyter' in l and 'enabled' in l for l in out.splitlines()), out
+    assert 'workbench.jupyter' in out and 'OK' in out.split('workbench.jupyter', 1)[1].splitlines()[1], out
+
+
+def test_summary_needs_jupyters_login(lab, demo_ws):
+    from workbench import registry
+    from workbench.config import load_settings
+    from workbench.workspace import open_workspace
+    url, token = lab
+    status, body = get(f'{url}/workbench/api/summary')
+    assert status == 403, (status, body[:200])
+    status, body = get(f'{url}/workbench/api/summary', 'not-the-token')
+    assert status == 403
+    status, body = get(f'{url}/workbench/api/summary', token)
+    assert status == 200
+    s = json.loads(body)
+    champion = registry.get(open_workspace(demo_ws, load_settings(env={})), 'credit-default@champion').version
+    model = next(m for m in s['models'] if m['name'] == 'credit-default')
+    assert model['champion'] == champion and 'champion' in next(v['aliases'] for v in model['versions'] if v['version'] == champion)
+    assert any(r['run_name'].startswith('logistic-') for r in s['runs']) and s['open_alerts'] == len(s['alerts'])
+    assert s['dashboard'] == 'workbench-dashboard/' and s['workspace'] == str(demo_ws)
+
+
+def test_dashboards_are_behind_the_same_login(lab):
+    url, token = lab
+    status, _ = get(f'{url}/workbench-dashboard/audit')
+    assert status in (302, 403)  # to the login page, or refused: never the page
+    status, body = get(f'{url}/workbench-dashboard/audit', token)
+    assert status == 200 and b'MLOps Workbench' in body
+
+
+def test_front_end_unit_tests():
+    jlpm = BIN/'jlpm'
+    if not (FRONT_END/'node_modules').exists():
+        if os.environ.get('CI'): pytest.fail(f'{FRONT_END}/node_modules is missing: the README install builds the front end')
+        pytest.skip('the front end is not built here')
+    r = subprocess.run([str(jlpm), 'test'], cwd=FRONT_END, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_sidebar_and_dashboard_tab_in_jupyterlab(lab, browser, demo_ws):
+    url, token = lab
+    page = browser.new_page(viewport={'width': 1500, 'height': 1000})
+    page.goto(f'{url}/lab?token={token}')
+    page.locator('#jp-main-dock-panel').wait_for(timeout=90_000)
+    page.locator('li[data-id="workbench-sidebar"]').click()
+    model = page.locator('.jp-workbench-model', has_text='credit-default')
+    model.first.wait_for(timeout=60_000)
+    assert 'champion' in model.first.inner_text()
+    page.locator('.jp-workbench-run').first.wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS/'jupyterlab-sidebar.png'))
+    page.locator('.jp-LauncherCard', has_text='Experiments').first.click()
+    page.frame_locator('iframe').first.get_by_text('logistic-').first.wait_for(timeout=120_000)
+    page.screenshot(path=str(ARTIFACTS/'jupyterlab-experiments.png'))
+    page.close()
