@@ -7,7 +7,7 @@ Docs: https://mlops-workbench.github.io/workbench/jupyter.html.md"""
 # %% auto #0
 __all__ = ['DASHBOARD', 'ALERTS', 'summary', 'dashboard_proxy']
 
-# %% ../nbs/22_jupyter.ipynb #e112662a
+# %% ../nbs/22_jupyter.ipynb #17eab06d
 import asyncio, json, sys
 from pathlib import Path
 import pandas as pd
@@ -17,7 +17,7 @@ from .workspace import Workspace, open_workspace
 DASHBOARD = 'workbench-dashboard' # the dashboards' path under Jupyter's base URL
 ALERTS = ('alert.drift', 'alert.performance')
 
-# %% ../nbs/22_jupyter.ipynb #69e3e287
+# %% ../nbs/22_jupyter.ipynb #a6c17747
 def _canary(ws:Workspace, name:str, challenger:int|None) -> dict:
     "The canary's share and state for model `name`, from the newest `canary.share` event."
     from workbench import audit
@@ -59,7 +59,7 @@ def summary(ws:Workspace, runs:int=20) -> dict: # runs: how many of the newest r
     alerts = _open_alerts(ws, models)
     return dict(workspace=str(ws.root), models=models, runs=_runs(ws, runs), alerts=alerts, open_alerts=len(alerts), dashboard=f'{DASHBOARD}/')
 
-# %% ../nbs/22_jupyter.ipynb #02bb959a
+# %% ../nbs/22_jupyter.ipynb #73e50177
 def _handlers(base_url:str):
     import tornado
     from jupyter_server.base.handlers import APIHandler
@@ -81,10 +81,17 @@ def _load_jupyter_server_extension(serverapp):
     serverapp.web_app.add_handlers('.*$', _handlers(serverapp.web_app.settings['base_url']))
     serverapp.log.info('workbench: /workbench/api/summary and /%s/ ready', DASHBOARD)
 
-# %% ../nbs/22_jupyter.ipynb #aa2954a1
+# %% ../nbs/22_jupyter.ipynb #777f9326
+def _jupyter_origins() -> list:
+    "The `host:port` a browser shows for the running Jupyter server."
+    from jupyter_server.serverapp import ServerApp
+    if not ServerApp.initialized(): return []
+    app = ServerApp.instance()
+    return [f'{h}:{app.port}' for h in dict.fromkeys([app.ip or 'localhost', '127.0.0.1', 'localhost']) if h not in ('', '0.0.0.0', '::')]
+
 def dashboard_proxy() -> dict:
     "How `jupyter-server-proxy` starts and reaches the dashboards."
     wb = Path(sys.executable).parent/'workbench'
-    return dict(command=[str(wb), 'dashboard', '--port', '{port}', '--prefix', '{base_url}' + DASHBOARD,
-                         '--allow-websocket-origin', '127.0.0.1:*', '--allow-websocket-origin', 'localhost:*'],
+    origins = [a for o in _jupyter_origins() for a in ('--allow-websocket-origin', o)]
+    return dict(command=[str(wb), 'dashboard', '--port', '{port}', '--prefix', '{base_url}' + DASHBOARD, *origins],
                 absolute_url=True, timeout=120, launcher_entry=dict(enabled=False), new_browser_tab=False)
