@@ -12,7 +12,8 @@ def lab(demo_ws, tmp_path_factory):
     "JupyterLab on the demo workspace: (url, token)."
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
     token, root = secrets.token_hex(16), tmp_path_factory.mktemp('lab')
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_HOME': str(demo_ws)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_HOME': str(demo_ws),
+           'JUPYTERLAB_WORKSPACES_DIR': str(root/'.lab-workspaces'), 'JUPYTERLAB_SETTINGS_DIR': str(root/'.lab-settings')}  # a fresh layout
     p = subprocess.Popen([str(BIN/'jupyter'), 'lab', '--no-browser', '--allow-root', '--ip', '127.0.0.1', '--port', str(port),
                           f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={root}'],
                          cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -41,8 +42,8 @@ def test_both_extensions_are_installed_and_enabled():
     assert 'enabled' in line and 'OK' in line, lab.stdout + lab.stderr
     server = subprocess.run([str(BIN/'jupyter'), 'server', 'extension', 'list'], capture_output=True, text=True)
     out = server.stdout + server.stderr
-    assert any('workbench.jupyter' in l and 'enabled' in l for l in out.splitlines()), out
-    assert 'workbench.jupyter' in out and 'OK' in out.split('workbench.jupyter', 1)[1].splitlines()[1], out
+    lines = [l for l in out.splitlines() if 'workbench.jupyter' in l]
+    assert any('enabled' in l for l in lines) and any('OK' in l for l in lines), out  # enabled, and it imports
 
 
 def test_summary_needs_jupyters_login(lab, demo_ws):
@@ -86,14 +87,22 @@ def test_sidebar_and_dashboard_tab_in_jupyterlab(lab, browser, demo_ws):
     page = browser.new_page(viewport={'width': 1500, 'height': 1000})
     page.goto(f'{url}/lab?token={token}')
     page.locator('#jp-main-dock-panel').wait_for(timeout=90_000)
-    page.locator('li[data-id="workbench-sidebar"]').click()
+    tab = page.locator('li[data-id="workbench-sidebar"]')
+    tab.wait_for(timeout=60_000)
+    if tab.get_attribute('aria-selected') != 'true': tab.click()  # open the panel, unless JupyterLab restored it open
     model = page.locator('.jp-workbench-model', has_text='credit-default')
     model.first.wait_for(timeout=60_000)
     assert 'champion' in model.first.inner_text()
     page.locator('.jp-workbench-run').first.wait_for(timeout=30_000)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS/'jupyterlab-sidebar.png'))
+    assert 'credit-default v' in page.locator('.jp-workbench-status').first.inner_text()  # the status bar: champion and alerts
     page.locator('.jp-LauncherCard', has_text='Experiments').first.click()
     page.frame_locator('iframe').first.get_by_text('logistic-').first.wait_for(timeout=120_000)
     page.screenshot(path=str(ARTIFACTS/'jupyterlab-experiments.png'))
+    runs = page.locator('.jp-workbench-run input[type=checkbox]')  # compare two runs ticked in the sidebar
+    runs.nth(0).check(); runs.nth(1).check()
+    page.locator('.jp-workbench-compare').first.click()
+    page.frame_locator('iframe').last.get_by_text('What differs').first.wait_for(timeout=120_000)
+    page.screenshot(path=str(ARTIFACTS/'jupyterlab-compare.png'))
     page.close()
