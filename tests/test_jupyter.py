@@ -7,9 +7,18 @@ from conftest import ARTIFACTS, BIN
 FRONT_END = Path(__file__).parent.parent/'extensions'/'workbench_jupyterlab'
 
 
+DRIFT = 'income drifted in window 2025-12 (PSI 0.41)'
+
+
 @pytest.fixture(scope='module')
 def lab(demo_ws, tmp_path_factory):
-    "JupyterLab on the demo workspace: (url, token)."
+    "JupyterLab on the demo workspace, with an open drift alert about its champion and one about another version: (url, token)."
+    from workbench import alerts, registry
+    from workbench.config import load_settings
+    from workbench.workspace import open_workspace
+    ws = open_workspace(demo_ws, load_settings(env={}))
+    alerts.send(ws, 'drift', registry.get(ws, 'credit-default@champion').ref, DRIFT)
+    alerts.send(ws, 'drift', 'credit-default/99', 'about a version that is not the champion: not open')
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
     token, root = secrets.token_hex(16), tmp_path_factory.mktemp('lab')
     env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_HOME': str(demo_ws),
@@ -63,6 +72,11 @@ def test_summary_needs_jupyters_login(lab, demo_ws):
     assert model['champion'] == champion and 'champion' in next(v['aliases'] for v in model['versions'] if v['version'] == champion)
     assert any(r['run_name'].startswith('logistic-') for r in s['runs']) and s['open_alerts'] == len(s['alerts'])
     assert s['dashboard'] == 'workbench-dashboard/' and s['workspace'] == str(demo_ws)
+    ref = f'credit-default/{champion}'  # open: the drift and performance alerts about the champion (the demo's own, and DRIFT)
+    want = open_workspace(demo_ws, load_settings(env={})).sql(
+        "select count(*) from audit where action in ('alert.drift', 'alert.performance') and subject = $s", dict(s=ref)).fetchall()[0][0]
+    assert s['open_alerts'] == len(s['alerts']) == want and DRIFT in {a['reason'] for a in s['alerts']}
+    assert {a['subject'] for a in s['alerts']} == {ref}  # not the one about credit-default/99
 
 
 def test_dashboards_are_behind_the_same_login(lab):
@@ -96,7 +110,9 @@ def test_sidebar_and_dashboard_tab_in_jupyterlab(lab, browser, demo_ws):
     page.locator('.jp-workbench-run').first.wait_for(timeout=30_000)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS/'jupyterlab-sidebar.png'))
-    assert 'credit-default v' in page.locator('.jp-workbench-status').first.inner_text()  # the status bar: champion and alerts
+    page.locator('.jp-workbench-alert', has_text='income drifted').first.wait_for(timeout=30_000)  # the open alert
+    status = page.locator('.jp-workbench-status').first.inner_text()  # the status bar: the champion and the open alerts
+    assert status.startswith('credit-default v') and ' alert' in status and ' 0 alerts' not in status, status
     page.locator('.jp-LauncherCard', has_text='Experiments').first.click()
     page.frame_locator('iframe').first.get_by_text('logistic-').first.wait_for(timeout=120_000)
     page.screenshot(path=str(ARTIFACTS/'jupyterlab-experiments.png'))
