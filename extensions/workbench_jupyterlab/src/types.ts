@@ -59,7 +59,7 @@ export interface ISummary {
 }
 
 /** Where the dashboard lives when the server has not said yet. */
-export const DEFAULT_DASHBOARD = 'workbench/dashboard/';
+export const DEFAULT_DASHBOARD = 'workbench-dashboard/';
 
 function str(value: unknown, fallback = ''): string {
   if (typeof value === 'string') {

@@ -78,7 +78,7 @@ export function dashboardUrl(baseUrl: string, dashboard: string): string {
   return root.endsWith('/') ? root : root + '/';
 }
 
-/** One dashboard page, e.g. `<base>/workbench/dashboard/drift`. */
+/** One dashboard page, e.g. `<base>/workbench-dashboard/drift`. */
 export function pageUrl(
   baseUrl: string,
   dashboard: string,

@@ -64,7 +64,7 @@ export const RAW_SUMMARY = {
     }
   ],
   open_alerts: 2,
-  dashboard: 'workbench/dashboard/'
+  dashboard: 'workbench-dashboard/'
 };
 
 export function summary(): ISummary {

@@ -11,7 +11,7 @@ describe('WorkbenchModel', () => {
     expect(model.summary?.models[0].name).toBe('credit-default');
     expect(model.error).toBeNull();
     expect(model.updated).toBeInstanceOf(Date);
-    expect(model.dashboard).toBe('workbench/dashboard/');
+    expect(model.dashboard).toBe('workbench-dashboard/');
     expect(emitted).toBe(1);
   });
 

@@ -44,7 +44,7 @@ describe('readSummary', () => {
     expect(s.runs).toEqual([]);
     expect(s.alerts).toEqual([]);
     expect(s.open_alerts).toBe(0);
-    expect(s.dashboard).toBe('workbench/dashboard/');
+    expect(s.dashboard).toBe('workbench-dashboard/');
   });
 
   it('counts alerts when open_alerts is absent, drops non-numeric metrics', () => {

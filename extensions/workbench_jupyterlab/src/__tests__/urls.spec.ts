@@ -39,18 +39,18 @@ describe('summaryUrl', () => {
 describe('pageUrl', () => {
   it('builds every page under the dashboard', () => {
     for (const page of PAGES) {
-      expect(pageUrl('http://h:8888/', 'workbench/dashboard/', page)).toBe(
-        `http://h:8888/workbench/dashboard/${page}`
+      expect(pageUrl('http://h:8888/', 'workbench-dashboard/', page)).toBe(
+        `http://h:8888/workbench-dashboard/${page}`
       );
     }
   });
 
   it('works with or without slashes around the dashboard', () => {
-    expect(pageUrl('/base', 'workbench/dashboard', 'drift')).toBe(
-      '/base/workbench/dashboard/drift'
+    expect(pageUrl('/base', 'workbench-dashboard', 'drift')).toBe(
+      '/base/workbench-dashboard/drift'
     );
-    expect(pageUrl('/base/', '/workbench/dashboard/', 'audit')).toBe(
-      '/base/workbench/dashboard/audit'
+    expect(pageUrl('/base/', '/workbench-dashboard/', 'audit')).toBe(
+      '/base/workbench-dashboard/audit'
     );
   });
 
@@ -64,22 +64,22 @@ describe('pageUrl', () => {
   });
 
   it('escapes query values', () => {
-    expect(pageUrl('/', 'workbench/dashboard/', 'registry', { model: 'a b&c' })).toBe(
-      '/workbench/dashboard/registry?model=a%20b%26c'
+    expect(pageUrl('/', 'workbench-dashboard/', 'registry', { model: 'a b&c' })).toBe(
+      '/workbench-dashboard/registry?model=a%20b%26c'
     );
   });
 });
 
 describe('compareUrl', () => {
   it('lists the run ids comma-separated', () => {
-    expect(compareUrl('http://h/', 'workbench/dashboard/', ['a1b2', 'c3d4'])).toBe(
-      'http://h/workbench/dashboard/experiments?runs=a1b2,c3d4'
+    expect(compareUrl('http://h/', 'workbench-dashboard/', ['a1b2', 'c3d4'])).toBe(
+      'http://h/workbench-dashboard/experiments?runs=a1b2,c3d4'
     );
   });
 
   it('escapes each id but not the separating commas', () => {
-    expect(compareUrl('/', 'workbench/dashboard/', ['x,y', 'a b', 'c/d&e'])).toBe(
-      '/workbench/dashboard/experiments?runs=x%2Cy,a%20b,c%2Fd%26e'
+    expect(compareUrl('/', 'workbench-dashboard/', ['x,y', 'a b', 'c/d&e'])).toBe(
+      '/workbench-dashboard/experiments?runs=x%2Cy,a%20b,c%2Fd%26e'
     );
   });
 });
