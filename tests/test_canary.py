@@ -92,7 +92,9 @@ def test_bad_challenger_is_rolled_back_and_good_one_promoted(lifecycle, server):
 
 def test_deploy_pipeline_takes_a_challenger_to_champion(lifecycle):
     ws, credit = lifecycle
-    new, _ = candidate(ws, credit, LogisticRegression(max_iter=500, C=2.0), NUM + CAT)
+    # close to the champion (C=0.5): this test is about the pipeline; C=2.0 gave a divergence at the guard's limit
+    # (PSI 0.134 less 0.033 of noise against 0.1), so the outcome was a coin toss. The guard has its own test above.
+    new, _ = candidate(ws, credit, LogisticRegression(max_iter=500, C=0.6), NUM + CAT)
     registry.approve(ws, new.ref, 'bea')
     r = pipelines.run(ws, 'deploy', {'model_version': new.ref, 'share': 0.5}, actor='ci-pipeline')
     assert r.status == 'ok', r.message
