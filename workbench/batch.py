@@ -24,7 +24,8 @@ def relation(ws:Workspace, source:str):
     s = str(source).strip()
     if s.lower().startswith(('select ', 'with ', 'from ')): return ws.sql(s)
     if any(s.lower().endswith(e) for e in ('.parquet', '.pq', '.csv', '.csv.gz', '.tsv')):
-        if not list(Path().glob(s)) and not Path(s).exists(): raise WorkbenchError(f"no file matches {s!r}")
+        import glob
+        if not glob.glob(s): raise WorkbenchError(f"no file matches {s!r}")
         con = duckdb.connect()
         return con.read_parquet(s) if '.parquet' in s.lower() or s.lower().endswith('.pq') else con.read_csv(s)
     return ws.sql(f"select * from read_parquet($p)", dict(p=str(ws.root/data.resolve(ws, s).path)))
