@@ -56,7 +56,7 @@ class ModelVersion:
     def ref(self): return f'{self.name}/{self.version}'
 
 # %% ../nbs/09_registry.ipynb #5bc2c321
-def _version(ws, c, name, version, approvals:dict|None=None) -> ModelVersion: # approvals: subject -> approvers, read here when None
+def _version(ws, c, name, version, approvals:dict|None=None) -> ModelVersion: # approvals: `_approvals(ws, name)`, read here when None
     from mlflow.exceptions import MlflowException
     try: mv = c.get_model_version(name, str(version))
     except MlflowException:
@@ -68,17 +68,14 @@ def _version(ws, c, name, version, approvals:dict|None=None) -> ModelVersion: # 
                         {'true': True, 'false': False}.get(t.get('workbench.gates_passed')),
                         float(t['workbench.parity']) if t.get('workbench.parity') else None, t.get('workbench.registered_by', ''),
                         datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc), list(mv.aliases or []),
-                        _approvals(ws, f'{name}/{mv.version}') if approvals is None else approvals.get(f'{name}/{mv.version}', []))
+                        (_approvals(ws, name) if approvals is None else approvals).get(f'{name}/{mv.version}', []))
 
 def _exists(c, name) -> bool:
     from mlflow.exceptions import MlflowException
     try: c.get_registered_model(name); return True
     except MlflowException: return False
 
-def _approvals(ws, subject) -> list:
-    return audit.log(ws, action='model.approve', subject=subject).query('subject == @subject').actor.tolist()[::-1]
-
-def _all_approvals(ws, name) -> dict:
+def _approvals(ws, name) -> dict:
     "Subject (`name/version`) -> its approvers, oldest first, for every version of model `name`, in one read of the log."
     df = audit.log(ws, action='model.approve', subject=f'{name}/')
     return {s: g.actor.tolist()[::-1] for s, g in df.groupby('subject')}
@@ -293,7 +290,7 @@ def versions(ws:Workspace, name:str|None=None) -> pd.DataFrame:
     c = client(ws)
     names = [name] if name else [m.name for m in c.search_registered_models()]
     if name and not _exists(c, name): raise WorkbenchError(f"no registered model named {name!r}")
-    rows = [vars(_version(ws, c, n, int(v.version), ok)) for n in names for ok in [_all_approvals(ws, n)] for v in c.search_model_versions(f"name = '{n}'")]
+    rows = [vars(_version(ws, c, n, int(v.version), ok)) for n in names for ok in [_approvals(ws, n)] for v in c.search_model_versions(f"name = '{n}'")]
     df = pd.DataFrame(rows, columns=list(ModelVersion.__dataclass_fields__))
     return df.sort_values(['name', 'version'], ascending=[True, False]).reset_index(drop=True)
 

@@ -29,7 +29,7 @@ def compare_runs(ws:Workspace, run_ids:list) -> w.VBox:
     "Runs side by side: what differs, a bar per metric, and the metric histories."
     import plotly.express as px
     c = views.comparison(ws, run_ids)
-    parts = [w.HTML(f'<h3>{len(c["table"].columns) - 3} runs</h3>'), _html(c['table'][c['table'].differs].drop(columns='differs')),
+    parts = [w.HTML(f'<h3>{len(dict.fromkeys(run_ids))} runs</h3>'), _html(c['table'][c['table'].differs].drop(columns='differs')),
              _plot(px.bar(c['metrics'], x='key', y='value', color='run_id', barmode='group', title='metrics'))]
     if len(c['history']): parts.append(_plot(px.line(c['history'], x='step', y='value', color='run_id', facet_col='key', markers=True, title='metric history')))
     return w.VBox(parts)
