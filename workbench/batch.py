@@ -8,7 +8,7 @@ Docs: https://mlops-workbench.github.io/workbench/batch.html.md"""
 __all__ = ['NUMERIC', 'ENGINES', 'is_query', 'files', 'relation', 'check_schema', 'feeds', 'output_schema', 'score_batch',
            'Sample', 'log_sample', 'score']
 
-# %% ../nbs/23_batch.ipynb #7131ea97
+# %% ../nbs/23_batch.ipynb #f0e9272c
 import glob, queue, threading, time, uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +19,7 @@ from .workspace import Workspace
 
 NUMERIC = {'double': np.float64, 'float': np.float32, 'int64': np.int64, 'int32': np.int32}
 
-# %% ../nbs/23_batch.ipynb #a2cce9ac
+# %% ../nbs/23_batch.ipynb #61dd1431
 def is_query(source:str) -> bool: return str(source).strip().lower().startswith(('select ', 'with ', 'from '))
 
 def files(ws:Workspace, source:str) -> tuple:
@@ -42,7 +42,7 @@ def relation(ws:Workspace, source:str):
     con = duckdb.connect()
     return con.read_parquet(path) if kind == 'parquet' else con.read_csv(path)
 
-# %% ../nbs/23_batch.ipynb #82c13621
+# %% ../nbs/23_batch.ipynb #35f1616b
 def check_schema(schema:pa.Schema, inputs:list):
     "Refuse input that lacks a model input column or holds the wrong kind of values in one, naming the column."
     for name, typ, _ in inputs:
@@ -57,7 +57,7 @@ def check_schema(schema:pa.Schema, inputs:list):
         if typ == 'string' and not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)):
             raise WorkbenchError(f"column {name!r} must hold text, but the input's is {t}")
 
-# %% ../nbs/23_batch.ipynb #99643a43
+# %% ../nbs/23_batch.ipynb #a829efd9
 def _text(col, name:str, nullable:bool, start:int) -> np.ndarray:
     if pa.types.is_dictionary(col.type): col = col.cast(col.type.value_type)
     if col.null_count:
@@ -82,7 +82,7 @@ def feeds(batch:pa.RecordBatch, inputs:list, # the model's `(name, type, nullabl
     return {name: (_text(batch.column(name), name, nullable, start) if typ == 'string' else _number(batch.column(name), name, typ, nullable, start)).reshape(-1, 1)
             for name, typ, nullable in inputs}
 
-# %% ../nbs/23_batch.ipynb #ab39fa30
+# %% ../nbs/23_batch.ipynb #2f6b6e81
 _ORT = {'tensor(int64)': pa.int64(), 'tensor(int32)': pa.int32(), 'tensor(string)': pa.string(), 'tensor(float)': pa.float32(), 'tensor(double)': pa.float64()}
 
 def output_schema(d, schema:pa.Schema, keys:list) -> pa.Schema:
@@ -106,7 +106,7 @@ def score_batch(d, batch:pa.RecordBatch, schema:pa.Schema, # the model, one batc
     cols.append(pa.array(np.full(len(label), d.version, np.int32)))
     return pa.RecordBatch.from_arrays([c.cast(f.type) if c.type != f.type else c for c, f in zip(cols, schema)], schema=schema)
 
-# %% ../nbs/23_batch.ipynb #e30f3369
+# %% ../nbs/23_batch.ipynb #5889b377
 class Sample:
     "A uniform random sample of at most `size` scored rows of a stream of batches."
     def __init__(self, size:int, seed=None):
@@ -143,7 +143,7 @@ def _column(a:np.ndarray) -> pa.Array:
     if a.ndim == 1 or a.shape[1] == 1: return pa.array(a.ravel())
     return pa.FixedSizeListArray.from_arrays(pa.array(a.ravel()), a.shape[1])
 
-# %% ../nbs/23_batch.ipynb #a0b5d313
+# %% ../nbs/23_batch.ipynb #c8c5899a
 def log_sample(ws:Workspace, d, sample:pa.Table|None, run_id:str, when:datetime) -> int:
     "Append a batch run's sample to the prediction log as `variant = source = 'batch'`; returns the rows written."
     import duckdb
@@ -162,7 +162,7 @@ def log_sample(ws:Workspace, d, sample:pa.Table|None, run_id:str, when:datetime)
     ws.append('predictions', t.cast(SCHEMA))
     return t.num_rows
 
-# %% ../nbs/23_batch.ipynb #c5469e23
+# %% ../nbs/23_batch.ipynb #0d492b15
 def _batches(rel, size:int, q:queue.Queue, stop:threading.Event):
     "Put the relation's record batches on `q` (then None), from a reader thread."
     try:
@@ -183,26 +183,38 @@ def _total(ws:Workspace, source:str) -> int|None:
     return duckdb.connect().execute("select sum(num_rows)::bigint from parquet_file_metadata(?)", [path]).fetchall()[0][0]
 
 def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:list|None, progress, sample:Sample) -> int:
-    "Stream `source` through `d` into the Parquet file `tmp`; returns the rows scored."
-    import pyarrow.parquet as pq
+    "Stream `source` through `d` into the Parquet file `tmp`, scoring batches on `batch.threads` threads; returns the rows scored."
+    import os, pyarrow.parquet as pq
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
     rel = relation(ws, source)
     schema = rel.limit(0).to_arrow_table().schema
     check_schema(schema, d.inputs)
     out_schema = output_schema(d, schema, _keys(schema, d, keys))
     total = _total(ws, source) if progress else None
     if progress: progress(0, 0.0, total)
-    q, stop, rows, t0 = queue.Queue(maxsize=2), threading.Event(), 0, time.perf_counter()
+    threads = ws.settings['batch.threads'] or os.cpu_count() or 1
+    q, stop, pending, rows, done, t0 = queue.Queue(maxsize=2), threading.Event(), deque(), 0, 0, time.perf_counter()
     threading.Thread(target=_batches, args=(rel, batch_size, q, stop), daemon=True, name='batch-reader').start()
+    def job(b, start):
+        raw = {}
+        return score_batch(d, b, out_schema, start, raw), raw
     try:
-        with pq.ParquetWriter(tmp, out_schema) as writer:
+        with ThreadPoolExecutor(threads, thread_name_prefix='batch-score') as pool, pq.ParquetWriter(tmp, out_schema) as writer:
+            def write(most:int):  # in input order, keeping at most `most` batches in flight
+                nonlocal done
+                while len(pending) > most:
+                    b, start, scored = pending.popleft()
+                    out, raw = scored.result()
+                    writer.write_batch(out); sample.add(b, d.names, raw, start)
+                    done += b.num_rows
+                    if progress: progress(done, done / (time.perf_counter() - t0), total)
             while (b := q.get()) is not None:
                 if isinstance(b, Exception): raise WorkbenchError(f"reading {source!r} failed: {str(b).splitlines()[0]}") from None
                 if not b.num_rows: continue
-                raw = {}
-                writer.write_batch(score_batch(d, b, out_schema, rows, raw))
-                sample.add(b, d.names, raw, rows)
-                rows += b.num_rows
-                if progress: progress(rows, rows / (time.perf_counter() - t0), total)
+                pending.append((b, rows, pool.submit(job, b, rows))); rows += b.num_rows
+                write(threads)
+            write(0)
     finally: stop.set()
     return rows
 
@@ -213,7 +225,7 @@ def _keys(schema:pa.Schema, d, keys:list|None) -> list:
     if clash := [k for k in keys if k in ('prediction', 'probability', 'model_version')]: raise WorkbenchError(f"key column {clash[0]!r} would clash with an output column of that name")
     return list(keys)
 
-# %% ../nbs/23_batch.ipynb #2dc0a8b6
+# %% ../nbs/23_batch.ipynb #4f2c9497
 ENGINES = ('duckdb', 'spark')
 
 def score(ws:Workspace, ref:str, # a registered version, e.g. 'credit-default@champion'
@@ -238,7 +250,7 @@ def score(ws:Workspace, ref:str, # a registered version, e.g. 'credit-default@ch
         if output.exists() and not overwrite: raise WorkbenchError(f"{output} exists; choose another output or overwrite it (--overwrite)")
         if not output.parent.is_dir(): raise WorkbenchError(f"no folder {output.parent} to write {output.name} into")
     onnx_bytes, mv = registry.load_onnx(ws, ref)
-    d = Deployed.from_bytes(mv.name, mv.version, onnx_bytes, threads=0)
+    d = Deployed.from_bytes(mv.name, mv.version, onnx_bytes, threads=1)  # one thread per batch; batches run side by side
     sample, run_id, started = Sample(ws.settings['batch.monitor_rows']), f'batch-{uuid.uuid4().hex[:16]}', datetime.now(timezone.utc)
     tmp = output if remote else output.parent/f'.tmp-{uuid.uuid4().hex}-{output.name}'
     t0 = time.perf_counter()

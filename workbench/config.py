@@ -86,6 +86,7 @@ DEFAULTS = {
     },
     'batch': {
         'batch_size': (65536, 'Rows per Arrow batch in batch scoring; memory grows with it, not with the data'),
+        'threads': (0, 'Batches scored at once, each on one thread; 0 means one per core'),
         'monitor_rows': (100000, "Rows of each batch run's sample logged for monitoring (variant batch); 0 logs none"),
         'spark_master': ('local[*]', 'Spark master for batch scoring with --engine spark, e.g. spark://host:7077 or yarn'),
     },
