@@ -7,13 +7,13 @@ Docs: https://mlops-workbench.github.io/workbench/spark.html.md"""
 # %% auto #0
 __all__ = ['session', 'frame', 'score']
 
-# %% ../nbs/24_spark.ipynb #79ce94fe
+# %% ../nbs/24_spark.ipynb #fb7feee7
 import os, re, sys, threading, time
 import pyarrow as pa
 from .config import WorkbenchError
 from .workspace import Workspace
 
-# %% ../nbs/24_spark.ipynb #8c524cd7
+# %% ../nbs/24_spark.ipynb #78e019b0
 def session(master:str='local[*]'): # e.g. local[2], spark://host:7077, yarn
     "The Spark session scoring runs in (the running one, if there is one); its Python workers run this Python."
     try: from pyspark.sql import SparkSession
@@ -29,14 +29,14 @@ def session(master:str='local[*]'): # e.g. local[2], spark://host:7077, yarn
     s.sparkContext.setLogLevel('ERROR')
     return s
 
-# %% ../nbs/24_spark.ipynb #01162865
+# %% ../nbs/24_spark.ipynb #e19eefb8
 _MODELS = {}
 
 def _deployed(key:tuple, model):
     "The broadcast `model` of `key` (name, version) in an ONNX Runtime session, made once per worker."
     if key not in _MODELS:
-        from workbench.serving import Deployed
-        _MODELS[key] = Deployed.from_bytes(*key, model.value, threads=1)
+        from workbench.batch import batch_model
+        _MODELS[key] = batch_model(*key, model.value)
     return _MODELS[key]
 
 def _scorer(key:tuple, model, schema:pa.Schema, rows):
@@ -50,7 +50,7 @@ def _scorer(key:tuple, model, schema:pa.Schema, rows):
                 rows.add(b.num_rows)
     return run
 
-# %% ../nbs/24_spark.ipynb #f2b6bfd0
+# %% ../nbs/24_spark.ipynb #a72f1dfd
 def frame(spark, ws:Workspace, source:str):
     "A Spark DataFrame over Parquet or CSV files (a path, glob or URI Spark reads) or a dataset version."
     from workbench.batch import files, is_query
@@ -67,7 +67,7 @@ def _reason(e:Exception) -> str:
     if m := re.search(r'WorkbenchError: (.+)', text): return m.group(1).strip()
     return next((l.strip() for l in text.splitlines() if l.strip()), type(e).__name__)[:500]
 
-# %% ../nbs/24_spark.ipynb #742bb604
+# %% ../nbs/24_spark.ipynb #10feb5e9
 def score(ws:Workspace, d, onnx_bytes:bytes, # the workspace, and the model deployed on the driver, with its ONNX bytes
           source:str, output:str, batch_size:int, keys:list|None, # as for `workbench.batch.score`
           progress, sample, master:str) -> int: # progress callback, the `batch.Sample` for monitoring, Spark's master
@@ -96,5 +96,5 @@ def score(ws:Workspace, d, onnx_bytes:bytes, # the workspace, and the model depl
     if sample.size and n:  # a second, column-pruned pass draws monitoring's sample; the driver scores it
         part = df.select(*d.names).sample(False, min(1.0, 2.0 * sample.size / n), seed=0).limit(sample.size).toArrow()
         for i, b in enumerate(part.to_batches(max_chunksize=batch_size)):
-            sample.add(b, d.names, d.run(feeds(b, d.inputs)), i * batch_size)
+            sample.add(b, d.names, d.run(feeds(b, d.inputs, codes=d.codes)), i * batch_size)
     return n
