@@ -8,7 +8,7 @@ Docs: https://mlops-workbench.github.io/workbench/batch.html.md"""
 __all__ = ['NUMERIC', 'ENGINES', 'is_query', 'files', 'relation', 'check_schema', 'feeds', 'coded', 'batch_model',
            'output_schema', 'score_batch', 'Sample', 'log_sample', 'score']
 
-# %% ../nbs/23_batch.ipynb #7185c6e7
+# %% ../nbs/23_batch.ipynb #4057261b
 import glob, queue, threading, time, uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +19,7 @@ from .workspace import Workspace
 
 NUMERIC = {'double': np.float64, 'float': np.float32, 'int64': np.int64, 'int32': np.int32}
 
-# %% ../nbs/23_batch.ipynb #a81066d6
+# %% ../nbs/23_batch.ipynb #8ceeb0b2
 def is_query(source:str) -> bool: return str(source).strip().lower().startswith(('select ', 'with ', 'from '))
 
 def files(ws:Workspace, source:str) -> tuple:
@@ -42,7 +42,7 @@ def relation(ws:Workspace, source:str):
     con = duckdb.connect()
     return con.read_parquet(path) if kind == 'parquet' else con.read_csv(path)
 
-# %% ../nbs/23_batch.ipynb #837df49e
+# %% ../nbs/23_batch.ipynb #809bf658
 def check_schema(schema:pa.Schema, inputs:list):
     "Refuse input that lacks a model input column or holds the wrong kind of values in one, naming the column."
     for name, typ, _ in inputs:
@@ -57,7 +57,7 @@ def check_schema(schema:pa.Schema, inputs:list):
         if typ == 'string' and not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)):
             raise WorkbenchError(f"column {name!r} must hold text, but the input's is {t}")
 
-# %% ../nbs/23_batch.ipynb #b7120513
+# %% ../nbs/23_batch.ipynb #3970354e
 def _text(col, name:str, nullable:bool, start:int, categories=None) -> np.ndarray:
     if pa.types.is_dictionary(col.type): col = col.cast(col.type.value_type)
     if col.null_count:
@@ -85,7 +85,7 @@ def feeds(batch:pa.RecordBatch, inputs:list, # the model's `(name, type, nullabl
     return {name: (_text(batch.column(name), name, nullable, start, codes.get(name)) if typ == 'string' else _number(batch.column(name), name, typ, nullable, start)).reshape(-1, 1)
             for name, typ, nullable in inputs}
 
-# %% ../nbs/23_batch.ipynb #45022e3b
+# %% ../nbs/23_batch.ipynb #9347d1ae
 _PASS = {'Identity', 'Gather', 'Reshape', 'Squeeze', 'Unsqueeze', 'Flatten'}  # ops that move values without reading them
 
 def _encoder(name:str, users:dict):
@@ -120,7 +120,7 @@ def batch_model(name:str, version:int, onnx_bytes:bytes, threads:int=1):
     if d.codes: d.model = OnnxModel(model_bytes, threads=threads)
     return d
 
-# %% ../nbs/23_batch.ipynb #9ff7806d
+# %% ../nbs/23_batch.ipynb #85a267b6
 _ORT = {'tensor(int64)': pa.int64(), 'tensor(int32)': pa.int32(), 'tensor(string)': pa.string(), 'tensor(float)': pa.float32(), 'tensor(double)': pa.float64()}
 
 def output_schema(d, schema:pa.Schema, keys:list) -> pa.Schema:
@@ -144,44 +144,46 @@ def score_batch(d, batch:pa.RecordBatch, schema:pa.Schema, # the model, one batc
     cols.append(pa.array(np.full(len(label), d.version, np.int32)))
     return pa.RecordBatch.from_arrays([c.cast(f.type) if c.type != f.type else c for c, f in zip(cols, schema)], schema=schema)
 
-# %% ../nbs/23_batch.ipynb #f4780387
+# %% ../nbs/23_batch.ipynb #ef580202
 class Sample:
     "A uniform random sample of at most `size` scored rows of a stream of batches."
     def __init__(self, size:int, seed=None):
-        self.size, self.rng, self.parts, self.keys, self.seen = size, np.random.default_rng(seed), [], np.empty(0), 0
+        self.size, self.rng, self.parts, self.kept, self.seen, self.cut = size, np.random.default_rng(seed), [], 0, 0, 1.0
 
     def add(self, batch:pa.RecordBatch, names:list, outputs:dict, start:int):
         "Offer rows of `batch` (the columns `names` are kept) with the model's raw `outputs` for them."
+        from workbench.canary import scores
         n, self.seen = batch.num_rows, self.seen + batch.num_rows
         if not self.size or not n: return
         k = self.rng.random(n)
-        keep = np.flatnonzero(k < self.keys.max()) if len(self.keys) >= self.size else np.arange(n)
+        keep = np.flatnonzero(k < self.cut)  # only a row that beats the sample's largest key can enter it
         if not len(keep): return
-        from workbench.canary import scores
         part = {c: batch.column(c).take(keep) for c in names} | {'__row': pa.array(start + keep, pa.int64()), '__score': pa.array(scores(outputs)[keep])}
         for o, v in outputs.items(): part['out.' + o] = _column(np.asarray(v)[keep])
-        self.parts.append(pa.table(part)); self.keys = np.concatenate([self.keys, k[keep]])
-        if len(self.keys) > 2 * self.size: self._trim()
+        self.parts.append((pa.table(part), k[keep])); self.kept += len(keep)
+        if self.kept >= (2 if self.cut < 1 else 1) * self.size: self._trim()
 
     def _trim(self):
-        t = pa.concat_tables(self.parts, promote_options='permissive')
-        if len(self.keys) > self.size:
-            best = np.sort(np.argpartition(self.keys, self.size - 1)[:self.size])
-            t, self.keys = t.take(best), self.keys[best]
-        self.parts = [t]
+        "Keep the rows with the `size` smallest keys, part by part; the largest of them is the cut a new row must beat."
+        if self.kept > self.size:
+            self.cut = np.partition(np.concatenate([k for _, k in self.parts]), self.size - 1)[self.size - 1]
+            self.parts = [(t.filter(pa.array(k <= self.cut)), k[k <= self.cut]) if k.max() > self.cut else (t, k) for t, k in self.parts]
+            self.parts = [(t, k) for t, k in self.parts if len(k)]
+            self.kept = sum(len(k) for _, k in self.parts)
+        elif self.kept == self.size: self.cut = max(k.max() for _, k in self.parts)
 
     def table(self) -> pa.Table|None:
         "The sample, in input order (None when empty)."
         if not self.parts: return None
         self._trim()
-        return self.parts[0].sort_by('__row')
+        return pa.concat_tables([t for t, _ in self.parts], promote_options='permissive').sort_by('__row')
 
 def _column(a:np.ndarray) -> pa.Array:
     "An ONNX output as an Arrow column: a value per row, or a fixed-size list per row."
     if a.ndim == 1 or a.shape[1] == 1: return pa.array(a.ravel())
     return pa.FixedSizeListArray.from_arrays(pa.array(a.ravel()), a.shape[1])
 
-# %% ../nbs/23_batch.ipynb #6dc879dd
+# %% ../nbs/23_batch.ipynb #3e96dbda
 def log_sample(ws:Workspace, d, sample:pa.Table|None, run_id:str, when:datetime) -> int:
     "Append a batch run's sample to the prediction log as `variant = source = 'batch'`; returns the rows written."
     import duckdb
@@ -200,7 +202,7 @@ def log_sample(ws:Workspace, d, sample:pa.Table|None, run_id:str, when:datetime)
     ws.append('predictions', t.cast(SCHEMA))
     return t.num_rows
 
-# %% ../nbs/23_batch.ipynb #a673e830
+# %% ../nbs/23_batch.ipynb #34baaf87
 def _batches(rel, size:int, q:queue.Queue, stop:threading.Event):
     "Put the relation's record batches on `q` (then None), from a reader thread."
     try:
@@ -253,7 +255,7 @@ def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:li
                 if isinstance(b, Exception): raise WorkbenchError(f"reading {source!r} failed: {str(b).splitlines()[0]}") from None
                 if not b.num_rows: continue
                 pending.append((b, rows, pool.submit(job, b, rows))); rows += b.num_rows
-                write(threads)
+                write(2 * threads)  # a batch waits for each thread while the others are written
             write(0)
     finally: stop.set()
     return rows
@@ -265,7 +267,7 @@ def _keys(schema:pa.Schema, d, keys:list|None) -> list:
     if clash := [k for k in keys if k in ('prediction', 'probability', 'model_version')]: raise WorkbenchError(f"key column {clash[0]!r} would clash with an output column of that name")
     return list(keys)
 
-# %% ../nbs/23_batch.ipynb #efadb50d
+# %% ../nbs/23_batch.ipynb #ea179964
 ENGINES = ('duckdb', 'spark')
 
 def score(ws:Workspace, ref:str, # a registered version, e.g. 'credit-default@champion'
