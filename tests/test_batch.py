@@ -82,6 +82,11 @@ def test_inputs_a_glob_a_query_and_a_sample(bws, tmp_path):
     assert g.num_rows == t.num_rows and 0 < s.num_rows == r['rows'] < t.num_rows
     both = g.join(s, 'application_id', right_suffix='_q', join_type='inner')
     assert both.num_rows == s.num_rows and both['probability'].equals(both['probability_q'])
+    # a CSV file: the same scores (numbers written as text and read back are the same numbers)
+    import pyarrow.csv as pcsv
+    pcsv.write_csv(t, tmp_path/'in.csv')
+    batch.score(ws, REF, str(tmp_path/'in.csv'), tmp_path/'csv.parquet', keys=['application_id'])
+    assert pq.read_table(tmp_path/'csv.parquet')['probability'].equals(g['probability'])
     # a smaller monitoring sample is drawn from the whole run, not its start
     from workbench.config import load_settings
     from workbench.workspace import open_workspace
