@@ -8,8 +8,8 @@ Docs: https://mlops-workbench.github.io/workbench/batch.html.md"""
 __all__ = ['NUMERIC', 'ENGINES', 'is_query', 'files', 'relation', 'check_schema', 'feeds', 'coded', 'batch_model',
            'output_schema', 'score_batch', 'Sample', 'log_sample', 'score']
 
-# %% ../nbs/23_batch.ipynb #4057261b
-import glob, queue, threading, time, uuid
+# %% ../nbs/23_batch.ipynb #c1bcaa0c
+import glob, queue, sys, threading, time, uuid
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pyarrow as pa, pyarrow.compute as pc
@@ -19,7 +19,7 @@ from .workspace import Workspace
 
 NUMERIC = {'double': np.float64, 'float': np.float32, 'int64': np.int64, 'int32': np.int32}
 
-# %% ../nbs/23_batch.ipynb #8ceeb0b2
+# %% ../nbs/23_batch.ipynb #56cc03cb
 def is_query(source:str) -> bool: return str(source).strip().lower().startswith(('select ', 'with ', 'from '))
 
 def files(ws:Workspace, source:str) -> tuple:
@@ -42,7 +42,7 @@ def relation(ws:Workspace, source:str):
     con = duckdb.connect()
     return con.read_parquet(path) if kind == 'parquet' else con.read_csv(path)
 
-# %% ../nbs/23_batch.ipynb #809bf658
+# %% ../nbs/23_batch.ipynb #a957debb
 def check_schema(schema:pa.Schema, inputs:list):
     "Refuse input that lacks a model input column or holds the wrong kind of values in one, naming the column."
     for name, typ, _ in inputs:
@@ -57,7 +57,7 @@ def check_schema(schema:pa.Schema, inputs:list):
         if typ == 'string' and not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)):
             raise WorkbenchError(f"column {name!r} must hold text, but the input's is {t}")
 
-# %% ../nbs/23_batch.ipynb #3970354e
+# %% ../nbs/23_batch.ipynb #19de612f
 def _text(col, name:str, nullable:bool, start:int, categories=None) -> np.ndarray:
     if pa.types.is_dictionary(col.type): col = col.cast(col.type.value_type)
     if col.null_count:
@@ -85,7 +85,7 @@ def feeds(batch:pa.RecordBatch, inputs:list, # the model's `(name, type, nullabl
     return {name: (_text(batch.column(name), name, nullable, start, codes.get(name)) if typ == 'string' else _number(batch.column(name), name, typ, nullable, start)).reshape(-1, 1)
             for name, typ, nullable in inputs}
 
-# %% ../nbs/23_batch.ipynb #9347d1ae
+# %% ../nbs/23_batch.ipynb #eb04bf17
 _PASS = {'Identity', 'Gather', 'Reshape', 'Squeeze', 'Unsqueeze', 'Flatten'}  # ops that move values without reading them
 
 def _encoder(name:str, users:dict):
@@ -120,7 +120,7 @@ def batch_model(name:str, version:int, onnx_bytes:bytes, threads:int=1):
     if d.codes: d.model = OnnxModel(model_bytes, threads=threads)
     return d
 
-# %% ../nbs/23_batch.ipynb #85a267b6
+# %% ../nbs/23_batch.ipynb #731d8a06
 _ORT = {'tensor(int64)': pa.int64(), 'tensor(int32)': pa.int32(), 'tensor(string)': pa.string(), 'tensor(float)': pa.float32(), 'tensor(double)': pa.float64()}
 
 def output_schema(d, schema:pa.Schema, keys:list) -> pa.Schema:
@@ -144,7 +144,7 @@ def score_batch(d, batch:pa.RecordBatch, schema:pa.Schema, # the model, one batc
     cols.append(pa.array(np.full(len(label), d.version, np.int32)))
     return pa.RecordBatch.from_arrays([c.cast(f.type) if c.type != f.type else c for c, f in zip(cols, schema)], schema=schema)
 
-# %% ../nbs/23_batch.ipynb #ef580202
+# %% ../nbs/23_batch.ipynb #e1c3c68e
 class Sample:
     "A uniform random sample of at most `size` scored rows of a stream of batches."
     def __init__(self, size:int, seed=None):
@@ -183,7 +183,7 @@ def _column(a:np.ndarray) -> pa.Array:
     if a.ndim == 1 or a.shape[1] == 1: return pa.array(a.ravel())
     return pa.FixedSizeListArray.from_arrays(pa.array(a.ravel()), a.shape[1])
 
-# %% ../nbs/23_batch.ipynb #3e96dbda
+# %% ../nbs/23_batch.ipynb #6999d5bd
 def log_sample(ws:Workspace, d, sample:pa.Table|None, run_id:str, when:datetime) -> int:
     "Append a batch run's sample to the prediction log as `variant = source = 'batch'`; returns the rows written."
     import duckdb
@@ -202,7 +202,7 @@ def log_sample(ws:Workspace, d, sample:pa.Table|None, run_id:str, when:datetime)
     ws.append('predictions', t.cast(SCHEMA))
     return t.num_rows
 
-# %% ../nbs/23_batch.ipynb #34baaf87
+# %% ../nbs/23_batch.ipynb #5e94f032
 def _batches(rel, size:int, q:queue.Queue, stop:threading.Event):
     "Put the relation's record batches on `q` (then None), from a reader thread."
     try:
@@ -267,7 +267,7 @@ def _keys(schema:pa.Schema, d, keys:list|None) -> list:
     if clash := [k for k in keys if k in ('prediction', 'probability', 'model_version')]: raise WorkbenchError(f"key column {clash[0]!r} would clash with an output column of that name")
     return list(keys)
 
-# %% ../nbs/23_batch.ipynb #ea179964
+# %% ../nbs/23_batch.ipynb #4eae4ba2
 ENGINES = ('duckdb', 'spark')
 
 def score(ws:Workspace, ref:str, # a registered version, e.g. 'credit-default@champion'
@@ -304,9 +304,12 @@ def score(ws:Workspace, ref:str, # a registered version, e.g. 'credit-default@ch
     finally:
         if not remote: _remove(tmp)
     seconds = time.perf_counter() - t0
-    logged = log_sample(ws, d, sample.table(), run_id, started)
     figures = dict(run=run_id, engine=engine, model=mv.name, version=mv.version, source=str(source), output=str(output), rows=rows,
-                   seconds=round(seconds, 3), rows_per_second=round(rows / seconds) if seconds else None, monitored_rows=logged)
+                   seconds=round(seconds, 3), rows_per_second=round(rows / seconds) if seconds else None)
+    try: figures['monitored_rows'] = log_sample(ws, d, sample.table(), run_id, started)
+    except Exception as e:  # the scores are written: a prediction log that cannot take the sample now must not cost them
+        figures |= dict(monitored_rows=0, monitoring_error=f'{type(e).__name__}: {e}')
+        print(f"batch score: the monitoring sample could not be logged ({figures['monitoring_error']}); the scores are in {output}", file=sys.stderr)
     audit.record(ws, 'batch.score', mv.ref, after=figures, reason=f'scored {rows} rows of {source} into {output} on {engine}')
     return figures
 

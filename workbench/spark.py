@@ -7,13 +7,13 @@ Docs: https://mlops-workbench.github.io/workbench/spark.html.md"""
 # %% auto #0
 __all__ = ['session', 'frame', 'score']
 
-# %% ../nbs/24_spark.ipynb #fb7feee7
-import os, re, sys, threading, time
+# %% ../nbs/24_spark.ipynb #5051b607
+import hashlib, os, re, sys, threading, time
 import pyarrow as pa
 from .config import WorkbenchError
 from .workspace import Workspace
 
-# %% ../nbs/24_spark.ipynb #78e019b0
+# %% ../nbs/24_spark.ipynb #f981f038
 def session(master:str='local[*]'): # e.g. local[2], spark://host:7077, yarn
     "The Spark session scoring runs in (the running one, if there is one); its Python workers run this Python."
     try: from pyspark.sql import SparkSession
@@ -29,14 +29,15 @@ def session(master:str='local[*]'): # e.g. local[2], spark://host:7077, yarn
     s.sparkContext.setLogLevel('ERROR')
     return s
 
-# %% ../nbs/24_spark.ipynb #e19eefb8
+# %% ../nbs/24_spark.ipynb #b4004d7b
 _MODELS = {}
 
 def _deployed(key:tuple, model):
-    "The broadcast `model` of `key` (name, version) in an ONNX Runtime session, made once per worker."
+    "The broadcast `model` of `key` (name, version, digest of its bytes) in an ONNX Runtime session, made once per worker."
     if key not in _MODELS:
         from workbench.batch import batch_model
-        _MODELS[key] = batch_model(*key, model.value)
+        if len(_MODELS) >= 4: _MODELS.clear()
+        _MODELS[key] = batch_model(key[0], key[1], model.value)
     return _MODELS[key]
 
 def _scorer(key:tuple, model, schema:pa.Schema, rows):
@@ -50,7 +51,7 @@ def _scorer(key:tuple, model, schema:pa.Schema, rows):
                 rows.add(b.num_rows)
     return run
 
-# %% ../nbs/24_spark.ipynb #a72f1dfd
+# %% ../nbs/24_spark.ipynb #c0d2f34c
 def frame(spark, ws:Workspace, source:str):
     "A Spark DataFrame over Parquet or CSV files (a path, glob or URI Spark reads) or a dataset version."
     from workbench.batch import files, is_query
@@ -67,7 +68,7 @@ def _reason(e:Exception) -> str:
     if m := re.search(r'WorkbenchError: (.+)', text): return m.group(1).strip()
     return next((l.strip() for l in text.splitlines() if l.strip()), type(e).__name__)[:500]
 
-# %% ../nbs/24_spark.ipynb #10feb5e9
+# %% ../nbs/24_spark.ipynb #fb7c8f67
 def score(ws:Workspace, d, onnx_bytes:bytes, # the workspace, and the model deployed on the driver, with its ONNX bytes
           source:str, output:str, batch_size:int, keys:list|None, # as for `workbench.batch.score`
           progress, sample, master:str) -> int: # progress callback, the `batch.Sample` for monitoring, Spark's master
@@ -87,14 +88,15 @@ def score(ws:Workspace, d, onnx_bytes:bytes, # the workspace, and the model depl
     if progress:
         progress(0, 0.0, None)
         threading.Thread(target=watch, daemon=True, name='spark-progress').start()
-    try: df.mapInArrow(_scorer((d.name, d.version), model, out_schema, rows), from_arrow_schema(out_schema)).write.parquet(output)
+    key = (d.name, d.version, hashlib.sha256(onnx_bytes).hexdigest())  # the same name and version in two workspaces are two models
+    try: df.mapInArrow(_scorer(key, model, out_schema, rows), from_arrow_schema(out_schema)).write.parquet(output)
     except WorkbenchError: raise
     except Exception as e: raise WorkbenchError(f"scoring on Spark failed: {_reason(e)}") from None
     finally: done.set(); model.unpersist()
     n = rows.value
     if progress: progress(n, n / (time.perf_counter() - t0), n)
     if sample.size and n:  # a second, column-pruned pass draws monitoring's sample; the driver scores it
-        part = df.select(*d.names).sample(False, min(1.0, 2.0 * sample.size / n), seed=0).limit(sample.size).toArrow()
-        for i, b in enumerate(part.to_batches(max_chunksize=batch_size)):
-            sample.add(b, d.names, d.run(feeds(b, d.inputs, codes=d.codes)), i * batch_size)
+        part, start = df.select(*d.names).sample(False, min(1.0, 2.0 * sample.size / n), seed=0).limit(sample.size).toArrow(), 0
+        for b in part.to_batches(max_chunksize=batch_size):
+            sample.add(b, d.names, d.run(feeds(b, d.inputs, codes=d.codes)), start); start += b.num_rows
     return n
