@@ -10,7 +10,8 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'pipeline_list', 'audit', 'audit_log', 'audit_verify', 'runs', 'runs_list', 'runs_compare', 'registry',
            'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
            'registry_rollback', 'registry_history', 'registry_lineage', 'monitor', 'monitor_drift', 'monitor_labels',
-           'monitor_labels_ingest', 'monitor_performance', 'monitor_report', 'monitor_retrain', 'serve', 'dashboard']
+           'monitor_labels_ingest', 'monitor_performance', 'monitor_report', 'monitor_retrain', 'batch', 'batch_score',
+           'serve', 'dashboard']
 
 # %% ../nbs/05_cli.ipynb #9822f74e
 import json, sys, time
@@ -596,6 +597,41 @@ def monitor_retrain(ctx, ref, dataset, reason):
     for stage, s in r['stages'].items(): click.echo(f"  {stage:<9} {s['status']:<18} {s['message']}")
     if r['status'] == 'failed': raise WorkbenchError(f"retraining failed at {r['message']}")
     click.echo(f"{r['model_version']} trained on {r['dataset']}: {', '.join(r['aliases']) or 'no alias'}")
+
+# %% ../nbs/05_cli.ipynb #41f4db76
+@cli.group(cls=_Group)
+def batch():
+    "Score data in bulk with a registered model, on DuckDB or Spark."
+
+@batch.command('score')
+@click.argument('ref')
+@click.argument('input')
+@click.argument('output')
+@click.option('--engine', type=click.Choice(['duckdb', 'spark']), default='duckdb', show_default=True, help='DuckDB on this machine, or Spark.')
+@click.option('--batch-size', type=click.IntRange(1, None), help='Rows per Arrow batch (default: batch.batch_size, 65536).')
+@click.option('--keys', help='Input columns to copy to the output, comma-separated (default: every column the model does not take).')
+@click.option('--master', help='Spark master, e.g. local[4], spark://host:7077 or yarn (default: batch.spark_master).')
+@click.option('--overwrite', is_flag=True, help='Replace OUTPUT if it exists.')
+@click.option('--quiet', is_flag=True, help='No progress bar.')
+@click.pass_context
+def batch_score(ctx, ref, input, output, engine, batch_size, keys, master, overwrite, quiet):
+    """Score INPUT with model REF into the Parquet OUTPUT: its key columns, prediction, probability and model version.
+
+    INPUT is a Parquet or CSV file, glob or folder, a dataset version (credit@latest), or a SQL query over the
+    workspace (DuckDB engine only). With --engine spark, OUTPUT is a folder of Parquet parts.
+
+    Example: workbench batch score credit-default@champion 'applications/*.parquet' scores.parquet --keys application_id"""
+    from tqdm import tqdm
+    from workbench import batch as b
+    ws = _ws(ctx, create=False)
+    with tqdm(unit=' rows', unit_scale=True, disable=quiet, file=sys.stderr, desc=f'scoring with {ref}') as bar:
+        def progress(rows, rate, total):
+            if rows == 0: bar.reset(total)  # the clock starts with the scoring, not with loading the model
+            elif total is not None and bar.total != total: bar.total = total
+            bar.update(rows - bar.n)
+        r = b.score(ws, ref, input, output, engine, batch_size, keys, progress, master, overwrite)
+    click.echo(f"scored {r['rows']:,} rows with {r['model']}/{r['version']} on {engine} in {r['seconds']:.1f} s ({r['rows_per_second'] or 0:,} rows/s) "
+               f"into {r['output']}; {r['monitored_rows']:,} sampled rows logged for monitoring as run {r['run']}")
 
 # %% ../nbs/05_cli.ipynb #2165520b
 @cli.command()

@@ -84,6 +84,12 @@ DEFAULTS = {
         'max_rows': (10000, 'Most rows one request may carry'),
         'max_body_mb': (16.0, 'Largest request body, in MiB'),
     },
+    'batch': {
+        'batch_size': (65536, 'Rows per Arrow batch in batch scoring; memory grows with it, not with the data'),
+        'threads': (0, 'Batches scored at once, each on one thread; 0 means one per core'),
+        'monitor_rows': (100000, "Rows of each batch run's sample logged for monitoring (variant batch); 0 logs none"),
+        'spark_master': ('local[*]', 'Spark master for batch scoring with --engine spark, e.g. spark://host:7077 or yarn'),
+    },
     'alerts': {
         'sinks': ('console,audit', 'Where alerts go: any of console, jsonl, webhook, audit'),
         'jsonl_path': ('alerts.jsonl', 'JSON-lines alert file, relative to the workspace'),

@@ -134,14 +134,14 @@ def serving(ws:Workspace, model:str, # the registered model's name
         except ValueError: raise WorkbenchError(f"bucket {bucket!r} is not a time step; write e.g. '1 minute' or '1 hour'") from None
     if 'predictions' not in ws.tables(): return pd.DataFrame()
     if bucket is None:
-        lo, hi = ws.sql('select min(time), max(time) from predictions where model = $m', dict(m=model)).fetchall()[0]
+        lo, hi = ws.sql("select min(time), max(time) from predictions where model = $m and variant != 'batch'", dict(m=model)).fetchall()[0]
         span = (hi - lo) if lo is not None else pd.Timedelta(0)
         bucket = next((b for b in STEPS if span / pd.Timedelta(b) <= most), STEPS[-1])
         step = pd.Timedelta(bucket)
     q = """with p as (select time_bucket(cast($b as interval), time) as t, variant, version, count(*) filter (where "row" = 0) as requests,
                          count(*) as rows, quantile_cont(latency_ms, 0.5) filter (where "row" = 0) as p50_ms,
                          quantile_cont(latency_ms, 0.99) filter (where "row" = 0) as p99_ms  -- per request, not per row
-                  from predictions where model = $m group by all),
+                  from predictions where model = $m and variant != 'batch' group by all),  -- batch runs are not traffic
                 e as ({})
            select t, variant, version, coalesce(requests, 0) + coalesce(errors, 0) as requests, coalesce(errors, 0) as errors,
                   coalesce(rows, 0) as rows, p50_ms, p99_ms
