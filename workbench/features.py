@@ -7,9 +7,9 @@ Docs: https://mlops-workbench.github.io/workbench/features.html.md"""
 # %% auto #0
 __all__ = ['SCHEMA', 'MATERIALIZATIONS', 'parse_ttl', 'FeatureView', 'definition', 'ttl_text', 'digest', 'from_definition',
            'connect', 'view_sql', 'check', 'apply', 'get', 'list_views', 'get_training_frame', 'materialize',
-           'OnlineStore', 'get_online_features', 'check_skew', 'views_in']
+           'OnlineStore', 'get_online_features', 'check_skew', 'views_in', 'Filler', 'log_views']
 
-# %% ../nbs/25_features.ipynb #9559b8e9
+# %% ../nbs/25_features.ipynb #031fad31
 import hashlib, importlib, json, re, uuid
 from dataclasses import dataclass, field, asdict
 from datetime import datetime, timedelta, timezone
@@ -18,7 +18,7 @@ import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
 from .workspace import Workspace
 
-# %% ../nbs/25_features.ipynb #cbda6321
+# %% ../nbs/25_features.ipynb #69425c12
 _NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,62}')
 
 def parse_ttl(ttl) -> int|None:
@@ -47,7 +47,7 @@ class FeatureView:
     @property
     def keys(self) -> list: return [self.entity] if isinstance(self.entity, str) else list(self.entity)
 
-# %% ../nbs/25_features.ipynb #ff2a622e
+# %% ../nbs/25_features.ipynb #9d9d7687
 def _python_name(f) -> str:
     if isinstance(f, str): return f
     mod, qual = getattr(f, '__module__', None), getattr(f, '__qualname__', '')
@@ -86,7 +86,7 @@ def from_definition(d:dict, version:int|None=None) -> FeatureView:
     return FeatureView(d['name'], d['entity'][0] if len(d['entity']) == 1 else d['entity'], d['timestamp'], d['source'],
                        {n: f.get('sql') or f['python'] for n, f in d['features'].items()}, ttl_text(ttl), d['description'], version)
 
-# %% ../nbs/25_features.ipynb #64f34139
+# %% ../nbs/25_features.ipynb #6db558da
 def _q(name:str) -> str: return '"' + name.replace('"', '""') + '"'
 
 def _lit(s:str) -> str: return "'" + s.replace("'", "''") + "'"
@@ -126,7 +126,7 @@ def view_sql(ws:Workspace, d:dict, con) -> str:
     con.register(name, pa.concat_tables(parts) if parts else con.sql(f"select {', '.join(cols)} from {src}").to_arrow_table())
     return name
 
-# %% ../nbs/25_features.ipynb #0908e363
+# %% ../nbs/25_features.ipynb #297e2299
 SCHEMA = pa.schema([('name', pa.string()), ('version', pa.int32()), ('digest', pa.string()), ('definition', pa.string()),
                     ('applied_at', pa.timestamp('us', tz='UTC')), ('actor', pa.string())])
 
@@ -192,7 +192,7 @@ def list_views(ws:Workspace) -> pd.DataFrame:
                  features=', '.join(d['features']), ttl=ttl_text(d['ttl_seconds'])) for n, (v, _, d) in sorted(_latest(ws).items())]
     return pd.DataFrame(rows, columns=['name', 'version', 'entity', 'timestamp', 'source', 'features', 'ttl'])
 
-# %% ../nbs/25_features.ipynb #cb885a2c
+# %% ../nbs/25_features.ipynb #5a77953f
 def _wanted(ws:Workspace, features:list) -> list:
     "[(view, [feature names])] for references like 'view', 'view:feature', 'view@2', 'view@2:feature'."
     if isinstance(features, str): features = [features]
@@ -248,7 +248,7 @@ def get_training_frame(ws:Workspace, entity_df, # the rows to give features: a D
     df.attrs['feature_views'] = {view.name: view.version for view, _ in wanted}
     return df
 
-# %% ../nbs/25_features.ipynb #53584816
+# %% ../nbs/25_features.ipynb #a444664d
 MATERIALIZATIONS = pa.schema([('view', pa.string()), ('version', pa.int32()), ('as_of', pa.timestamp('us', tz='UTC')),
                               ('materialized_at', pa.timestamp('us', tz='UTC')), ('rows', pa.int64()), ('path', pa.string())])
 
@@ -282,7 +282,7 @@ def materialize(ws:Workspace, views:list|None=None, # view names; every register
         out.append(row)
     return pd.DataFrame(out, columns=MATERIALIZATIONS.names)
 
-# %% ../nbs/25_features.ipynb #da0cf8e0
+# %% ../nbs/25_features.ipynb #ef2fcc7f
 class OnlineStore:
     "The newest materialization of each view, in memory: key -> row."
     def __init__(self, ws:Workspace):
@@ -321,7 +321,7 @@ def get_online_features(ws:Workspace, keys, # a DataFrame (or list of dicts) wit
         for n in names: out[n] = got[n]
     return out
 
-# %% ../nbs/25_features.ipynb #cd28d5a3
+# %% ../nbs/25_features.ipynb #52b6438e
 def check_skew(ws:Workspace, views:list|None=None, sample:int=1000, seed:int=0) -> pd.DataFrame:
     "Per view: entities compared, values that differ, and the first difference."
     store = OnlineStore(ws)
@@ -344,7 +344,7 @@ def check_skew(ws:Workspace, views:list|None=None, sample:int=1000, seed:int=0) 
         out.append(dict(view=name, version=v['version'], as_of=v['as_of'], entities=len(ents), differing=len(diffs), first=first))
     return pd.DataFrame(out, columns=['view', 'version', 'as_of', 'entities', 'differing', 'first'])
 
-# %% ../nbs/25_features.ipynb #13b75245
+# %% ../nbs/25_features.ipynb #ffb9700a
 def views_in(path) -> list:
     "The FeatureViews a Python file defines at its top level."
     import runpy
@@ -354,4 +354,52 @@ def views_in(path) -> list:
     except Exception as e: raise WorkbenchError(f"{p} failed to run: {type(e).__name__}: {e}") from None
     views = [v for v in names.values() if isinstance(v, FeatureView)]
     if not views: raise WorkbenchError(f"{p} defines no FeatureView at its top level")
+    return views
+
+# %% ../nbs/25_features.ipynb #5ce57e68
+class Filler:
+    "Fills a request's missing model inputs from the online store, by the entity keys it carries."
+    def __init__(self, ws:Workspace, views:dict): # view -> the version the model was trained on
+        import time
+        self.ws, self.views, self.every = ws, dict(views), ws.settings['serving.reload_seconds']
+        self.defs = {v: definition(get(ws, v, int(ver))) for v, ver in self.views.items()}
+        self.keys = {k for d in self.defs.values() for k in d['entity']}
+        self.store, self._seen, self._checked = OnlineStore(ws), self._newest(), time.monotonic()
+
+    def _newest(self):
+        if 'materializations' not in self.ws.tables(): return None
+        return self.ws.sql("select max(materialized_at) from materializations").fetchall()[0][0]
+
+    def _refresh(self):
+        import time
+        if time.monotonic() - self._checked < self.every: return
+        self._checked = time.monotonic()
+        if (newest := self._newest()) != self._seen: self.store, self._seen = OnlineStore(self.ws), newest
+
+    def fill(self, columns:dict, n:int, names:list) -> dict:
+        "`columns` with the features it lacks looked up by its entity keys (the keys stay, for the log)."
+        from workbench.serving import BadRequest
+        if all(c in columns for c in names): return columns
+        self._refresh()
+        out = dict(columns)
+        for view, d in self.defs.items():
+            want = [f for f in d['features'] if f in names and f not in columns]
+            if not want: continue
+            if absent := [k for k in d['entity'] if k not in columns]:
+                raise BadRequest(f"missing column {want[0]!r}: send it, or the key {absent[0]!r} to look up feature view {view}")
+            have = self.store.views.get(view, {}).get('version')
+            if have != int(self.views[view]):
+                raise BadRequest(f"feature view {view} is materialized at version {have} but the model was trained on version {self.views[view]}: materialize it", 503)
+            keys = list(zip(*(columns[k] for k in d['entity'])))
+            out |= self.store.lookup(view, keys, want)
+        return out
+
+# %% ../nbs/25_features.ipynb #aa12fb8c
+def log_views(frame_or_views) -> dict:
+    "Record in the active training run the feature views (and versions) its frame came from; `registry.register` copies them to the model version."
+    import mlflow
+    views = frame_or_views.attrs.get('feature_views', {}) if isinstance(frame_or_views, pd.DataFrame) else dict(frame_or_views)
+    if not views: raise WorkbenchError("no feature views to record: build the frame with features.get_training_frame")
+    if mlflow.active_run() is None: raise WorkbenchError("no active training run: call log_views inside tracking.start_run")
+    mlflow.set_tag('workbench.feature_views', json.dumps(views, sort_keys=True))
     return views
