@@ -9,7 +9,7 @@ __all__ = ['SCHEMA', 'MATERIALIZATIONS', 'parse_ttl', 'FeatureView', 'definition
            'connect', 'view_sql', 'check', 'apply', 'get', 'list_views', 'get_training_frame', 'materialize',
            'OnlineStore', 'get_online_features', 'check_skew', 'views_in', 'Filler', 'log_views']
 
-# %% ../nbs/25_features.ipynb #031fad31
+# %% ../nbs/25_features.ipynb #5463d7c0
 import hashlib, importlib, json, re, uuid
 from dataclasses import dataclass, field, asdict
 from datetime import datetime, timedelta, timezone
@@ -18,7 +18,7 @@ import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
 from .workspace import Workspace
 
-# %% ../nbs/25_features.ipynb #69425c12
+# %% ../nbs/25_features.ipynb #535f1664
 _NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,62}')
 
 def parse_ttl(ttl) -> int|None:
@@ -47,7 +47,9 @@ class FeatureView:
     @property
     def keys(self) -> list: return [self.entity] if isinstance(self.entity, str) else list(self.entity)
 
-# %% ../nbs/25_features.ipynb #9d9d7687
+# %% ../nbs/25_features.ipynb #60178268
+_PYTHON = re.compile(r'[A-Za-z_][\w.]*:[A-Za-z_][\w.]*')  # module:function; SQL never looks like this ('a::double' does not)
+
 def _python_name(f) -> str:
     if isinstance(f, str): return f
     mod, qual = getattr(f, '__module__', None), getattr(f, '__qualname__', '')
@@ -55,8 +57,9 @@ def _python_name(f) -> str:
     return f'{mod}:{qual}'
 
 def _function(name:str):
+    from functools import reduce
     mod, _, fn = name.partition(':')
-    try: return getattr(importlib.import_module(mod), fn)
+    try: return reduce(getattr, fn.split('.'), importlib.import_module(mod))
     except (ImportError, AttributeError, ValueError): raise WorkbenchError(f"Python feature {name!r} is not an importable module:function") from None
 
 def definition(view:FeatureView) -> dict:
@@ -69,7 +72,7 @@ def definition(view:FeatureView) -> dict:
     for n, f in view.features.items():
         if not isinstance(n, str) or not _NAME.fullmatch(n): raise WorkbenchError(f"feature view {view.name}: feature name {n!r} must be letters, digits and _")
         if n in view.keys or n == view.timestamp: raise WorkbenchError(f"feature view {view.name}: feature {n!r} has the name of a key or the timestamp")
-        feats[n] = {'sql': f.strip()} if isinstance(f, str) and ':' not in f.split('(')[0] else {'python': _python_name(f)}
+        feats[n] = {'python': _python_name(f)} if callable(f) or isinstance(f, str) and _PYTHON.fullmatch(f.strip()) else {'sql': str(f).strip()}
         if 'sql' in feats[n] and not feats[n]['sql']: raise WorkbenchError(f"feature view {view.name}: feature {n!r} has an empty expression")
     return dict(name=view.name, entity=view.keys, timestamp=view.timestamp, source=str(view.source).strip(), features=feats,
                 ttl_seconds=parse_ttl(view.ttl), description=view.description)
@@ -86,7 +89,7 @@ def from_definition(d:dict, version:int|None=None) -> FeatureView:
     return FeatureView(d['name'], d['entity'][0] if len(d['entity']) == 1 else d['entity'], d['timestamp'], d['source'],
                        {n: f.get('sql') or f['python'] for n, f in d['features'].items()}, ttl_text(ttl), d['description'], version)
 
-# %% ../nbs/25_features.ipynb #6db558da
+# %% ../nbs/25_features.ipynb #9bd090d5
 def _q(name:str) -> str: return '"' + name.replace('"', '""') + '"'
 
 def _lit(s:str) -> str: return "'" + s.replace("'", "''") + "'"
@@ -126,7 +129,7 @@ def view_sql(ws:Workspace, d:dict, con) -> str:
     con.register(name, pa.concat_tables(parts) if parts else con.sql(f"select {', '.join(cols)} from {src}").to_arrow_table())
     return name
 
-# %% ../nbs/25_features.ipynb #297e2299
+# %% ../nbs/25_features.ipynb #9f72318c
 SCHEMA = pa.schema([('name', pa.string()), ('version', pa.int32()), ('digest', pa.string()), ('definition', pa.string()),
                     ('applied_at', pa.timestamp('us', tz='UTC')), ('actor', pa.string())])
 
@@ -162,19 +165,17 @@ def apply(ws:Workspace, views:list, # FeatureViews
     ws.create_table('feature_views', SCHEMA)
     out = []
     with ws.lock('feature_views'):
-        latest, rows = _latest(ws), []
+        latest, changed = _latest(ws), []
         for d in defs:
             old = latest.get(d['name'])
             if old and old[1] == digest(d): out.append(dict(name=d['name'], version=old[0], status='unchanged')); continue
-            version = old[0] + 1 if old else 1
-            rows.append(dict(name=d['name'], version=version, digest=digest(d), definition=json.dumps(d, sort_keys=True),
-                             applied_at=datetime.now(timezone.utc), actor=actor or audit.current_actor(ws)))
-            out.append(dict(name=d['name'], version=version, status='updated' if old else 'created'))
-        if rows:
-            ws.append('feature_views', rows)
-            for r, d in zip(rows, [d for d in defs if d['name'] in {r['name'] for r in rows}]):
-                before = latest.get(d['name'], (None, None, None))[2]
-                audit.record(ws, 'features.apply', f"{d['name']}/{r['version']}", before=before, after=d, actor=r['actor'])
+            row = dict(name=d['name'], version=old[0] + 1 if old else 1, digest=digest(d), definition=json.dumps(d, sort_keys=True),
+                       applied_at=datetime.now(timezone.utc), actor=actor or audit.current_actor(ws))
+            changed.append((row, d, old and old[2]))
+            out.append(dict(name=d['name'], version=row['version'], status='updated' if old else 'created'))
+        if changed:
+            ws.append('feature_views', [row for row, _, _ in changed])
+            for row, d, before in changed: audit.record(ws, 'features.apply', f"{d['name']}/{row['version']}", before=before, after=d, actor=row['actor'])
     return pd.DataFrame(out, columns=['name', 'version', 'status'])
 
 def get(ws:Workspace, name:str, version:int|None=None) -> FeatureView:
@@ -192,7 +193,7 @@ def list_views(ws:Workspace) -> pd.DataFrame:
                  features=', '.join(d['features']), ttl=ttl_text(d['ttl_seconds'])) for n, (v, _, d) in sorted(_latest(ws).items())]
     return pd.DataFrame(rows, columns=['name', 'version', 'entity', 'timestamp', 'source', 'features', 'ttl'])
 
-# %% ../nbs/25_features.ipynb #5a77953f
+# %% ../nbs/25_features.ipynb #b7cd1092
 def _wanted(ws:Workspace, features:list) -> list:
     "[(view, [feature names])] for references like 'view', 'view:feature', 'view@2', 'view@2:feature'."
     if isinstance(features, str): features = [features]
@@ -248,7 +249,7 @@ def get_training_frame(ws:Workspace, entity_df, # the rows to give features: a D
     df.attrs['feature_views'] = {view.name: view.version for view, _ in wanted}
     return df
 
-# %% ../nbs/25_features.ipynb #a444664d
+# %% ../nbs/25_features.ipynb #237b5a07
 MATERIALIZATIONS = pa.schema([('view', pa.string()), ('version', pa.int32()), ('as_of', pa.timestamp('us', tz='UTC')),
                               ('materialized_at', pa.timestamp('us', tz='UTC')), ('rows', pa.int64()), ('path', pa.string())])
 
@@ -282,7 +283,7 @@ def materialize(ws:Workspace, views:list|None=None, # view names; every register
         out.append(row)
     return pd.DataFrame(out, columns=MATERIALIZATIONS.names)
 
-# %% ../nbs/25_features.ipynb #ef2fcc7f
+# %% ../nbs/25_features.ipynb #7aa19e08
 class OnlineStore:
     "The newest materialization of each view, in memory: key -> row."
     def __init__(self, ws:Workspace):
@@ -293,7 +294,8 @@ class OnlineStore:
             d = definition(get(ws, view, version))
             t = pq.read_table(ws.root/path)
             keys = list(zip(*(t.column(k).to_pylist() for k in d['entity'])))
-            self.views[view] = dict(definition=d, version=version, as_of=as_of, table=t, index={k: i for i, k in enumerate(keys)})
+            ts = t.column('__ts').cast(pa.timestamp('us', 'UTC')).cast(pa.int64()).to_numpy()
+            self.views[view] = dict(definition=d, version=version, as_of=as_of, table=t, ts=ts, index={k: i for i, k in enumerate(keys)})
 
     def lookup(self, view:str, keys:list, # one tuple of key values per row
                names:list|None=None, at=None) -> dict:
@@ -303,8 +305,8 @@ class OnlineStore:
         names = names or list(d['features'])
         rows = [v['index'].get(tuple(k)) for k in keys]
         if d['ttl_seconds'] is not None:
-            ts, limit = t.column('__ts').to_pylist(), _as_of(at) - timedelta(seconds=d['ttl_seconds'])
-            rows = [r if r is not None and ts[r] >= limit else None for r in rows]
+            limit = int((_as_of(at) - timedelta(seconds=d['ttl_seconds'])).timestamp() * 1e6)
+            rows = [r if r is not None and v['ts'][r] >= limit else None for r in rows]
         take = pa.array(rows, pa.int64())
         return {n: t.column(n).take(take).to_pylist() for n in names}
 
@@ -321,7 +323,7 @@ def get_online_features(ws:Workspace, keys, # a DataFrame (or list of dicts) wit
         for n in names: out[n] = got[n]
     return out
 
-# %% ../nbs/25_features.ipynb #52b6438e
+# %% ../nbs/25_features.ipynb #af604b1f
 def check_skew(ws:Workspace, views:list|None=None, sample:int=1000, seed:int=0) -> pd.DataFrame:
     "Per view: entities compared, values that differ, and the first difference."
     store = OnlineStore(ws)
@@ -344,7 +346,7 @@ def check_skew(ws:Workspace, views:list|None=None, sample:int=1000, seed:int=0) 
         out.append(dict(view=name, version=v['version'], as_of=v['as_of'], entities=len(ents), differing=len(diffs), first=first))
     return pd.DataFrame(out, columns=['view', 'version', 'as_of', 'entities', 'differing', 'first'])
 
-# %% ../nbs/25_features.ipynb #ffb9700a
+# %% ../nbs/25_features.ipynb #5a3d94da
 def views_in(path) -> list:
     "The FeatureViews a Python file defines at its top level."
     import runpy
@@ -356,7 +358,7 @@ def views_in(path) -> list:
     if not views: raise WorkbenchError(f"{p} defines no FeatureView at its top level")
     return views
 
-# %% ../nbs/25_features.ipynb #5ce57e68
+# %% ../nbs/25_features.ipynb #bb133af9
 class Filler:
     "Fills a request's missing model inputs from the online store, by the entity keys it carries."
     def __init__(self, ws:Workspace, views:dict): # view -> the version the model was trained on
@@ -394,7 +396,7 @@ class Filler:
             out |= self.store.lookup(view, keys, want)
         return out
 
-# %% ../nbs/25_features.ipynb #aa12fb8c
+# %% ../nbs/25_features.ipynb #0545e056
 def log_views(frame_or_views) -> dict:
     "Record in the active training run the feature views (and versions) its frame came from; `registry.register` copies them to the model version."
     import mlflow
