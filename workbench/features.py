@@ -9,7 +9,7 @@ __all__ = ['SCHEMA', 'MATERIALIZATIONS', 'parse_ttl', 'FeatureView', 'definition
            'connect', 'view_sql', 'check', 'apply', 'get', 'list_views', 'get_training_frame', 'materialize',
            'OnlineStore', 'get_online_features', 'check_skew', 'views_in', 'Filler', 'log_views']
 
-# %% ../nbs/25_features.ipynb #5463d7c0
+# %% ../nbs/25_features.ipynb #b73249e6
 import hashlib, importlib, json, re, uuid
 from dataclasses import dataclass, field, asdict
 from datetime import datetime, timedelta, timezone
@@ -18,7 +18,7 @@ import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
 from .workspace import Workspace
 
-# %% ../nbs/25_features.ipynb #535f1664
+# %% ../nbs/25_features.ipynb #7095238f
 _NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,62}')
 
 def parse_ttl(ttl) -> int|None:
@@ -47,7 +47,7 @@ class FeatureView:
     @property
     def keys(self) -> list: return [self.entity] if isinstance(self.entity, str) else list(self.entity)
 
-# %% ../nbs/25_features.ipynb #60178268
+# %% ../nbs/25_features.ipynb #a89351fe
 _PYTHON = re.compile(r'[A-Za-z_][\w.]*:[A-Za-z_][\w.]*')  # module:function; SQL never looks like this ('a::double' does not)
 
 def _python_name(f) -> str:
@@ -89,7 +89,7 @@ def from_definition(d:dict, version:int|None=None) -> FeatureView:
     return FeatureView(d['name'], d['entity'][0] if len(d['entity']) == 1 else d['entity'], d['timestamp'], d['source'],
                        {n: f.get('sql') or f['python'] for n, f in d['features'].items()}, ttl_text(ttl), d['description'], version)
 
-# %% ../nbs/25_features.ipynb #9bd090d5
+# %% ../nbs/25_features.ipynb #8457946b
 def _q(name:str) -> str: return '"' + name.replace('"', '""') + '"'
 
 def _lit(s:str) -> str: return "'" + s.replace("'", "''") + "'"
@@ -129,7 +129,7 @@ def view_sql(ws:Workspace, d:dict, con) -> str:
     con.register(name, pa.concat_tables(parts) if parts else con.sql(f"select {', '.join(cols)} from {src}").to_arrow_table())
     return name
 
-# %% ../nbs/25_features.ipynb #9f72318c
+# %% ../nbs/25_features.ipynb #a9f699af
 SCHEMA = pa.schema([('name', pa.string()), ('version', pa.int32()), ('digest', pa.string()), ('definition', pa.string()),
                     ('applied_at', pa.timestamp('us', tz='UTC')), ('actor', pa.string())])
 
@@ -193,7 +193,7 @@ def list_views(ws:Workspace) -> pd.DataFrame:
                  features=', '.join(d['features']), ttl=ttl_text(d['ttl_seconds'])) for n, (v, _, d) in sorted(_latest(ws).items())]
     return pd.DataFrame(rows, columns=['name', 'version', 'entity', 'timestamp', 'source', 'features', 'ttl'])
 
-# %% ../nbs/25_features.ipynb #b7cd1092
+# %% ../nbs/25_features.ipynb #3eaf7c5a
 def _wanted(ws:Workspace, features:list) -> list:
     "[(view, [feature names])] for references like 'view', 'view:feature', 'view@2', 'view@2:feature'."
     if isinstance(features, str): features = [features]
@@ -210,18 +210,21 @@ def _wanted(ws:Workspace, features:list) -> list:
     return list(out.values())
 
 def _entities(con, entity_df, timestamp:str) -> list:
-    "Register the entity rows as `__entities`; returns their columns."
+    "Register the entity rows, numbered in their order (`__row`), as `__entities`; returns their columns."
+    import pyarrow.parquet as pq
     from workbench import batch
     if isinstance(entity_df, (str, Path)):
         s = str(entity_df)
-        if batch.is_query(s): con.execute(f"create temp view __entities as {s}")
-        else: con.execute(f"create temp view __entities as select * from read_parquet({_lit(s)})")
-    elif isinstance(entity_df, (pd.DataFrame, pa.Table)): con.register('__entities', entity_df)
+        try: t = con.sql(s).to_arrow_table() if batch.is_query(s) else pq.read_table(s)
+        except Exception as e: raise WorkbenchError(f"cannot read the entity rows {s!r}: {str(e).splitlines()[0]}") from None
+    elif isinstance(entity_df, pd.DataFrame): t = pa.Table.from_pandas(entity_df, preserve_index=False)
+    elif isinstance(entity_df, pa.Table): t = entity_df
     else: raise WorkbenchError(f"entity rows must be a DataFrame, an Arrow table, a Parquet path or a query, not {type(entity_df).__name__}")
-    cols = {c[0]: c[1] for c in con.execute("describe __entities").fetchall()}
+    cols = t.column_names
     if timestamp not in cols: raise WorkbenchError(f"the entity rows have no time column {timestamp!r} (they have {', '.join(cols)}); name it with timestamp=")
-    if not any(t in cols[timestamp].upper() for t in ('TIMESTAMP', 'DATE')): raise WorkbenchError(f"the entity rows' {timestamp!r} holds {cols[timestamp]}, not times")
-    return list(cols)
+    if not (pa.types.is_timestamp(typ := t.schema.field(timestamp).type) or pa.types.is_date(typ)): raise WorkbenchError(f"the entity rows' {timestamp!r} holds {typ}, not times")
+    con.register('__entities', t.append_column('__row', pa.array(np.arange(t.num_rows), pa.int64())))
+    return cols
 
 def get_training_frame(ws:Workspace, entity_df, # the rows to give features: a DataFrame, Arrow table, Parquet path or query, with each view's keys and a time
                        features:list, # 'view', 'view:feature', 'view@2', ...
@@ -242,14 +245,14 @@ def get_training_frame(ws:Workspace, entity_df, # the rows to give features: a D
             out = f'{view.name}__{n}' if full_names else n
             if out in taken: raise WorkbenchError(f"two columns would be named {out!r}: pass full_names=True to name them view__feature")
             taken.add(out); select.append(f"case when {fresh} then v{i}.{_q(n)} end as {_q(out)}")
-    q = (f"select e.* exclude (__row, __ets), {', '.join(select)} from (select *, row_number() over () as __row, {_q(timestamp)}::timestamptz as __ets from __entities) e "
+    q = (f"select e.* exclude (__row, __ets), {', '.join(select)} from (select *, {_q(timestamp)}::timestamptz as __ets from __entities) e "
          + ' '.join(joins) + " order by e.__row")
     try: df = con.sql(q).df()
     except Exception as e: raise WorkbenchError(f"the point-in-time join failed: {str(e).splitlines()[0]}") from None
     df.attrs['feature_views'] = {view.name: view.version for view, _ in wanted}
     return df
 
-# %% ../nbs/25_features.ipynb #237b5a07
+# %% ../nbs/25_features.ipynb #364b9101
 MATERIALIZATIONS = pa.schema([('view', pa.string()), ('version', pa.int32()), ('as_of', pa.timestamp('us', tz='UTC')),
                               ('materialized_at', pa.timestamp('us', tz='UTC')), ('rows', pa.int64()), ('path', pa.string())])
 
@@ -283,7 +286,7 @@ def materialize(ws:Workspace, views:list|None=None, # view names; every register
         out.append(row)
     return pd.DataFrame(out, columns=MATERIALIZATIONS.names)
 
-# %% ../nbs/25_features.ipynb #7aa19e08
+# %% ../nbs/25_features.ipynb #9012d052
 class OnlineStore:
     "The newest materialization of each view, in memory: key -> row."
     def __init__(self, ws:Workspace):
@@ -323,7 +326,7 @@ def get_online_features(ws:Workspace, keys, # a DataFrame (or list of dicts) wit
         for n in names: out[n] = got[n]
     return out
 
-# %% ../nbs/25_features.ipynb #af604b1f
+# %% ../nbs/25_features.ipynb #759db0ba
 def check_skew(ws:Workspace, views:list|None=None, sample:int=1000, seed:int=0) -> pd.DataFrame:
     "Per view: entities compared, values that differ, and the first difference."
     store = OnlineStore(ws)
@@ -346,7 +349,7 @@ def check_skew(ws:Workspace, views:list|None=None, sample:int=1000, seed:int=0) 
         out.append(dict(view=name, version=v['version'], as_of=v['as_of'], entities=len(ents), differing=len(diffs), first=first))
     return pd.DataFrame(out, columns=['view', 'version', 'as_of', 'entities', 'differing', 'first'])
 
-# %% ../nbs/25_features.ipynb #5a3d94da
+# %% ../nbs/25_features.ipynb #b57fa21d
 def views_in(path) -> list:
     "The FeatureViews a Python file defines at its top level."
     import runpy
@@ -358,7 +361,7 @@ def views_in(path) -> list:
     if not views: raise WorkbenchError(f"{p} defines no FeatureView at its top level")
     return views
 
-# %% ../nbs/25_features.ipynb #bb133af9
+# %% ../nbs/25_features.ipynb #3be9c320
 class Filler:
     "Fills a request's missing model inputs from the online store, by the entity keys it carries."
     def __init__(self, ws:Workspace, views:dict): # view -> the version the model was trained on
@@ -396,7 +399,7 @@ class Filler:
             out |= self.store.lookup(view, keys, want)
         return out
 
-# %% ../nbs/25_features.ipynb #0545e056
+# %% ../nbs/25_features.ipynb #715c15ae
 def log_views(frame_or_views) -> dict:
     "Record in the active training run the feature views (and versions) its frame came from; `registry.register` copies them to the model version."
     import mlflow
