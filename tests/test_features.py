@@ -44,7 +44,8 @@ def test_no_leakage_on_random_timelines(fs):
     rng = np.random.default_rng(1)
     ents = pd.DataFrame({'customer': [f'c{i}' for i in rng.integers(0, 70, 2000)],  # c60..c69 have no payments
                          'event_timestamp': NOW - pd.to_timedelta(rng.integers(-5 * 86400, 130 * 86400, 2000), unit='s')})
-    ents.loc[:20, 'event_timestamp'] = pay.paid_at[:21].values  # exactly at a payment's time: that payment counts
+    ents['event_timestamp'] = pd.concat([pay.paid_at[:21], ents.event_timestamp[21:]], ignore_index=True)  # exactly at a payment's time:
+    ents.loc[:20, 'customer'] = pay.customer[:21].tolist()                                                 # that payment counts
     fr = F.get_training_frame(ws, ents, ['payments', 'profiles'])
     assert len(fr) == len(ents) and fr.customer.tolist() == ents.customer.tolist()  # the entity rows, in their order
     by = {c: g.sort_values('paid_at') for c, g in pay.groupby('customer')}
