@@ -168,3 +168,28 @@ def test_training_pipeline_builds_its_frame_from_feature_views(fs):
     assert json.loads(tags['workbench.feature_views']) == {'payments': 1, 'profiles': 1}
     frame = data.load(ws, r.results['dataset'])
     assert len(frame) == 1500 and frame.amount.notna().sum() > 500
+
+
+def test_cli(tmp_path):
+    "workbench features apply|list|show|materialize|check-skew on a file of views, and its refusals."
+    rng = np.random.default_rng(2)
+    timeline(rng, 10, 200).to_parquet(tmp_path/'payments.parquet')
+    (tmp_path/'views.py').write_text(f"from workbench.features import FeatureView\n"
+                                     f"payments = FeatureView('payments', 'customer', 'paid_at', {str(tmp_path/'payments.parquet')!r}, {{'amount': 'amount'}}, ttl='30d')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')}
+    run = lambda *a: subprocess.run([str(BIN/'workbench'), '-w', str(tmp_path/'ws'), 'features', *map(str, a)], env=env, capture_output=True, text=True, timeout=120)
+    r = run('apply', tmp_path/'views.py'); assert r.returncode == 0 and 'created' in r.stdout, r.stderr
+    r = run('apply', tmp_path/'views.py'); assert 'unchanged' in r.stdout
+    r = run('list'); assert 'payments' in r.stdout and '30d' in r.stdout
+    r = run('show', 'payments'); assert json.loads(r.stdout)['features'] == {'amount': {'sql': 'amount'}}
+    r = run('materialize'); assert r.returncode == 0 and 'online/payments/1-' in r.stdout, r.stderr
+    r = run('check-skew'); assert r.returncode == 0, r.stderr
+    (tmp_path/'broken.py').write_text("this is not python\n")
+    (tmp_path/'empty.py').write_text("x = 1\n")
+    (tmp_path/'badsql.py').write_text((tmp_path/'views.py').read_text().replace("'amount'}", "'amount +* 1'}"))
+    for args, message in [(('apply', tmp_path/'broken.py'), 'failed to run'), (('apply', tmp_path/'empty.py'), 'defines no FeatureView'),
+                          (('apply', tmp_path/'badsql.py'), 'does not compile'), (('show', 'nope'), "no feature view 'nope'"),
+                          (('apply', tmp_path/'missing.py'), 'missing.py')]:
+        r = run(*args)
+        assert r.returncode != 0 and message in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
+    assert json.loads(run('show', 'payments').stdout)['version'] == 1  # nothing refused was stored
