@@ -2,7 +2,7 @@
 
 Data (`write_views`, `write_entities`, made once per run with a fixed seed, written with pyarrow's ParquetWriter in row
 groups of 122,880 rows, DuckDB's own size, to a temporary folder under $WORKBENCH_BENCH_TMP, default the system's,
-removed afterwards; ~0.5 GB at full size):
+removed afterwards; 434 MB at full size, made in ~14 s):
 - 5 feature views v0..v4, one Parquet file each of VIEW_ROWS (2,000,000) rows, 10,000,000 in all: `customer_id` (int64;
   each view holds a random 90% of CUSTOMERS, 100,000 customers, so ~20 rows per customer and view), `event_timestamp`
   (timestamp[us, tz=UTC], uniform to the microsecond over 2024) and 4 float64 features `v{i}_f0..v{i}_f3` (normal,
@@ -22,8 +22,8 @@ $WORKBENCH_BENCH_FEATURES_SCALE (default 1) multiplies the customers, the view r
 
 Each tool runs in a process of its own (`python bench_features.py ours|feast FOLDER`: the `__main__` block halfway
 down, before pytest is imported, so a worker loads neither pytest nor the other tool), ours with this interpreter and
-Feast with $WORKBENCH_BENCH_FEAST_PYTHON (default /work/feastvenv/bin/python): Feast pins versions that conflict with
-ours (it wants pandas, numpy and pyarrow of its own choosing), so it lives in a venv of its own:
+Feast with $WORKBENCH_BENCH_FEAST_PYTHON (default /work/feastvenv/bin/python): Feast brings its own dependencies (dask,
+SQLAlchemy, protobuf, FastAPI, a pyarrow newer than ours), kept out of our venv, so it lives in one of its own:
     python3 -m venv /work/feastvenv && /work/feastvenv/bin/pip install feast==0.67.0
 (measured with feast 0.67.0, dask 2026.8.0, pandas 2.3.3, pyarrow 26.0.1). Each worker registers the 5 views (outside the
 timer; its seconds are reported), reads the entity rows with `pd.read_parquet` (outside the timer, the same in both), and
