@@ -16,6 +16,12 @@ def timeline(rng, customers:int, rows:int, days:int=120) -> pd.DataFrame:
     return df.drop_duplicates(['customer', 'paid_at']).reset_index(drop=True)
 
 
+def entity_rows(rng, n:int, customers:int=60, days:int=100) -> pd.DataFrame:
+    "Customers at random times in the last `days` days."
+    return pd.DataFrame({'customer': [f'c{i}' for i in rng.integers(0, customers, n)],
+                         'event_timestamp': NOW - pd.to_timedelta(rng.integers(0, days * 86400, n), unit='s')})
+
+
 @pytest.fixture(scope='module')
 def fs(tmp_path_factory):
     "A workspace with two views over Parquet sources: payments (TTL 30 days) and profiles (no TTL)."
@@ -108,9 +114,7 @@ def test_served_request_with_only_an_entity_key(fs):
     from workbench.onnx import OnnxModel
     ws, root, pay, prof = fs
     rng = np.random.default_rng(3)
-    ents = pd.DataFrame({'customer': [f'c{i}' for i in rng.integers(0, 60, 3000)],
-                         'event_timestamp': NOW - pd.to_timedelta(rng.integers(0, 100 * 86400, 3000), unit='s')})
-    frame = F.get_training_frame(ws, ents, ['payments', 'profiles'])
+    frame = F.get_training_frame(ws, entity_rows(rng, 3000), ['payments', 'profiles'])
     frame['churned'] = ((frame.amount.fillna(0) < 60) ^ (rng.random(len(frame)) < 0.1)).astype(int)
     feats = ['amount', 'amount_log', 'by_card', 'age', 'segment']
     data.commit(ws, 'churn_frame', frame, 'a training frame built from feature views')
@@ -153,11 +157,10 @@ def test_served_request_with_only_an_entity_key(fs):
 
 def test_training_pipeline_builds_its_frame_from_feature_views(fs):
     "pipelines/train.ipynb with feature_views: the frame is joined point in time, committed, and its runs record the views."
-    from workbench import data, features as F, pipelines, registry
+    from workbench import data, pipelines, registry
     ws, root, pay, prof = fs
     rng = np.random.default_rng(5)
-    rows = pd.DataFrame({'customer': [f'c{i}' for i in rng.integers(0, 60, 1500)],
-                         'event_timestamp': NOW - pd.to_timedelta(rng.integers(0, 100 * 86400, 1500), unit='s')})
+    rows = entity_rows(rng, 1500)
     rows['churned'] = (rng.random(1500) < 0.3).astype(int)
     data.commit(ws, 'churn_rows', rows, 'entity rows with their label')
     r = pipelines.run(ws, 'train', dict(dataset='churn_rows', target='churned', keys='customer', sensitive=None, exclude=None,
