@@ -9,7 +9,7 @@ __all__ = ['SCHEMA', 'MATERIALIZATIONS', 'parse_ttl', 'FeatureView', 'definition
            'connect', 'view_sql', 'check', 'apply', 'get', 'list_views', 'get_training_frame', 'materialize',
            'OnlineStore', 'get_online_features', 'check_skew', 'views_in', 'Filler', 'log_views']
 
-# %% ../nbs/25_features.ipynb #b73249e6
+# %% ../nbs/25_features.ipynb #4a4317be
 import hashlib, importlib, json, re, uuid
 from dataclasses import dataclass, field, asdict
 from datetime import datetime, timedelta, timezone
@@ -18,7 +18,7 @@ import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
 from .workspace import Workspace
 
-# %% ../nbs/25_features.ipynb #7095238f
+# %% ../nbs/25_features.ipynb #150b6713
 _NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,62}')
 
 def parse_ttl(ttl) -> int|None:
@@ -47,7 +47,7 @@ class FeatureView:
     @property
     def keys(self) -> list: return [self.entity] if isinstance(self.entity, str) else list(self.entity)
 
-# %% ../nbs/25_features.ipynb #a89351fe
+# %% ../nbs/25_features.ipynb #2fa7029b
 _PYTHON = re.compile(r'[A-Za-z_][\w.]*:[A-Za-z_][\w.]*')  # module:function; SQL never looks like this ('a::double' does not)
 
 def _python_name(f) -> str:
@@ -89,7 +89,7 @@ def from_definition(d:dict, version:int|None=None) -> FeatureView:
     return FeatureView(d['name'], d['entity'][0] if len(d['entity']) == 1 else d['entity'], d['timestamp'], d['source'],
                        {n: f.get('sql') or f['python'] for n, f in d['features'].items()}, ttl_text(ttl), d['description'], version)
 
-# %% ../nbs/25_features.ipynb #8457946b
+# %% ../nbs/25_features.ipynb #c9e9ca8f
 def _q(name:str) -> str: return '"' + name.replace('"', '""') + '"'
 
 def _lit(s:str) -> str: return "'" + s.replace("'", "''") + "'"
@@ -115,9 +115,11 @@ def view_sql(ws:Workspace, d:dict, con) -> str:
     py = {n: _function(f['python']) for n, f in d['features'].items() if 'python' in f}
     if not py: return f"(select {', '.join(cols)} from {src})"
     parts, names = [], d['entity'] + ['__ts'] + [n for n in d['features'] if n not in py]
-    for b in con.sql(f"select {', '.join(cols)}, * from {src}").to_arrow_reader(65536):  # the SQL features, then the source's own columns
+    own = [r[0] for r in con.execute(f"describe select * from {src}").fetchall()]  # the source's columns, for the Python functions
+    both = cols + [f"{_q(c)} as {_q(f'__src{i}')}" for i, c in enumerate(own)]
+    for b in con.sql(f"select {', '.join(both)} from {src}").to_arrow_reader(65536):
         t = pa.Table.from_batches([b])
-        df = t.select(list(range(len(names), t.num_columns))).rename_columns(t.column_names[len(names):]).to_pandas()
+        df = t.select(list(range(len(names), t.num_columns))).rename_columns(own).to_pandas()
         out = {n: t.column(i) for i, n in enumerate(names)}
         for n, f in py.items():
             try: v = np.asarray(f(df))
@@ -129,7 +131,7 @@ def view_sql(ws:Workspace, d:dict, con) -> str:
     con.register(name, pa.concat_tables(parts) if parts else con.sql(f"select {', '.join(cols)} from {src}").to_arrow_table())
     return name
 
-# %% ../nbs/25_features.ipynb #a9f699af
+# %% ../nbs/25_features.ipynb #c76adba3
 SCHEMA = pa.schema([('name', pa.string()), ('version', pa.int32()), ('digest', pa.string()), ('definition', pa.string()),
                     ('applied_at', pa.timestamp('us', tz='UTC')), ('actor', pa.string())])
 
@@ -193,7 +195,7 @@ def list_views(ws:Workspace) -> pd.DataFrame:
                  features=', '.join(d['features']), ttl=ttl_text(d['ttl_seconds'])) for n, (v, _, d) in sorted(_latest(ws).items())]
     return pd.DataFrame(rows, columns=['name', 'version', 'entity', 'timestamp', 'source', 'features', 'ttl'])
 
-# %% ../nbs/25_features.ipynb #3eaf7c5a
+# %% ../nbs/25_features.ipynb #61951785
 def _wanted(ws:Workspace, features:list) -> list:
     "[(view, [feature names])] for references like 'view', 'view:feature', 'view@2', 'view@2:feature'."
     if isinstance(features, str): features = [features]
@@ -252,7 +254,7 @@ def get_training_frame(ws:Workspace, entity_df, # the rows to give features: a D
     df.attrs['feature_views'] = {view.name: view.version for view, _ in wanted}
     return df
 
-# %% ../nbs/25_features.ipynb #364b9101
+# %% ../nbs/25_features.ipynb #3a9ade4d
 MATERIALIZATIONS = pa.schema([('view', pa.string()), ('version', pa.int32()), ('as_of', pa.timestamp('us', tz='UTC')),
                               ('materialized_at', pa.timestamp('us', tz='UTC')), ('rows', pa.int64()), ('path', pa.string())])
 
@@ -286,7 +288,7 @@ def materialize(ws:Workspace, views:list|None=None, # view names; every register
         out.append(row)
     return pd.DataFrame(out, columns=MATERIALIZATIONS.names)
 
-# %% ../nbs/25_features.ipynb #9012d052
+# %% ../nbs/25_features.ipynb #7542c60f
 class OnlineStore:
     "The newest materialization of each view, in memory: key -> row."
     def __init__(self, ws:Workspace):
@@ -326,7 +328,7 @@ def get_online_features(ws:Workspace, keys, # a DataFrame (or list of dicts) wit
         for n in names: out[n] = got[n]
     return out
 
-# %% ../nbs/25_features.ipynb #759db0ba
+# %% ../nbs/25_features.ipynb #0ac76566
 def check_skew(ws:Workspace, views:list|None=None, sample:int=1000, seed:int=0) -> pd.DataFrame:
     "Per view: entities compared, values that differ, and the first difference."
     store = OnlineStore(ws)
@@ -349,7 +351,7 @@ def check_skew(ws:Workspace, views:list|None=None, sample:int=1000, seed:int=0) 
         out.append(dict(view=name, version=v['version'], as_of=v['as_of'], entities=len(ents), differing=len(diffs), first=first))
     return pd.DataFrame(out, columns=['view', 'version', 'as_of', 'entities', 'differing', 'first'])
 
-# %% ../nbs/25_features.ipynb #b57fa21d
+# %% ../nbs/25_features.ipynb #fa073bd8
 def views_in(path) -> list:
     "The FeatureViews a Python file defines at its top level."
     import runpy
@@ -361,7 +363,7 @@ def views_in(path) -> list:
     if not views: raise WorkbenchError(f"{p} defines no FeatureView at its top level")
     return views
 
-# %% ../nbs/25_features.ipynb #3be9c320
+# %% ../nbs/25_features.ipynb #5a363cbe
 class Filler:
     "Fills a request's missing model inputs from the online store, by the entity keys it carries."
     def __init__(self, ws:Workspace, views:dict): # view -> the version the model was trained on
@@ -399,7 +401,7 @@ class Filler:
             out |= self.store.lookup(view, keys, want)
         return out
 
-# %% ../nbs/25_features.ipynb #715c15ae
+# %% ../nbs/25_features.ipynb #ee6cb707
 def log_views(frame_or_views) -> dict:
     "Record in the active training run the feature views (and versions) its frame came from; `registry.register` copies them to the model version."
     import mlflow
