@@ -11,7 +11,8 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
            'registry_rollback', 'registry_history', 'registry_lineage', 'monitor', 'monitor_drift', 'monitor_labels',
            'monitor_labels_ingest', 'monitor_performance', 'monitor_report', 'monitor_retrain', 'batch', 'batch_score',
-           'serve', 'dashboard']
+           'features', 'features_apply', 'features_list', 'features_show', 'features_materialize',
+           'features_check_skew', 'serve', 'dashboard']
 
 # %% ../nbs/05_cli.ipynb #9822f74e
 import json, sys, time
@@ -632,6 +633,60 @@ def batch_score(ctx, ref, input, output, engine, batch_size, keys, master, overw
         r = b.score(ws, ref, input, output, engine, batch_size, keys, progress, master, overwrite)
     click.echo(f"scored {r['rows']:,} rows with {r['model']}/{r['version']} on {engine} in {r['seconds']:.1f} s ({r['rows_per_second'] or 0:,} rows/s) "
                f"into {r['output']}; {r['monitored_rows']:,} sampled rows logged for monitoring as run {r['run']}")
+
+# %% ../nbs/05_cli.ipynb #afeb230e
+@cli.group(cls=_Group)
+def features():
+    "Feature views: register, list, materialize for serving, and check online against offline."
+
+@features.command('apply')
+@click.argument('file', type=click.Path(dir_okay=False))
+@click.pass_context
+def features_apply(ctx, file):
+    """Register the FeatureViews FILE defines (a new version for each one that changed).
+
+    Example: workbench features apply features.py"""
+    from workbench import features as f
+    ws = _ws(ctx)
+    _show(f.apply(ws, f.views_in(file)))
+
+@features.command('list')
+@FORMAT
+@click.pass_context
+def features_list(ctx, fmt):
+    "Every registered view's newest version."
+    from workbench import features as f
+    _show(f.list_views(_ws(ctx)), fmt)
+
+@features.command('show')
+@click.argument('name')
+@click.option('--version', type=int, help='A version other than the newest.')
+@click.pass_context
+def features_show(ctx, name, version):
+    "A view's definition, as registered."
+    from workbench import features as f
+    view = f.get(_ws(ctx), name, version)
+    click.echo(json.dumps({'version': view.version} | f.definition(view), indent=2))
+
+@features.command('materialize')
+@click.argument('names', nargs=-1)
+@click.option('--as-of', help='The time to take the latest values at (default: now).')
+@click.pass_context
+def features_materialize(ctx, names, as_of):
+    "Write the latest values of NAMES (every view when none) to the online store."
+    from workbench import features as f
+    _show(f.materialize(_ws(ctx), list(names) or None, as_of))
+
+@features.command('check-skew')
+@click.argument('names', nargs=-1)
+@click.option('--sample', default=1000, show_default=True, type=click.IntRange(1, None), help='Entities compared per view.')
+@click.pass_context
+def features_check_skew(ctx, names, sample):
+    "Compare the online store with the training frame at each view's materialization time (exit 1 on a difference)."
+    from workbench import features as f
+    r = f.check_skew(_ws(ctx), list(names) or None, sample)
+    _show(r)
+    if r.differing.sum(): raise WorkbenchError(f"{int(r.differing.sum())} online values differ from the training frame's")
 
 # %% ../nbs/05_cli.ipynb #2165520b
 @cli.command()

@@ -52,6 +52,7 @@ class ModelVersion:
     registered_by: str = ''; created_at: datetime|None = None
     aliases: list = field(default_factory=list)
     approvals: list = field(default_factory=list) # approvers' names, from the audit log
+    feature_views: dict = field(default_factory=dict) # feature view -> version its training frame was built from
     @property
     def ref(self): return f'{self.name}/{self.version}'
 
@@ -68,7 +69,8 @@ def _version(ws, c, name, version, approvals:dict|None=None) -> ModelVersion: # 
                         {'true': True, 'false': False}.get(t.get('workbench.gates_passed')),
                         float(t['workbench.parity']) if t.get('workbench.parity') else None, t.get('workbench.registered_by', ''),
                         datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc), list(mv.aliases or []),
-                        (_approvals(ws, name) if approvals is None else approvals).get(f'{name}/{mv.version}', []))
+                        (_approvals(ws, name) if approvals is None else approvals).get(f'{name}/{mv.version}', []),
+                        json.loads(t.get('workbench.feature_views') or '{}'))
 
 def _exists(c, name) -> bool:
     from mlflow.exceptions import MlflowException
@@ -153,7 +155,8 @@ def register(ws:Workspace, run_id:str, # the run whose ONNX model to register
     report = gate_report(ws, run_id)
     tags = {'workbench.dataset': run.data.tags.get('workbench.dataset', ''), 'workbench.dataset_id': run.data.tags.get('workbench.dataset_id', ''),
             'workbench.gates_passed': 'missing' if report is None else str(report.passed).lower(),
-            'workbench.parity': run.data.tags.get('workbench.parity', ''), 'workbench.registered_by': actor}
+            'workbench.parity': run.data.tags.get('workbench.parity', ''), 'workbench.registered_by': actor,
+            'workbench.feature_views': run.data.tags.get('workbench.feature_views', '')}
     with ws.lock(_lock(name)):
         if not _exists(c, name): c.create_registered_model(name, description='Registered by the MLOps Workbench')
         from workbench import tracking

@@ -6,7 +6,7 @@ Docs: https://mlops-workbench.github.io/workbench/serving.html.md"""
 
 # %% auto #0
 __all__ = ['FORMATS', 'BadRequest', 'loads', 'parse_invocation', 'Deployed', 'Metrics', 'Server', 'scoring', 'invocation',
-           'parse_v2', 'infer', 'v2_model', 'v2_ready', 'admin', 'openapi', 'create_app', 'parse_canary',
+           'parse_v2', 'infer', 'v2_model', 'v2_ready', 'admin', 'openapi', 'create_app', 'parse_canary', 'deploy',
            'from_registry', 'app_from_environment', 'serve']
 
 # %% ../nbs/15_serving.ipynb #707984c3
@@ -152,6 +152,7 @@ class Deployed:
     "One model version in an ONNX Runtime session, ready to score columns."
     name:str; version:int
     model:OnnxModel
+    online:object = None # a `features.Filler` when the model was trained on feature views: it fills them in by entity key
     def __post_init__(self):
         meta = {s['name']: s for s in json.loads(self.model.metadata.get('signature', '[]'))}
         self.inputs = [(s['name'], s['type'], meta.get(s['name'], {}).get('nullable', True)) for s in self.model.signature]
@@ -173,8 +174,10 @@ from fastcore.basics import patch
 @patch
 def feeds(self:Deployed, columns:dict, n:int) -> dict:
     "The model's input arrays for `columns`, checked against its signature."
+    if self.online is not None: columns = self.online.fill(columns, n, self.names)
+    keys = self.online.keys if self.online is not None else ()
     if missing := [c for c in self.names if c not in columns]: raise BadRequest(f"missing column{'s' * (len(missing) > 1)} {_listing(missing)}; the model takes {_listing(self.names)}")
-    if extra := [c for c in columns if c not in self.names]: raise BadRequest(f"unknown column{'s' * (len(extra) > 1)} {_listing([str(c) for c in extra])}; the model takes {_listing(self.names)}")
+    if extra := [c for c in columns if c not in self.names and c not in keys]: raise BadRequest(f"unknown column{'s' * (len(extra) > 1)} {_listing([str(c) for c in extra])}; the model takes {_listing(self.names)}")
     out = {name: _array(name, typ, nullable, columns[name]) for name, typ, nullable in self.inputs if typ != 'double'}
     if self.doubles: out |= self._doubles(columns)
     return out
@@ -298,6 +301,7 @@ def score(self:Server, columns:dict, n:int, # the request's columns (name -> val
     if n > self.max_rows: raise BadRequest(f"the request has {n} rows, more than serving.max_rows allows ({self.max_rows})", 413)
     champ, chall, role = self.champion, self.challenger, 'champion'
     if pin is not None: champ, chall, role = pin, None, 'champion' if pin is self.champion else self.mode
+    if champ.online is not None: columns = champ.online.fill(columns, n, champ.names)  # logged with the features it was given
     if chall is not None and self.mode == 'canary' and canary.to_challenger(self.share, key):
         if (out := self._attempt(chall, 'canary', columns, n, request_id, source)) is not None: return chall, 'canary', out
     t0 = time.perf_counter()
@@ -330,7 +334,7 @@ def refresh(self:Server) -> list:
         if v is None and role == 'challenger' and cur is not None: self.challenger = None; changed.append(f'challenger {cur.ref} removed')
         elif v is not None and (cur is None or cur.version != v):
             onnx_bytes, mv = registry.load_onnx(self.ws, ref)
-            setattr(self, role, Deployed.from_bytes(name, mv.version, onnx_bytes))
+            setattr(self, role, deploy(self.ws, mv, onnx_bytes))
             changed.append(f'{role} {name}/{mv.version} loaded')
     self._follow_share()
     return changed
@@ -732,6 +736,14 @@ def parse_canary(spec:str) -> tuple:
     return ref, share
 
 # %% ../nbs/15_serving.ipynb #19c66463
+def deploy(ws, mv, onnx_bytes:bytes) -> Deployed:
+    "A registered version ready to serve; one trained on feature views fills them in from the online store by entity key."
+    d = Deployed.from_bytes(mv.name, mv.version, onnx_bytes)
+    if mv.feature_views:
+        from workbench import features
+        d.online = features.Filler(ws, mv.feature_views)
+    return d
+
 def _alias_ref(ref:str) -> str:
     from workbench import registry
     name, version, alias = registry.parse_ref(ref)
@@ -745,7 +757,7 @@ def _challenger(ws, ref:str, name:str) -> Deployed|None:
     except WorkbenchError:
         if alias is None: raise
         return None  # the alias is not set yet: followed from now on
-    return Deployed.from_bytes(name, mv.version, onnx_bytes)
+    return deploy(ws, mv, onnx_bytes)
 
 # %% ../nbs/15_serving.ipynb #89c95320
 def from_registry(ws, ref:str, # what to serve, e.g. 'credit-default@champion' or 'credit-default/3'
@@ -756,7 +768,7 @@ def from_registry(ws, ref:str, # what to serve, e.g. 'credit-default@champion' o
     if canary and shadow: raise WorkbenchError("give --canary or --shadow, not both")
     ref = _alias_ref(ref)
     onnx_bytes, mv = registry.load_onnx(ws, ref)
-    champ = Deployed.from_bytes(mv.name, mv.version, onnx_bytes)
+    champ = deploy(ws, mv, onnx_bytes)
     other, share = parse_canary(canary) if canary else (shadow, None)
     refs = {'champion': ref} | ({'challenger': other} if other else {})
     chall = _challenger(ws, other, mv.name) if other else None
