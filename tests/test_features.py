@@ -148,7 +148,7 @@ def test_served_request_with_only_an_entity_key(fs):
         offline = F.get_training_frame(ws, pd.DataFrame({'customer': who, 'event_timestamp': pd.Timestamp.now(tz='UTC')}), ['payments', 'profiles'])
         model = OnnxModel(registry.load_onnx(ws, 'churn/1')[0])
         assert np.abs(model.predict_proba(offline[feats])[:, 1] - served).max() < 1e-9
-        # a key the store does not know gets missing features, which the model's signature allows here (imputed) or refuses
+        # without the key, the server cannot look the features up: the client's error, naming the key
         r = httpx.post(f'{url}/invocations', json={'dataframe_records': [{'client': 'c1'}]}, timeout=30)
         assert r.status_code == 400 and 'customer' in r.text
     finally:

@@ -187,9 +187,9 @@ def _column(a:np.ndarray) -> pa.Array:
 def log_sample(ws:Workspace, d, sample:pa.Table|None, run_id:str, when:datetime) -> int:
     "Append a batch run's sample to the prediction log as `variant = source = 'batch'`; returns the rows written."
     import duckdb
-    from workbench.predictions import SCHEMA, ERRORS
+    from workbench.data import _q as q
+    from workbench.predictions import SCHEMA
     if sample is None or not sample.num_rows: return 0
-    q = lambda c: '"' + c.replace('"', '""') + '"'
     outs = [c for c in sample.column_names if c.startswith('out.')]
     label = 'out.label' if 'out.label' in outs else outs[0]
     con = duckdb.connect(); con.register('sample', sample)
@@ -198,7 +198,7 @@ def log_sample(ws:Workspace, d, sample:pa.Table|None, run_id:str, when:datetime)
                         {q(label)}::varchar as prediction, __score as score,
                         to_json(struct_pack({', '.join(f'{q(o[4:])} := {q(o)}' for o in outs)}))::varchar as outputs, null::double as latency_ms
                         from sample order by __row""", params=dict(run=run_id, when=when, model=d.name, version=d.version)).to_arrow_table()
-    ws.create_table('predictions', SCHEMA); ws.create_table('serving_errors', ERRORS)
+    ws.create_table('predictions', SCHEMA)
     ws.append('predictions', t.cast(SCHEMA))
     return t.num_rows
 
@@ -232,7 +232,8 @@ def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:li
     check_schema(schema, d.inputs)
     keys = _keys(schema, d, keys)
     out_schema = output_schema(d, schema, keys)
-    rel = rel.project(', '.join('"' + c.replace('"', '""') + '"' for c in dict.fromkeys(d.names + keys)))  # only what is used is read
+    from workbench.data import _q
+    rel = rel.project(', '.join(_q(c) for c in dict.fromkeys(d.names + keys)))  # only what is used is read
     total = _total(ws, source) if progress else None
     if progress: progress(0, 0.0, total)
     threads = ws.settings['batch.threads'] or os.cpu_count() or 1

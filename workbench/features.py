@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
+from .data import _q
 from .workspace import Workspace
 
 # %% ../nbs/25_features.ipynb #150b6713
@@ -90,8 +91,6 @@ def from_definition(d:dict, version:int|None=None) -> FeatureView:
                        {n: f.get('sql') or f['python'] for n, f in d['features'].items()}, ttl_text(ttl), d['description'], version)
 
 # %% ../nbs/25_features.ipynb #c9e9ca8f
-def _q(name:str) -> str: return '"' + name.replace('"', '""') + '"'
-
 def _lit(s:str) -> str: return "'" + s.replace("'", "''") + "'"
 
 def _source_sql(ws:Workspace, source:str) -> str:
@@ -128,7 +127,8 @@ def view_sql(ws:Workspace, d:dict, con) -> str:
             out[n] = pa.array(v)
         parts.append(pa.table({n: out[n] for n in names[:len(d['entity']) + 1] + list(d['features'])}))
     name = f"__view_{d['name']}"
-    con.register(name, pa.concat_tables(parts) if parts else con.sql(f"select {', '.join(cols)} from {src}").to_arrow_table())
+    if not parts: return f"(select {', '.join(cols + [f'null as {_q(n)}' for n in py])} from {src})"  # an empty source
+    con.register(name, pa.concat_tables(parts))
     return name
 
 # %% ../nbs/25_features.ipynb #c76adba3
