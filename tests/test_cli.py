@@ -45,21 +45,33 @@ def test_bad_settings_are_named(wb, tmp_path, env):
     env['WORKBENCH_GATES_MIN_AUC'] = 'high'
     (tmp_path/'settings.ini').unlink()
     r = wb('status', check=False)
-    assert r.returncode == 1 and 'gates.min_auc must be a number' in r.stderr and 'WORKBENCH_GATES_MIN_AUC' in r.stderr
+    assert r.returncode == 1 and 'gates.min_auc must be a' in r.stderr and "'high'" in r.stderr and 'WORKBENCH_GATES_MIN_AUC' in r.stderr
     assert not (tmp_path/'ws'/'tables'/'audit').exists()  # nothing was written
 
 
 def test_workspace_location_precedence(wb, tmp_path, env):
     (tmp_path/'settings.ini').write_text('[workspace]\npath = from_settings\n')
     del env['WORKBENCH_HOME']
+    assert f"workspace ready at {tmp_path/'from_settings'}" in wb('init').stdout
     assert str(tmp_path/'from_settings') in wb('status').stdout
     env['WORKBENCH_HOME'] = str(tmp_path/'from_env')
-    assert str(tmp_path/'from_env') in wb('status').stdout
-    assert str(tmp_path/'from_flag') in wb('--workspace', tmp_path/'from_flag', 'status').stdout
+    assert f"workspace ready at {tmp_path/'from_env'}" in wb('init').stdout
+    assert f"workspace ready at {tmp_path/'from_flag'}" in wb('--workspace', tmp_path/'from_flag', 'init').stdout
     (tmp_path/'settings.ini').unlink(); del env['WORKBENCH_HOME']
     sub = tmp_path/'elsewhere'; sub.mkdir()
-    r = subprocess.run([str(BIN/'workbench'), 'status'], cwd=sub, env=env, capture_output=True, text=True)
-    assert str(sub/'workspace') in r.stdout
+    r = subprocess.run([str(BIN/'workbench'), 'data', 'log'], cwd=sub, env=env, capture_output=True, text=True)
+    assert r.returncode == 1 and f"no workspace at {sub/'workspace'}" in r.stderr and not (sub/'workspace').exists()
+
+
+def test_read_only_commands_never_create_a_workspace(wb, tmp_path):
+    "A mistyped --workspace is named as missing, with how to create one, and nothing is created there."
+    wb('init')
+    for args in [['status'], ['sql', 'select 1'], ['data', 'log'], ['runs', 'list'], ['registry', 'list'], ['audit', 'verify']]:
+        r = wb('-w', tmp_path/'wokspace', *args, check=False)
+        assert r.returncode == 1 and r.stderr.startswith(f"Error: no workspace at {tmp_path/'wokspace'}") and 'workbench init' in r.stderr, r.stderr
+    assert not (tmp_path/'wokspace').exists()
+    tables = json.loads(wb('sql', 'show tables', '--format', 'json').stdout)
+    assert [t['name'] for t in tables] == ['audit', 'datasets']  # SHOW TABLES lists the workspace's tables
 
 
 def test_demo_commits_versions_and_is_idempotent(wb):
@@ -117,3 +129,10 @@ def test_demo_runs_the_lifecycle(wb, tmp_path):
     assert sum(r['n'] for r in logged) >= 3000 + 1 and {r['variant'] for r in logged} == {'canary', 'champion'}
     assert [r['pipeline'] for r in json.loads(wb('pipeline', 'list', '--format', 'json').stdout)] == ['promote', 'evaluate', 'train', 'validate'] * 2
     assert took < 180, f'workbench demo took {took:.0f} s'
+    runs = json.loads(wb('runs', 'list', '--limit', '0', '--format', 'json').stdout)
+    assert {r['experiment'] for r in runs} == {'credit-default'}  # the demo names its experiment; the notebooks' defaults play no part
+    assert all(re.fullmatch(r'[0-9a-f]{40}(\+dirty)?|workbench==.+', r['code_version'] or '') for r in runs), [r['code_version'] for r in runs]
+    import inspect, mlflow, workbench.dashboard
+    example = re.search(r'placeholder="(metrics\.[^"]+)"', inspect.getsource(workbench.dashboard))[1]  # the Experiments page's filter example
+    c = mlflow.MlflowClient(f"sqlite:///{tmp_path/'ws'/'mlflow.db'}")
+    assert c.search_runs([c.get_experiment_by_name('credit-default').experiment_id], example), f'{example} matches no run of the demo'

@@ -98,6 +98,8 @@ def _state(tmp_path):
     ('credit', lambda p: p.write_text('a,b\n'), 'has no rows'),
     ('credit', lambda p: p.write_bytes(b'\x00\xff\xfe binary \x00' * 50), 'could not read'),
     ('Credit Data', lambda p: frame().to_csv(p, index=False), "dataset name 'Credit Data' is not valid"),
+    ('credit', lambda p: p.write_text('id,name\n1,Ana\n2,"Ben\n3,Cy\n4,Di\n'), 'bad.csv line 3: a quoted value is never closed'),
+    ('credit', lambda p: p.write_text('id,id\n1,2\n'), "column 'id' appears more than once"),
 ])
 def test_bad_commits_write_nothing(wb, tmp_path, name, make, message):
     frame().to_csv(tmp_path/'good.csv', index=False)
@@ -118,3 +120,16 @@ def test_unsupported_type_and_extension(wb, tmp_path):
     r = wb('data', 'commit', 'credit', 'x.xlsx', check=False)
     assert r.returncode == 1 and 'neither CSV' in r.stderr
     assert json.loads(wb('data', 'log', '--format', 'json').stdout) == []
+
+
+def test_python_api_refusals_are_workbench_errors(ws):
+    "What a DataFrame cannot be committed as says which column, in a WorkbenchError, and writes nothing."
+    from workbench import data
+    from workbench.config import WorkbenchError
+    for df, message in [(pd.DataFrame([[1, 2]], columns=['a', 'a']), "column 'a' appears more than once"),
+                        (pd.DataFrame({'id': [1, 2], 'z': [1 + 2j, 3j]}), "column 'z' has type complex128"),
+                        (pa.table([[1], [2]], names=['b', 'b']), "column 'b' appears more than once")]:
+        with pytest.raises(WorkbenchError, match=message): data.commit(ws, 'credit', df)
+    assert data.log(ws).empty
+    v = data.commit(ws, 'credit', pd.DataFrame({'id': [1, 2], 'note': ['two\nlines', 'one']}))  # a value may hold a line break
+    assert data.load(ws, v.ref).note.tolist() == ['two\nlines', 'one']

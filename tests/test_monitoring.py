@@ -255,3 +255,111 @@ def test_alert_retrain_challenger_canary(tmp_path):
     decided = audit.log(ws, subject=new.ref).action.tolist()
     assert 'canary.promote' in decided or 'canary.rollback' in decided
     assert len(rows) and set(audit.log(ws).action) >= {'alert.drift', 'monitoring.retrain', 'model.register'}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Issue 17 (drift): any column name, key columns never profiled, memory bounded by drift.memory_limit, and the CLI's hints.
+
+ODD = ['Age', 'age', 'mean radius', 'a.b', 'x"y', "it's", 'ünï', '1st', 'select', 'a/b~c', '[0]']  # numeric inputs
+ODD_CAT = ['Région', 'from']
+KEY = 'id'  # a key the model (wrongly) takes as an input: tagged workbench.keys, drift must never look at it
+
+
+def _renamed(model_bytes:bytes, names:list) -> bytes:
+    "The ONNX model with its inputs renamed, in order, to `names` (skl2onnx makes names such as `mean radius` safe; ONNX itself takes any)."
+    import onnx as onnx_lib
+    m = onnx_lib.load_from_string(model_bytes)
+    to = {i.name: n for i, n in zip(m.graph.input, names)}
+    for i in m.graph.input: i.name = to[i.name]
+    for node in m.graph.node: node.input[:] = [to.get(x, x) for x in node.input]
+    return m.SerializeToString()
+
+
+def odd_frame(n, seed, shift=0.0, unseen=0.0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({c: rng.normal(i % 3, 1, n) for i, c in enumerate(ODD)})
+    df['Age'] += shift
+    for c in ODD_CAT: df[c] = rng.choice(['nord', 'sud', 'est'], n)
+    df.loc[rng.random(n) < unseen, 'Région'] = 'ouest'
+    df[KEY] = np.arange(n) + seed * 100_000  # new data, new ids
+    df['y'] = (df['age'] + df['Age'] + rng.normal(0, 1, n) > 1).astype(int)
+    return df
+
+
+@pytest.fixture(scope='module')
+def odd(tmp_path_factory):
+    "A model whose inputs have odd names (and a key), trained on 3,000 rows; its log holds 2,000 rows: 1,000 like the training data, then 1,000 with `Age` moved and a new `Région`."
+    from sklearn.compose import ColumnTransformer
+    from workbench.predictions import PredictionLog
+    from datetime import datetime, timedelta, timezone
+    ws = open_workspace(tmp_path_factory.mktemp('odd')/'ws', load_settings(env={}))
+    ref = odd_frame(3000, 0)
+    v = data.commit(ws, 'odd', ref, 'odd names', 'ana')
+    inputs = ODD + ODD_CAT + [KEY]
+    safe = {c: f'c{i}' for i, c in enumerate(inputs)}
+    pre = ColumnTransformer([('num', StandardScaler(), [safe[c] for c in ODD + [KEY]]), ('cat', OneHotEncoder(handle_unknown='ignore'), [safe[c] for c in ODD_CAT])])
+    X = ref[inputs].rename(columns=safe)
+    with tracking.start_run(ws, 'odd', v.ref, inputs, 'y') as run:
+        ex = onnx.export(make_pipeline(pre, LogisticRegression(max_iter=500)).fit(X, ref.y), X[:500])
+        model = onnx.OnnxModel(_renamed(ex.onnx, inputs))
+        registry.log_candidate(ws, run.run_id, onnx.Exported(model.model_bytes, model.signature, ex.parity))
+    mv = registry.register(ws, run.run_id, 'odd', actor='ci')
+    registry.client(ws).set_model_version_tag(mv.name, str(mv.version), 'workbench.keys', json.dumps([KEY]))
+    assert [s['name'] for s in model.signature] == inputs
+    log, start = PredictionLog(ws, flush_seconds=60), datetime.now(timezone.utc) - timedelta(minutes=5)
+    served = pd.concat([odd_frame(1000, 1), odd_frame(1000, 2, shift=1.5, unseen=0.2)], ignore_index=True)
+    for i in range(0, len(served), 100):  # requests of 100 rows, 1 ms apart, as the server logs them
+        part = served[i:i + 100]
+        meta = dict(request_id=f'r{i:05d}', time=start + timedelta(milliseconds=i), model=mv.name, version=mv.version, variant='champion', source='test', latency_ms=1.0)
+        log.add(meta, {c: part[c].to_numpy() for c in inputs}, len(part), dict(zip(model.outputs, model.session.run(None, model.feeds(part)))))
+    log.close()
+    return ws, mv, ref, served
+
+
+def test_any_column_name_and_never_a_key(odd):
+    ws, mv, ref, served = odd
+    prof, _ = monitoring.reference(ws, mv.ref)
+    assert list(prof['features']) == ODD + ODD_CAT + ['model_score']  # the key is not profiled
+    rows = monitoring.drift(ws, mv.ref, window='1000rows', alert=False)
+    assert set(rows.feature) == set(ODD + ODD_CAT + ['model_score']) and rows.window.unique().tolist() == ['rows 1-1000', 'rows 1001-2000']
+    first, second = (monitoring.drifted_features(g, ws.settings) for _, g in rows.groupby('window', sort=True))
+    assert first == [] and {'Age', 'Région'} <= set(second) <= {'Age', 'Région', 'model_score'}, (first, second)
+    # each name reads its own values, `Age` and `age` apart: KS equals scipy's on the very columns
+    ks = rows[rows.statistic == 'ks'].set_index(['window', 'feature']).value
+    for f in ['Age', 'age', 'x"y', 'a/b~c', 'select']:
+        for w, part in [('rows 1-1000', served[:1000]), ('rows 1001-2000', served[1000:])]:
+            assert abs(ks[(w, f)] - stats.ks_2samp(ref[f], part[f]).statistic) < 1e-12, (w, f)
+    unseen = rows[(rows.statistic == 'unseen') & (rows.feature == 'Région')].set_index('window').value
+    assert unseen['rows 1-1000'] == 0 and abs(unseen['rows 1001-2000'] - (served[1000:]['Région'] == 'ouest').mean()) < 1e-12
+    # the report, without --window-size: the label gives it
+    page = monitoring.report(ws, mv.ref, 'rows 1001-2000')
+    html = page.read_text()
+    assert 'mean radius' in html and 'Région' in html and f'"{KEY}"' not in html
+
+
+def test_the_cli_hints_and_all_windows(odd):
+    ws, mv, ref, served = odd
+    r = cli(ws, 'monitor', 'drift', mv.ref, '--no-alert')  # the default 1d window: the log spans five minutes of today
+    assert r.stdout.startswith('no new complete window') and 'holds 2,000 rows' in r.stdout and '--window 1000rows' in r.stdout, r.stdout
+    monitoring.drift(ws, mv.ref, window='1000rows', alert=False)  # nothing new if the test above ran first
+    every = cli(ws, 'monitor', 'drift', mv.ref, '--window', '1000rows', '--all', '--format', 'json').stdout
+    got = pd.DataFrame(json.loads(every))
+    assert set(got.window) == {'rows 1-1000', 'rows 1001-2000'} and set(got.feature) == set(ODD + ODD_CAT + ['model_score'])
+    assert 'all 2 complete 1000-row windows' in cli(ws, 'monitor', 'drift', mv.ref, '--window', '1000rows').stdout
+    r = cli(ws, 'monitor', 'report', mv.ref, '--window', 'rows 1-1000', '--window-size', '500rows', check=False)
+    assert r.returncode == 1 and '--window-size' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+
+def test_memory_is_bounded_by_the_setting(odd):
+    ws, mv, ref, served = odd
+    tight = open_workspace(ws.root, load_settings(env={}, overrides={'drift.memory_limit': '1MB'}))
+    with pytest.raises(WorkbenchError, match=r'drift\.memory_limit \(1MB\)'):
+        monitoring.drift(tight, mv.ref, window='500rows', alert=False)
+    r = cli(ws, '--set', 'drift.memory_limit=1MB', 'monitor', 'drift', mv.ref, '--window', '500rows', check=False)
+    assert r.returncode == 1 and 'drift.memory_limit' in r.stderr and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = cli(ws, '--set', 'drift.memory_limit=lots', 'monitor', 'drift', mv.ref, check=False)
+    assert r.returncode == 1 and 'drift.memory_limit' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert not list((ws.root/'monitoring').glob('.tmp-*'))  # no spill folder left behind
+    # within a limit far below the log's size, drift spills and completes: 4 windows of 500 rows
+    small = open_workspace(ws.root, load_settings(env={}, overrides={'drift.memory_limit': '40MB'}))
+    assert monitoring.drift(small, mv.ref, window='500rows', alert=False).window.nunique() == 4

@@ -1,7 +1,7 @@
 "Issue 4: the pipeline notebooks, run by the runner (papermill, as CI does) and top to bottom as a person does (nbclient)."
 import json, re, subprocess, time
-import nbformat, numpy as np, pytest
-from workbench import audit, data, demo, pipelines, registry
+import nbformat, numpy as np, pandas as pd, pytest
+from workbench import audit, data, demo, monitoring, pipelines, registry
 from workbench.config import WorkbenchError, load_settings
 from workbench.workspace import open_workspace
 
@@ -167,3 +167,131 @@ def test_cli(tmp_path, wb, portfolio):
     assert r.returncode == 1 and 'pipeline validate failed in cell' in out and all(e in out for e in expected), out
     listed = wb('pipeline', 'list').stdout
     assert 'validate' in listed and 'failed' in listed
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Issue 17: targets. A text binary target, a multiclass one and a regression one, each through
+# `workbench pipeline run ci`, batch scoring, late labels and realized performance.
+
+def _frames() -> dict:
+    "Three small public tables with a key each: breast cancer (text labels), wine (3 classes), diabetes (a number)."
+    from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    cancer = X.iloc[:, :8].rename(columns=lambda c: c.replace(' ', '_')).assign(patient=[f'P{i:04d}' for i in range(len(X))],
+                                                                                diagnosis=np.where(y == 0, 'malignant', 'benign'))
+    wine = load_wine(as_frame=True).frame.rename(columns=lambda c: c.replace('/', '_')).assign(bottle=lambda d: [f'B{i:03d}' for i in range(len(d))])
+    diabetes = load_diabetes(as_frame=True).frame.assign(patient=lambda d: [f'D{i:03d}' for i in range(len(d))])
+    return {'tumours': (cancer, 'diagnosis', 'patient'), 'wine': (wine, 'target', 'bottle'), 'diabetes': (diabetes, 'target', 'patient')}
+
+
+@pytest.fixture(scope='module')
+def tasks(tmp_path_factory):
+    "One workspace; each dataset committed, through `pipeline run ci`, and batch-scored whole (every row logged)."
+    import os, subprocess, sys
+    from pathlib import Path
+    root = tmp_path_factory.mktemp('tasks')
+    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_HOME': str(root/'ws'), 'WORKBENCH_ACTOR': 'tester'}
+    def wb(*args, check=True):
+        r = subprocess.run([str(Path(sys.executable).parent/'workbench'), '--set', 'promotion.allow_pipeline_approval=true', '--set', 'gates.min_r2=0.3',
+                            *map(str, args)], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        if check: assert r.returncode == 0, f"workbench {' '.join(map(str, args))}:\n{r.stdout}\n{r.stderr}"
+        return r
+    ws = open_workspace(root/'ws', load_settings(env={}))
+    out = {}
+    for name, (frame, target, key) in _frames().items():
+        data.commit(ws, name, frame, 'as scikit-learn ships it')
+        r = wb('pipeline', 'run', 'ci', '-p', f'dataset={name}', '-p', f'target={target}', '-p', f'keys={key}', '-p', 'sensitive=None',
+               '-p', f'experiment={name}', '-p', f'model_name={name}')
+        frame.to_parquet(root/f'{name}.parquet')
+        scored = wb('batch', 'score', f'{name}@champion', root/f'{name}.parquet', root/f'{name}-scores.parquet', '--keys', key)
+        out[name] = dict(frame=frame, target=target, key=key, ci=r.stdout, scored=scored.stdout)
+    return ws, wb, root, out
+
+
+def test_each_task_goes_through_ci(tasks):
+    ws, wb, root, out = tasks
+    for name, task, metric in [('tumours', 'binary', 'AUC'), ('wine', 'multiclass', 'AUC'), ('diabetes', 'regression', 'R²')]:
+        lines = out[name]['ci'].splitlines()
+        assert [l.split()[:2] for l in lines if not l.startswith(' ')] == [[p, 'ok'] for p in pipelines.CI], out[name]['ci']
+        assert f'held-out rows ({metric} ' in out[name]['ci'] and f'{name}/1 is now the champion' in out[name]['ci']
+        mv = registry.champion(ws, name)
+        tags = registry.client(ws).get_model_version(name, '1').tags
+        assert tags['workbench.task'] == task and json.loads(tags['workbench.keys']) == [out[name]['key']]
+        report = registry.gate_report(ws, mv.run_id)
+        assert report.passed and report.gates[0].name == ('r2' if task == 'regression' else 'auc')
+        assert report.gate('fairness_gap').passed is None  # no sensitive column: skipped, not passed
+    # the text target: malignant (37% of rows, the clear minority) is the positive class, recorded, and what the score is the probability of
+    tags = registry.client(ws).get_model_version('tumours', '1').tags
+    assert tags['workbench.positive_class'] == 'malignant' and json.loads(tags['workbench.classes']) == ['benign', 'malignant']
+    import pyarrow.parquet as pq
+    s = pq.read_table(root/'tumours-scores.parquet').to_pandas().merge(out['tumours']['frame'][['patient', 'diagnosis']], on='patient')
+    assert ((s.probability >= 0.5) == (s.prediction == 'malignant')).all() and ((s.prediction == s.diagnosis).mean() > 0.85)
+    # multiclass candidates trained on three classes; regression candidates are regressors
+    assert registry.client(ws).get_run(registry.champion(ws, 'diabetes').run_id).data.params['model'] in ('linear', 'gradient_boosting')
+
+
+def test_a_binary_target_whose_positive_class_cannot_be_told(tasks):
+    ws, wb, root, out = tasks
+    frame = out['tumours']['frame'].assign(sex=np.resize(['male', 'female'], len(out['tumours']['frame'])))
+    data.commit(ws, 'people', frame.drop(columns='diagnosis'), 'a balanced text target')
+    r = wb('pipeline', 'run', 'train', '-p', 'dataset=people', '-p', 'target=sex', '-p', 'keys=patient', '-p', 'sensitive=None', '-p', 'experiment=people', check=False)
+    assert r.returncode == 1 and "target 'sex' has two classes, 'female' and 'male', and neither is clearly the positive one" in r.stdout + r.stderr
+    assert '-p positive_class=female or -p positive_class=male' in r.stdout + r.stderr
+
+
+def _logged(ws, name) -> pd.DataFrame:
+    return ws.sql("select request_id, score, prediction, outputs from predictions where model = ? order by request_id", [name]).df()
+
+
+def test_labels_and_realized_performance_for_each_task(tasks, tmp_path):
+    from sklearn import metrics as m
+    ws, wb, root, out = tasks
+    # item 5: no labels at all, then labels for another model only: a sentence each, no traceback
+    r = wb('monitor', 'performance', 'tumours@champion', '--window', '1000rows', check=False)
+    assert r.returncode == 1 and 'no labels yet' in r.stderr and 'monitor labels ingest' in r.stderr and 'Traceback' not in r.stderr
+    for name in ['wine', 'diabetes', 'tumours']:
+        frame, target = out[name]['frame'], out[name]['target']
+        log = _logged(ws, name)
+        assert len(log) == len(frame) and log.request_id.nunique() == len(frame)  # a request id per batch row
+        row = log.request_id.str.rsplit('-', n=1).str[1].astype(int)
+        labels = pd.DataFrame({'request_id': log.request_id, 'label': frame[target].to_numpy()[row]})
+        labels.to_csv(tmp_path/f'{name}.csv', index=False)
+        if name == 'tumours':  # item 5 again: the labels table exists, but none is for this model
+            r = wb('monitor', 'performance', 'tumours@champion', '--window', '1000rows')
+            assert "no window of tumours@champion's prediction log has labels yet" in r.stdout and '--model tumours@champion' in r.stdout
+            r = wb('monitor', 'labels', 'ingest', tmp_path/f'{name}.csv', check=False)  # text labels need the model's positive class
+            assert r.returncode == 1 and 'name the model with --model' in r.stderr
+        assert f'{len(frame)} labels ingested' in wb('monitor', 'labels', 'ingest', tmp_path/f'{name}.csv', '--model', f'{name}@champion').stdout
+        perf = monitoring.performance(ws, f'{name}@champion', window=f'{len(frame)}rows').set_index('metric').value
+        y = frame[target].to_numpy()[row]
+        if name == 'tumours':
+            yb = (y == 'malignant').astype(int)
+            assert np.isclose(perf['auc'], m.roc_auc_score(yb, log.score)) and perf['auc'] > 0.9
+            assert np.isclose(perf['accuracy'], m.accuracy_score(yb, log.score >= 0.5)) and np.isclose(perf['brier'], m.brier_score_loss(yb, log.score))
+        elif name == 'wine':
+            p = np.array([json.loads(o)['probabilities'] for o in log.outputs])
+            assert set(perf.index) == {'accuracy', 'log_loss'}
+            assert np.isclose(perf['accuracy'], m.accuracy_score(y, log.prediction.astype(float))) and np.isclose(perf['log_loss'], m.log_loss(y, p, labels=[0, 1, 2]))
+        else:
+            assert set(perf.index) == {'rmse', 'mae', 'r2'}
+            assert np.isclose(perf['rmse'], np.sqrt(m.mean_squared_error(y, log.score))) and np.isclose(perf['r2'], m.r2_score(y, log.score))
+    # the CLI shows the task's metrics
+    shown = wb('monitor', 'performance', 'diabetes@champion', '--window', '442rows', '--format', 'csv')
+    assert 'no window with new labels' in shown.stdout  # recorded above; nothing new
+
+
+def test_labels_join_only_on_what_the_model_has(tasks, tmp_path):
+    ws, wb, root, out = tasks
+    pd.DataFrame({'bottle': ['B001'], 'target': [1]}).to_csv(tmp_path/'l.csv', index=False)
+    r = wb('monitor', 'labels', 'ingest', tmp_path/'l.csv', '--key', 'bottle', '--on', 'colour', '--model', 'wine@champion', check=False)
+    assert r.returncode == 1 and "labels cannot join on 'colour': it is neither request_id nor an input or key of wine/1" in r.stderr
+    assert 'bottle' in r.stderr and 'alcohol' in r.stderr and 'Traceback' not in r.stderr
+    r = wb('monitor', 'labels', 'ingest', tmp_path/'l.csv', '--key', 'bottle', '--on', 'colour', check=False)  # without --model: the logged models'
+    assert r.returncode == 1 and 'any model in the prediction log' in r.stderr
+    pd.DataFrame({'patient': ['P0001'], 'diagnosis': ['maybe']}).to_csv(tmp_path/'t.csv', index=False)
+    r = wb('monitor', 'labels', 'ingest', tmp_path/'t.csv', '--key', 'patient', '--model', 'tumours@champion', check=False)
+    assert r.returncode == 1 and "holds 'maybe', which is not a class of tumours/1 (its classes are 'benign' and 'malignant')" in r.stderr
+    before = ws.sql("select count(*) from labels").fetchall()[0][0]
+    assert '1 labels ingested' in wb('monitor', 'labels', 'ingest', tmp_path/'l.csv', '--key', 'bottle', '--model', 'wine@champion').stdout
+    assert ws.sql("select key_column from labels order by ingested_at desc limit 1").fetchall()[0][0] == 'bottle'  # a key of the model: joined on it
+    assert ws.sql("select count(*) from labels").fetchall()[0][0] == before + 1

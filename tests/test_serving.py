@@ -551,3 +551,80 @@ def test_text_the_server_cannot_encode_is_refused_not_a_5xx(home, ws, rows):
     unanswered = set(logged(ws, 'enc-').request_id) - answered
     if unanswered: problems.append(f'requests answered with an error or not at all are in the prediction log: {sorted(map(repr, unanswered))}')
     assert not problems, 'server bugs:\n' + '\n'.join(problems)
+
+
+# ---------------------------------------------------------------- issue 17: the Open Inference Protocol as clients really speak it
+
+def test_tritonclient_with_its_defaults_gets_the_invocations_answer(home, ws, champion, rows):
+    "Triton's HTTP client as its users call it: binary tensor data both ways, a compressed body, the model's config, JSON errors."
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+    model, names, _, version = champion
+    text = [s['name'] for s in model.signature if s['type'] == 'string']
+    batch = rows[rows[text].notna().all(axis=1)].tail(40).reset_index(drop=True)  # binary BYTES has no null: tritonclient would send None as 'None'
+    assert batch.drop(columns=text).isna().any(axis=None), 'the batch should hold missing numbers (NaN in binary FP64)'
+    with serving(home) as s, httpx.Client(base_url=s.url, timeout=30) as c:
+        r = invoke(c, {'dataframe_split': {'columns': names, 'data': [[r[n] for n in names] for r in records(batch)]}, 'params': {'predict_method': 'predict_proba'}})
+        assert r.status_code == 200, r.text
+        proba = np.array(r.json()['predictions'])
+        labels = np.array(invoke(c, {'dataframe_records': records(batch)}).json()['predictions'])
+        kserve = triton.InferenceServerClient(url=s.url.removeprefix('http://'))
+        inputs = []
+        for spec in model.signature:
+            t = triton.InferInput(spec['name'], [len(batch), 1], 'BYTES' if spec['name'] in text else 'FP64')
+            t.set_data_from_numpy(batch[spec['name']].to_numpy(dtype=object if spec['name'] in text else np.float64).reshape(-1, 1))  # binary_data=True by default
+            inputs.append(t)
+        assert all('binary_data_size' in t._get_tensor()['parameters'] for t in inputs)
+        for k, kw in enumerate([{},  # no outputs named: the client asks for all of them as binary data
+                                {'outputs': [triton.InferRequestedOutput('label'), triton.InferRequestedOutput('probabilities')]},
+                                {'outputs': [triton.InferRequestedOutput('probabilities', binary_data=False)], 'request_compression_algorithm': 'gzip'}]):
+            res = kserve.infer(MODEL, inputs, request_id=f'tritonbin-{k}', **kw)
+            assert res.get_response()['id'] == f'tritonbin-{k}' and res.get_response()['model_version'] == str(version)
+            assert np.array_equal(res.as_numpy('probabilities'), proba), kw  # bit for bit: the same model on the same values
+            if k < 2: assert np.array_equal(res.as_numpy('label'), labels) and res.get_output('label')['parameters']['binary_data_size'] == 8 * len(batch)
+        config = kserve.get_model_config(MODEL)
+        assert (config['name'], config['platform'], config['max_batch_size']) == (MODEL, 'onnxruntime_onnx', ws.settings['serving.max_rows'])
+        assert [(i['name'], i['data_type'], i['dims']) for i in config['input']] == [(n, 'TYPE_STRING' if n in text else 'TYPE_FP64', [1]) for n in names]
+        assert [o['name'] for o in config['output']] == ['label', 'probabilities'] and kserve.get_model_config(MODEL, str(version)) == config
+        assert 'binary_tensor_data' in kserve.get_server_metadata()['extensions']
+        for call, msg in [(lambda: kserve.get_model_config('nosuch'), f"unknown model 'nosuch'; this server serves {MODEL}"),
+                          (lambda: kserve.get_model_config(MODEL, '999'), f"model {MODEL} has no version '999'")]:
+            with pytest.raises(InferenceServerException) as e: call()
+            assert e.value.status() == '404' and msg in e.value.message(), e.value  # the client parsed the JSON error
+        kserve.close()
+    log = logged(ws, 'tritonbin-')
+    assert len(log) == 3 * len(batch) and set(log.version) == {version}
+
+
+def test_binary_data_that_does_not_add_up_is_a_400_naming_the_problem(home):
+    head = json.dumps({'inputs': [{'name': 'x', 'shape': [1], 'datatype': 'FP64', 'parameters': {'binary_data_size': 8}}]}).encode()
+    with serving(home) as s, httpx.Client(base_url=s.url, timeout=30) as c:
+        for body, length, words in [(head + b'\0' * 4, str(len(head)), ["binary_data_size add up to 8 bytes, but 4 follow the JSON header"]),
+                                    (head, '99999', ['Inference-Header-Content-Length must be']),
+                                    (head + b'\0' * 8, None, ['not valid JSON'])]:
+            r = c.post(f'/v2/models/{MODEL}/infer', content=body, headers={'Content-Type': 'application/octet-stream'} | ({'Inference-Header-Content-Length': length} if length else {}))
+            check_refused(r, 400, *words)
+
+
+def test_deeply_nested_json_is_a_400_on_both_protocols(home):
+    "`[` x 100,000 once overflowed the JSON parser's recursion: a 500 RecursionError on /invocations and on v2 infer."
+    deep = b'[' * 100_000
+    with serving(home) as s, httpx.Client(base_url=s.url, timeout=30) as c:
+        check_refused(invoke(c, deep), 400, 'the body nests arrays and objects 100000 levels deep; at most 32 are allowed')
+        check_refused(invoke(c, b'{"inputs": {"income": ' + b'[' * 40 + b'1' + b']' * 40 + b'}}'), 400, '42 levels deep')
+        check_refused(c.post(f'/v2/models/{MODEL}/infer', content=deep, headers={'Content-Type': 'application/json'}), 400, '100000 levels deep')
+        head = b'{"inputs": ' + deep  # the JSON header of a binary request goes through the same check
+        check_refused(c.post(f'/v2/models/{MODEL}/infer', content=head + b'\0' * 8, headers={'Inference-Header-Content-Length': str(len(head))}), 400, 'levels deep')
+        r = c.get('/no/such/path')
+        assert r.status_code == 404 and r.json() == {'error': 'no GET /no/such/path here (see /openapi.json)'}
+
+
+def test_serve_on_a_busy_port_says_so_in_one_sentence(home, wb, env):
+    "Once it printed its banner, then uvicorn's error; now one sentence, no banner, exit code 1."
+    env['WORKBENCH_HOME'] = str(home/'ws')
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0)); taken.listen()
+        port = taken.getsockname()[1]
+        r = wb('serve', f'{MODEL}@champion', '--port', port, check=False, timeout=120)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == '' and r.stderr.strip() == f'Error: port {port} on 127.0.0.1 is in use; pass --port', (r.stdout, r.stderr)

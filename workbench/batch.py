@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pyarrow as pa, pyarrow.compute as pc
 from .config import WorkbenchError
-from .onnx import MISSING_TEXT
+from .onnx import MISSING_TEXT, Input, check_columns, check_kind, check_missing, numbers, text
 from .workspace import Workspace
 
 NUMERIC = {'double': np.float64, 'float': np.float32, 'int64': np.int64, 'int32': np.int32}
@@ -43,47 +43,51 @@ def relation(ws:Workspace, source:str):
     return con.read_parquet(path) if kind == 'parquet' else con.read_csv(path)
 
 # %% ../nbs/23_batch.ipynb #a957debb
-def check_schema(schema:pa.Schema, inputs:list):
+def _kind(t:pa.DataType) -> str:
+    "What a column of Arrow type `t` holds, in `onnx.TAKES`'s words."
+    if pa.types.is_dictionary(t): t = t.value_type
+    if pa.types.is_null(t): return 'empty'
+    if pa.types.is_boolean(t): return 'bool column'
+    if pa.types.is_integer(t): return 'int'
+    if pa.types.is_floating(t) or pa.types.is_decimal(t): return 'float'
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t): return 'str'
+    return str(t)
+
+def _as_inputs(inputs:list) -> list:
+    "`Input`s, from `Input`s or `(name, type, nullable)` triples."
+    return [i if isinstance(i, Input) else Input(*i) for i in inputs]
+
+def check_schema(schema:pa.Schema, inputs:list): # the model's `Input`s (a `Deployed`'s `spec`)
     "Refuse input that lacks a model input column or holds the wrong kind of values in one, naming the column."
-    for name, typ, _ in inputs:
-        if name not in schema.names: raise WorkbenchError(f"the input has no column {name!r}, which the model needs (it takes {', '.join(n for n, _, _ in inputs)})")
-        t = schema.field(name).type
-        if pa.types.is_dictionary(t): t = t.value_type
-        if pa.types.is_null(t): continue
-        if typ in NUMERIC and not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)):
-            raise WorkbenchError(f"column {name!r} must hold numbers, but the input's is {t}")
-        if typ in ('int64', 'int32') and not pa.types.is_integer(t):
-            raise WorkbenchError(f"column {name!r} must hold whole numbers ({typ}), but the input's is {t}")
-        if typ == 'string' and not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)):
-            raise WorkbenchError(f"column {name!r} must hold text, but the input's is {t}")
+    inputs = _as_inputs(inputs)
+    check_columns(inputs, schema.names)
+    for i in inputs: check_kind(i, _kind(schema.field(i.name).type))
 
 # %% ../nbs/23_batch.ipynb #19de612f
-def _text(col, name:str, nullable:bool, start:int, categories=None) -> np.ndarray:
-    if pa.types.is_dictionary(col.type): col = col.cast(col.type.value_type)
+def _text(i:Input, col, start:int, categories=None) -> np.ndarray:
+    if pa.types.is_dictionary(col.type) or pa.types.is_null(col.type): col = col.cast(pa.string())
     if col.null_count:
-        if not nullable: raise WorkbenchError(f"column {name!r} has a missing value in row {start + int(np.argmax(col.is_null().to_numpy(zero_copy_only=False)))}, which the model's signature forbids")
+        check_missing(i, col.is_null().to_numpy(zero_copy_only=False), start)
         col = pc.fill_null(col, MISSING_TEXT)
-    if categories is not None: return pc.index_in(col, value_set=categories).fill_null(-1).to_numpy().astype(np.int64)  # unknown: -1
+    if categories is not None: return pc.index_in(col, value_set=categories).fill_null(-1).to_numpy().astype(np.int64).reshape(-1, 1)  # unknown: -1
     enc = col.dictionary_encode()
-    return enc.dictionary.to_numpy(zero_copy_only=False)[enc.indices.to_numpy()]
+    return text(i, enc.dictionary.to_numpy(zero_copy_only=False)[enc.indices.to_numpy()])
 
-def _number(col, name:str, typ:str, nullable:bool, start:int) -> np.ndarray:
+def _number(i:Input, col, start:int) -> np.ndarray:
     if pa.types.is_dictionary(col.type): col = col.cast(col.type.value_type)
-    a = col.to_numpy(zero_copy_only=False)  # nulls become NaN
-    if a.dtype.kind in 'fc' or col.null_count:
-        a = a.astype(np.float64, copy=False)
-        if not np.isfinite(a).all():
-            if np.isinf(a).any(): raise WorkbenchError(f"column {name!r} has an infinite value in row {start + int(np.argmax(np.isinf(a)))}")
-            if not nullable or typ in ('int64', 'int32'): raise WorkbenchError(f"column {name!r} has a missing value (null or NaN) in row {start + int(np.argmax(np.isnan(a)))}, which the model's signature forbids")
-    return a.astype(NUMERIC[typ], copy=False)
+    if pa.types.is_boolean(col.type) or pa.types.is_decimal(col.type) or pa.types.is_null(col.type): col = col.cast(pa.float64())
+    return numbers(i, col.to_numpy(zero_copy_only=False), start)  # nulls become NaN
 
-def feeds(batch:pa.RecordBatch, inputs:list, # the model's `(name, type, nullable)` inputs
+def feeds(batch:pa.RecordBatch, inputs:list, # the model's `Input`s (a `Deployed`'s `spec`)
           start:int=0, # the batch's first row in the input, for messages
           codes:dict|None=None) -> dict: # text inputs the model takes as category codes: name -> its categories (see `coded`)
-    "The model's input arrays for an Arrow batch."
-    codes = codes or {}
-    return {name: (_text(batch.column(name), name, nullable, start, codes.get(name)) if typ == 'string' else _number(batch.column(name), name, typ, nullable, start)).reshape(-1, 1)
-            for name, typ, nullable in inputs}
+    "The model's input arrays for an Arrow batch, by graph input name."
+    codes, out = codes or {}, {}
+    for i in _as_inputs(inputs):
+        col = batch.column(i.name)
+        check_kind(i, _kind(col.type))
+        out[i.tensor] = _text(i, col, start, codes.get(i.name)) if i.type == 'string' else _number(i, col, start)
+    return out
 
 # %% ../nbs/23_batch.ipynb #eb04bf17
 _PASS = {'Identity', 'Gather', 'Reshape', 'Squeeze', 'Unsqueeze', 'Flatten'}  # ops that move values without reading them
@@ -116,7 +120,8 @@ def batch_model(name:str, version:int, onnx_bytes:bytes, threads:int=1):
     from workbench.onnx import OnnxModel
     from workbench.serving import Deployed
     d = Deployed.from_bytes(name, version, onnx_bytes, threads)  # its signature is the model's own
-    model_bytes, d.codes = coded(onnx_bytes)
+    model_bytes, codes = coded(onnx_bytes)
+    d.codes = {i.name: codes[i.tensor] for i in d.spec if i.tensor in codes}  # by column name, as `feeds` looks them up
     if d.codes: d.model = OnnxModel(model_bytes, threads=threads)
     return d
 
@@ -135,7 +140,7 @@ def score_batch(d, batch:pa.RecordBatch, schema:pa.Schema, # the model, one batc
                 start:int=0, outputs:dict|None=None) -> pa.RecordBatch: # a dict to receive ONNX Runtime's raw outputs
     "Keys, prediction, probability (of the positive class, for a binary classifier) and model version for one batch."
     from workbench.canary import scores
-    out = d.run(feeds(batch, d.inputs, start, getattr(d, 'codes', None)))
+    out = d.run(feeds(batch, d.spec, start, getattr(d, 'codes', None)))
     if outputs is not None: outputs.update(out)
     label = out.get('label', next(iter(out.values()))).ravel()
     cols = [batch.column(f.name) for f in schema if f.name not in ('prediction', 'probability', 'model_version')]
@@ -185,16 +190,17 @@ def _column(a:np.ndarray) -> pa.Array:
 
 # %% ../nbs/23_batch.ipynb #6999d5bd
 def log_sample(ws:Workspace, d, sample:pa.Table|None, run_id:str, when:datetime) -> int:
-    "Append a batch run's sample to the prediction log as `variant = source = 'batch'`; returns the rows written."
+    "Append a batch run's sample to the prediction log as `variant = source = 'batch'`, each row with its own request id (`<run id>-<row, 10 digits>`: they sort in input order) and its keys; returns the rows written."
     import duckdb
     from workbench.data import _q as q
     from workbench.predictions import SCHEMA
     if sample is None or not sample.num_rows: return 0
     outs = [c for c in sample.column_names if c.startswith('out.')]
     label = 'out.label' if 'out.label' in outs else outs[0]
+    logged = list(dict.fromkeys(d.names + [c for c in sample.column_names if not c.startswith(('__', 'out.'))]))  # the inputs, and the key columns sampled with them
     con = duckdb.connect(); con.register('sample', sample)
-    t = con.sql(f"""select $run as request_id, __row::int as "row", $when::timestamptz as time, $model as model, $version::int as version,
-                        'batch' as variant, 'batch' as source, to_json(struct_pack({', '.join(f'{q(n)} := {q(n)}' for n in d.names)}))::varchar as inputs,
+    t = con.sql(f"""select $run || '-' || lpad(__row::varchar, 10, '0') as request_id, __row::int as "row", $when::timestamptz as time, $model as model, $version::int as version,
+                        'batch' as variant, 'batch' as source, to_json(struct_pack({', '.join(f'{q(n)} := {q(n)}' for n in logged)}))::varchar as inputs,
                         {q(label)}::varchar as prediction, __score as score,
                         to_json(struct_pack({', '.join(f'{q(o[4:])} := {q(o)}' for o in outs)}))::varchar as outputs, null::double as latency_ms
                         from sample order by __row""", params=dict(run=run_id, when=when, model=d.name, version=d.version)).to_arrow_table()

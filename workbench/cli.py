@@ -15,16 +15,45 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'features_check_skew', 'serve', 'dashboard']
 
 # %% ../nbs/05_cli.ipynb #9822f74e
-import json, sys, time
+import json, os, sys, time
 import click
 from . import __version__
 from .config import WorkbenchError
 
 # %% ../nbs/05_cli.ipynb #6b92b4d7
+def _first_line(e:BaseException) -> str:
+    return next((l.strip() for l in str(e).splitlines() if l.strip()), type(e).__name__)[:300]
+
+def _sentence(e:Exception) -> str|None:
+    "The one-sentence message of an error the user can fix, or None for an unexpected one."
+    duckdb, pa, mlflow = (sys.modules.get(m) for m in ('duckdb', 'pyarrow', 'mlflow.exceptions'))  # loaded if it can be theirs
+    if isinstance(e, WorkbenchError): return str(e)
+    if duckdb and isinstance(e, duckdb.Error) and not isinstance(e, (duckdb.InternalException, duckdb.FatalException)): return f"DuckDB: {_first_line(e)}"
+    if pa and isinstance(e, pa.ArrowException) and not isinstance(e, OSError): return f"Arrow: {_first_line(e)}"
+    if mlflow and isinstance(e, mlflow.MlflowException): return f"MLflow: {_first_line(e)}"
+    if isinstance(e, UnicodeError): return f"a file is not readable text ({_first_line(e)}); check that the path names the right file"
+    if isinstance(e, OSError) and e.strerror: return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    if isinstance(e, MemoryError): return "out of memory; try a smaller input or batch, or free memory and retry"
+    return None
+
+
+# %% ../nbs/05_cli.ipynb #1c850380
+def _unexpected(e:Exception) -> str:
+    "Write `e`'s traceback to a file; returns one sentence naming the error and the file."
+    import tempfile, traceback
+    fd, path = tempfile.mkstemp(prefix='workbench-error-', suffix='.txt')
+    with os.fdopen(fd, 'w') as f: f.write(f"workbench {' '.join(sys.argv[1:])}\n\n" + ''.join(traceback.format_exception(e)))
+    return f"unexpected {type(e).__name__}: {_first_line(e)}; this is a bug, the full traceback is in {path} (WORKBENCH_DEBUG=1 prints it)"
+
 class _Group(click.Group):
+    "A command group whose errors reach the user as one sentence."
     def invoke(self, ctx):
         try: return super().invoke(ctx)
-        except WorkbenchError as e: raise click.ClickException(str(e)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort): raise
+        except Exception as e:
+            if os.environ.get('WORKBENCH_DEBUG') and not isinstance(e, WorkbenchError): raise
+            raise click.ClickException(_sentence(e) or _unexpected(e)) from None
+
 
 # %% ../nbs/05_cli.ipynb #f8945107
 @click.group(cls=_Group, context_settings=dict(help_option_names=['-h', '--help'], max_content_width=100))
@@ -45,7 +74,8 @@ def _settings(ctx):
     o = ctx.find_root().obj
     return load_settings(o['settings_file'], o['overrides'])
 
-def _ws(ctx, create=True):
+def _ws(ctx, create=False):
+    "The workspace; only commands that start one (init, demo, data commit, features apply) create it."
     from workbench.workspace import open_workspace
     return open_workspace(ctx.find_root().obj['workspace'], _settings(ctx), create=create)
 
@@ -80,7 +110,7 @@ def init(ctx):
     from pathlib import Path
     from workbench.config import find_settings, render_settings
     from workbench import audit, data
-    ws = _ws(ctx)
+    ws = _ws(ctx, create=True)
     ws.create_table('audit', audit.SCHEMA); ws.create_table('datasets', data.SCHEMA)
     f = ctx.find_root().obj['settings_file'] or find_settings()
     if not f: (f := Path('settings.ini')).write_text(render_settings())
@@ -124,7 +154,7 @@ def status(ctx):
 def demo(ctx, months, rows_per_month, drift_month, seed, data_only):
     "Run the demo: data, validation, training, a governed champion, serving, drift monitoring, retraining and a canary release."
     from workbench import demo as dm
-    ws, t0 = _ws(ctx), time.perf_counter()
+    ws, t0 = _ws(ctx, create=True), time.perf_counter()
     click.echo(f"[1/7] data: {months} months x {rows_per_month} credit applications (drift from month {drift_month}, seed {seed})")
     portfolio = dm.generate(months, rows_per_month, drift_month, seed=seed)
     dm.commit_demo(ws, portfolio, progress=click.echo)
@@ -140,8 +170,8 @@ def demo(ctx, months, rows_per_month, drift_month, seed, data_only):
 
 # %% ../nbs/05_cli.ipynb #323abcf6
 def _demo_lifecycle(ctx, ws):
-    from workbench import pipelines, registry
-    carry = {}
+    from workbench import demo as dm, pipelines, registry
+    carry = dict(dm.PIPELINE_PARAMS)  # the demo's names, never the notebooks' defaults
     heading = {'validate': '[2/7] validate the training data', 'train': '[3/7] train two candidates',
                'evaluate': '[4/7] evaluate, register, promote, export ONNX'}
     for stage in ['validate', 'train', 'evaluate', 'promote']:
@@ -223,10 +253,6 @@ def _demo_retrain(ws, portfolio:dict, server, url:str, stop, drifted:list):
     mv = registry.get(ws, r['model_version'])
     if 'champion' not in mv.aliases and 'demo-reviewer' not in mv.approvals: mv = registry.approve(ws, mv.ref, 'demo-reviewer', 'demo: retrained on the drifted months')
     while 'challenger' in mv.aliases and (server.challenger is None or server.challenger.version != mv.version): time.sleep(0.1)
-    from dataclasses import replace
-    server.settings = replace(ws.settings, values=ws.settings.values | {'canary.max_divergence': 1.0})
-    click.echo(f"  the reviewer expects {mv.ref} to score the drifted months differently (it learnt their higher default rate): "
-               f"this release's canary allows a divergence up to 1.0 instead of {ws.settings['canary.max_divergence']}; errors and latency still guard it")
     recent = apps[apps['month'].isin(months[-3:])]
     again = np.resize(np.arange(len(recent)), 10 * len(recent))  # the last months, over again until the server decides
     sent = traffic.send(url, recent[server.champion.names].iloc[again], recent['application_id'].iloc[again], until=lambda t: server.challenger is None)
@@ -246,16 +272,27 @@ def sql(ctx, query, params, fmt):
 
     Example: workbench sql "select action, count(*) as n from audit group by action"
     """
-    _show(_ws(ctx).sql(query, _params(params) or None).df(), fmt)
+    rel = _ws(ctx).sql(query, _params(params) or None)
+    if rel is None: return click.echo('done (the statement returns no rows)')
+    _show(rel.df(), fmt)
 
 # %% ../nbs/05_cli.ipynb #dfc15d80
+def _batch_folders(ws) -> list:
+    "The folders past `batch score` runs wrote into, where a killed run may have left a temporary file."
+    if 'audit' not in ws.tables(): return []
+    rows = ws.sql("select distinct json_extract_string(after, '$.output') from audit where action = 'batch.score'").fetchall()
+    from pathlib import Path
+    return sorted({str(Path(o).parent) for o, in rows if o and '://' not in o})
+
 @cli.command()
 @click.argument('table', required=False)
 @click.option('--retention-hours', default=1, type=click.IntRange(min=0), show_default=True, help='Keep unreferenced files this long for readers of old snapshots.')
 @click.pass_context
 def maintain(ctx, table, retention_hours):
-    "Compact, checkpoint and vacuum TABLE (all tables when omitted)."
-    for name, removed in _ws(ctx).maintain(table, retention_hours).items(): click.echo(f"{name}: compacted, {removed} old files removed")
+    "Compact, checkpoint and vacuum TABLE (all tables when omitted); remove files left by killed writers."
+    ws = _ws(ctx)
+    for name, removed in ws.maintain(table, retention_hours, _batch_folders(ws)).items(): click.echo(f"{name}: compacted, {removed} old files removed")
+
 
 # %% ../nbs/05_cli.ipynb #d09de1e1
 @cli.group(cls=_Group)
@@ -271,7 +308,7 @@ def data():
 def data_commit(ctx, name, source, message, author):
     "Commit SOURCE (a CSV or Parquet file or folder) as a version of dataset NAME."
     from workbench import data as d
-    ws = _ws(ctx)
+    ws = _ws(ctx, create=True)
     before = len(d.versions(ws, name))
     v = d.commit(ws, name, source, message, author)
     if len(d.versions(ws, name)) == before: click.echo(f"unchanged: {v.ref} already holds this data ({v.rows} rows)")
@@ -317,16 +354,19 @@ def data_diff(ctx, a, b, show_all):
 # %% ../nbs/05_cli.ipynb #36aec262
 @data.command('suite')
 @click.argument('ref')
-@click.option('--keys', default='', help='Comma-separated key columns that must be unique.')
+@click.option('--keys', default='', help='Comma-separated key columns: never null, unique together, never checked for distribution.')
 @click.option('--target', help='The label column, if any.')
+@click.option('--positive', help="The positive class of a binary target, e.g. Yes or 1.")
+@click.option('--time', 'time_', help='The event-time column: checked for type and nulls only.')
+@click.option('--sensitive', default='', help='Comma-separated sensitive attributes (fairness); never a feature.')
 @click.option('--name', help='Suite name (default: the dataset name).')
 @click.pass_context
-def data_suite(ctx, ref, keys, target, name):
-    "Infer a validation suite from version REF and save it, editable, with the project."
+def data_suite(ctx, ref, keys, target, positive, time_, sensitive, name):
+    "Infer a validation suite and the columns' roles from version REF and save it, editable, with the project."
     from workbench import validation as v
-    ws = _ws(ctx)
-    suite = v.infer_suite(ws, ref, [k for k in keys.split(',') if k], target, name)
-    click.echo(f"suite {suite.name} inferred from {ref}, saved to {v.save_suite(ws, suite)}")
+    ws, split = _ws(ctx), lambda s: [k for k in s.split(',') if k]
+    suite = v.infer_suite(ws, ref, split(keys), target, name, positive, time_, split(sensitive))
+    click.echo(f"suite {suite.name} inferred from {ref}, saved to {v.save_suite(ws, suite)}\nroles: {v.describe_roles(suite.roles)}")
 
 @data.command('validate')
 @click.argument('ref')
@@ -342,14 +382,14 @@ def data_validate(ctx, ref, suite):
 # %% ../nbs/05_cli.ipynb #44441195
 @cli.group(cls=_Group)
 def pipeline():
-    "The pipeline notebooks, run headlessly with papermill: validate, train, evaluate, promote, ci."
+    "The pipeline notebooks, run headlessly with papermill: validate, train, evaluate, promote, deploy, ci."
 
 @pipeline.command('run')
 @click.argument('name')
 @click.option('-p', '--param', 'params', multiple=True, metavar='NAME=VALUE', help='A notebook parameter; repeatable.')
 @click.pass_context
 def pipeline_run(ctx, name, params):
-    "Run pipeline NAME (validate, train, evaluate, promote, or ci for all four in turn)."
+    "Run pipeline NAME (validate, train, evaluate, promote, deploy, or ci for all five in turn)."
     from workbench import pipelines as p
     ws, values = _ws(ctx), _params(params)
     runs = p.run_ci(ws, values) if name == 'ci' else [p.run(ws, name, values)]
@@ -529,7 +569,7 @@ def monitor():
 @click.option('--since', help='Only windows starting at or after this date or time (UTC).')
 @click.option('--until', help='Only windows ending by this date or time (UTC).')
 @click.option('--no-alert', is_flag=True, help='Record the drift but send no alert.')
-@click.option('--all', 'show_all', is_flag=True, help='Print every statistic of every feature.')
+@click.option('--all', 'show_all', is_flag=True, help='Print every statistic of every feature of every window computed so far, not only the new ones.')
 @FORMAT
 @click.pass_context
 def monitor_drift(ctx, ref, source, window, since, until, no_alert, show_all, fmt):
@@ -539,9 +579,10 @@ def monitor_drift(ctx, ref, source, window, since, until, no_alert, show_all, fm
     from workbench import monitoring
     ws = _ws(ctx)
     rows = monitoring.drift(ws, ref, source, window, since, until, alert=not no_alert)
-    if rows.empty: return click.echo('no new complete window to compute (each window is computed once)')
     cols = ['window', 'feature', 'kind', 'statistic', 'value', 'p_value', 'threshold', 'drifted']
-    _show(rows[cols] if show_all or fmt != 'table' else monitoring.summary(rows, ws.settings), fmt)
+    if show_all and len(every := monitoring.history(ws, ref, source)): return _show(every[cols], fmt)
+    if rows.empty: return click.echo(rows.attrs.get('note') or 'no new complete window to compute (each window is computed once)')
+    _show(rows[cols] if fmt != 'table' else monitoring.summary(rows, ws.settings), fmt)
 
 # %% ../nbs/05_cli.ipynb #3202f361
 @monitor.group('labels', cls=_Group)
@@ -552,17 +593,18 @@ def monitor_labels():
 @click.argument('file', type=click.Path(dir_okay=False))
 @click.option('--key', default='request_id', show_default=True, help="The labels' key column.")
 @click.option('--label', help='The label column (default: the only column besides the key and observed_at).')
-@click.option('--on', default='request_id', show_default=True, help='What the key matches in the prediction log: request_id, or an entity key among the model inputs.')
+@click.option('--on', help='What the key matches in the prediction log: request_id, or a key or input column of the model (default: --key if it is a key of --model, else request_id).')
+@click.option('--model', 'ref', help="The model version the labels are for, e.g. NAME@champion: text labels become 1 for its positive class, 0 for the other.")
 @click.pass_context
-def monitor_labels_ingest(ctx, file, key, label, on):
+def monitor_labels_ingest(ctx, file, key, label, on, ref):
     "Append the labels in FILE (CSV or Parquet) to the labels table."
     from workbench import monitoring
-    click.echo(f"{monitoring.ingest_labels(_ws(ctx), file, key, label, on)} labels ingested from {file}")
+    click.echo(f"{monitoring.ingest_labels(_ws(ctx), file, key, label, on, model=ref)} labels ingested from {file}")
 
 @monitor.command('performance')
 @click.argument('ref')
 @click.option('--window', help='1d, 6h, 15m or Nrows (default: drift.window).')
-@click.option('--on', default='request_id', show_default=True, help='What the labels were ingested on: request_id, or an entity key among the model inputs.')
+@click.option('--on', help='What the labels were ingested on: request_id, or a key or input column (default: a key of the model the labels have, else request_id).')
 @click.option('--since', help='Only windows starting at or after this date or time (UTC).')
 @click.option('--until', help='Only windows ending by this date or time (UTC).')
 @FORMAT
@@ -571,7 +613,9 @@ def monitor_performance(ctx, ref, window, on, since, until, fmt):
     "Realized metrics of REF per window of its prediction log, from the labels ingested so far."
     from workbench import monitoring
     rows = monitoring.performance(_ws(ctx), ref, window, on, since, until)
-    if rows.empty: return click.echo('no window with new labels')
+    if rows.empty and not rows.attrs.get('labelled_windows'):
+        return click.echo(f"no window of {ref}'s prediction log has labels yet: ingest them with `workbench monitor labels ingest FILE --key COLUMN --model {ref}`")
+    if rows.empty: return click.echo('no window with new labels (each window is recorded again only when it gains labels)')
     _show(rows.pivot_table(index=['window', 'labelled'], columns='metric', values='value', sort=False).reset_index().round(4) if fmt == 'table' else rows, fmt)
 
 # %% ../nbs/05_cli.ipynb #de899486
@@ -579,7 +623,7 @@ def monitor_performance(ctx, ref, window, on, since, until, fmt):
 @click.argument('ref')
 @click.option('--window', help='A window label from the drift table (default: the newest).')
 @click.option('--source', default='predictions', show_default=True, help='As for monitor drift.')
-@click.option('--window-size', help='The --window monitor drift used for that label (default: drift.window).')
+@click.option('--window-size', help='The --window monitor drift used for that label (default: read from the label, e.g. 2000rows for "rows 2001-4000"; else drift.window).')
 @click.pass_context
 def monitor_report(ctx, ref, window, source, window_size):
     "Write Evidently's HTML data drift report for one window of REF, and record it in the drift table."
@@ -600,6 +644,8 @@ def monitor_retrain(ctx, ref, dataset, reason):
     click.echo(f"{r['model_version']} trained on {r['dataset']}: {', '.join(r['aliases']) or 'no alias'}")
 
 # %% ../nbs/05_cli.ipynb #41f4db76
+_BAR, _COUNT = '{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]', '{desc}: {n_fmt} rows [{elapsed}{postfix}]'  # the rate is ours, not tqdm's
+
 @cli.group(cls=_Group)
 def batch():
     "Score data in bulk with a registered model, on DuckDB or Spark."
@@ -622,16 +668,22 @@ def batch_score(ctx, ref, input, output, engine, batch_size, keys, master, overw
     workspace (DuckDB engine only). With --engine spark, OUTPUT is a folder of Parquet parts.
 
     Example: workbench batch score credit-default@champion 'applications/*.parquet' scores.parquet --keys application_id"""
+    from pathlib import Path
     from tqdm import tqdm
     from workbench import batch as b
-    ws = _ws(ctx, create=False)
-    with tqdm(unit=' rows', unit_scale=True, disable=quiet, file=sys.stderr, desc=f'scoring with {ref}') as bar:
+    from workbench.workspace import remove_stale_temps
+    ws = _ws(ctx)
+    if '://' not in output: remove_stale_temps(Path(output).parent)  # left by a killed run
+    speed = {}
+    with tqdm(unit=' rows', unit_scale=True, disable=quiet, file=sys.stderr, desc=f'scoring with {ref}', bar_format=_COUNT) as bar:
         def progress(rows, rate, total):
             if rows == 0: bar.reset(total)  # the clock starts with the scoring, not with loading the model
             elif total is not None and bar.total != total: bar.total = total
+            bar.bar_format = _BAR if bar.total else _COUNT
+            if rows: speed['rows/s'] = rate; bar.set_postfix_str(f"{rate:,.0f} rows/s", refresh=False)  # the summary's figure too
             bar.update(rows - bar.n)
         r = b.score(ws, ref, input, output, engine, batch_size, keys, progress, master, overwrite)
-    click.echo(f"scored {r['rows']:,} rows with {r['model']}/{r['version']} on {engine} in {r['seconds']:.1f} s ({r['rows_per_second'] or 0:,} rows/s) "
+    click.echo(f"scored {r['rows']:,} rows with {r['model']}/{r['version']} on {engine} at {speed.get('rows/s', r['rows_per_second'] or 0):,.0f} rows/s ({r['seconds']:.1f} s in all) "
                f"into {r['output']}; {r['monitored_rows']:,} sampled rows logged for monitoring as run {r['run']}")
 
 # %% ../nbs/05_cli.ipynb #afeb230e
@@ -647,7 +699,7 @@ def features_apply(ctx, file):
 
     Example: workbench features apply features.py"""
     from workbench import features as f
-    ws = _ws(ctx)
+    ws = _ws(ctx, create=True)
     _show(f.apply(ws, f.views_in(file)))
 
 @features.command('list')

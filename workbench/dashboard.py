@@ -139,7 +139,7 @@ def _experiments(pn, ws:Workspace):
     more = pn.widgets.MultiChoice(name='More columns', options=extra, placeholder='params and tags to show')
     shown = lambda: [c for c in RUN_COLUMNS if c in df] + sorted(c for c in df if c.startswith('metrics.')) + more.value
     search = pn.widgets.TextInput(name='Find runs', placeholder='name, experiment, model or dataset')
-    where = pn.widgets.TextInput(name='Filter (MLflow syntax)', placeholder="metrics.auc > 0.8 and params.C = '1.0'")
+    where = pn.widgets.TextInput(name='Filter (MLflow syntax)', placeholder="metrics.holdout_auc > 0.7 and params.model = 'logistic'")
     said = pn.pane.Markdown('')
     table = _table(pn, df[shown()], selectable='checkbox', page_size=15, widths={c: 120 for c in df} | {'run_id': 250, 'run_name': 220, 'start_time': 200, 'dataset': 180})
     logged = df[[c for c in df if c.startswith('metrics.')]].notna().sum()  # by default the metric most runs have

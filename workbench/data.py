@@ -83,12 +83,49 @@ def dataset_id(table:pa.Table) -> str:
     cols = [[n, str(t.column(n).type), _column_digest(n, t.column(n))] for n in t.column_names]
     return hashlib.sha256(json.dumps({'format': 1, 'rows': t.num_rows, 'columns': cols}).encode()).hexdigest()
 
+# %% ../nbs/03_data.ipynb #f8c2dfaa
+def _unique(names:list) -> list:
+    "`names`, once they are known to be unique."
+    seen = set()
+    if dup := next((n for n in names if n in seen or seen.add(n)), None):
+        raise WorkbenchError(f"column {dup!r} appears more than once; give every column its own name")
+    return names
+
+def _from_frame(df) -> pa.Table:
+    "A DataFrame as an Arrow table, or a `WorkbenchError` naming the column that cannot be stored."
+    _unique(list(df.columns))
+    try: return pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowException, ValueError, TypeError) as e:
+        bad = next((c for c in df.columns if _unstorable(df[c])), None)
+        raise WorkbenchError(f"column {bad!r} has type {df[bad].dtype}, which a dataset cannot store; convert it (e.g. to float or string)" if bad is not None
+                             else f"the DataFrame cannot be stored: {str(e).splitlines()[0]}") from None
+
+def _unstorable(col) -> bool:
+    try: pa.array(col, from_pandas=True); return False
+    except (pa.ArrowException, ValueError, TypeError): return True
+
+
+# %% ../nbs/03_data.ipynb #dd700bd1
+def _check_quotes(t:pa.Table, p:Path, delimiter:str) -> pa.Table:
+    "`t` read from CSV `p`, once no quoted value in it runs to the end of the file."
+    import csv, gzip, pyarrow.compute as pc
+    strings = [c for c in t.columns if pa.types.is_string(c.type) or pa.types.is_large_string(c.type)]
+    if not any(pc.any(pc.match_substring_regex(c, '[\\r\\n]')).as_py() for c in strings): return t
+    with (gzip.open(p, 'rt', newline='') if p.name.lower().endswith('.gz') else open(p, newline='', encoding='utf-8', errors='replace')) as f:
+        r, start = csv.reader(f, delimiter=delimiter, strict=True), 1
+        try:
+            for _ in r: start = r.line_num + 1
+        except csv.Error as e:
+            raise WorkbenchError(f"{p} line {start}: a quoted value is never closed; close the quote or remove it") from None
+    return t
+
+
 # %% ../nbs/03_data.ipynb #70710f40
 def read_source(source) -> pa.Table:
     "A DataFrame, Arrow table, or path to a CSV or Parquet file (or folder of Parquet files), as an Arrow table."
     import pandas as pd
-    if isinstance(source, pa.Table): return source
-    if isinstance(source, pd.DataFrame): return pa.Table.from_pandas(source, preserve_index=False)
+    if isinstance(source, pa.Table): return source.rename_columns(_unique(source.column_names))
+    if isinstance(source, pd.DataFrame): return _from_frame(source)
     if not isinstance(source, (str, Path)): raise WorkbenchError(f"cannot commit a {type(source).__name__}; pass a DataFrame, an Arrow table or a file path")
     p = Path(source)
     if not p.exists(): raise WorkbenchError(f"no such file: {p}")
@@ -97,10 +134,12 @@ def read_source(source) -> pa.Table:
     try:
         if kind == 'parquet':
             import pyarrow.parquet as pq
-            return pq.read_table(p)
+            t = pq.read_table(p)
+            return t.rename_columns(_unique(t.column_names))
         import pyarrow.csv as pcsv
-        return pcsv.read_csv(p, parse_options=pcsv.ParseOptions(delimiter='\t' if p.suffix.lower() == '.tsv' else ','),
-                             convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+        sep = '\t' if p.suffix.lower() == '.tsv' else ','
+        t = pcsv.read_csv(p, parse_options=pcsv.ParseOptions(delimiter=sep), convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+        return _check_quotes(t.rename_columns(_unique(t.column_names)), p, sep)
     except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
         raise WorkbenchError(f"could not read {p} as {kind.upper()}: {str(e).splitlines()[0]}") from None
 

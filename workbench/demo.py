@@ -6,7 +6,7 @@ Docs: https://mlops-workbench.github.io/workbench/demo.html.md"""
 
 # %% auto #0
 __all__ = ['REGIONS', 'PURPOSES', 'PRODUCTS', 'TERMS', 'DRIFT', 'INCOME_FACTOR', 'BNPL_SHARE', 'DEFAULT_SHIFT', 'COLUMNS',
-           'generate', 'training_frame', 'commit_demo']
+           'EXPERIMENT', 'MODEL', 'PIPELINE_PARAMS', 'generate', 'training_frame', 'commit_demo']
 
 # %% ../nbs/04_demo.ipynb #779c1280
 import numpy as np, pandas as pd
@@ -159,3 +159,9 @@ def commit_demo(ws, # the workspace to fill
         if batch.any(): out.append(d.commit(ws, 'labels', labels[batch].reset_index(drop=True), f'labels observed by {end:%Y-%m-%d}', 'demo'))
     for v in out: progress(f"  {v.ref:<28} {v.rows:>6} rows  {v.message}")
     return out
+
+# %% ../nbs/04_demo.ipynb #2a1b06ad
+EXPERIMENT = MODEL = 'credit-default'
+PIPELINE_PARAMS = dict(dataset='credit', target='defaulted', keys='application_id', sensitive='gender', exclude='month',
+                       experiment=EXPERIMENT, model_name=MODEL)  # what the demo passes to each pipeline notebook that takes it
+

@@ -15,15 +15,27 @@ import numpy as np, pandas as pd
 from .config import Settings, WorkbenchError, load_settings
 
 # %% ../nbs/08_gates.ipynb #3bbe7f2b
-def classifier_metrics(y, proba:np.ndarray, classes) -> dict:
-    "AUC, F1, log loss, Brier score and accuracy of positive-class probabilities `proba[:, 1]`."
+def classifier_metrics(y, # the true classes
+                       proba:np.ndarray, # class probabilities, a column per class in the order of `classes`
+                       classes, # the model's classes
+                       positive=None) -> dict: # a binary model's positive class; its last class when None
+    "Two classes: AUC, F1, log loss, Brier score and accuracy of the positive class's probability; more: macro AUC and F1, log loss, accuracy."
     from sklearn import metrics as m
-    y = np.asarray(y); pos = classes[-1]
-    yb, p = (y == pos).astype(int), np.clip(proba[:, -1], 1e-15, 1 - 1e-15)
+    y, classes = np.asarray(y), list(classes)
+    if len(classes) > 2: return _multiclass(y, proba, classes)
+    i = classes.index(positive) if positive is not None else len(classes) - 1
+    yb, p = (y == classes[i]).astype(int), np.clip(proba[:, i], 1e-15, 1 - 1e-15)
     pred = (p >= 0.5).astype(int)
     auc = m.roc_auc_score(yb, p) if len(set(yb)) == 2 else float('nan')
     return dict(auc=auc, f1=m.f1_score(yb, pred, zero_division=0), log_loss=m.log_loss(yb, p, labels=[0, 1]),
                 brier=m.brier_score_loss(yb, p), accuracy=m.accuracy_score(yb, pred))
+
+def _multiclass(y, proba:np.ndarray, classes:list) -> dict:
+    from sklearn import metrics as m
+    pred = np.asarray(classes)[proba.argmax(axis=1)]
+    auc = m.roc_auc_score(y, proba, multi_class='ovr', average='macro', labels=classes) if set(y.tolist()) == set(classes) else float('nan')
+    return dict(auc=auc, f1=m.f1_score(y, pred, average='macro', labels=classes, zero_division=0),
+                log_loss=m.log_loss(y, proba, labels=classes), accuracy=m.accuracy_score(y, pred))
 
 def regressor_metrics(y, pred:np.ndarray) -> dict:
     "RMSE, MAE and R² of predictions."
@@ -118,16 +130,20 @@ def evaluate(model, # the candidate: `predict_proba` (classifier) or `predict` (
              champion=None, # the current champion, scored on the same rows, or None
              parity:float|None=None, # max |probability difference| of the ONNX export, if measured
              settings:Settings|None=None, # thresholds; `load_settings()` when None
-             latency_rows:int=200) -> GateReport: # rows scored one at a time for latency
+             latency_rows:int=200, # rows scored one at a time for latency
+             positive=None) -> GateReport: # a binary classifier's positive class; its last class when None
     "Score `model` (and `champion`) on held-out rows and check every gate against its threshold."
     s = settings or load_settings()
     if len(X) != len(y) or len(X) == 0: raise WorkbenchError(f"held-out features have {len(X)} rows but the target has {len(y)}; give the same non-zero number")
     if sensitive is not None and len(sensitive) != len(X): raise WorkbenchError(f"the sensitive column has {len(sensitive)} rows, not {len(X)}")
     clf = hasattr(model, 'predict_proba')
-    score = lambda m: classifier_metrics(y, m.predict_proba(X), _classes(m)) if clf else regressor_metrics(y, m.predict(X))
+    classes = _classes(model) if clf else []
+    pos = classes[-1] if positive is None and clf else positive
+    score = lambda m: classifier_metrics(y, m.predict_proba(X), _classes(m), pos if len(classes) == 2 else None) if clf else regressor_metrics(y, m.predict(X))
     mets, champ = score(model), champion and score(champion)
-    pred = (model.predict_proba(X)[:, -1] >= 0.5).astype(int) if clf else model.predict(X)
-    groups, dp, eo = fairness(np.asarray(y) == _classes(model)[-1] if clf else y, pred, sensitive) if sensitive is not None else (pd.DataFrame(), None, None)
+    fair = sensitive is not None and len(classes) <= 2  # a multiclass model has no positive class to compare groups on
+    pred = (model.predict_proba(X)[:, classes.index(pos)] >= 0.5).astype(int) if clf and fair else None if clf else model.predict(X)
+    groups, dp, eo = fairness(np.asarray(y) == pos if clf else y, pred, sensitive) if fair else (pd.DataFrame(), None, None)
     lat = latency(model, X, latency_rows)
     key, main = ('auc', 'gates.min_auc') if clf else ('r2', 'gates.min_r2')
     gates = [_gate(s, key, mets[key], main, '>='), _gate(s, 'fairness_gap', dp, 'gates.max_fairness_gap', '<='),

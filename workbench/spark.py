@@ -78,7 +78,7 @@ def score(ws:Workspace, d, onnx_bytes:bytes, # the workspace, and the model depl
     spark = session(master)
     df = frame(spark, ws, source)
     schema = to_arrow_schema(df.schema)
-    check_schema(schema, d.inputs)
+    check_schema(schema, d.spec)
     out_schema = output_schema(d, schema, _keys(schema, d, keys))
     spark.conf.set('spark.sql.execution.arrow.maxRecordsPerBatch', str(batch_size))
     rows, model = spark.sparkContext.accumulator(0), spark.sparkContext.broadcast(onnx_bytes)
@@ -98,5 +98,5 @@ def score(ws:Workspace, d, onnx_bytes:bytes, # the workspace, and the model depl
     if sample.size and n:  # a second, column-pruned pass draws monitoring's sample; the driver scores it
         part, start = df.select(*d.names).sample(False, min(1.0, 2.0 * sample.size / n), seed=0).limit(sample.size).toArrow(), 0
         for b in part.to_batches(max_chunksize=batch_size):
-            sample.add(b, d.names, d.run(feeds(b, d.inputs, codes=d.codes)), start); start += b.num_rows
+            sample.add(b, d.names, d.run(feeds(b, d.spec, codes=d.codes)), start); start += b.num_rows
     return n
