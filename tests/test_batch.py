@@ -63,7 +63,7 @@ def test_duckdb_engine_scores_as_the_server_does_and_reaches_monitoring(bws, tmp
     after = json.loads(ev.after) if isinstance(ev.after, str) else ev.after
     assert ev.subject == mv.ref and after['rows'] == t.num_rows and after['run'] == r['run']
     # the sample reaches the prediction log as batch rows: every row here, as the run is smaller than batch.monitor_rows
-    log = ws.sql("select * from predictions where request_id = $r order by \"row\"", dict(r=r['run'])).df()
+    log = ws.sql("select * from predictions where starts_with(request_id, $r || '-') order by \"row\"", dict(r=r['run'])).df()  # a request id per row: `<run>-<row>`
     assert len(log) == r['monitored_rows'] == t.num_rows and set(log.variant) == set(log.source) == {'batch'} and set(log.version) == {mv.version}
     assert np.allclose(log.score, out['probability'].to_numpy()) and json.loads(log.inputs[5])['income'] == frame.income[5]
     # ... where drift monitoring reads it like served requests
@@ -92,7 +92,7 @@ def test_inputs_a_glob_a_query_and_a_sample(bws, tmp_path):
     from workbench.workspace import open_workspace
     small = open_workspace(ws.root, load_settings(overrides={'batch.monitor_rows': '200'}, env={}))
     r = batch.score(small, REF, str(parts/'*.parquet'), tmp_path/'sampled.parquet')
-    rows = ws.sql('select "row" from predictions where request_id = $r', dict(r=r['run'])).df()['row']
+    rows = ws.sql('select "row" from predictions where starts_with(request_id, $r || \'-\')', dict(r=r['run'])).df()['row']
     assert r['monitored_rows'] == len(rows) == rows.nunique() == 200 and rows.max() > t.num_rows * 0.8 and rows.min() < t.num_rows * 0.2
     # the default keys are every column the model does not take
     assert pq.read_schema(tmp_path/'sampled.parquet').names[:3] == ['application_id', 'applied_at', 'month']

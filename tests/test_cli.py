@@ -128,7 +128,6 @@ def test_demo_runs_the_lifecycle(wb, tmp_path):
     logged = json.loads(wb('sql', "select variant, count(*) as n from predictions group by 1 order by 1", '--format', 'json').stdout)
     assert sum(r['n'] for r in logged) >= 3000 + 1 and {r['variant'] for r in logged} == {'canary', 'champion'}
     assert [r['pipeline'] for r in json.loads(wb('pipeline', 'list', '--format', 'json').stdout)] == ['promote', 'evaluate', 'train', 'validate'] * 2
-    assert took < 180, f'workbench demo took {took:.0f} s'
     runs = json.loads(wb('runs', 'list', '--limit', '0', '--format', 'json').stdout)
     assert {r['experiment'] for r in runs} == {'credit-default'}  # the demo names its experiment; the notebooks' defaults play no part
     assert all(re.fullmatch(r'[0-9a-f]{40}(\+dirty)?|workbench==.+', r['code_version'] or '') for r in runs), [r['code_version'] for r in runs]
@@ -136,3 +135,4 @@ def test_demo_runs_the_lifecycle(wb, tmp_path):
     example = re.search(r'placeholder="(metrics\.[^"]+)"', inspect.getsource(workbench.dashboard))[1]  # the Experiments page's filter example
     c = mlflow.MlflowClient(f"sqlite:///{tmp_path/'ws'/'mlflow.db'}")
     assert c.search_runs([c.get_experiment_by_name('credit-default').experiment_id], example), f'{example} matches no run of the demo'
+    assert took < 180, f'workbench demo took {took:.0f} s'

@@ -177,7 +177,7 @@ def test_batch_rate_is_one_figure(run, shared, tmp_path):
     r = run('batch', 'score', shared['model'], 'good.csv', tmp_path/'scores.parquet', '--batch-size', '100')
     assert r.exit_code == 0, r.stderr
     bar = re.findall(r'([\d,]+) rows/s\]', r.stderr)
-    summary = re.search(r'\(([\d,]+) rows/s\)', r.stdout)[1]
+    summary = re.search(r' at ([\d,]+) rows/s ', r.stdout)[1]
     assert bar and bar[-1] == summary, (r.stderr[-300:], r.stdout)
     assert f"scored {shared['rows']:,} rows" in r.stdout
 
@@ -203,8 +203,10 @@ def test_the_reported_cases_through_the_binary(shared, args, message):
 
 def test_a_killed_batch_leaves_nothing_the_next_run_or_maintain_keeps(shared, tmp_path):
     "Kill `batch score` mid-write: its temporary file stays while it could still be in use, then the next run (or `maintain`) removes it."
-    out = tmp_path/'scores.parquet'
-    p = subprocess.Popen([str(BIN/'workbench'), 'batch', 'score', shared['model'], 'good.csv', out, '--batch-size', '1', '--quiet'],
+    import pandas as pd
+    out, big = tmp_path/'scores.parquet', tmp_path/'big.csv'
+    pd.concat([pd.read_csv(shared['root']/'good.csv')] * 20).to_csv(big, index=False)  # one row a batch: many seconds of writing
+    p = subprocess.Popen([str(BIN/'workbench'), 'batch', 'score', shared['model'], big, out, '--batch-size', '1', '--quiet'],
                          cwd=shared['root'], env=shared['env'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while not list(tmp_path.glob('.tmp-*')) and time.time() < deadline and p.poll() is None: time.sleep(0.05)

@@ -186,25 +186,30 @@ def _frames() -> dict:
 
 @pytest.fixture(scope='module')
 def tasks(tmp_path_factory):
-    "One workspace; each dataset committed, through `pipeline run ci`, and batch-scored whole (every row logged)."
+    "One workspace; the three datasets committed, through `pipeline run ci` at once (three processes), and batch-scored whole (every row logged)."
     import os, subprocess, sys
     from pathlib import Path
+    from workbench import batch
     root = tmp_path_factory.mktemp('tasks')
     env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_HOME': str(root/'ws'), 'WORKBENCH_ACTOR': 'tester'}
+    cmd = [str(Path(sys.executable).parent/'workbench'), '--set', 'promotion.allow_pipeline_approval=true', '--set', 'gates.min_r2=0.3']
     def wb(*args, check=True):
-        r = subprocess.run([str(Path(sys.executable).parent/'workbench'), '--set', 'promotion.allow_pipeline_approval=true', '--set', 'gates.min_r2=0.3',
-                            *map(str, args)], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        r = subprocess.run(cmd + list(map(str, args)), cwd=root, env=env, capture_output=True, text=True, timeout=600)
         if check: assert r.returncode == 0, f"workbench {' '.join(map(str, args))}:\n{r.stdout}\n{r.stderr}"
         return r
     ws = open_workspace(root/'ws', load_settings(env={}))
-    out = {}
-    for name, (frame, target, key) in _frames().items():
+    frames, running = _frames(), {}
+    for name, (frame, target, key) in frames.items():
         data.commit(ws, name, frame, 'as scikit-learn ships it')
-        r = wb('pipeline', 'run', 'ci', '-p', f'dataset={name}', '-p', f'target={target}', '-p', f'keys={key}', '-p', 'sensitive=None',
-               '-p', f'experiment={name}', '-p', f'model_name={name}')
+        running[name] = subprocess.Popen(cmd + ['pipeline', 'run', 'ci', '-p', f'dataset={name}', '-p', f'target={target}', '-p', f'keys={key}', '-p', 'sensitive=None',
+                                                '-p', f'experiment={name}', '-p', f'model_name={name}'], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = {}
+    for name, (frame, target, key) in frames.items():
+        ci = running[name].communicate(timeout=900)[0]
+        assert running[name].returncode == 0, ci
         frame.to_parquet(root/f'{name}.parquet')
-        scored = wb('batch', 'score', f'{name}@champion', root/f'{name}.parquet', root/f'{name}-scores.parquet', '--keys', key)
-        out[name] = dict(frame=frame, target=target, key=key, ci=r.stdout, scored=scored.stdout)
+        scored = batch.score(ws, f'{name}@champion', str(root/f'{name}.parquet'), root/f'{name}-scores.parquet', keys=[key])
+        out[name] = dict(frame=frame, target=target, key=key, ci=ci, scored=scored)
     return ws, wb, root, out
 
 
@@ -284,8 +289,8 @@ def test_labels_join_only_on_what_the_model_has(tasks, tmp_path):
     ws, wb, root, out = tasks
     pd.DataFrame({'bottle': ['B001'], 'target': [1]}).to_csv(tmp_path/'l.csv', index=False)
     r = wb('monitor', 'labels', 'ingest', tmp_path/'l.csv', '--key', 'bottle', '--on', 'colour', '--model', 'wine@champion', check=False)
-    assert r.returncode == 1 and "labels cannot join on 'colour': it is neither request_id nor an input or key of wine/1" in r.stderr
-    assert 'bottle' in r.stderr and 'alcohol' in r.stderr and 'Traceback' not in r.stderr
+    assert r.returncode == 1 and "labels cannot join on 'colour': it is neither request_id nor a key (bottle) or an input (alcohol, " in r.stderr
+    assert 'of wine/1; choose one of those with --on' in r.stderr and 'Traceback' not in r.stderr
     r = wb('monitor', 'labels', 'ingest', tmp_path/'l.csv', '--key', 'bottle', '--on', 'colour', check=False)  # without --model: the logged models'
     assert r.returncode == 1 and 'any model in the prediction log' in r.stderr
     pd.DataFrame({'patient': ['P0001'], 'diagnosis': ['maybe']}).to_csv(tmp_path/'t.csv', index=False)
@@ -295,3 +300,30 @@ def test_labels_join_only_on_what_the_model_has(tasks, tmp_path):
     assert '1 labels ingested' in wb('monitor', 'labels', 'ingest', tmp_path/'l.csv', '--key', 'bottle', '--model', 'wine@champion').stdout
     assert ws.sql("select key_column from labels order by ingested_at desc limit 1").fetchall()[0][0] == 'bottle'  # a key of the model: joined on it
     assert ws.sql("select count(*) from labels").fetchall()[0][0] == before + 1
+
+
+def test_batch_rows_logged_with_their_keys_join_labels_on_them(tasks, tmp_path):
+    "A batch sample that carries the key column logs it with the row; labels keyed by it join on the model's key (tag workbench.keys)."
+    import pyarrow as pa
+    from datetime import datetime, timezone
+    from sklearn.metrics import roc_auc_score
+    from workbench import batch
+    ws, wb, root, out = tasks
+    frame = out['tumours']['frame']
+    onnx_bytes, mv = registry.load_onnx(ws, 'tumours@champion')
+    d = batch.batch_model(mv.name, mv.version, onnx_bytes)
+    rb = pa.RecordBatch.from_pandas(frame, preserve_index=False)
+    raw, sample = {}, batch.Sample(10_000)
+    batch.score_batch(d, rb, batch.output_schema(d, rb.schema, ['patient']), 0, raw)
+    sample.add(rb, d.names + ['patient'], raw, 0)
+    assert batch.log_sample(ws, d, sample.table(), 'batch-keys', datetime.now(timezone.utc)) == len(frame)
+    logged = ws.sql("select request_id, score, json_extract_string(inputs, '$.patient') as patient from predictions where starts_with(request_id, 'batch-keys-') order by request_id").df()
+    assert logged.patient.tolist() == frame.patient.tolist() and logged.request_id.iloc[12] == 'batch-keys-0000000012'
+    frame[['patient', 'diagnosis']].to_parquet(tmp_path/'late.parquet')
+    assert f'{len(frame)} labels ingested' in wb('monitor', 'labels', 'ingest', tmp_path/'late.parquet', '--key', 'patient', '--model', 'tumours@champion').stdout
+    total = ws.sql("select count(*) from predictions where model = 'tumours'").fetchall()[0][0]
+    perf = monitoring.performance(ws, 'tumours@champion', window=f'{total}rows')  # joined on patient, the model's key: only the rows that logged it
+    auc = perf.set_index('metric')
+    assert auc.labelled.iloc[0] == len(frame)
+    expected = roc_auc_score(logged.merge(frame, on='patient').diagnosis.eq('malignant'), logged.score)
+    assert np.isclose(auc.value['auc'], expected) and expected > 0.9

@@ -89,6 +89,26 @@ def test_stock_mlflow_client_sees_it(trained):
     assert {a.path for a in c.list_artifacts(run_id)} >= {'gate_report.json', 'parity.json', 'signature.json'}
 
 
+
+def test_mlflow_pyfunc_scores_a_dataframe_like_the_workbench(trained):
+    "Issue 17, item 14: stock `mlflow.pyfunc` scores a plain DataFrame with the original columns, as the workbench's ONNX path does, under a signature."
+    import mlflow, numpy as np
+    ws, credit, *_ = trained
+    full, _ = candidate(ws, credit, LogisticRegression(max_iter=500), NUM + CAT)
+    uri, rows = f'models:/credit-default/{full.version}', data.load(ws, credit.ref)[NUM + CAT].tail(400)
+    assert rows.isna().any().any()  # gaps, which the model imputes
+    with tracking.using(ws): model, info = mlflow.pyfunc.load_model(uri), mlflow.models.get_model_info(uri)
+    mine = onnx.OnnxModel(registry.load_onnx(ws, full.ref)[0])
+    assert (model.predict(rows) == mine.predict(rows)).all()
+    probabilities = model.predict(rows, params={'predict_method': 'predict_proba'})
+    assert list(probabilities.columns) == ['0', '1'] and np.allclose(probabilities.to_numpy(), mine.predict_proba(rows))
+    schema = {c.name: (repr(c.type), c.required) for c in info.signature.inputs.inputs}
+    gaps = set(rows.columns[data.load(ws, credit.ref)[NUM + CAT].isna().any()])
+    assert list(schema) == NUM + CAT and {n for n, (_, required) in schema.items() if not required} == gaps == {'income', 'credit_score', 'employment_years'}
+    assert schema['age'] == schema['delinquencies_2y'] == ('long', True) and schema['product'] == ('string', True) and schema['income'][0] == 'double'
+    assert info.flavors['python_function']['loader_module'] == 'onnx_pyfunc' and 'onnx' in info.flavors  # our loader, shipped as code: no pickle
+    with pytest.raises(Exception, match='age'): model.predict(rows.drop(columns='age'))  # MLflow's schema check names the column
+
 def test_bad_input_leaves_the_registry_unchanged(trained, wb):
     ws, credit, good, weak, run_id = trained
     before = (json.loads(wb('registry', 'list', '--format', 'json').stdout), len(audit.log(ws)))

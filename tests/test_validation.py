@@ -237,10 +237,10 @@ def split(frame, seed, n_ref):
     return frame.iloc[o[:n_ref]], frame.iloc[o[n_ref:]]
 
 
-def test_random_splits_of_breast_cancer_pass_over_30_seeds(ws):
+def test_random_splits_of_breast_cancer_pass_over_15_seeds(ws):
     "The issue's case: 400 rows as the reference, the other 169 as the new batch; every seed passes, keys included."
     worst = {}
-    for seed in range(30):
+    for seed in range(15):
         ref, new = split(cancer(), seed, 400)
         data.commit(ws, f'bc{seed}', ref)
         suite = val.infer_suite(ws, f'bc{seed}', keys=['patient id'], target='target', positive=1)

@@ -208,6 +208,17 @@ def log_sample(ws:Workspace, d, sample:pa.Table|None, run_id:str, when:datetime)
     ws.append('predictions', t.cast(SCHEMA))
     return t.num_rows
 
+# %% ../nbs/23_batch.ipynb #84b344f4
+def _named(ws:Workspace, source:str, schema:pa.Schema) -> tuple:
+    "`schema` (DuckDB's, of `source`) under the input's own column names, and DuckDB's name for each of them."
+    own = schema.names
+    if not is_query(source):
+        import pyarrow.parquet as pq
+        path, kind = files(ws, source)
+        if kind == 'parquet': own = pq.read_schema(sorted(glob.glob(path))[0]).names
+    if len(own) != len(schema.names) or own == schema.names: return schema, {n: n for n in schema.names}
+    return pa.schema([f.with_name(n) for f, n in zip(schema, own)]), dict(zip(own, schema.names))
+
 # %% ../nbs/23_batch.ipynb #5e94f032
 def _batches(rel, size:int, q:queue.Queue, stop:threading.Event):
     "Put the relation's record batches on `q` (then None), from a reader thread."
@@ -234,12 +245,13 @@ def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:li
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
     rel = relation(ws, source)
-    schema = rel.limit(0).to_arrow_table().schema
+    schema, duck = _named(ws, source, rel.limit(0).to_arrow_table().schema)  # the input's own names, and DuckDB's
     check_schema(schema, d.inputs)
     keys = _keys(schema, d, keys)
     out_schema = output_schema(d, schema, keys)
     from workbench.data import _q
-    rel = rel.project(', '.join(_q(c) for c in dict.fromkeys(d.names + keys)))  # only what is used is read
+    wanted = list(dict.fromkeys(d.names + keys))
+    rel = rel.project(', '.join(_q(duck[c]) for c in wanted))  # only what is used is read
     total = _total(ws, source) if progress else None
     if progress: progress(0, 0.0, total)
     threads = ws.settings['batch.threads'] or os.cpu_count() or 1
@@ -261,6 +273,7 @@ def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:li
             while (b := q.get()) is not None:
                 if isinstance(b, Exception): raise WorkbenchError(f"reading {source!r} failed: {str(b).splitlines()[0]}") from None
                 if not b.num_rows: continue
+                if b.schema.names != wanted: b = pa.RecordBatch.from_arrays(b.columns, names=wanted)
                 pending.append((b, rows, pool.submit(job, b, rows))); rows += b.num_rows
                 write(2 * threads)  # a batch waits for each thread while the others are written
             write(0)

@@ -26,13 +26,14 @@ def _first_line(e:BaseException) -> str:
 
 def _sentence(e:Exception) -> str|None:
     "The one-sentence message of an error the user can fix, or None for an unexpected one."
-    duckdb, pa, mlflow = (sys.modules.get(m) for m in ('duckdb', 'pyarrow', 'mlflow.exceptions'))  # loaded if it can be theirs
+    duckdb, pa, mlflow, delta = (sys.modules.get(m) for m in ('duckdb', 'pyarrow', 'mlflow.exceptions', 'deltalake.exceptions'))  # loaded if it can be theirs
     if isinstance(e, WorkbenchError): return str(e)
     if duckdb and isinstance(e, duckdb.Error) and not isinstance(e, (duckdb.InternalException, duckdb.FatalException)): return f"DuckDB: {_first_line(e)}"
-    if pa and isinstance(e, pa.ArrowException) and not isinstance(e, OSError): return f"Arrow: {_first_line(e)}"
+    if pa and isinstance(e, pa.ArrowException): return f"Arrow: {_first_line(e)}"
     if mlflow and isinstance(e, mlflow.MlflowException): return f"MLflow: {_first_line(e)}"
+    if delta and isinstance(e, delta.DeltaError): return f"Delta table: {_first_line(e)}"
     if isinstance(e, UnicodeError): return f"a file is not readable text ({_first_line(e)}); check that the path names the right file"
-    if isinstance(e, OSError) and e.strerror: return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    if isinstance(e, OSError): return f"{e.strerror}: {e.filename}" if e.strerror and e.filename else e.strerror or _first_line(e)
     if isinstance(e, MemoryError): return "out of memory; try a smaller input or batch, or free memory and retry"
     return None
 

@@ -84,7 +84,7 @@ DEFAULTS = {
         'share': (0.1, 'Share of traffic sent to the challenger, 0 to 1'),
         'max_error_rate': (0.01, 'Challenger error rate above which the canary rolls back'),
         'max_p99_ms': (50.0, 'Challenger p99 latency above which the canary rolls back'),
-        'max_divergence': (0.1, 'PSI between challenger and champion predictions above which it rolls back'),
+        'max_disagreement': (0.5, "Mean |challenger - champion| on the same rows, in the champion's spread (0: identical, 1: unrelated), above which it rolls back"),
         'promote_after': (1000, 'Healthy challenger requests after which it is promoted'),
         'min_requests': (200, 'Challenger requests needed before its latency and divergence are judged'),
         'actor': ('canary', 'Actor name the server records for automatic rollbacks and promotions'),
@@ -135,16 +135,18 @@ _SHARE, _COUNT, _ONE_OR_MORE = (0, 1), (0, None), (1, None)
 LIMITS = {
     'gates.min_auc': _SHARE, 'gates.min_r2': (None, 1), 'gates.max_fairness_gap': _SHARE, 'gates.max_equal_opportunity_gap': _SHARE,
     'gates.min_gain_over_champion': (-1, 1), 'gates.parity_tolerance': _COUNT,
+    'validation.false_alarm_rate': _SHARE, 'validation.min_ks': _SHARE, 'validation.min_psi': _COUNT, 'validation.min_share_change': _SHARE,
+    'validation.min_outside_share': _SHARE, 'validation.min_missing_rise': _SHARE, 'validation.min_unseen_share': _SHARE, 'validation.row_count_factor': (1, None),
     'promotion.min_approvals': _ONE_OR_MORE,
     'drift.ks_pvalue': _SHARE, 'drift.chi2_pvalue': _SHARE, 'drift.js_threshold': _SHARE, 'drift.linf_threshold': _SHARE,
     'drift.missing_threshold': _SHARE, 'drift.unseen_threshold': _SHARE, 'drift.bins': (2, 1000), 'drift.report_rows': _ONE_OR_MORE,
     'performance.max_auc_drop': _SHARE,
-    'canary.share': _SHARE, 'canary.max_error_rate': _SHARE, 'canary.promote_after': _ONE_OR_MORE, 'canary.min_requests': _ONE_OR_MORE,
+    'canary.share': _SHARE, 'canary.max_disagreement': _SHARE, 'canary.max_error_rate': _SHARE, 'canary.promote_after': _ONE_OR_MORE, 'canary.min_requests': _ONE_OR_MORE,
     'serving.flush_rows': _ONE_OR_MORE, 'serving.max_rows': _ONE_OR_MORE,
     'batch.batch_size': _ONE_OR_MORE, 'batch.threads': _COUNT, 'batch.monitor_rows': _COUNT,
 }
-POSITIVE = {'gates.max_latency_ms', 'drift.psi_threshold', 'drift.kl_threshold', 'drift.wasserstein_threshold', 'canary.max_p99_ms',
-            'canary.max_divergence', 'serving.flush_seconds', 'serving.reload_seconds', 'serving.max_body_mb'}
+POSITIVE = {'gates.max_latency_ms', 'validation.false_alarm_rate', 'drift.psi_threshold', 'drift.kl_threshold', 'drift.wasserstein_threshold', 'canary.max_p99_ms',
+            'canary.max_disagreement', 'serving.flush_seconds', 'serving.reload_seconds', 'serving.max_body_mb'}
 CHOICES = {'alerts.sinks': {'console', 'jsonl', 'webhook', 'audit'},
            'drift.decide_by': {'psi', 'ks', 'js', 'kl', 'wasserstein', 'chi2', 'linf', 'missing', 'unseen'}}
 

@@ -307,13 +307,22 @@ def memory_limit(settings) -> str:
 def _sql_text(s:str) -> str: return "'" + s.replace("'", "''") + "'"
 
 # %% ../nbs/18_monitoring.ipynb #96174271
+def _open(ws:Workspace, con, name:str):
+    "Open table `name` as a view through DuckDB's own Parquet reader, whose memory counts within its limit (a pyarrow dataset reads ahead outside it)."
+    from deltalake import DeltaTable
+    t = DeltaTable(str(ws.table_path(name)))
+    files = t.file_uris()
+    if not files or any('://' in f for f in files): return con.register(name, t.to_pyarrow_dataset())  # empty, or on object storage: DuckDB has no reader for it here
+    con.execute(f"create or replace view {name} as select * from read_parquet([{', '.join(map(_sql_text, files))}], union_by_name = true)")
+
 @contextmanager
 def engine(ws:Workspace, tables:list=()): # the workspace, and the tables to open as views
     "A DuckDB connection for monitoring: memory bounded by `drift.memory_limit`, spilling to a folder in the workspace removed afterwards."
     import duckdb
     limit, spill = memory_limit(ws.settings), ws.root/'monitoring'/f'.tmp-{uuid.uuid4().hex}-spill'
     spill.parent.mkdir(parents=True, exist_ok=True)
-    con = ws.connect(list(tables))
+    con = ws.connect([])
+    for name in tables: _open(ws, con, name)
     try:
         try: con.execute(f"set memory_limit = {_sql_text(limit)}")
         except duckdb.Error: raise WorkbenchError(f"drift.memory_limit {limit!r} is not a size DuckDB accepts; write e.g. 4GB or 512MiB") from None
@@ -355,11 +364,12 @@ def _load(con, table:str, path, feats:dict, alias:dict, # a connection, the tabl
           model=None, size:int|None=None, batch:int=65536) -> int: # also the model's score; also each row's window `w` of `size` rows
     "Stream Parquet file(s) into `table` batch by batch, the features under their aliases; returns the rows."
     import pyarrow.dataset as pds
+    read = list(dict.fromkeys([*feats, *(s['name'] for s in model.signature)] if model is not None else feats))  # the model may take a key, which is no feature
     try: src = pds.dataset(path, format='parquet')
     except (OSError, ValueError, pa.ArrowInvalid) as e: raise WorkbenchError(f"cannot read Parquet from {path}: {str(e).splitlines()[0]}") from None
-    if missing := [f for f in feats if f not in src.schema.names]: raise WorkbenchError(f"{path} has no column(s) {', '.join(map(repr, missing))}, which the model takes")
+    if missing := [f for f in read if f not in src.schema.names]: raise WorkbenchError(f"{path} has no column(s) {', '.join(map(repr, missing))}, which the model takes")
     rows, made = 0, False
-    for b in itertools.chain(src.to_batches(columns=list(feats), batch_size=batch), [src.schema.empty_table().select(list(feats))]):
+    for b in itertools.chain(src.to_batches(columns=read, batch_size=batch), [src.schema.empty_table().select(read)]):
         if made and not len(b): continue  # the empty table at the end only gives an empty source its table
         cols, names = [b.column(f) for f in feats], [alias[f] for f in feats]
         if model is not None: cols.append(pa.array(_score(model, b.to_pandas()), pa.float64())); names.append(OUTPUT)
@@ -666,14 +676,18 @@ def _roles(ws:Workspace, mv) -> dict:
                 keys=json.loads(t.get('workbench.keys') or '[]'), inputs=json.loads(t.get('workbench.features') or '[]'))
 
 def _joinable(ws:Workspace, model) -> tuple:
-    "What labels can join on: `(what, columns)`, the inputs and keys of `model`, else of every version in the prediction log."
+    "What labels can join on: `(what, keys, inputs)` of `model`, else of every version in the prediction log."
     from workbench import registry
     if model is not None: mvs = [model]
     else:
         logged = ws.sql("select distinct model, version from predictions").fetchall() if 'predictions' in ws.tables() else []
         mvs = [registry.get(ws, f'{m}/{v}') for m, v in logged]
-    cols = [c for mv in mvs for r in [_roles(ws, mv)] for c in r['inputs'] + r['keys']]
-    return (model.ref if model is not None else 'any model in the prediction log'), list(dict.fromkeys(cols))
+    roles = [_roles(ws, mv) for mv in mvs]
+    keys, inputs = (list(dict.fromkeys(c for r in roles for c in r[k])) for k in ('keys', 'inputs'))
+    return (model.ref if model is not None else 'any model in the prediction log'), keys, inputs
+
+def _some(names:list, most:int=8) -> str:
+    return ', '.join(names[:most]) + (f' and {len(names) - most} more' if len(names) > most else '') if names else 'none'
 
 # %% ../nbs/18_monitoring.ipynb #6a493ad3
 def _as_labels(y:pd.Series, name:str, roles:dict|None, ref:str) -> pd.Series:
@@ -685,8 +699,8 @@ def _as_labels(y:pd.Series, name:str, roles:dict|None, ref:str) -> pd.Series:
         return y.map(lambda x: None if pd.isna(x) else float(str(x) == roles['positive'] or _number_in(x, [roles['positive']])))
     n = pd.to_numeric(y.astype('float64') if y.dtype == bool else y, errors='coerce')
     if (bad := n.isna() & y.notna()).any():
-        raise WorkbenchError(f"label column {name!r} holds text such as {y[bad].iloc[0]!r}; " + (f"{ref} is a {roles['task']} model, whose labels must be numbers" if roles else
-                             "name the model with --model REF so the positive class recorded when it was trained decides which label is 1"))
+        raise WorkbenchError(f"label column {name!r} must hold numbers, got {y[bad].iloc[0]!r}" + (f" ({ref} is a {roles['task']} model)" if roles else
+                             "; for text labels of a binary model name the model with --model REF: its positive class, recorded at training, becomes 1"))
     return n
 
 def _number_in(x, values) -> bool:
@@ -705,8 +719,8 @@ def ingest_labels(ws:Workspace, source, # a CSV or Parquet file, a DataFrame or 
     mv = registry.get(ws, model) if model else None
     roles = mv and _roles(ws, mv)
     on = on or (key if roles and key in roles['keys'] else 'request_id')
-    if on != 'request_id' and on not in (cols := _joinable(ws, mv))[1]:
-        raise WorkbenchError(f"labels cannot join on {on!r}: it is neither request_id nor an input or key of {cols[0]} ({', '.join(cols[1][:12]) or 'none'}); choose one of those with --on")
+    if on != 'request_id' and on not in (j := _joinable(ws, mv))[1] + j[2]:
+        raise WorkbenchError(f"labels cannot join on {on!r}: it is neither request_id nor a key ({_some(j[1])}) or an input ({_some(j[2])}) of {j[0]}; choose one of those with --on")
     t = data.read_source(source).to_pandas()
     if key not in t.columns: raise WorkbenchError(f"the labels have no column {key!r} (columns: {', '.join(map(str, t.columns))}); pass --key")
     others = [c for c in t.columns if c not in (key, 'observed_at')]

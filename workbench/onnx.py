@@ -348,7 +348,7 @@ def check_columns(inputs:list, # the model's `Input`s
         raise WorkbenchError(f"unknown column{'s' * (len(unknown) > 1)} {_names(unknown)}; the model takes {_names(names)}" + (f" and the keys {_names(list(extra))}" if extra else ''))
 
 # %% ../nbs/06_onnx.ipynb #7b88aef0
-_INFERRED = {'string': 'str', 'integer': 'int', 'floating': 'float', 'mixed-integer-float': 'float', 'boolean': 'bool', 'empty': 'empty'}
+_INFERRED = {'string': 'str', 'integer': 'int', 'floating': 'float', 'mixed-integer-float': 'float', 'decimal': 'float', 'boolean': 'bool', 'empty': 'empty'}
 
 def _kind(s:pd.Series) -> str:
     "What `s` holds, in `TAKES`'s words."
@@ -456,7 +456,7 @@ def parity(pipeline, # the fitted scikit-learn pipeline
 class Exported:
     "A converted pipeline that passed parity: the deployable ONNX model, its input signature and its parity."
     onnx: bytes # the ONNX model
-    signature: list # `{'name', 'type'}` per input
+    signature: list # `{'name', 'type', 'nullable'}` per input: its column, ONNX type, and whether it takes missing values
     parity: Parity # measured on the held-out rows
 
 # %% ../nbs/06_onnx.ipynb #a11f7c02
@@ -505,4 +505,4 @@ def export(pipeline, # a fitted scikit-learn classifier or regressor (usually a 
     sig = [s | {'nullable': takes[s['name']]} for s in json.loads(model.metadata['signature'])]
     m = __import__('onnx').load_from_string(model.model_bytes)
     _stamp(m, {'parity': json.dumps(vars(p)), 'signature': json.dumps(sig)})
-    return Exported(m.SerializeToString(), model.signature, p)
+    return Exported(m.SerializeToString(), [{k: s[k] for k in ('name', 'type', 'nullable')} for s in sig], p)

@@ -202,34 +202,36 @@ def _cdfs(points:list, at:dict, on:dict, n:int) -> tuple:
 # %% ../nbs/10_validation.ipynb #a17c0007
 def _ks_p(d:float, n:int, m:int) -> float:
     "p-value of a two-sample KS statistic `d` between `n` and `m` values (asymptotic, Stephens' correction)."
-    if not n or not m: return 1.0
+    if not m or not n: return 1.0 if not m else 0.0  # nothing new: no finding; reference size unknown: the floor decides
     e = math.sqrt(n*m/(n + m))
     return float(kolmogorov((e + 0.12 + 0.11/e)*d))
 
 def _chi2_p(shares, n:int, counts) -> float:
     "p-value of the chi-square test that `counts` come from the distribution that gave the reference `shares` of `n` values."
+    if not n: return 0.0
     r, c = np.asarray(shares, float)*n, np.asarray(counts, float)
     r, c = r[(r + c) > 0], c[(r + c) > 0]
     m = c.sum()
-    if len(r) < 2 or not m or not n: return 1.0
+    if len(r) < 2 or not m: return 1.0
     er, ec = (r + c)*n/(n + m), (r + c)*m/(n + m)
     return float(chi2.sf(((r - er)**2/er + (c - ec)**2/ec).sum(), len(r) - 1))
 
 # %% ../nbs/10_validation.ipynb #a17c0009
 def _outside_p(k:int, n:int, m:int) -> float:
     "Chance that at least `k` of `m` new values fall outside the range of `n` reference values, all exchangeable."
-    if k <= 0 or n < 2: return 1.0
-    lc = lambda a, b: gammaln(a + 1) - gammaln(b + 1) - gammaln(a - b + 1)
-    j = np.arange(k, m + 1)
-    return float(min(1.0, np.exp(np.log(j + 1) + lc(n + m - j - 2, n - 2) - lc(n + m, n)).sum()))
+    if k <= 0 or n == 1: return 1.0
+    if not n: return 0.0
+    lc, N = (lambda a, b: gammaln(a + 1) - gammaln(b + 1) - gammaln(a - b + 1)), n + m  # log of a binomial coefficient
+    tail = np.logaddexp(math.log(k + 1) + lc(N - 1 - k, n - 1), lc(N - 1 - k, n) if k < m else -np.inf)  # Σ_{j≥k} (j+1)·C(N-j-2, n-2)
+    return float(min(1.0, np.exp(tail - lc(N, n))))
 
 def _more_p(a:int, n:int, k:int, m:int) -> float:
     "Chance that at least `k` of `m` new rows are missing when `a` of `n` reference rows were (one-sided Fisher test)."
-    return float(hypergeom.sf(k - 1, n + m, a + k, m)) if k > 0 else 1.0
+    return 1.0 if k <= 0 else float(hypergeom.sf(k - 1, n + m, a + k, m)) if n else 0.0
 
 def _unseen_p(k:int, m:int, n:int, singletons:int) -> float:
     "Chance that at least `k` of `m` new rows hold categories unseen in `n` reference rows (Good–Turing, binomial)."
-    return float(binom.sf(k - 1, m, min(1.0, (singletons + 1)/(n + 1)))) if k > 0 else 1.0
+    return 1.0 if k <= 0 else float(binom.sf(k - 1, m, min(1.0, (singletons + 1)/(n + 1)))) if n else 0.0
 
 # %% ../nbs/10_validation.ipynb #ce89e091
 def _first_scan(path:Path, cols:dict, distinct=()) -> tuple:
