@@ -128,13 +128,13 @@ def test_bad_input_is_refused_before_any_output(bws, tmp_path, engine, request):
              'product': t.set_column(t.schema.get_field_index('product'), 'product', pa.array(np.arange(t.num_rows)))}
     for column, bad in cases.items():
         pq.write_table(bad, tmp_path/'in.parquet')
-        with pytest.raises(WorkbenchError, match=f"column '{column}'"):
+        with pytest.raises(WorkbenchError, match=f"column '?{column}\\b"):
             batch.score(ws, REF, str(tmp_path/'in.parquet'), tmp_path/'out.parquet', engine=engine)
         _nothing_written(ws, tmp_path, before)
-    # a value the signature forbids, far into the input: the run fails naming column and row, and leaves nothing
-    age = t['age'].to_pylist(); age[t.num_rows - 3] = None
-    pq.write_table(t.set_column(t.schema.get_field_index('age'), 'age', pa.array(age, pa.int64())), tmp_path/'in.parquet')
-    with pytest.raises(WorkbenchError, match="column 'age' has a missing value" + (f" \\(null or NaN\\) in row {t.num_rows - 3}" if engine == 'duckdb' else '')):
+    # a value no model takes, far into the input: the run fails naming column and row, and leaves nothing (missing values: see test_column_names.py)
+    age = t['age'].to_pylist(); age[t.num_rows - 3] = float('inf')
+    pq.write_table(t.set_column(t.schema.get_field_index('age'), 'age', pa.array(age, pa.float64())), tmp_path/'in.parquet')
+    with pytest.raises(WorkbenchError, match="column 'age' has an infinite value" + (f" in row {t.num_rows - 3}" if engine == 'duckdb' else '')):
         batch.score(ws, REF, str(tmp_path/'in.parquet'), tmp_path/'out.parquet', engine=engine, batch_size=500)
     _nothing_written(ws, tmp_path, before)
 

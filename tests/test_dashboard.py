@@ -65,7 +65,7 @@ def test_compare_two_runs_in_the_browser(browser, dashboard):
 
 def test_bad_filter_gives_a_message(browser, dashboard):
     page = visit(browser, dashboard + '/experiments', 'logistic-', 'filter-before')
-    box = page.get_by_placeholder("metrics.auc > 0.8")
+    box = page.get_by_placeholder("metrics.holdout_auc > 0.7")
     box.fill('metrics.auc >'); box.press('Enter')
     page.get_by_text("bad filter 'metrics.auc >'").first.wait_for(timeout=20_000)
     box.fill('metrics.nonsense > 0.5'); box.press('Enter')

@@ -207,6 +207,7 @@ def _lock(name): return 'model_' + re.sub(r'[^a-z0-9_]', '_', name)
 
 # %% ../nbs/09_registry.ipynb #9ec253eb
 def _check_approver(ws, mv, who):
+    if not isinstance(who, str) or not who.strip(): raise WorkbenchError(f"the approver must be a person's name, not {who!r}")
     s = ws.settings
     allowed = [a.strip() for a in s['promotion.approvers'].split(',') if a.strip()]
     if who == mv.registered_by: raise PolicyError(f"{who} registered {mv.ref} and so cannot approve it (rule: four eyes)")
