@@ -165,3 +165,20 @@ def test_batch_scores_by_the_original_names(trained, tmp_path):
     with pytest.raises(WorkbenchError, match="column 'order' has a missing value \\(null or NaN\\) in row 70"):
         batch.score(ws, mv.ref, str(tmp_path/'bad.parquet'), tmp_path/'bad-out.parquet', batch_size=64)
     assert not (tmp_path/'bad-out.parquet').exists()
+
+
+def test_spark_scores_by_the_original_names(trained, tmp_path):
+    "The Spark engine reads `Age` and `age` as two columns and gives DuckDB's scores; under CI a missing engine fails, never skips."
+    from workbench import batch, spark
+    home, ws, pipe, exported, mv, test = trained
+    try: spark.session('local[1]')
+    except Exception as e:
+        if os.environ.get('CI'): pytest.fail(f'Spark is not usable here: {e}')
+        pytest.skip(f'Spark is not usable here: {e}')
+    src = tmp_path/'in.parquet'
+    pq.write_table(pa.Table.from_pandas(test[[KEY] + FEATURES], preserve_index=False), src)
+    batch.score(ws, mv.ref, str(src), tmp_path/'spark', engine='spark', batch_size=64, keys=[KEY])
+    out = pq.read_table(tmp_path/'spark').to_pandas().sort_values(KEY)
+    assert out[KEY].tolist() == sorted(test[KEY]) and list(out.columns) == [KEY, 'prediction', 'probability', 'model_version']
+    want = pd.Series(pipe.predict_proba(test[FEATURES])[:, 1], index=test[KEY]).loc[out[KEY]].to_numpy()
+    assert np.abs(out['probability'].to_numpy() - want).max() < 1e-9

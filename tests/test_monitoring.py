@@ -341,11 +341,11 @@ def test_the_cli_hints_and_all_windows(odd):
     ws, mv, ref, served = odd
     r = cli(ws, 'monitor', 'drift', mv.ref, '--no-alert')  # the default 1d window: the log spans five minutes of today
     assert r.stdout.startswith('no new complete window') and 'holds 2,000 rows' in r.stdout and '--window 1000rows' in r.stdout, r.stdout
-    monitoring.drift(ws, mv.ref, window='1000rows', alert=False)  # nothing new if the test above ran first
+    monitoring.drift(ws, mv.ref, window='1000rows', alert=False)  # computes both windows, unless the test above did
+    assert 'all 2 complete 1000-row windows' in monitoring.drift(ws, mv.ref, window='1000rows', alert=False).attrs['note']
     every = cli(ws, 'monitor', 'drift', mv.ref, '--window', '1000rows', '--all', '--format', 'json').stdout
     got = pd.DataFrame(json.loads(every))
     assert set(got.window) == {'rows 1-1000', 'rows 1001-2000'} and set(got.feature) == set(ODD + ODD_CAT + ['model_score'])
-    assert 'all 2 complete 1000-row windows' in cli(ws, 'monitor', 'drift', mv.ref, '--window', '1000rows').stdout
     r = cli(ws, 'monitor', 'report', mv.ref, '--window', 'rows 1-1000', '--window-size', '500rows', check=False)
     assert r.returncode == 1 and '--window-size' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
@@ -362,3 +362,19 @@ def test_memory_is_bounded_by_the_setting(odd):
     # within a limit far below the log's size, drift spills and completes: 4 windows of 500 rows
     small = open_workspace(ws.root, load_settings(env={}, overrides={'drift.memory_limit': '40MB'}))
     assert monitoring.drift(small, mv.ref, window='500rows', alert=False).window.nunique() == 4
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Issue 17, labels (the targets engineer's section): what labels ingest refuses before writing anything.
+# The end-to-end cases (text, multiclass and regression labels; batch rows joined by request id and by key;
+# `monitor performance` with no labelled window) are in tests/test_pipelines.py, on the models `pipeline run ci` makes.
+
+def test_labels_refuse_a_join_column_and_text_without_a_model(ws, tmp_path):
+    pd.DataFrame({'id': ['a'], 'y': [1]}).to_csv(tmp_path/'l.csv', index=False)
+    with pytest.raises(WorkbenchError, match=r"labels cannot join on 'colour': it is neither request_id nor a key \(none\) or an input \(none\) of any model in the prediction log"):
+        monitoring.ingest_labels(ws, tmp_path/'l.csv', key='id', on='colour')
+    with pytest.raises(WorkbenchError, match="must hold numbers, got 'yes'; for text labels of a binary model name the model with --model REF"):
+        monitoring.ingest_labels(ws, pd.DataFrame({'id': ['a'], 'y': ['yes']}), key='id')
+    assert 'labels' not in ws.tables()  # nothing written
+    assert monitoring.ingest_labels(ws, tmp_path/'l.csv', key='id') == 1  # joined on request_id, which every logged row has
+    assert ws.sql("select key, key_column, label from labels").fetchall() == [('a', 'request_id', 1.0)]

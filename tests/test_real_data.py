@@ -49,8 +49,7 @@ def _diabetes():
 
 
 CASES = [
-    Case('default', lambda: _rdata('ISLR', 'Default'), 'default', 'rownames', 'binary', lambda d: d[d.student == 'Yes'], 'income',
-         sensitive='student', positive='Yes'),
+    Case('default', lambda: _rdata('ISLR', 'Default'), 'default', 'rownames', 'binary', lambda d: d[d.student == 'Yes'], 'income', positive='Yes'),
     Case('creditcard', lambda: _rdata('AER', 'CreditCard'), 'card', 'rownames', 'binary', lambda d: d[d.age >= 45], 'age', positive='yes'),
     Case('caravan', lambda: _rdata('ISLR', 'Caravan'), 'Purchase', 'rownames', 'binary', lambda d: d[d.MGEMLEEF >= 4], 'MGEMLEEF', positive='Yes'),
     Case('wage', lambda: _rdata('ISLR', 'Wage'), 'wage', 'rownames', 'regression', lambda d: d[d.age >= 55], 'age',
@@ -122,15 +121,16 @@ def test_lifecycle(gauntlet, case):
 
     # the data, its suite with the columns' roles, and a second batch with fresh keys that validates
     wb('data', 'commit', name, root/f'{name}-1.csv', '-m', 'first batch')
-    wb('data', 'suite', name, '--keys', case.keys, '--target', case.target)
+    roles = ['--keys', case.keys, '--target', case.target, *(['--positive', case.positive] if case.positive else []),
+             *(['--sensitive', case.sensitive] if case.sensitive else [])]
+    wb('data', 'suite', name, *roles)
     wb('data', 'commit', name, root/f'{name}-2.csv', '-m', 'second batch')
     wb('data', 'validate', name)
     both = pd.concat([ref, nxt]); both.to_csv(root/f'{name}-all.csv', index=False)
     wb('data', 'commit', name, root/f'{name}-all.csv', '-m', 'both batches')
 
     # CI: validate, train, evaluate, promote, deploy; a person approves; the registry promotes
-    params = {'dataset': name, 'target': case.target, 'keys': case.keys, 'sensitive': case.sensitive, 'model_name': name,
-              'experiment': name, **({'positive_class': case.positive} if case.positive else {}), **case.params}
+    params = {'dataset': name, **case.params}  # the roles come from the suite; the model is named after the dataset
     r = wb('pipeline', 'run', 'ci', *[a for k, v in params.items() for a in ('-p', f'{k}={v}')], ok=False)
     assert r.returncode == 0, f"pipeline run ci on {name} failed:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
     wb('registry', 'approve', f'{name}/1', actor='reviewer@team')
@@ -141,7 +141,7 @@ def test_lifecycle(gauntlet, case):
     server, port = _serve(env, root, f'{name}@champion')
     try:
         import httpx
-        a = httpx.post(f'http://127.0.0.1:{port}/invocations', content=sample.to_json(orient='split', index=False),
+        a = httpx.post(f'http://127.0.0.1:{port}/invocations', content=json.dumps({'dataframe_split': json.loads(sample.to_json(orient='split', index=False))}),
                        headers={'Content-Type': 'application/json'}, timeout=30)
         assert a.status_code == 200, a.text
         mlflow_answer = a.json()['predictions']

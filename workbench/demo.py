@@ -162,6 +162,6 @@ def commit_demo(ws, # the workspace to fill
 
 # %% ../nbs/04_demo.ipynb #2a1b06ad
 EXPERIMENT = MODEL = 'credit-default'
-PIPELINE_PARAMS = dict(dataset='credit', target='defaulted', keys='application_id', sensitive='gender', exclude='month',
+PIPELINE_PARAMS = dict(dataset='credit', target='defaulted', keys='application_id', sensitive='gender', time='month', exclude='month',
                        experiment=EXPERIMENT, model_name=MODEL)  # what the demo passes to each pipeline notebook that takes it
 

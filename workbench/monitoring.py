@@ -654,7 +654,12 @@ def retrain(ws:Workspace, ref:str, # the model version whose drift or decline ca
     mv = registry.get(ws, ref)
     dataset = dataset or data.resolve(ws, mv.dataset.split('@')[0]).ref
     audit.record(ws, 'monitoring.retrain', mv.ref, after=dict(dataset=dataset), reason=reason or 'retraining requested', actor=actor)
-    carry, stages = {'dataset': dataset}, {}
+    run = registry.client(ws).get_run(mv.run_id)
+    t = run.data.tags  # train again as the version was trained: its target, features, keys, positive class, experiment; into its model
+    carry = dict(dataset=dataset, model_name=mv.name, experiment=registry.client(ws).get_experiment(run.info.experiment_id).name,
+                 target=t['workbench.target'], features=','.join(json.loads(t['workbench.features'])), keys=','.join(json.loads(t.get('workbench.keys') or '[]')),
+                 sensitive=t.get('workbench.sensitive') or None, positive_class=t.get('workbench.positive_class') or None)
+    stages = {}
     for stage in ['validate', 'train', 'evaluate', 'promote']:
         r = pipelines.run(ws, stage, {k: v for k, v in carry.items() if k in pipelines.parameters(stage)})
         stages[stage] = dict(status=r.status, message=r.message)
@@ -806,7 +811,7 @@ def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default
     con.execute(f"create temp table win as select {k} as k, score, prediction, {'outputs, ' if task == 'multiclass' else ''}time, {_window_key(kind, size)} as w "
                 "from predictions where model = ? and version = ?", [mv.name, mv.version])
     win = _complete(con.execute("select w, min(time) as first, max(time) as last, count(*) as rows from win group by w order by w").df(), kind, size, since, until)
-    m = con.execute(_REALIZED[task], [on] + ([[float(c) for c in roles['classes']]] if task == 'multiclass' else [])).df().merge(win, on='w')
+    m = con.execute(_REALIZED[task], [on] + ([[float(c) if _number_in(c, [c]) else float('nan') for c in roles['classes']]] if task == 'multiclass' else [])).df().merge(win, on='w')
     main = MAIN[task]
     base, out, drop = _baseline(ws, mv, main), [], ws.settings['performance.max_auc_drop']
     for w in m.itertuples():

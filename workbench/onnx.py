@@ -456,7 +456,7 @@ def parity(pipeline, # the fitted scikit-learn pipeline
 class Exported:
     "A converted pipeline that passed parity: the deployable ONNX model, its input signature and its parity."
     onnx: bytes # the ONNX model
-    signature: list # `{'name', 'type', 'nullable'}` per input: its column, ONNX type, and whether it takes missing values
+    signature: list # `{'name', 'type'}` per input, by column name (which inputs take missing values: `OnnxModel(onnx).inputs`)
     parity: Parity # measured on the held-out rows
 
 # %% ../nbs/06_onnx.ipynb #a11f7c02
@@ -488,7 +488,9 @@ def takes_missing(pipeline, model:OnnxModel, X:pd.DataFrame, tolerance:float=1e-
     model, base = _lenient(model), X[[i.name for i in model.inputs]].head(rows).reset_index(drop=True)
     gaps = lambda i: [None, np.nan] if i.type == 'string' else [np.nan]
     probe = lambda i, v: base.assign(**{i.name: pd.Series([v] * len(base), dtype=object if v is None else float)})
-    every = pd.concat([probe(i, gaps(i)[0]) for i in model.inputs], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', FutureWarning)  # pandas on concatenating all-missing columns
+        every = pd.concat([probe(i, gaps(i)[0]) for i in model.inputs], ignore_index=True)
     if _same(pipeline, model, every, tolerance): return {i.name: True for i in model.inputs}
     return {i.name: any(_same(pipeline, model, probe(i, v), tolerance) for v in gaps(i)) for i in model.inputs}
 
@@ -505,4 +507,4 @@ def export(pipeline, # a fitted scikit-learn classifier or regressor (usually a 
     sig = [s | {'nullable': takes[s['name']]} for s in json.loads(model.metadata['signature'])]
     m = __import__('onnx').load_from_string(model.model_bytes)
     _stamp(m, {'parity': json.dumps(vars(p)), 'signature': json.dumps(sig)})
-    return Exported(m.SerializeToString(), [{k: s[k] for k in ('name', 'type', 'nullable')} for s in sig], p)
+    return Exported(m.SerializeToString(), model.signature, p)

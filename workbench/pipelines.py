@@ -264,13 +264,13 @@ def candidate(ws:Workspace, run_id:str) -> Candidate:
                      t.get('workbench.task', 'binary'), t.get('workbench.positive_class') or None)
 
 # %% ../nbs/11_pipelines.ipynb #955b0c13
-def best_candidate(ws:Workspace, experiment:str) -> str:
+def best_candidate(ws:Workspace, experiment:str|None=None) -> str: # None: any experiment
     "Run id of the candidate the newest train.ipynb run in `experiment` chose as best."
     from workbench import registry
     c = registry.client(ws)
-    e = c.get_experiment_by_name(experiment)
-    found = e and c.search_runs([e.experiment_id], "tags.`workbench.best` = 'true'", order_by=['attributes.start_time DESC'], max_results=1)
-    if not found: raise WorkbenchError(f"no candidate chosen by train.ipynb in experiment {experiment!r}; run the train pipeline first, or give run_id")
+    ids = [e.experiment_id for e in c.search_experiments()] if experiment is None else [e.experiment_id for e in [c.get_experiment_by_name(experiment)] if e]
+    found = ids and c.search_runs(ids, "tags.`workbench.best` = 'true'", order_by=['attributes.start_time DESC'], max_results=1)
+    if not found: raise WorkbenchError(f"no candidate chosen by train.ipynb in {'any experiment' if experiment is None else f'experiment {experiment!r}'}; run the train pipeline first, or give run_id")
     return found[0].info.run_id
 
 # %% ../nbs/11_pipelines.ipynb #66f4110f

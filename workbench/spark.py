@@ -21,6 +21,7 @@ def session(master:str='local[*]'): # e.g. local[2], spark://host:7077, yarn
     os.environ.setdefault('PYSPARK_PYTHON', sys.executable)
     os.environ.setdefault('PYSPARK_DRIVER_PYTHON', sys.executable)
     b = (SparkSession.builder.master(master).appName('workbench batch score').config('spark.sql.session.timeZone', 'UTC')
+         .config('spark.sql.caseSensitive', 'true')  # `Age` and `age` are two columns, as in the data
          .config('spark.ui.showConsoleProgress', 'false'))  # the batch command draws its own progress bar
     if master.startswith('local'):
         os.environ.setdefault('SPARK_LOCAL_IP', '127.0.0.1')
@@ -40,14 +41,14 @@ def _deployed(key:tuple, model):
         _MODELS[key] = batch_model(key[0], key[1], model.value)
     return _MODELS[key]
 
-def _scorer(key:tuple, model, schema:pa.Schema, rows):
-    "The function `mapInArrow` runs on each partition: its batches, scored, counted in the accumulator `rows`."
+def _scorer(key:tuple, model, schema:pa.Schema, rows, names:list):
+    "The function `mapInArrow` runs on each partition: its batches, under their columns' own `names`, scored, counted in the accumulator `rows`."
     def run(batches):
         from workbench.batch import score_batch
         d = _deployed(key, model)
         for b in batches:
             if b.num_rows:
-                yield score_batch(d, b, schema)
+                yield score_batch(d, pa.RecordBatch.from_arrays(b.columns, names=names), schema)
                 rows.add(b.num_rows)
     return run
 
@@ -89,14 +90,16 @@ def score(ws:Workspace, d, onnx_bytes:bytes, # the workspace, and the model depl
         progress(0, 0.0, None)
         threading.Thread(target=watch, daemon=True, name='spark-progress').start()
     key = (d.name, d.version, hashlib.sha256(onnx_bytes).hexdigest())  # the same name and version in two workspaces are two models
-    try: df.mapInArrow(_scorer(key, model, out_schema, rows), from_arrow_schema(out_schema)).write.parquet(output)
+    names, by_position = df.columns, df.toDF(*[f'_c{i}' for i in range(len(df.columns))])  # Spark reads `a.b` as field b of a: columns go by position
+    try: by_position.mapInArrow(_scorer(key, model, out_schema, rows, names), from_arrow_schema(out_schema)).write.parquet(output)
     except WorkbenchError: raise
     except Exception as e: raise WorkbenchError(f"scoring on Spark failed: {_reason(e)}") from None
     finally: done.set(); model.unpersist()
     n = rows.value
     if progress: progress(n, n / (time.perf_counter() - t0), n)
     if sample.size and n:  # a second, column-pruned pass draws monitoring's sample; the driver scores it
-        part, start = df.select(*d.names).sample(False, min(1.0, 2.0 * sample.size / n), seed=0).limit(sample.size).toArrow(), 0
+        part = by_position.select(*[f'_c{names.index(c)}' for c in d.names]).sample(False, min(1.0, 2.0 * sample.size / n), seed=0).limit(sample.size)
+        part, start = part.toArrow().rename_columns(d.names), 0
         for b in part.to_batches(max_chunksize=batch_size):
             sample.add(b, d.names, d.run(feeds(b, d.spec, codes=d.codes)), start); start += b.num_rows
     return n
