@@ -77,7 +77,7 @@ DEFAULTS = {
         'memory_limit': ('', 'Memory the monitoring queries may use, e.g. 4GB; empty means a quarter of this machine\'s memory'),
     },
     'performance': {
-        'max_auc_drop': (0.05, 'Drop in realized ROC AUC below the model\'s held-out AUC at or above which an alert is raised'),
+        'max_auc_drop': (0.05, 'Drop of the realized main metric (ROC AUC; accuracy for multiclass, R² for regression) below its held-out value at or above which an alert is raised'),
         'business_metric': ('', 'module:function computing a business figure from a window\'s labelled predictions (DataFrame with label, score, prediction)'),
     },
     'canary': {
@@ -140,7 +140,8 @@ LIMITS = {
     'promotion.min_approvals': _ONE_OR_MORE,
     'drift.ks_pvalue': _SHARE, 'drift.chi2_pvalue': _SHARE, 'drift.js_threshold': _SHARE, 'drift.linf_threshold': _SHARE,
     'drift.missing_threshold': _SHARE, 'drift.unseen_threshold': _SHARE, 'drift.bins': (2, 1000), 'drift.report_rows': _ONE_OR_MORE,
-    'performance.max_auc_drop': _SHARE,
+    'performance.max_auc_drop': (-1, 1),  # below 0: alert even on a small rise (a strict team's policy)
+   
     'canary.share': _SHARE, 'canary.max_disagreement': _SHARE, 'canary.max_error_rate': _SHARE, 'canary.promote_after': _ONE_OR_MORE, 'canary.min_requests': _ONE_OR_MORE,
     'serving.flush_rows': _ONE_OR_MORE, 'serving.max_rows': _ONE_OR_MORE,
     'batch.batch_size': _ONE_OR_MORE, 'batch.threads': _COUNT, 'batch.monitor_rows': _COUNT,

@@ -806,24 +806,24 @@ def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default
     task, on = roles['task'], on or _label_key(ws, roles)
     kind, size = parse_window(window or ws.settings['drift.window'])
     since, until = parse_time(since, 'since'), parse_time(until, 'until')
-    con = ws.connect(['predictions', 'labels'])
-    k = 'request_id' if on == 'request_id' else f"json_extract_string(inputs, {_sql_text('$.' + json.dumps(on))})"
-    con.execute(f"create temp table win as select {k} as k, score, prediction, {'outputs, ' if task == 'multiclass' else ''}time, {_window_key(kind, size)} as w "
-                "from predictions where model = ? and version = ?", [mv.name, mv.version])
-    win = _complete(con.execute("select w, min(time) as first, max(time) as last, count(*) as rows from win group by w order by w").df(), kind, size, since, until)
-    m = con.execute(_REALIZED[task], [on] + ([[float(c) if _number_in(c, [c]) else float('nan') for c in roles['classes']]] if task == 'multiclass' else [])).df().merge(win, on='w')
-    main = MAIN[task]
-    base, out, drop = _baseline(ws, mv, main), [], ws.settings['performance.max_auc_drop']
-    for w in m.itertuples():
-        vals = {c: getattr(w, c) for c in m.columns if c not in ('w', 'labelled', 'window', 'start', 'end', 'rows', 'first', 'last')}
-        if (b := _business(ws, con, w.w, on)) is not None: vals['business'] = b
-        for metric, v in vals.items():
-            out.append(dict(time=datetime.now(timezone.utc), model=mv.name, version=mv.version, window=w.window, window_start=w.start, window_end=w.end,
-                            rows=w.rows, labelled=w.labelled, metric=metric, value=None if pd.isna(v) else float(v), baseline=base if metric == main else None,
-                            degraded=bool(metric == main and base is not None and not pd.isna(v) and base - v >= drop)))
-    out = _record_performance(ws, mv, pd.DataFrame(out, columns=PERFORMANCE.names), alert)
-    out.attrs['labelled_windows'] = len(m)  # windows with any label: 0 means none has any yet
-    return out
+    with engine(ws, ['predictions', 'labels']) as con:  # memory bounded by drift.memory_limit, as drift's
+        k = 'request_id' if on == 'request_id' else f"json_extract_string(inputs, {_sql_text(_pointer(on))})"
+        con.execute(f"create temp table win as select {k} as k, score, prediction, {'outputs, ' if task == 'multiclass' else ''}time, {_window_key(kind, size)} as w "
+                    "from predictions where model = ? and version = ?", [mv.name, mv.version])
+        win = _complete(con.execute("select w, min(time) as first, max(time) as last, count(*) as rows from win group by w order by w").df(), kind, size, since, until)
+        m = con.execute(_REALIZED[task], [on] + ([[float(c) if _number_in(c, [c]) else float('nan') for c in roles['classes']]] if task == 'multiclass' else [])).df().merge(win, on='w')
+        main = MAIN[task]
+        base, out, drop = _baseline(ws, mv, main), [], ws.settings['performance.max_auc_drop']
+        for w in m.itertuples():
+            vals = {c: getattr(w, c) for c in m.columns if c not in ('w', 'labelled', 'window', 'start', 'end', 'rows', 'first', 'last')}
+            if (b := _business(ws, con, w.w, on)) is not None: vals['business'] = b
+            for metric, v in vals.items():
+                out.append(dict(time=datetime.now(timezone.utc), model=mv.name, version=mv.version, window=w.window, window_start=w.start, window_end=w.end,
+                                rows=w.rows, labelled=w.labelled, metric=metric, value=None if pd.isna(v) else float(v), baseline=base if metric == main else None,
+                                degraded=bool(metric == main and base is not None and not pd.isna(v) and base - v >= drop)))
+        out = _record_performance(ws, mv, pd.DataFrame(out, columns=PERFORMANCE.names), alert)
+        out.attrs['labelled_windows'] = len(m)  # windows with any label: 0 means none has any yet
+        return out
 
 # %% ../nbs/18_monitoring.ipynb #623ba033
 def _record_performance(ws:Workspace, mv, rows:pd.DataFrame, alert:bool) -> pd.DataFrame:
