@@ -26,6 +26,7 @@ class Case:
     sensitive: str|None = None
     positive: str|None = None # the positive class of a binary target
     params: dict = field(default_factory=dict) # further `pipeline run ci` parameters a user would pass
+    policy: dict = field(default_factory=dict) # settings the team would choose for this data (`--set`)
 
 
 def _rdata(package, name):
@@ -53,9 +54,9 @@ CASES = [
     Case('creditcard', lambda: _rdata('AER', 'CreditCard'), 'card', 'rownames', 'binary', lambda d: d[d.age >= 45], 'age', positive='yes'),
     Case('caravan', lambda: _rdata('ISLR', 'Caravan'), 'Purchase', 'rownames', 'binary', lambda d: d[d.MGEMLEEF >= 4], 'MGEMLEEF', positive='Yes'),
     Case('wage', lambda: _rdata('ISLR', 'Wage'), 'wage', 'rownames', 'regression', lambda d: d[d.age >= 55], 'age',
-         params={'exclude': 'logwage'}),  # log(wage) is the target again: a user leaves it out
+         params={'exclude': 'logwage'}, policy={'gates.min_r2': 0.3}),  # log(wage) is the target again; wages are hard to predict
     Case('wine', _wine, 'target', 'sample_id', 'multiclass', lambda d: d[d.alcohol >= 13.5], 'alcohol'),
-    Case('diabetes', _diabetes, 'target', 'patient_id', 'regression', lambda d: d[d.bmi >= 30], 'bmi'),
+    Case('diabetes', _diabetes, 'target', 'patient_id', 'regression', lambda d: d[d.bmi >= 30], 'bmi', policy={'gates.min_r2': 0.3}),
 ]
 
 
@@ -131,7 +132,8 @@ def test_lifecycle(gauntlet, case):
 
     # CI: validate, train, evaluate, promote, deploy; a person approves; the registry promotes
     params = {'dataset': name, **case.params}  # the roles come from the suite; the model is named after the dataset
-    r = wb('pipeline', 'run', 'ci', *[a for k, v in params.items() for a in ('-p', f'{k}={v}')], ok=False)
+    policy = [a for k, v in case.policy.items() for a in ('--set', f'{k}={v}')]
+    r = wb(*policy, 'pipeline', 'run', 'ci', *[a for k, v in params.items() for a in ('-p', f'{k}={v}')], ok=False)
     assert r.returncode == 0, f"pipeline run ci on {name} failed:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
     wb('registry', 'approve', f'{name}/1', actor='reviewer@team')
     wb('registry', 'promote', f'{name}/1')

@@ -34,13 +34,15 @@ def files(ws:Workspace, source:str) -> tuple:
     if '/' in s or '\\' in s or '*' in s: raise WorkbenchError(f"{s!r} is neither a Parquet or CSV file or glob nor a dataset version such as credit@latest")
     return str(ws.root/data.resolve(ws, s).path), 'parquet'
 
-def relation(ws:Workspace, source:str):
+def relation(ws:Workspace, source:str, text:list=()): # columns a CSV holds as text, whatever they look like
     "A DuckDB relation over `source`: a query (`select ...`), a dataset version, or Parquet/CSV files."
     import duckdb
     if is_query(source): return ws.sql(str(source))
     path, kind = files(ws, source)
     con = duckdb.connect()
-    return con.read_parquet(path) if kind == 'parquet' else con.read_csv(path)
+    if kind == 'parquet': return con.read_parquet(path)
+    rel = con.read_csv(path)  # DuckDB's sniffer reads Yes/No as booleans: the model's text columns stay text, as pandas and data.commit read them
+    return con.read_csv(path, dtype=as_text) if (as_text := {c: 'VARCHAR' for c in rel.columns if c in text}) else rel
 
 # %% ../nbs/23_batch.ipynb #a957debb
 def _kind(t:pa.DataType) -> str:
@@ -244,7 +246,7 @@ def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:li
     import os, pyarrow.parquet as pq
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
-    rel = relation(ws, source)
+    rel = relation(ws, source, [i.name for i in d.inputs if i.type == 'string'])
     schema, duck = _named(ws, source, rel.limit(0).to_arrow_table().schema)  # the input's own names, and DuckDB's
     check_schema(schema, d.inputs)
     keys = _keys(schema, d, keys)
@@ -267,7 +269,7 @@ def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:li
                 while len(pending) > most:
                     b, start, scored = pending.popleft()
                     out, raw = scored.result()
-                    writer.write_batch(out); sample.add(b, d.names, raw, start)
+                    writer.write_batch(out); sample.add(b, wanted, raw, start)  # the keys too: late labels join on them
                     done += b.num_rows
                     if progress: progress(done, done / (time.perf_counter() - t0), total)
             while (b := q.get()) is not None:

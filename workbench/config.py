@@ -61,6 +61,7 @@ DEFAULTS = {
     'drift': {
         'psi_threshold': (0.2, 'Population stability index at or above which a feature has drifted'),
         'ks_pvalue': (0.01, 'Two-sample KS p-value below which a numeric feature has drifted'),
+        'psi_pvalue': (0.01, 'Chance of the PSI as sampling noise (chi-square on its bins) below which it may decide drift: a small window needs a larger PSI'),
         'js_threshold': (0.1, 'Jensen-Shannon distance at or above which a feature has drifted'),
         'kl_threshold': (0.1, 'KL divergence of the current bins from the reference\'s at or above which a feature has drifted'),
         'wasserstein_threshold': (0.1, 'Wasserstein distance, divided by the reference\'s standard deviation, at or above which a numeric feature has drifted'),
@@ -138,7 +139,7 @@ LIMITS = {
     'validation.false_alarm_rate': _SHARE, 'validation.min_ks': _SHARE, 'validation.min_psi': _COUNT, 'validation.min_share_change': _SHARE,
     'validation.min_outside_share': _SHARE, 'validation.min_missing_rise': _SHARE, 'validation.min_unseen_share': _SHARE, 'validation.row_count_factor': (1, None),
     'promotion.min_approvals': _ONE_OR_MORE,
-    'drift.ks_pvalue': _SHARE, 'drift.chi2_pvalue': _SHARE, 'drift.js_threshold': _SHARE, 'drift.linf_threshold': _SHARE,
+    'drift.ks_pvalue': _SHARE, 'drift.psi_pvalue': _SHARE, 'drift.chi2_pvalue': _SHARE, 'drift.js_threshold': _SHARE, 'drift.linf_threshold': _SHARE,
     'drift.missing_threshold': _SHARE, 'drift.unseen_threshold': _SHARE, 'drift.bins': (2, 1000), 'drift.report_rows': _ONE_OR_MORE,
     'performance.max_auc_drop': (-1, 1),  # below 0: alert even on a small rise (a strict team's policy)
    

@@ -6,9 +6,9 @@ Docs: https://mlops-workbench.github.io/workbench/monitoring.html.md"""
 
 # %% auto #0
 __all__ = ['FINE', 'COARSE', 'GRID', 'STATISTICS', 'OUTPUT', 'SCHEMA', 'LABELS', 'PERFORMANCE', 'MAIN', 'psi_bin', 'profile_of',
-           'kl', 'js', 'ks_pvalue', 'compare', 'memory_limit', 'engine', 'features_of', 'reference', 'parse_window',
-           'parse_time', 'drifted_features', 'drift', 'summary', 'history', 'retrain', 'ingest_labels', 'performance',
-           'report']
+           'kl', 'js', 'ks_pvalue', 'psi_pvalue', 'compare', 'memory_limit', 'engine', 'features_of', 'reference',
+           'parse_window', 'parse_time', 'drifted_features', 'drift', 'summary', 'history', 'retrain', 'ingest_labels',
+           'performance', 'report']
 
 # %% ../nbs/18_monitoring.ipynb #aeddff74
 import glob, itertools, json, math, os, shutil, uuid
@@ -235,6 +235,13 @@ def _categorical(p:dict, c:dict) -> dict:
                 bins=dict(categories=[*ref, '(unseen)'], reference=pr.tolist(), current=pc.tolist()),
                 chi2=(float(chi.statistic), float(chi.pvalue)) if chi else (0.0, 1.0), new=new)
 
+# %% ../nbs/18_monitoring.ipynb #5edec237
+def psi_pvalue(value:float, n_ref:int, n_cur:int, bins:int) -> float:
+    "The chance that two samples of one distribution, of sizes `n_ref` and `n_cur` over `bins` bins, show a PSI of `value` or more."
+    from scipy import stats
+    if not n_ref or not n_cur: return 1.0
+    return float(stats.chi2.sf(value * n_ref * n_cur / (n_ref + n_cur), max(bins - 1, 1)))
+
 # %% ../nbs/18_monitoring.ipynb #fa36de6e
 STATISTICS = { # statistic → (its threshold's setting, whether a p-value below it, rather than a value at or above it, means drift)
     'psi': ('drift.psi_threshold', False), 'ks': ('drift.ks_pvalue', True), 'js': ('drift.js_threshold', False),
@@ -244,8 +251,10 @@ STATISTICS = { # statistic → (its threshold's setting, whether a p-value below
 def _row(f, kind, stat, value, thresholds, p_value=None, bins=None) -> dict:
     key, by_p = STATISTICS[stat]
     t = thresholds[key]
+    drifted = p_value < t if by_p else value >= t
+    if stat == 'psi' and p_value is not None: drifted = drifted and p_value < thresholds['drift.psi_pvalue']  # and more than sampling noise
     return dict(feature=f, kind=kind, statistic=stat, value=float(value), p_value=p_value, threshold=t,
-                drifted=bool(p_value < t if by_p else value >= t), bins=json.dumps(bins) if bins else '')
+                drifted=bool(drifted), bins=json.dumps(bins) if bins else '')
 
 # %% ../nbs/18_monitoring.ipynb #feac4946
 def _inside_values(con, relation:str, wanted:dict, order:list) -> dict:
@@ -286,11 +295,13 @@ def compare(con, current:str, # a DuckDB connection, and the window's table, vie
             st = stats_of[f]
             inside = {b: (rv.get((f, b), np.empty(0)), cv.get((f, b), np.empty(0))) for b in st['inside']}
             d = max(st['ks'], _ks_inside(*st['fine'], p['count'], n[f], inside))
-            out += [_row(f, 'numeric', k, st[k], thresholds, bins=st['bins'] if k == 'psi' else None) for k in ('psi', 'js', 'kl', 'wasserstein')]
+            out.append(_row(f, 'numeric', 'psi', st['psi'], thresholds, psi_pvalue(st['psi'], p['count'], n[f], len(st['bins']['reference'])), st['bins']))
+            out += [_row(f, 'numeric', k, st[k], thresholds) for k in ('js', 'kl', 'wasserstein')]
             out.append(_row(f, 'numeric', 'ks', d, thresholds, ks_pvalue(d, p['count'], n[f])))
         elif p['kind'] == 'categorical' and n[f]:
             st = _categorical(p, cats[f])
-            out += [_row(f, 'categorical', k, st[k], thresholds, bins=st['bins'] if k == 'psi' else None) for k in ('psi', 'js', 'kl', 'linf', 'unseen')]
+            out.append(_row(f, 'categorical', 'psi', st['psi'], thresholds, psi_pvalue(st['psi'], p['count'], n[f], sum(x > 0 for x in st['bins']['reference']) + 1), st['bins']))
+            out += [_row(f, 'categorical', k, st[k], thresholds) for k in ('js', 'kl', 'linf', 'unseen')]
             out.append(_row(f, 'categorical', 'chi2', st['chi2'][0], thresholds, st['chi2'][1]))
     return pd.DataFrame(out)
 
