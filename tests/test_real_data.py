@@ -139,7 +139,7 @@ def test_lifecycle(gauntlet, case):
     wb('registry', 'promote', f'{name}/1')
 
     # serving: /invocations with the rows as a user has them (keys included), and tritonclient with its defaults
-    sample = nxt.drop(columns=[case.target]).head(50)
+    sample = nxt.drop(columns=[case.target, *case.params.get('exclude', '').split(',')], errors='ignore').head(50)  # its inputs and key
     server, port = _serve(env, root, f'{name}@champion')
     try:
         import httpx
@@ -171,6 +171,6 @@ def test_lifecycle(gauntlet, case):
 
     # late labels for the batch-scored rows, joined on the key; realized performance per window
     nxt[[case.keys, case.target]].to_csv(root/f'{name}-labels.csv', index=False)
-    wb('monitor', 'labels', 'ingest', root/f'{name}-labels.csv', '--key', case.keys, '--on', case.keys)
+    wb('monitor', 'labels', 'ingest', root/f'{name}-labels.csv', '--key', case.keys, '--on', case.keys, '--model', f'{name}@champion')
     perf = wb('monitor', 'performance', f'{name}@champion', '--on', case.keys, '--window', f'{len(nxt)}rows', '--format', 'json')
     assert json.loads(perf.stdout), f"no realized performance for {name}: {perf.stdout}"

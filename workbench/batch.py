@@ -246,7 +246,7 @@ def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:li
     import os, pyarrow.parquet as pq
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
-    rel = relation(ws, source, [i.name for i in d.inputs if i.type == 'string'])
+    rel = relation(ws, source, [i.name for i in d.spec if i.type == 'string'])
     schema, duck = _named(ws, source, rel.limit(0).to_arrow_table().schema)  # the input's own names, and DuckDB's
     check_schema(schema, d.inputs)
     keys = _keys(schema, d, keys)

@@ -371,6 +371,7 @@ def _example(s:pd.Series, inp:Input):
 def _series(inp:Input, s:pd.Series) -> np.ndarray:
     "A DataFrame's column as `inp`'s `[n, 1]` array, by the rules above."
     check_kind(inp, _kind(s), lambda: _example(s, inp))
+    if s.dtype.kind in 'iu' and inp.type != 'string': return numbers(inp, s.to_numpy())  # plain numpy integers: nothing can be missing
     if inp.type == 'string':
         a = s.to_numpy(dtype=object)
         return text(inp, a, pd.isna(a))
