@@ -13,7 +13,6 @@ import random, zlib
 from collections import deque
 from dataclasses import dataclass, field
 import numpy as np
-from scipy import stats
 
 
 # %% ../nbs/14_canary.ipynb #f4e4500a
@@ -94,6 +93,7 @@ def disagreement(d:np.ndarray) -> tuple:
     "The mean of per-unit differences `d` (in the champion's spread) with its one-sided 99% bounds: `(estimate, low, high)`."
     d, n = np.asarray(d, dtype=float), len(d)
     if n < 2: return (float(d.mean()) if n else None), None, None
+    from scipy import stats  # here, not at the top: a serving bundle has no canary and no scipy
     half = stats.t.ppf(0.99, n - 1) * d.std(ddof=1) / np.sqrt(n)
     return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
 
