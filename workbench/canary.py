@@ -85,7 +85,7 @@ def spread(x) -> float:
     return float(2 * np.sum((2 * np.arange(1, n + 1) - n - 1) * x) / (n * (n - 1))) if n > 1 else 0.0
 
 # %% ../nbs/14_canary.ipynb #4bcf2d84
-MIN_UNITS = 30 # units from which the estimate itself, not only its bound, can roll back
+MIN_UNITS = 30 # units a canary needs to promote, or to roll back on the estimate itself rather than its bound
 
 
 # %% ../nbs/14_canary.ipynb #949e17e0
@@ -138,6 +138,6 @@ def judge(champion:Variant, challenger:Variant, settings) -> Decision:
     if d is not None and ((m['disagreement_low'] or 0) > limit or m['units'] >= MIN_UNITS and d > limit):
         return Decision('rollback', f"its predictions are far from the champion's on the same {m['units']} keys or rows: they differ by {d:.2f} of the champion's spread (unrelated ones by 1), above canary.max_disagreement {limit:g}; PSI {m['divergence']:.3f}", m)
     if n < s('promote_after'): return Decision('wait', f"{n} of {s('promote_after')} requests seen, all rules met", m)
-    if d is not None and m['disagreement_high'] is not None and m['disagreement_high'] <= limit:
+    if d is not None and m['units'] >= MIN_UNITS and m['disagreement_high'] <= limit:
         return Decision('promote', f"healthy after {n} requests from {m['units']} keys or rows: error rate {m['error_rate']:.2%}, p99 {m['p99_ms']:.1f} ms, differs from the champion by {d:.2f} of its spread, PSI {m['divergence']:.3f}", m)
     return Decision('wait', f"inconclusive after {n} requests: {m['units']} distinct keys or rows reached the canary, too few to tell its predictions from the champion's; raise canary.share or send more keys", m)

@@ -138,6 +138,12 @@ def training_frame(data:dict, # as returned by `generate`
     apps = data['applications'][data['applications']['month'].isin([all_months[m - 1] for m in wanted])]
     return apps.merge(data['labels'][['application_id', 'defaulted']], on='application_id').reset_index(drop=True)
 
+# %% ../nbs/04_demo.ipynb #2a1b06ad
+EXPERIMENT = MODEL = 'credit-default'
+PIPELINE_PARAMS = dict(dataset='credit', target='defaulted', keys='application_id', sensitive='gender', time='month', exclude='month',
+                       experiment=EXPERIMENT, model_name=MODEL)  # what the demo passes to each pipeline notebook that takes it
+
+
 # %% ../nbs/04_demo.ipynb #7f3ad3dd
 def commit_demo(ws, # the workspace to fill
                 data:dict|None=None, # as returned by `generate`; `generate()` when None
@@ -158,10 +164,9 @@ def commit_demo(ws, # the workspace to fill
         batch = apps['month'].isin(months[first:]).values & (labels['observed_at'] <= end).values
         if batch.any(): out.append(d.commit(ws, 'labels', labels[batch].reset_index(drop=True), f'labels observed by {end:%Y-%m-%d}', 'demo'))
     for v in out: progress(f"  {v.ref:<28} {v.rows:>6} rows  {v.message}")
+    from workbench import validation
+    if validation.roles(ws, 'credit') is None:  # the columns' roles, recorded once as a team does with `workbench data suite`
+        p = PIPELINE_PARAMS
+        suite = validation.infer_suite(ws, out[0].ref, [p['keys']], p['target'], time=p['time'], sensitive=[p['sensitive']])
+        progress(f"  suite credit saved to {validation.save_suite(ws, suite)}: {validation.describe_roles(suite.roles)}")
     return out
-
-# %% ../nbs/04_demo.ipynb #2a1b06ad
-EXPERIMENT = MODEL = 'credit-default'
-PIPELINE_PARAMS = dict(dataset='credit', target='defaulted', keys='application_id', sensitive='gender', time='month', exclude='month',
-                       experiment=EXPERIMENT, model_name=MODEL)  # what the demo passes to each pipeline notebook that takes it
-
