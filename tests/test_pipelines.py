@@ -153,7 +153,7 @@ def test_notebooks_run_top_to_bottom_as_a_person_runs_them(tmp_path, wb, env, mo
         last = nb.cells[-1].outputs[-1]['data']['text/plain']
         assert ('awaiting approval' if name == 'promote' else ' ok') in last, (name, last)
     ws = open_workspace(env['WORKBENCH_HOME'], load_settings(env={}))
-    mv = registry.get(ws, 'credit-default@challenger')  # the default policy waits for a person's approval
+    mv = registry.get(ws, 'credit@challenger')  # named after its dataset by default; the default policy waits for a person's approval
     assert mv.registered_by == 'tester' and mv.approvals == [] and mv.dataset == data.resolve(ws, 'credit').ref
 
 
