@@ -1,4 +1,4 @@
-import os, shutil, subprocess, sys
+import contextlib, os, shutil, signal, socket, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 import pytest
 
@@ -7,11 +7,61 @@ CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 ARTIFACTS = Path(os.environ.get('WORKBENCH_ARTIFACTS', Path(__file__).parent/'artifacts'))  # browser tests' screenshots
 
 
+def clean_env(**extra) -> dict:
+    "This process's environment without the developer's WORKBENCH_* settings, plus `extra`: what a child process gets."
+    return {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | extra
+
+
+def free_port() -> int:
+    "A TCP port free on 127.0.0.1 right now."
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+def answers(url:str) -> bool:
+    "Whether a GET of `url` answers 200 now (no redirects followed; any error is a no)."
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r: return r.status == 200
+    except (OSError, urllib.error.HTTPError): return False
+
+
+def wait_until_up(url:str, proc:subprocess.Popen, timeout:float=90, output=lambda: '') -> None:
+    "Poll `url` until it answers 200; fail the test, with `output()`, if `proc` exits first or `timeout` s pass."
+    deadline = time.monotonic() + timeout
+    while not answers(url):
+        if proc.poll() is not None: pytest.fail(f'{proc.args[0]} exited with {proc.returncode} before {url} answered:\n{output()}')
+        if time.monotonic() > deadline: pytest.fail(f'{url} did not answer within {timeout:g} s:\n{output()}')
+        time.sleep(0.1)
+
+
+def stop(proc:subprocess.Popen, timeout:float=60) -> int:
+    "SIGTERM `proc` (its process group if it leads one), wait for it, kill it if it hangs; returns its exit code."
+    if proc.poll() is None:
+        if os.getpgid(proc.pid) == proc.pid: os.killpg(proc.pid, signal.SIGTERM)
+        else: proc.send_signal(signal.SIGTERM)
+        try: proc.wait(timeout)
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+    return proc.returncode
+
+
+@contextlib.contextmanager
+def started(cmd:list, url:str, timeout:float=90, log:Path|None=None, **popen):
+    "Run `cmd`, wait until `url` answers (failing loudly with its output otherwise), yield the process, stop it after."
+    out = open(log, 'w+') if log else None
+    proc = subprocess.Popen(list(map(str, cmd)), stdout=out or subprocess.DEVNULL, stderr=subprocess.STDOUT if out else subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, **popen)
+    try:
+        wait_until_up(url, proc, timeout, output=lambda: Path(log).read_text(errors='replace')[-4000:] if log else '(no log kept)')
+        yield proc
+    finally:
+        stop(proc)
+        if out: out.close()
+
+
 @pytest.fixture
 def env(tmp_path):
     "Environment for CLI runs: a workspace in tmp_path, no settings from the developer's shell."
-    e = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')}
-    return e | {'WORKBENCH_HOME': str(tmp_path/'ws'), 'WORKBENCH_ACTOR': 'tester'}
+    return clean_env(WORKBENCH_HOME=str(tmp_path/'ws'), WORKBENCH_ACTOR='tester')
 
 
 @pytest.fixture
@@ -48,6 +98,6 @@ def browser():
 def demo_ws(tmp_path_factory):
     "The `workbench demo` workspace (smaller): runs, a champion with its lineage, served traffic, drift."
     root = tmp_path_factory.mktemp('dash')/'ws'
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_HOME': str(root)}
+    env = clean_env(WORKBENCH_HOME=str(root))
     subprocess.run([str(BIN/'workbench'), 'demo', '--months', '6', '--rows-per-month', '1000', '--drift-month', '5'], env=env, check=True, capture_output=True)
     return root

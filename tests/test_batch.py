@@ -3,6 +3,7 @@ import json, os, shutil, subprocess
 import numpy as np, pyarrow as pa, pyarrow.dataset as pds, pyarrow.parquet as pq
 import pytest
 from conftest import BIN
+from conftest import clean_env
 
 REF = 'credit-default@champion'
 
@@ -141,7 +142,7 @@ def test_bad_input_is_refused_before_any_output(bws, tmp_path, engine, request):
 
 def test_cli(bws, tmp_path):
     ws, t, parts = bws
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')}
+    env = clean_env()
     run = lambda *a: subprocess.run([str(BIN/'workbench'), '-w', str(ws.root), 'batch', 'score', *map(str, a)], env=env, capture_output=True, text=True, timeout=300)
     r = run(REF, 'credit@latest', tmp_path/'s.parquet', '--keys', 'application_id,month', '--batch-size', '1000')
     assert r.returncode == 0, r.stderr

@@ -1,5 +1,5 @@
 "Issue 5, item 7: `workbench serve --export-bundle` writes a build context that serves with no workspace, over HTTP and behind AWS Lambda."
-import json, os, re, shutil, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+import json, os, re, shutil, signal, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
@@ -9,6 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import workbench
+from conftest import clean_env, free_port
 from workbench import data, demo, gates, onnx, registry, tracking
 from workbench.config import load_settings
 from workbench.workspace import open_workspace
@@ -40,7 +41,7 @@ def home(tmp_path_factory):
 def wb(home):
     "Run the installed `workbench` command against the workspace; returns the CompletedProcess."
     ws, _ = home
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_HOME': str(ws.root), 'WORKBENCH_ACTOR': 'tester'}
+    env = clean_env(WORKBENCH_HOME=str(ws.root), WORKBENCH_ACTOR='tester')
     def run(*args, cwd=None):
         return subprocess.run([str(BIN/'workbench'), *map(str, args)], cwd=cwd or ws.root.parent, env=env, capture_output=True, text=True, timeout=120)
     return run
@@ -71,7 +72,7 @@ def venv(bundle, tmp_path_factory):
     return python
 
 
-def clean_env(**extra) -> dict:
+def bare_env(**extra) -> dict:
     "The environment without any workbench setting or virtual environment of the developer's."
     drop = ('WORKBENCH_', 'VIRTUAL_ENV', 'PYTHONPATH', 'PYTHONHOME')
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)} | extra
@@ -110,10 +111,6 @@ def test_bundle_contents(home, bundle):
     assert 'app.handler' in (folder/'README.md').read_text() and 'CMD ["app.handler"]' in (folder/'Dockerfile.lambda').read_text()
 
 
-def free_port() -> int:
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-
 def call(url:str, body:dict|None=None) -> tuple:
     "(status, JSON answer, headers) of a GET, or of a POST of `body` as JSON."
     req = urllib.request.Request(url, json.dumps(body).encode() if body is not None else None, {'Content-Type': 'application/json'})
@@ -130,7 +127,7 @@ def test_serves_from_a_fresh_venv_without_workspace(home, bundle, venv, tmp_path
     ws, _ = home
     folder = shutil.copytree(bundle[0], tmp_path/'elsewhere'/'credit-default-1')  # the bundle travels alone
     before, port = files(folder), free_port()
-    proc = subprocess.Popen([str(venv), 'app.py'], cwd=folder, env=clean_env(PORT=str(port)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([str(venv), 'app.py'], cwd=folder, env=bare_env(PORT=str(port)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url, deadline = f'http://127.0.0.1:{port}', time.monotonic() + 60
         while True:
@@ -208,7 +205,7 @@ def test_lambda_handler(home, bundle, venv, tmp_path):
               http_api_event('POST', '/invocations', json.dumps({'dataframe_records': [json.loads(df.head(1).to_json(orient='records'))[0] | {'income': 'lots'}]})),
               rest_event('GET', '/v2/models/credit-default', None)]
     r = subprocess.run([str(venv), '-c', LAMBDA, str(folder/'app.py')], input=json.dumps(events), capture_output=True, text=True,
-                       cwd=tmp_path, env=clean_env(), timeout=120)
+                       cwd=tmp_path, env=bare_env(), timeout=120)
     assert r.returncode == 0, r.stderr
     rest, http, bad, meta = json.loads(r.stdout.splitlines()[-1])
     expected = model.predict(df).tolist()

@@ -1,15 +1,15 @@
 "Issue 5: a canary on a running server rolls a bad challenger back and promotes a good one, by itself; the deploy pipeline does the same end to end."
-import os, re, signal, socket, subprocess, sys, time
+import re, time
 from pathlib import Path
 import numpy as np, pytest
 from hypothesis import given, settings as hsettings, strategies as st
 from sklearn.linear_model import LogisticRegression
+from conftest import BIN, clean_env, free_port, started
 from test_registry import CAT, NUM, candidate
 from workbench import audit, canary, data, demo, pipelines, registry, traffic
 from workbench.config import load_settings
 from workbench.workspace import open_workspace
 
-BIN = Path(sys.executable).parent
 # a quick canary: judged and promoted after 300 requests (fewer make the divergence mostly sampling noise); the registry is followed every half second
 CANARY = {'canary.promote_after': '300', 'canary.min_requests': '300', 'serving.reload_seconds': '0.5', 'canary.share': '0.5'}
 
@@ -25,26 +25,15 @@ def lifecycle(tmp_path_factory):
     return ws, credit
 
 
-def free_port():
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(lifecycle, tmp_path):
     ws, _ = lifecycle
-    port, log = free_port(), open(tmp_path/'server.log', 'w+')
+    port = free_port()
     sets = [a for k, v in CANARY.items() for a in ('--set', f'{k}={v}')]
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')}
-    p = subprocess.Popen([str(BIN/'workbench'), '--workspace', str(ws.root), *sets, 'serve', 'credit-default@champion',
-                          '--canary', 'credit-default@challenger:50', '--port', str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f'http://127.0.0.1:{port}'
-    for _ in range(300):
-        try:
-            if traffic.Client(url).request('GET', '/health')[0] == 200: break
-        except Exception: time.sleep(0.1)
-        assert p.poll() is None, Path(log.name).read_text()
-    yield url
-    p.send_signal(signal.SIGTERM); p.wait(60)
+    with started([BIN/'workbench', '--workspace', ws.root, *sets, 'serve', 'credit-default@champion', '--canary', 'credit-default@challenger:50',
+                  '--port', port], url + '/health', log=tmp_path/'server.log', env=clean_env()):
+        yield url
 
 
 def status(url): return traffic.Client(url).request('GET', '/status')[2]

@@ -5,6 +5,7 @@ import click, pytest
 from click.testing import CliRunner
 from conftest import BIN
 from workbench.cli import cli, _Group
+from conftest import clean_env
 
 
 def commands(group=cli, path=()):
@@ -30,7 +31,7 @@ def shared(tmp_path_factory):
     from workbench.workspace import open_workspace
     root = tmp_path_factory.mktemp('errors')
     ours = {'WORKBENCH_HOME': str(root/'ws'), 'WORKBENCH_ACTOR': 'tester'}
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | ours  # for the installed command
+    env = clean_env() | ours  # for the installed command
     in_process = {k: None for k in os.environ if k.startswith('WORKBENCH_')} | ours  # CliRunner's changes to this process's environment
     ws = open_workspace(root/'ws', load_settings(env={}))
     frame = demo.training_frame(demo.generate(months=2, rows_per_month=300), 2)

@@ -1,8 +1,8 @@
 "Any column name a DataFrame can hold works end to end, nobody sees a renamed column, and missing values follow the model (issue 17, items 2 and 8)."
-import contextlib, csv, io, json, math, os, signal, socket, subprocess, time
+import contextlib, csv, io, json, os
 import httpx, numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq
 import pytest
-from conftest import BIN
+from conftest import BIN, clean_env, free_port, started
 
 MODEL, KEY, TARGET = 'odd-names', 'patient id', 'diagnosis'
 IMPUTED = ['mean radius', 'select']  # an imputer on their path: missing values are taken
@@ -66,31 +66,14 @@ def test_the_model_keeps_the_names_and_measures_missing_values(trained):
     assert [i.name for i in OnnxModel(served).inputs] == FEATURES
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serving(home, ref):
     "`workbench serve REF` on 127.0.0.1 and a free port; SIGTERM after (the prediction log flushes)."
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')}
-    err = open(home/f'serve-{port}.err', 'w')
-    proc = subprocess.Popen([str(BIN/'workbench'), '--workspace', str(home/'ws'), 'serve', ref, '--port', str(port)], cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    url, t = f'http://127.0.0.1:{port}', time.monotonic()
-    try:
-        while True:
-            assert proc.poll() is None, (home/f'serve-{port}.err').read_text()
-            try:
-                if httpx.get(url + '/health', timeout=2).status_code == 200: break
-            except httpx.TransportError: pass
-            assert time.monotonic() - t < 90, 'the server did not start'
-            time.sleep(0.1)
+    url, log = f'http://127.0.0.1:{port}', home/f'serve-{port}.log'
+    with started([BIN/'workbench', '--workspace', home/'ws', 'serve', ref, '--port', port], url + '/health', log=log, cwd=home, env=clean_env()):
         with httpx.Client(base_url=url, timeout=30) as c: yield c
-    finally:
-        proc.send_signal(signal.SIGTERM); proc.wait(60); err.close()
-    assert 'Traceback' not in (home/f'serve-{port}.err').read_text()
+    assert 'Traceback' not in log.read_text()
 
 
 def records(df:pd.DataFrame) -> list:

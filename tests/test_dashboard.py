@@ -1,25 +1,14 @@
 "Issue 7: the dashboard in a real headless Chromium (Debian's, driven by Playwright) on a seeded workspace."
-import os, socket, subprocess, sys, time, urllib.request
-from pathlib import Path
 import pytest
-from conftest import ARTIFACTS
-
-BIN = Path(sys.executable).parent
+from conftest import ARTIFACTS, BIN, clean_env, free_port, started
 
 
 @pytest.fixture(scope='module')
-def dashboard(demo_ws):
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_ADMIN_TOKEN': 'let-me-in'}
-    p = subprocess.Popen([str(BIN/'workbench'), '--workspace', str(demo_ws), 'dashboard', '--port', str(port)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f'http://127.0.0.1:{port}'
-    for _ in range(200):
-        try: urllib.request.urlopen(url + '/audit', timeout=2); break
-        except Exception: time.sleep(0.25)
-        assert p.poll() is None, p.stdout.read()
-    yield url
-    p.terminate(); p.wait(30)
+def dashboard(demo_ws, tmp_path_factory):
+    url = f'http://127.0.0.1:{free_port()}'
+    with started([BIN/'workbench', '--workspace', demo_ws, 'dashboard', '--port', url.rsplit(':', 1)[1]], url + '/audit', timeout=50,
+                 log=tmp_path_factory.mktemp('dashboard')/'dashboard.log', env=clean_env(WORKBENCH_ADMIN_TOKEN='let-me-in')):
+        yield url
 
 
 def visit(browser, url, text, shot, timeout=20_000):

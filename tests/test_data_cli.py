@@ -58,9 +58,9 @@ def test_references(wb, tmp_path):
     log = versions(wb, 'credit')
     oldest = log[-1]['ref']
     prefix = oldest.split('@')[1][:6]
-    assert f'10 rows' in wb('data', 'show', f'credit@{prefix}').stdout
-    assert f'10 rows' in wb('data', 'show', 'credit~2').stdout
-    assert f'12 rows' in wb('data', 'show', 'credit').stdout
+    assert '10 rows' in wb('data', 'show', f'credit@{prefix}').stdout
+    assert '10 rows' in wb('data', 'show', 'credit~2').stdout
+    assert '12 rows' in wb('data', 'show', 'credit').stdout
 
 
 @pytest.mark.parametrize('args, message', [

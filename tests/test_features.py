@@ -1,9 +1,8 @@
 "Feature views: no leakage on random timelines, online equals offline, and a served request carrying only an entity key."
-import json, os, socket, subprocess, sys, time
-from pathlib import Path
+import json, subprocess
 import httpx, numpy as np, pandas as pd, pytest
+from conftest import BIN, clean_env, free_port, started
 
-BIN = Path(sys.executable).parent
 NOW = pd.Timestamp.now(tz='UTC').floor('s')
 
 
@@ -94,13 +93,8 @@ def test_online_equals_offline(fs):
     sk = F.check_skew(ws, sample=100)
     assert sk.differing.tolist() == [0, 0] and sk.entities.sum() > 60
     r = subprocess.run([str(BIN/'workbench'), '-w', str(ws.root), 'features', 'check-skew'], capture_output=True, text=True, timeout=120,
-                       env={k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')})
+                       env=clean_env())
     assert r.returncode == 0 and 'payments' in r.stdout, r.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
 def test_served_request_with_only_an_entity_key(fs):
@@ -128,18 +122,9 @@ def test_served_request_with_only_an_entity_key(fs):
     mv = registry.register(ws, run.run_id, 'churn')
     assert mv.feature_views == {'payments': 1, 'profiles': 1}
     F.materialize(ws)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')}
-    p = subprocess.Popen([str(BIN/'workbench'), '-w', str(ws.root), 'serve', 'churn/1', '--port', str(port)], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        url = f'http://127.0.0.1:{port}'
-        for _ in range(240):
-            try:
-                if httpx.get(f'{url}/ping', timeout=1).status_code == 200: break
-            except httpx.TransportError: pass
-            if p.poll() is not None: raise AssertionError(p.stderr.read())
-            time.sleep(0.25)
+    url = f'http://127.0.0.1:{free_port()}'
+    with started([BIN/'workbench', '-w', ws.root, 'serve', 'churn/1', '--port', url.rsplit(':', 1)[1]], f'{url}/ping', env=clean_env(),
+                 log=root/'serve-churn.log'):
         who = [f'c{i}' for i in range(0, 60, 3)]
         r = httpx.post(f'{url}/invocations', json={'dataframe_records': [{'customer': c} for c in who], 'params': {'predict_method': 'predict_proba'}}, timeout=30)
         assert r.status_code == 200, r.text
@@ -151,8 +136,6 @@ def test_served_request_with_only_an_entity_key(fs):
         # without the key, the server cannot look the features up: the client's error, naming the key
         r = httpx.post(f'{url}/invocations', json={'dataframe_records': [{'client': 'c1'}]}, timeout=30)
         assert r.status_code == 400 and 'customer' in r.text
-    finally:
-        p.terminate(); p.wait(30)
 
 
 def test_training_pipeline_builds_its_frame_from_feature_views(fs):
@@ -179,7 +162,7 @@ def test_cli(tmp_path):
     timeline(rng, 10, 200).to_parquet(tmp_path/'payments.parquet')
     (tmp_path/'views.py').write_text(f"from workbench.features import FeatureView\n"
                                      f"payments = FeatureView('payments', 'customer', 'paid_at', {str(tmp_path/'payments.parquet')!r}, {{'amount': 'amount'}}, ttl='30d')\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')}
+    env = clean_env()
     run = lambda *a: subprocess.run([str(BIN/'workbench'), '-w', str(tmp_path/'ws'), 'features', *map(str, a)], env=env, capture_output=True, text=True, timeout=120)
     r = run('apply', tmp_path/'views.py'); assert r.returncode == 0 and 'created' in r.stdout, r.stderr
     r = run('apply', tmp_path/'views.py'); assert 'unchanged' in r.stdout

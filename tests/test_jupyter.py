@@ -1,8 +1,8 @@
 "Issue 8: the JupyterLab extension and the Jupyter server extension, in a real JupyterLab and a real headless Chromium."
-import json, os, secrets, shutil, socket, subprocess, sys, time, urllib.error, urllib.request
+import json, os, secrets, subprocess, urllib.error, urllib.request
 from pathlib import Path
 import pytest
-from conftest import ARTIFACTS, BIN
+from conftest import ARTIFACTS, BIN, clean_env, free_port, started
 
 FRONT_END = Path(__file__).parent.parent/'extensions'/'workbench_jupyterlab'
 
@@ -19,20 +19,13 @@ def lab(demo_ws, tmp_path_factory):
     ws = open_workspace(demo_ws, load_settings(env={}))
     alerts.send(ws, 'drift', registry.get(ws, 'credit-default@champion').ref, DRIFT)
     alerts.send(ws, 'drift', 'credit-default/99', 'about a version that is not the champion: not open')
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
-    token, root = secrets.token_hex(16), tmp_path_factory.mktemp('lab')
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_HOME': str(demo_ws),
-           'JUPYTERLAB_WORKSPACES_DIR': str(root/'.lab-workspaces'), 'JUPYTERLAB_SETTINGS_DIR': str(root/'.lab-settings')}  # a fresh layout
-    p = subprocess.Popen([str(BIN/'jupyter'), 'lab', '--no-browser', '--allow-root', '--ip', '127.0.0.1', '--port', str(port),
-                          f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={root}'],
-                         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    port, token, root = free_port(), secrets.token_hex(16), tmp_path_factory.mktemp('lab')
+    env = clean_env(WORKBENCH_HOME=str(demo_ws), JUPYTERLAB_WORKSPACES_DIR=str(root/'.lab-workspaces'),
+                    JUPYTERLAB_SETTINGS_DIR=str(root/'.lab-settings'))  # a fresh layout
     url = f'http://127.0.0.1:{port}'
-    for _ in range(240):
-        try: urllib.request.urlopen(f'{url}/api/status?token={token}', timeout=2); break
-        except Exception: time.sleep(0.25)
-        assert p.poll() is None, p.stdout.read()
-    yield url, token
-    p.terminate(); p.wait(30)
+    with started([BIN/'jupyter', 'lab', '--no-browser', '--allow-root', '--ip', '127.0.0.1', '--port', port, f'--IdentityProvider.token={token}',
+                  f'--ServerApp.root_dir={root}'], f'{url}/api/status?token={token}', timeout=60, log=root/'lab.log', cwd=root, env=env):
+        yield url, token
 
 
 def get(url, token=None):

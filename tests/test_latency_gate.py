@@ -1,6 +1,6 @@
 "The latency gate gives the same verdict on an idle and on a loaded machine for the same model."
 import multiprocessing as mp, os, time
-import numpy as np, pandas as pd
+import pandas as pd
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline

@@ -1,5 +1,5 @@
 "Issue 6: drift in DuckDB equal to scipy and NumPy, the demo's injected drift found exactly, late labels, reports, and the alert → retrain → canary loop."
-import json, os, subprocess, sys, time
+import json, subprocess, sys, time
 from pathlib import Path
 import duckdb, numpy as np, pandas as pd, pytest
 from scipy import stats
@@ -14,6 +14,7 @@ from workbench import audit, data, demo, gates, monitoring, onnx, registry, trac
 from workbench.cli import _serve_in_thread
 from workbench.config import WorkbenchError, load_settings
 from workbench.workspace import open_workspace
+from conftest import clean_env
 
 BIN = Path(sys.executable).parent
 ROWS = 1000  # applications a month, and rows in a drift window: one window per month of traffic
@@ -60,7 +61,7 @@ def watched(tmp_path_factory):
 
 
 def cli(ws, *args, check=True):
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_ACTOR': 'tester'}
+    env = clean_env(WORKBENCH_ACTOR='tester')
     r = subprocess.run([str(BIN/'workbench'), '--workspace', str(ws.root), *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
     if check: assert r.returncode == 0, r.stdout + r.stderr
     return r
@@ -127,7 +128,7 @@ def test_the_demo_drift_is_flagged_in_its_month_and_not_before(watched):
 
 def test_concurrent_runs_record_each_window_once(watched):
     ws, _ = watched
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')}
+    env = clean_env()
     cmd = [str(BIN/'workbench'), '--workspace', str(ws.root), 'monitor', 'drift', 'credit-default/1', '--window', '500rows', '--no-alert']
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     assert all(p.wait(300) == 0 for p in procs), [p.stderr.read() for p in procs]

@@ -4,10 +4,11 @@ import nbformat, numpy as np, pandas as pd, pytest
 from workbench import audit, data, demo, monitoring, pipelines, registry
 from workbench.config import WorkbenchError, load_settings
 from workbench.workspace import open_workspace
+from conftest import clean_env
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
+def no_developer_settings(monkeypatch):
     "Kernels inherit the environment: keep the developer's WORKBENCH_* variables out of them."
     import os
     for k in [k for k in os.environ if k.startswith('WORKBENCH_')]: monkeypatch.delenv(k)
@@ -187,11 +188,11 @@ def _frames() -> dict:
 @pytest.fixture(scope='module')
 def tasks(tmp_path_factory):
     "One workspace; the three datasets committed, through `pipeline run ci` at once (three processes), and batch-scored whole (every row logged)."
-    import os, subprocess, sys
+    import sys
     from pathlib import Path
     from workbench import batch
     root = tmp_path_factory.mktemp('tasks')
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_HOME': str(root/'ws'), 'WORKBENCH_ACTOR': 'tester'}
+    env = clean_env(WORKBENCH_HOME=str(root/'ws'), WORKBENCH_ACTOR='tester')
     cmd = [str(Path(sys.executable).parent/'workbench'), '--set', 'promotion.allow_pipeline_approval=true', '--set', 'gates.min_r2=0.3']
     def wb(*args, check=True):
         r = subprocess.run(cmd + list(map(str, args)), cwd=root, env=env, capture_output=True, text=True, timeout=600)

@@ -6,12 +6,11 @@ user runs it: commit, suite, validate a second batch with fresh keys, `pipeline 
 and score through `/invocations` and through tritonclient with its defaults, batch score, drift against a genuinely
 shifted slice (it must flag the shifted feature) and against a random slice (it must stay quiet), labels and realized
 performance."""
-import json, os, socket, subprocess, sys, time
+import json, subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 import numpy as np, pandas as pd, pytest
 
-BIN = Path(sys.executable).parent
+from conftest import BIN, clean_env, free_port, started
 
 
 @dataclass
@@ -64,7 +63,7 @@ CASES = [
 def gauntlet(tmp_path_factory):
     "One workspace for every dataset, as a team's would be, and a way to run the CLI in it."
     root = tmp_path_factory.mktemp('gauntlet')
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | {'WORKBENCH_HOME': str(root/'ws'), 'WORKBENCH_ACTOR': 'ds@team'}
+    env = clean_env(WORKBENCH_HOME=str(root/'ws'), WORKBENCH_ACTOR='ds@team')
 
     def wb(*args, actor=None, ok=True, timeout=600):
         r = subprocess.run([str(BIN/'workbench'), *map(str, args)], cwd=root, capture_output=True, text=True, timeout=timeout,
@@ -75,23 +74,10 @@ def gauntlet(tmp_path_factory):
     return root, env, wb
 
 
-def _free_port():
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-
-def _serve(wb_env, root, ref):
-    port = _free_port()
-    p = subprocess.Popen([str(BIN/'workbench'), 'serve', ref, '--port', str(port)], cwd=root, env=wb_env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    import httpx
-    for _ in range(300):
-        try:
-            if httpx.get(f'http://127.0.0.1:{port}/v2/health/ready', timeout=1).status_code == 200: return p, port
-        except httpx.HTTPError: pass
-        if p.poll() is not None: break
-        time.sleep(0.2)
-    p.kill()
-    raise AssertionError(f"workbench serve {ref} did not start:\n{p.stdout.read()[-2000:]}")
+def _serve(wb_env, root, ref, port):
+    "`workbench serve REF` on `port`, once ready, as a context."
+    return started([BIN/'workbench', 'serve', ref, '--port', port], f'http://127.0.0.1:{port}/v2/health/ready', timeout=60,
+                   log=root/f'serve-{port}.log', cwd=root, env=wb_env)
 
 
 def _triton(port, name, frame):
@@ -140,8 +126,8 @@ def test_lifecycle(gauntlet, case):
 
     # serving: /invocations with the rows as a user has them (keys included), and tritonclient with its defaults
     sample = nxt.drop(columns=[case.target, *case.params.get('exclude', '').split(',')], errors='ignore').head(50)  # its inputs and key
-    server, port = _serve(env, root, f'{name}@champion')
-    try:
+    port = free_port()
+    with _serve(env, root, f'{name}@champion', port):
         import httpx
         a = httpx.post(f'http://127.0.0.1:{port}/invocations', content=json.dumps({'dataframe_split': json.loads(sample.to_json(orient='split', index=False))}),
                        headers={'Content-Type': 'application/json'}, timeout=30)
@@ -151,8 +137,6 @@ def test_lifecycle(gauntlet, case):
         t = _triton(port, name, sample)
         if case.task == 'regression': np.testing.assert_allclose(t['variable'].ravel() if 'variable' in t else next(iter(t.values())).ravel(), mlflow_answer, rtol=1e-6)
         else: assert [str(x.decode() if isinstance(x, bytes) else x) for x in t['label'].ravel()] == [str(x) for x in mlflow_answer]
-    finally:
-        server.terminate(); server.wait(60)
 
     # batch scoring: keys and predictions for every row
     wb('batch', 'score', f'{name}@champion', root/f'{name}-2.csv', root/f'{name}-scores.parquet', '--keys', case.keys, '--quiet')

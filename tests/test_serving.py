@@ -3,9 +3,10 @@
 One demo workspace (made once with `workbench demo`, which leaves a champion of `credit-default`) serves every test; each test starts
 its own server on a free port and gives its requests ids with a prefix of its own, so the prediction log can be
 checked per test. The test that promotes a second version comes last: it changes the champion."""
-import contextlib, json, math, os, random, re, signal, socket, subprocess, sys, time
+import contextlib, json, math, random, re, signal, socket, subprocess, sys, time
 from pathlib import Path
 import httpx, numpy as np, pandas as pd, pytest
+from conftest import clean_env, free_port
 
 BIN, HERE = Path(sys.executable).parent, Path(__file__).resolve().parent
 MODEL = 'credit-default'
@@ -13,11 +14,6 @@ TOKEN = 'test-admin-token-7f3a'
 
 
 # ---------------------------------------------------------------- the workspace, and servers on it
-
-def clean_env(**extra) -> dict:
-    "The environment of a child process: none of the developer's WORKBENCH_* settings."
-    return {k: v for k, v in os.environ.items() if not k.startswith('WORKBENCH_')} | extra
-
 
 @pytest.fixture(scope='module')
 def home(tmp_path_factory):
@@ -59,11 +55,6 @@ def rows(ws, champion) -> pd.DataFrame:
 def records(df:pd.DataFrame) -> list:
     "Rows as JSON-ready dicts: Python numbers, None where a value is missing."
     return df.astype(object).where(df.notna(), None).to_dict('records')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
 class Served:

@@ -1,5 +1,5 @@
 "Training runs in MLflow: what the stock client sees, comparison as data, several processes sharing one SQLite store, and an MLflow server as the store."
-import json, os, signal, socket, subprocess, sys, time, urllib.request
+import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest
 from workbench import data, demo, tracking
@@ -7,7 +7,7 @@ from workbench.config import WorkbenchError, load_settings
 from workbench.workspace import open_workspace
 
 FEATURES = ['age', 'income', 'employment_years', 'loan_amount', 'interest_rate', 'credit_score', 'debt_to_income']
-BIN = Path(sys.executable).parent
+from conftest import BIN, free_port, started
 
 
 @pytest.fixture
@@ -219,18 +219,11 @@ def test_nan_and_infinite_metrics(ws, credit):
 def test_an_mlflow_server_as_the_store(tmp_path, credit, ws):
     "Any tracking URI: the same training code and the same comparison against `mlflow server`."
     import mlflow
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    port = free_port()
     uri = f'http://127.0.0.1:{port}'
-    server = subprocess.Popen([str(BIN/'mlflow'), 'server', '--backend-store-uri', f'sqlite:///{tmp_path/"server.db"}',
-                               '--artifacts-destination', str(tmp_path/'server-artifacts'), '--host', '127.0.0.1', '--port', str(port), '--workers', '1'],
-                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        for _ in range(240):
-            try:
-                if urllib.request.urlopen(f'{uri}/health', timeout=1).status == 200: break
-            except OSError: time.sleep(0.5)
-        else: raise AssertionError('mlflow server did not start within 2 minutes')
+    with started([BIN/'mlflow', 'server', '--backend-store-uri', f'sqlite:///{tmp_path/"server.db"}', '--artifacts-destination', tmp_path/'server-artifacts',
+                  '--host', '127.0.0.1', '--port', port, '--workers', '1'], f'{uri}/health', timeout=120, log=tmp_path/'mlflow.log',
+                 cwd=tmp_path, start_new_session=True):
         remote = open_workspace(ws.root, load_settings(env={}, overrides={'workspace.tracking_uri': uri}))
         a, info, model = train(remote, C=1.0)
         b, _, _ = train(remote, C=0.5)
@@ -241,6 +234,3 @@ def test_an_mlflow_server_as_the_store(tmp_path, credit, ws):
         assert df.loc[a.run_id, 'dataset_id'] == credit.id and df.loc[b.run_id, 'params.C'] == '0.5' and df.loc[a.run_id, 'metrics.rows'] == 600
         assert tracking.connect_runs(remote).sql("select count(*) from metric_history where key = 'auc'").fetchall() == [(6,)]
         assert tracking.compare(remote, [a.run_id, b.run_id]).set_index('key').loc['C', 'differs']
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)

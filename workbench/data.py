@@ -14,6 +14,8 @@ from dataclasses import dataclass, asdict
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pyarrow as pa, pyarrow.compute as pc
+from typing import TYPE_CHECKING
+if TYPE_CHECKING: import pandas as pd  # imported where used: `import workbench` stays quick
 from .config import WorkbenchError
 from .workspace import Workspace
 from . import audit
@@ -115,7 +117,7 @@ def _check_quotes(t:pa.Table, p:Path, delimiter:str) -> pa.Table:
         r, start = csv.reader(f, delimiter=delimiter, strict=True), 1
         try:
             for _ in r: start = r.line_num + 1
-        except csv.Error as e:
+        except csv.Error:
             raise WorkbenchError(f"{p} line {start}: a quoted value is never closed; close the quote or remove it") from None
     return t
 

@@ -11,7 +11,7 @@ __all__ = ['DASHBOARD', 'ALERTS', 'summary', 'dashboard_proxy']
 import asyncio, json, sys
 from pathlib import Path
 import pandas as pd
-from .config import WorkbenchError, load_settings
+from .config import WorkbenchError
 from .workspace import Workspace, open_workspace
 
 DASHBOARD = 'workbench-dashboard' # the dashboards' path under Jupyter's base URL

@@ -14,6 +14,8 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pyarrow as pa
+from typing import TYPE_CHECKING
+if TYPE_CHECKING: import pandas as pd  # imported where used: `import workbench` stays quick
 from .config import WorkbenchError
 from .workspace import Workspace
 from . import data
@@ -88,14 +90,10 @@ def project_version(source:str='') -> str: # the running notebook or script, as 
 def _tracking(uri:str):
     "Point MLflow's fluent API at `uri` for the block, then restore the previous URI and `MLFLOW_TRACKING_URI`."
     import mlflow
-    from mlflow.tracking._tracking_service import utils
-    old, env = utils._tracking_uri, os.environ.get('MLFLOW_TRACKING_URI')
+    env = os.environ.get('MLFLOW_TRACKING_URI')  # MLflow keeps a URI set through its API here too, so this is the one to restore
     mlflow.set_tracking_uri(uri)
     try: yield
-    finally:
-        mlflow.set_tracking_uri(old)
-        if env is None: os.environ.pop('MLFLOW_TRACKING_URI', None)
-        else: os.environ['MLFLOW_TRACKING_URI'] = env
+    finally: mlflow.set_tracking_uri(env)  # None unsets it, and the variable with it
 
 # %% ../nbs/07_tracking.ipynb #a78dca0a
 def using(ws:Workspace):

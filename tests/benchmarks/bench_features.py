@@ -295,13 +295,13 @@ def check_frames(folder:Path) -> dict:
     ours = pd.read_parquet(folder/'ours.parquet')
     assert len(ours) == n, f'ours has {len(ours)} rows for {n} entity rows'
     assert sorted(ours.columns) == sorted([*entities.columns, *features]), f'ours has columns {list(ours.columns)}'
-    ours = ours.sort_values('row_id', kind='stable').reset_index(drop=True)
+    ours, mismatches = ours.sort_values('row_id', kind='stable').reset_index(drop=True), 0
     assert (ours['row_id'].to_numpy() == np.arange(n)).all(), 'ours does not have every entity row exactly once'
     assert (ours['customer_id'].to_numpy() == entities['customer_id'].to_numpy()).all()
     ts_e = _us(entities['event_timestamp'])
     assert (_us(ours['event_timestamp']) == ts_e).all()
     for f in features:
-        bad = ~_same(ours[f].to_numpy(dtype='float64'), expected[f])
+        bad = ~_same(ours[f].to_numpy(dtype='float64'), expected[f]); mismatches += int(bad.sum())
         assert not bad.any(), f'ours differs from the reference on {bad.sum()} rows of {f}, e.g. row_id {np.flatnonzero(bad)[:5].tolist()}'
 
     # Feast: one row per distinct (customer_id, event_timestamp) of the entity rows its TTL filter keeps.
@@ -323,9 +323,9 @@ def check_frames(folder:Path) -> dict:
     assert not theirs[['customer_id', 'event_timestamp']].duplicated().any()  # so with want_rows rows, every kept key once
     for f in features:
         got = theirs[f].to_numpy(dtype='float64')
-        bad = ~_same(got, expected[f][rid])
+        bad = ~_same(got, expected[f][rid]); mismatches += int(bad.sum())
         assert not bad.any(), f'Feast differs from the reference on {bad.sum()} rows of {f}, e.g. row_id {rid[bad][:5].tolist()}'
-        bad = ~_same(got, ours[f].to_numpy(dtype='float64')[rid])
+        bad = ~_same(got, ours[f].to_numpy(dtype='float64')[rid]); mismatches += int(bad.sum())
         assert not bad.any(), f'Feast differs from ours on {bad.sum()} rows of {f}, e.g. row_id {rid[bad][:5].tolist()}'
 
     nulls = {v: round(float(np.isnan(expected[fs[0]]).mean()), 4) for v, fs in FEATURES.items()}
@@ -333,7 +333,7 @@ def check_frames(folder:Path) -> dict:
                 feast_dropped_rows=int((~kept).sum()),  # entity rows with a view whose customer has rows, none within the TTL
                 feast_merged_rows=int((kept & ~distinct.to_numpy()).sum()),  # kept rows whose key repeats an earlier row's
                 compared_ours_rows=n, compared_feast_rows=len(theirs), compared_values=(n + len(theirs)) * len(features),
-                null_share_by_view=nulls, mismatches=0)
+                null_share_by_view=nulls, mismatches=mismatches)  # counted value by value: 0, or an assert above failed
 
 
 def _mb(x): return round(x, 1)

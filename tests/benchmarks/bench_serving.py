@@ -26,7 +26,7 @@ Run: pytest tests/benchmarks/bench_serving.py -m benchmark -s -p no:cacheprovide
 The workspace is made once with `workbench demo` (a minute or so) and cached in $WORKBENCH_BENCH_CACHE (default
 /tmp/workbench-bench) as serving-ws; delete that folder to rebuild it. Each run serves a fresh copy of it.
 """
-import contextlib, json, math, os, shutil, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+import contextlib, json, math, os, shutil, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 import pytest
 from starlette.applications import Starlette
@@ -106,10 +106,6 @@ def check_answer(body:bytes, expected:list):
         f'expected the predictions {expected}, got {body[:300]!r}'
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
 def _post(url:str, body:str, timeout=30):
     req = urllib.request.Request(url, data=body.encode(), headers={'Content-Type': 'application/json'}, method='POST')
     try:
@@ -118,28 +114,11 @@ def _post(url:str, body:str, timeout=30):
 
 @contextlib.contextmanager
 def serving(name:str, cmd:list, port:int, log:Path, env:dict|None=None, timeout=180):
-    "Run `cmd` as a server in its own process group until GET /health answers 200; SIGTERM the group afterwards."
-    base = f'http://127.0.0.1:{port}'
+    "Run `cmd` as a server in its own process group until GET /health answers 200 (failing loudly if it does not); stop it after."
+    from conftest import started  # here: uvicorn imports this file for the bare app, without the tests' folder on its path
     env = {**os.environ, 'PATH': f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
-    with open(log, 'wb') as out:
-        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if p.poll() is not None: pytest.fail(f'{name} server exited with {p.returncode} before it was ready:\n{log.read_text()[-3000:]}')
-            try:
-                with urllib.request.urlopen(f'{base}/health', timeout=2) as r:
-                    if r.status == 200: break
-            except (OSError, urllib.error.URLError): pass
-            if time.monotonic() > deadline: pytest.fail(f'{name} server not ready after {timeout} s:\n{log.read_text()[-3000:]}')
-            time.sleep(0.2)
-        yield base
-    finally:
-        with contextlib.suppress(ProcessLookupError): os.killpg(p.pid, signal.SIGTERM)
-        try: p.wait(20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError): os.killpg(p.pid, signal.SIGKILL)
-            p.wait(10)
+    base = f'http://127.0.0.1:{port}'
+    with started(cmd, f'{base}/health', timeout, log=log, env=env, cwd=ROOT, start_new_session=True): yield base
 
 
 def wrk(url:str, body_file:Path, connections:int, seconds:int) -> dict:
@@ -168,6 +147,7 @@ def load(name:str, base:str, body:str, check, tmp:Path) -> dict:
 
 def test_serving(workspace, row, tmp_path):
     assert WRK, 'wrk is not installed; install it with `apt-get install -y wrk`'
+    from conftest import free_port
     ws = shutil.copytree(workspace, tmp_path/'ws')  # the servers write (prediction log): keep the cached workspace as made
     label, proba = row['label'], row['proba']
     def check_bare(body): assert json.loads(body) == json.loads(BARE_ANSWER), body[:300]
