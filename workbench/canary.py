@@ -98,7 +98,7 @@ class Decision:
 def _r(x): return None if x is None else round(x, 6)
 
 def _metrics(champion:Variant, challenger:Variant, min_requests:int) -> dict:
-    from workbench.stats import psi, psi_noise, quantile_shares  # here, not at the top: the serving bundle vendors no stats (it has no challenger)
+    from workbench.stats import psi, psi_noise, quantile_shares  # here: the serving bundle, with no challenger, has no stats
     m = dict(requests=challenger.requests, errors=challenger.errors, error_rate=round(challenger.error_rate, 6),
              p99_ms=round(challenger.p99_ms, 3), champion_p99_ms=round(champion.p99_ms, 3), units=0, divergence=None, disagreement=None)
     u = by_unit(challenger.pairs)

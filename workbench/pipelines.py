@@ -439,10 +439,11 @@ def run(ws:Workspace, name:str, # a pipeline ('validate', 'train', 'evaluate', '
     return r
 
 # %% ../nbs/11_pipelines.ipynb #d598b14e
-_FORWARD = {'validate': 'dataset', 'train': 'run_id', 'promote': 'model_version'}  # what a stage hands the stages after it
+# what a stage hands the stages after it
+_FORWARD = {'validate': 'dataset', 'train': 'run_id', 'promote': 'model_version'}
 
 def _forward(name:str, r:PipelineRun) -> dict:
-    "The result of stage `name` the later stages take: the exact dataset validated, the candidate trained, the version promoted."
+    "What stage `name` hands the later ones: the exact dataset validated, the candidate trained, the version promoted."
     key = _FORWARD.get(name)
     return {key: r.results[key]} if key and r.results.get(key) else {}
 
@@ -455,11 +456,13 @@ def chain(ws:Workspace, params:dict|None=None, # parameters, given to each noteb
     params, chain_id, out, carry = dict(params or {}), uuid.uuid4().hex[:12], [], {}
     declared = {n: parameters(find_notebook(n, folder)) for n in stages}
     if unknown := [k for k in params if not any(k in d for d in declared.values())]:
-        raise WorkbenchError(f"no pipeline of {'ci' if tuple(stages) == CI else ', '.join(stages)} has a parameter {unknown[0]!r}; "
+        what = 'ci' if tuple(stages) == CI else ', '.join(stages)
+        raise WorkbenchError(f"no pipeline of {what} has a parameter {unknown[0]!r}; "
                              f"they take {', '.join(sorted(set().union(*declared.values())))}")
     for n in stages:
         if progress: progress(n, None)
-        out.append(r := run(ws, n, {k: v for k, v in (params | carry).items() if k in declared[n]}, actor, folder, chain_id))
+        given = {k: v for k, v in (params | carry).items() if k in declared[n]}
+        out.append(r := run(ws, n, given, actor, folder, chain_id))
         if progress: progress(n, r)
         if not r.ok: break
         carry |= _forward(n, r)
