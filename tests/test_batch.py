@@ -68,9 +68,9 @@ def test_duckdb_engine_scores_as_the_server_does_and_reaches_monitoring(bws, tmp
     assert len(log) == r['monitored_rows'] == t.num_rows and set(log.variant) == set(log.source) == {'batch'} and set(log.version) == {mv.version}
     assert np.allclose(log.score, out['probability'].to_numpy()) and json.loads(log.inputs[5])['income'] == frame.income[5]
     # ... where drift monitoring reads it like served requests
-    from workbench import monitoring
-    drift = monitoring.drift(ws, f'credit-default/{mv.version}', window=f'{t.num_rows}rows', alert=False)
-    assert len(drift) and set(drift.rows) == {t.num_rows}
+    from workbench import drift
+    rows = drift.drift(ws, f'credit-default/{mv.version}', window=f'{t.num_rows}rows', alert=False)
+    assert len(rows) and set(rows.rows) == {t.num_rows}
 
 
 def test_inputs_a_glob_a_query_and_a_sample(bws, tmp_path):

@@ -10,8 +10,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from workbench import audit, data, demo, gates, monitoring, onnx, registry, tracking, traffic, validation
-from workbench.cli import _serve_in_thread
+from workbench import audit, data, demo, drift, gates, onnx, performance, registry, tracking, traffic, validation
+from workbench.demo import serve_in_thread
+from workbench.stats import STATISTICS, compare, profile_of
 from workbench.config import WorkbenchError, load_settings
 from workbench.workspace import open_workspace
 from conftest import clean_env
@@ -46,7 +47,7 @@ def served(root, overrides=None):
     credit = data.commit(ws, 'credit', demo.training_frame(portfolio, 6), 'months 1-6', 'ana')
     champion(ws, credit)
     later = portfolio['applications'].query("month >= '2025-07'")
-    server, url, stop = _serve_in_thread(ws, 'credit-default@champion', 'credit-default@challenger:50')
+    server, url, stop = serve_in_thread(ws, 'credit-default@champion', 'credit-default@challenger:50')
     sent = traffic.send(url, later[server.champion.names], later.application_id, ids=later.application_id)
     server.log.flush()
     assert sent[200] == len(later)
@@ -79,8 +80,8 @@ def frames(seed, n1, n2, shift=0.0, ties=False):
 def compared(ref, cur):
     con = duckdb.connect()
     con.register('ref', ref); con.register('cur', cur)
-    prof = monitoring.profile_of(con, 'ref', dict(x='numeric', k='categorical'))
-    return prof, monitoring.compare(con, 'cur', prof, 'ref', THRESHOLDS).set_index(['feature', 'statistic'])
+    prof = profile_of(con, 'ref', dict(x='numeric', k='categorical'))
+    return prof, compare(con, 'cur', prof, 'ref', THRESHOLDS).set_index(['feature', 'statistic'])
 
 
 @pytest.mark.parametrize('seed,n1,n2,shift,ties', [(0, 400, 300, 0.0, False), (1, 5000, 2000, 0.05, False), (2, 3000, 3000, 0.0, True),
@@ -109,8 +110,8 @@ def test_ks_equals_scipy_and_psi_js_equal_numpy(seed, n1, n2, shift, ties):
 
 def test_the_demo_drift_is_flagged_in_its_month_and_not_before(watched):
     ws, _ = watched
-    rows = monitoring.drift(ws, 'credit-default@champion', window=f'{ROWS}rows', alert=False)
-    s = monitoring.summary(rows, ws.settings)
+    rows = drift.drift(ws, 'credit-default@champion', window=f'{ROWS}rows', alert=False)
+    s = drift.summary(rows, ws.settings)
     assert s.window.tolist() == [f'rows {i * ROWS + 1}-{(i + 1) * ROWS}' for i in range(6)]  # months 7..12
     flagged = [set(d.split(', ')) - {''} for d in s.drifted]
     assert flagged == [set(), set(), set(), {'income', 'product'}, {'income', 'product'}, {'income', 'product'}], flagged
@@ -120,10 +121,10 @@ def test_the_demo_drift_is_flagged_in_its_month_and_not_before(watched):
     assert shares['categories'][-1] == '(unseen)' and abs(sum(shares['current']) - 1) < 1e-9 and shares['current'][-1] > 0.1
     income = json.loads(month10.loc[('income', 'psi'), 'bins'])
     assert len(income['reference']) == len(income['edges']) + 1 and abs(sum(income['reference']) - 1) < 1e-9
-    assert set(rows.feature) == set(NUM + CAT) | {'model_score'} and set(rows.statistic) == set(monitoring.STATISTICS)
+    assert set(rows.feature) == set(NUM + CAT) | {'model_score'} and set(rows.statistic) == set(STATISTICS)
     # recorded in the drift table, once: a second run finds nothing new
     assert ws.sql("select count(distinct \"window\"), count(*) from drift where statistic = 'psi'").fetchall() == [(6, 6 * len(NUM + CAT + ["model_score"]))]
-    assert monitoring.drift(ws, 'credit-default@champion', window=f'{ROWS}rows').empty
+    assert drift.drift(ws, 'credit-default@champion', window=f'{ROWS}rows').empty
 
 
 def test_concurrent_runs_record_each_window_once(watched):
@@ -156,14 +157,14 @@ def test_a_dataset_version_or_parquet_files_as_the_window(watched, tmp_path):
     ws, portfolio = watched
     month = portfolio['applications'].query("month == '2025-11'")
     v = data.commit(ws, 'november', month, 'scoring batch', 'ana')
-    one = monitoring.drift(ws, 'credit-default/1', source=v.ref, alert=False)
-    assert one.window.unique().tolist() == [v.ref] and monitoring.drifted_features(one, ws.settings) == ['income', 'product']
+    one = drift.drift(ws, 'credit-default/1', source=v.ref, alert=False)
+    assert one.window.unique().tolist() == [v.ref] and drift.drifted_features(one, ws.settings) == ['income', 'product']
     month.to_parquet(tmp_path/'nov.parquet')
-    two = monitoring.drift(ws, 'credit-default/1', source=str(tmp_path/'nov.parquet'), window='250rows', alert=False)
+    two = drift.drift(ws, 'credit-default/1', source=str(tmp_path/'nov.parquet'), window='250rows', alert=False)
     assert two.window.nunique() == 4 and (two.rows == 250).all()
     # the model's score is monitored too: logged scores and scores computed here agree for the same rows
     score = one.set_index(['feature', 'statistic']).loc[('model_score', 'psi'), 'value']
-    logged = monitoring.drift(ws, 'credit-default/1', window=f'{ROWS}rows', alert=False)  # nothing new: computed before
+    logged = drift.drift(ws, 'credit-default/1', window=f'{ROWS}rows', alert=False)  # nothing new: computed before
     assert score >= 0 and logged.empty
 
 
@@ -178,18 +179,18 @@ def test_late_labels_give_realized_performance(watched, tmp_path):
         assert r.returncode == 1 and message in r.stderr, r.stderr
     assert 'labels' not in ws.tables()  # nothing half-written
     assert f'{len(labels)} labels ingested' in cli(ws, 'monitor', 'labels', 'ingest', tmp_path/'labels.csv', '--key', 'application_id').stdout
-    perf = monitoring.performance(ws, 'credit-default/1', window=f'{ROWS}rows')
+    perf = performance.performance(ws, 'credit-default/1', window=f'{ROWS}rows')
     auc = perf[perf.metric == 'auc'].reset_index(drop=True)
     log = ws.sql("select request_id, score from predictions where version = 1 order by time, request_id, row").df()
     log['w'] = np.arange(len(log)) // ROWS
     joined = log.merge(labels, left_on='request_id', right_on='application_id')
     expected = [roc_auc_score(g.defaulted, g.score) for _, g in joined.groupby('w')]
     assert len(auc) == 6 and np.allclose(auc.value, expected, atol=1e-9) and (auc.labelled == ROWS).all()
-    assert auc.baseline.notna().all() and monitoring.performance(ws, 'credit-default/1', window=f'{ROWS}rows').empty  # no new labels
+    assert auc.baseline.notna().all() and performance.performance(ws, 'credit-default/1', window=f'{ROWS}rows').empty  # no new labels
     # a team whose policy is stricter than the model: every window alerts, and the business figure comes from its own function
     strict = open_workspace(ws.root, load_settings(env={}, overrides={'performance.max_auc_drop': '-1', 'alerts.sinks': 'jsonl',
                                                                       'performance.business_metric': 'test_monitoring:missed_defaults'}))
-    perf = monitoring.performance(strict, 'credit-default/1', window=f'{2 * ROWS}rows')
+    perf = performance.performance(strict, 'credit-default/1', window=f'{2 * ROWS}rows')
     alerts = [json.loads(l) for l in (ws.root/'alerts.jsonl').read_text().splitlines()]
     assert [a['kind'] for a in alerts] == ['performance'] * 3 and 'below the held-out' in alerts[0]['message']
     business = perf[perf.metric == 'business'].value.tolist()
@@ -204,11 +205,11 @@ def missed_defaults(rows):
 
 def test_the_evidently_report(watched):
     ws, _ = watched
-    page = monitoring.report(ws, 'credit-default/1', f'rows {3 * ROWS + 1}-{4 * ROWS}', window_size=f'{ROWS}rows')
+    page = performance.report(ws, 'credit-default/1', f'rows {3 * ROWS + 1}-{4 * ROWS}', window_size=f'{ROWS}rows')
     assert page.exists() and page.stat().st_size > 100_000 and 'income' in page.read_text()
     row = ws.sql("select value, report from drift where statistic = 'evidently'").fetchall()
     assert len(row) == 1 and row[0][1] == str(page.relative_to(ws.root)) and row[0][0] > 0
-    with pytest.raises(WorkbenchError, match="no window 'rows 9-10'"): monitoring.report(ws, 'credit-default/1', 'rows 9-10')
+    with pytest.raises(WorkbenchError, match="no window 'rows 9-10'"): performance.report(ws, 'credit-default/1', 'rows 9-10')
 
 
 def test_the_monitor_pipeline(watched, tmp_path):
@@ -237,7 +238,7 @@ def test_alert_retrain_challenger_canary(tmp_path):
         # late labels have arrived and the team has reviewed the drift: the labelled months become the training data and reference
         v = data.commit(ws, 'credit', demo.training_frame(portfolio, 12), 'months 1-12', 'ana')
         validation.save_suite(ws, validation.infer_suite(ws, v.ref, ['application_id'], 'defaulted'))
-        rows = monitoring.drift(ws, 'credit-default@champion', window=f'{ROWS}rows')
+        rows = drift.drift(ws, 'credit-default@champion', window=f'{ROWS}rows')
         alerts = [json.loads(l) for l in (ws.root/'alerts.jsonl').read_text().splitlines()]
         assert [a['kind'] for a in alerts] == ['drift'] * 3 + ['retrain'], alerts
         assert [a['details']['features'] for a in alerts[:3]] == [['income', 'product']] * 3 and alerts[3]['details']['status'] != 'failed', alerts[3]
@@ -319,11 +320,11 @@ def odd(tmp_path_factory):
 
 def test_any_column_name_and_never_a_key(odd):
     ws, mv, ref, served = odd
-    prof, _ = monitoring.reference(ws, mv.ref)
+    prof, _ = drift.reference(ws, mv.ref)
     assert list(prof['features']) == ODD + ODD_CAT + ['model_score']  # the key is not profiled
-    rows = monitoring.drift(ws, mv.ref, window='1000rows', alert=False)
+    rows = drift.drift(ws, mv.ref, window='1000rows', alert=False)
     assert set(rows.feature) == set(ODD + ODD_CAT + ['model_score']) and rows.window.unique().tolist() == ['rows 1-1000', 'rows 1001-2000']
-    first, second = (monitoring.drifted_features(g, ws.settings) for _, g in rows.groupby('window', sort=True))
+    first, second = (drift.drifted_features(g, ws.settings) for _, g in rows.groupby('window', sort=True))
     assert first == [] and {'Age', 'Région'} <= set(second) <= {'Age', 'Région', 'model_score'}, (first, second)
     # each name reads its own values, `Age` and `age` apart: KS equals scipy's on the very columns
     ks = rows[rows.statistic == 'ks'].set_index(['window', 'feature']).value
@@ -333,7 +334,7 @@ def test_any_column_name_and_never_a_key(odd):
     unseen = rows[(rows.statistic == 'unseen') & (rows.feature == 'Région')].set_index('window').value
     assert unseen['rows 1-1000'] == 0 and abs(unseen['rows 1001-2000'] - (served[1000:]['Région'] == 'ouest').mean()) < 1e-12
     # the report, without --window-size: the label gives it
-    page = monitoring.report(ws, mv.ref, 'rows 1001-2000')
+    page = performance.report(ws, mv.ref, 'rows 1001-2000')
     html = page.read_text()
     assert all(f'"column_name": {json.dumps(f)}' in html for f in ODD + ODD_CAT) and f'"column_name": "{KEY}"' not in html  # as Evidently's JSON writes them
 
@@ -342,8 +343,8 @@ def test_the_cli_hints_and_all_windows(odd):
     ws, mv, ref, served = odd
     r = cli(ws, 'monitor', 'drift', mv.ref, '--no-alert')  # the default 1d window: the log spans five minutes of today
     assert r.stdout.startswith('no new complete window') and 'holds 2,000 rows' in r.stdout and '--window 1000rows' in r.stdout, r.stdout
-    monitoring.drift(ws, mv.ref, window='1000rows', alert=False)  # computes both windows, unless the test above did
-    assert 'all 2 complete 1000-row windows' in monitoring.drift(ws, mv.ref, window='1000rows', alert=False).attrs['note']
+    drift.drift(ws, mv.ref, window='1000rows', alert=False)  # computes both windows, unless the test above did
+    assert 'all 2 complete 1000-row windows' in drift.drift(ws, mv.ref, window='1000rows', alert=False).attrs['note']
     every = cli(ws, 'monitor', 'drift', mv.ref, '--window', '1000rows', '--all', '--format', 'json').stdout
     got = pd.DataFrame(json.loads(every))
     assert set(got.window) == {'rows 1-1000', 'rows 1001-2000'} and set(got.feature) == set(ODD + ODD_CAT + ['model_score'])
@@ -355,14 +356,14 @@ def test_memory_is_bounded_by_the_setting(odd):
     ws, mv, ref, served = odd
     tight = open_workspace(ws.root, load_settings(env={}, overrides={'drift.memory_limit': '1MB'}))
     with pytest.raises(WorkbenchError, match=r'drift\.memory_limit \(1MB\)'):
-        monitoring.drift(tight, mv.ref, window='500rows', alert=False)
+        drift.drift(tight, mv.ref, window='500rows', alert=False)
     r = cli(ws, '--set', 'drift.memory_limit=1MB', 'monitor', 'drift', mv.ref, '--window', '500rows', check=False)
     assert r.returncode == 1 and 'drift.memory_limit' in r.stderr and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     with pytest.raises(WorkbenchError, match='drift.memory_limit must be a size such as 4GB'): load_settings(env={}, overrides={'drift.memory_limit': 'lots'})
     assert not list((ws.root/'monitoring').glob('.tmp-*'))  # no spill folder left behind
     # within a limit far below the log's size, drift spills and completes: 4 windows of 500 rows
     small = open_workspace(ws.root, load_settings(env={}, overrides={'drift.memory_limit': '40MB'}))
-    assert monitoring.drift(small, mv.ref, window='500rows', alert=False).window.nunique() == 4
+    assert drift.drift(small, mv.ref, window='500rows', alert=False).window.nunique() == 4
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -373,9 +374,9 @@ def test_memory_is_bounded_by_the_setting(odd):
 def test_labels_refuse_a_join_column_and_text_without_a_model(ws, tmp_path):
     pd.DataFrame({'id': ['a'], 'y': [1]}).to_csv(tmp_path/'l.csv', index=False)
     with pytest.raises(WorkbenchError, match=r"labels cannot join on 'colour': it is neither request_id nor a key \(none\) or an input \(none\) of any model in the prediction log"):
-        monitoring.ingest_labels(ws, tmp_path/'l.csv', key='id', on='colour')
+        performance.ingest_labels(ws, tmp_path/'l.csv', key='id', on='colour')
     with pytest.raises(WorkbenchError, match="must hold numbers, got 'yes'; for text labels of a binary model name the model with --model REF"):
-        monitoring.ingest_labels(ws, pd.DataFrame({'id': ['a'], 'y': ['yes']}), key='id')
+        performance.ingest_labels(ws, pd.DataFrame({'id': ['a'], 'y': ['yes']}), key='id')
     assert 'labels' not in ws.tables()  # nothing written
-    assert monitoring.ingest_labels(ws, tmp_path/'l.csv', key='id') == 1  # joined on request_id, which every logged row has
+    assert performance.ingest_labels(ws, tmp_path/'l.csv', key='id') == 1  # joined on request_id, which every logged row has
     assert ws.sql("select key, key_column, label from labels").fetchall() == [('a', 'request_id', 1.0)]

@@ -1,7 +1,7 @@
 "Issue 4: the pipeline notebooks, run by the runner (papermill, as CI does) and top to bottom as a person does (nbclient)."
 import json, re, subprocess, time
 import nbformat, numpy as np, pandas as pd, pytest
-from workbench import audit, data, demo, monitoring, pipelines, registry
+from workbench import audit, data, demo, performance, pipelines, registry
 from workbench.config import WorkbenchError, load_settings
 from workbench.workspace import open_workspace
 from conftest import clean_env
@@ -268,7 +268,7 @@ def test_labels_and_realized_performance_for_each_task(tasks, tmp_path):
             r = wb('monitor', 'labels', 'ingest', tmp_path/f'{name}.csv', check=False)  # text labels need the model's positive class
             assert r.returncode == 1 and 'name the model with --model' in r.stderr
         assert f'{len(frame)} labels ingested' in wb('monitor', 'labels', 'ingest', tmp_path/f'{name}.csv', '--model', f'{name}@champion').stdout
-        perf = monitoring.performance(ws, f'{name}@champion', window=f'{len(frame)}rows').set_index('metric').value
+        perf = performance.performance(ws, f'{name}@champion', window=f'{len(frame)}rows').set_index('metric').value
         y = frame[target].to_numpy()[row]
         if name == 'tumours':
             yb = (y == 'malignant').astype(int)
@@ -323,7 +323,7 @@ def test_batch_rows_logged_with_their_keys_join_labels_on_them(tasks, tmp_path):
     frame[['patient', 'diagnosis']].to_parquet(tmp_path/'late.parquet')
     assert f'{len(frame)} labels ingested' in wb('monitor', 'labels', 'ingest', tmp_path/'late.parquet', '--key', 'patient', '--model', 'tumours@champion').stdout
     total = ws.sql("select count(*) from predictions where model = 'tumours'").fetchall()[0][0]
-    perf = monitoring.performance(ws, 'tumours@champion', window=f'{total}rows')  # joined on patient, the model's key: only the rows that logged it
+    perf = performance.performance(ws, 'tumours@champion', window=f'{total}rows')  # joined on patient, the model's key: only the rows that logged it
     auc = perf.set_index('metric')
     keyed = ws.sql("select score, json_extract_string(inputs, '$.patient') as patient from predictions "
                    "where model = 'tumours' and json_extract_string(inputs, '$.patient') is not null").df()  # this sample and the fixture's batch run

@@ -156,111 +156,10 @@ def demo(ctx, months, rows_per_month, drift_month, seed, data_only):
     "Run the demo: data, validation, training, a governed champion, serving, drift monitoring, retraining and a canary release."
     from workbench import demo as dm
     ws, t0 = _ws(ctx, create=True), time.perf_counter()
-    click.echo(f"[1/7] data: {months} months x {rows_per_month} credit applications (drift from month {drift_month}, seed {seed})")
-    portfolio = dm.generate(months, rows_per_month, drift_month, seed=seed)
-    dm.commit_demo(ws, portfolio, progress=click.echo)
-    if not data_only:
-        _demo_lifecycle(ctx, ws)
-        server, url, stop, sent = _demo_serving(ws, portfolio)
-        try: drifted = _demo_monitoring(ws, server, sent, rows_per_month)
-        except BaseException: stop(); raise
-        _demo_retrain(ws, portfolio, server, url, stop, drifted)
+    dm.run(ws, months, rows_per_month, drift_month, seed, data_only, say=click.echo)
     click.echo(f"\n{summary(ws)}\n\nDone in {time.perf_counter() - t0:.0f} s.")
     click.echo("Next: workbench registry show credit-default@champion | workbench runs list | workbench data diff applications~3 applications"
                if not data_only else "Next: workbench data diff applications~3 applications")
-
-# %% ../nbs/05_cli.ipynb #323abcf6
-def _demo_lifecycle(ctx, ws):
-    from workbench import demo as dm, pipelines, registry
-    carry = dict(dm.PIPELINE_PARAMS)  # the demo's names, never the notebooks' defaults
-    heading = {'validate': '[2/7] validate the training data', 'train': '[3/7] train two candidates',
-               'evaluate': '[4/7] evaluate, register, promote, export ONNX'}
-    for stage in ['validate', 'train', 'evaluate', 'promote']:
-        if stage in heading: click.echo(heading[stage])
-        r = pipelines.run(ws, stage, {k: v for k, v in carry.items() if k in pipelines.parameters(stage)})
-        click.echo(f"  {stage:<9} {r.status:<18} {r.message}")
-        if not r.ok: raise WorkbenchError(f"the demo stopped: {r.error or r.message}")
-        carry |= {'dataset': r.results['dataset']} if stage == 'validate' else {'run_id': r.results['run_id']} if stage == 'train' else {}
-    mv = registry.get(ws, r.results['model_version'])
-    if 'champion' not in mv.aliases:
-        registry.approve(ws, mv.ref, 'demo-reviewer', 'demo: approved on behalf of a reviewer')
-        mv = registry.promote(ws, mv.ref, 'demo-reviewer', 'demo: first champion')
-    onnx_bytes, mv = registry.load_onnx(ws, f'{mv.name}@champion')
-    (out := ws.root/'models'/f'{mv.name}-{mv.version}.onnx').parent.mkdir(exist_ok=True)
-    out.write_bytes(onnx_bytes)
-    click.echo(f"  {mv.ref} is the champion (approved by {', '.join(mv.approvals)}); ONNX model at {out}")
-
-# %% ../nbs/05_cli.ipynb #863bdb87
-def _serve_in_thread(ws, ref:str, canary:str):
-    "A model server for `ref` with `canary` on a free port of this process; returns (server, url, a function that stops it)."
-    import socket, threading, uvicorn
-    from workbench import serving
-    server = serving.from_registry(ws, ref, canary=canary)
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
-    web = uvicorn.Server(uvicorn.Config(serving.create_app(server), host='127.0.0.1', port=port, log_level='warning', loop='uvloop', http='httptools'))
-    thread = threading.Thread(target=web.run, name='demo-server', daemon=True)
-    thread.start()
-    while not web.started: time.sleep(0.05)
-    def stop():  # and wait for its shutdown, which writes the rest of the prediction log
-        web.should_exit = True; thread.join()
-    return server, f'http://127.0.0.1:{port}', stop
-
-# %% ../nbs/05_cli.ipynb #9e003521
-def _demo_serving(ws, portfolio:dict):
-    "Serve the champion and send the months after its training data as traffic; returns (server, url, stop, the months sent)."
-    from workbench import traffic
-    apps = portfolio['applications']
-    months = sorted(apps['month'].unique())
-    later = apps[apps['month'].isin(months[len(months) // 2:])]
-    server, url, stop = _serve_in_thread(ws, 'credit-default@champion', 'credit-default@challenger:25')
-    click.echo(f"[5/7] serve {server.champion.ref} at {url}; send {months[len(months) // 2]}..{months[-1]} as production traffic")
-    t0 = time.perf_counter()
-    sent = traffic.send(url, later[server.champion.names], later['application_id'], ids=later['application_id'])
-    click.echo(f"  {sent[200]} requests answered in {time.perf_counter() - t0:.1f} s, logged to the predictions table")
-    return server, url, stop, months[len(months) // 2:]
-
-# %% ../nbs/05_cli.ipynb #59d5b4a0
-def _demo_monitoring(ws, server, sent_months:list, rows_per_month:int) -> list:
-    "Drift per month of traffic, then realized performance from the labels observed so far; returns the drifted months."
-    from workbench import data, monitoring
-    ref = server.champion.ref
-    click.echo(f"[6/7] monitor {ref}: drift of each month of traffic ({rows_per_month} rows) against its training data, then late labels")
-    server.log.flush()  # what the server has answered is in the log
-    rows = monitoring.drift(ws, ref, window=f'{rows_per_month}rows')
-    month = dict(zip(monitoring.summary(rows, ws.settings).window, sent_months))
-    for s in monitoring.summary(rows, ws.settings).itertuples():
-        click.echo(f"  {month[s.window]}  drifted: {s.drifted or '-':<18} largest PSI {s.top_psi}" + ('  -> drift alert sent' if s.drifted else ''))
-    n = monitoring.ingest_labels(ws, data.load(ws, 'labels'), key='application_id', label='defaulted', on='request_id', actor='demo')
-    perf = monitoring.performance(ws, ref, window=f'{rows_per_month}rows').query("metric == 'auc'")
-    click.echo(f"  {n} late labels ingested; realized AUC by month (held-out {perf.baseline.iloc[0]:.3f}): "
-               + ', '.join(f"{month[w]} {v:.3f} ({k} labels)" for w, v, k in zip(perf.window, perf.value, perf.labelled)))
-    return [month[s.window] for s in monitoring.summary(rows, ws.settings).itertuples() if s.drifted]
-
-# %% ../nbs/05_cli.ipynb #364c8184
-def _demo_retrain(ws, portfolio:dict, server, url:str, stop, drifted:list):
-    "The drift alert calls for retraining: commit the labelled months, retrain, and canary the challenger until the server decides."
-    import numpy as np
-    from workbench import audit, data, demo as dm, monitoring, registry, traffic, validation
-    apps = portfolio['applications']
-    months = sorted(apps['month'].unique())
-    why = f"the drift alert ({', '.join(drifted)}) calls for retraining" if drifted else 'no drift: the scheduled retraining'
-    click.echo(f"[7/7] {why} on all {len(months)} months; canary the challenger at {server.share:.0%}")
-    v = data.commit(ws, 'credit', dm.training_frame(portfolio, len(months)), f'training data {months[0]}..{months[-1]}', 'demo')
-    old = validation.load_suite(ws, 'credit')  # the team has reviewed the drift: the new months are the reference from now on
-    click.echo(f"  suite credit re-inferred from {v.ref} (the drifted months are the new reference): {validation.save_suite(ws, validation.infer_suite(ws, v.ref, old.keys, old.target))}")
-    r = monitoring.retrain(ws, server.champion.ref, v.ref, reason=f"drift alert: {', '.join(drifted)}" if drifted else 'scheduled', actor='demo')
-    for stage, s in r['stages'].items(): click.echo(f"  {stage:<9} {s['status']:<18} {s['message']}")
-    if r['status'] == 'failed': stop(); raise WorkbenchError(f"the demo stopped: retraining failed at {r['message']}")
-    mv = registry.get(ws, r['model_version'])
-    if 'champion' not in mv.aliases and 'demo-reviewer' not in mv.approvals: mv = registry.approve(ws, mv.ref, 'demo-reviewer', 'demo: retrained on the drifted months')
-    while 'challenger' in mv.aliases and (server.challenger is None or server.challenger.version != mv.version): time.sleep(0.1)
-    recent = apps[apps['month'].isin(months[-3:])]
-    again = np.resize(np.arange(len(recent)), 10 * len(recent))  # the last months, over again until the server decides
-    sent = traffic.send(url, recent[server.champion.names].iloc[again], recent['application_id'].iloc[again], until=lambda t: server.challenger is None)
-    stop()
-    decided = audit.log(ws, 1, subject=mv.ref).iloc[0]
-    outcome = f"{decided.action} by {decided.actor}: {decided.reason}" if decided.action.startswith('canary.') else 'no decision yet'
-    click.echo(f"  canary: {sent['canary']} of {sent[200]} requests went to {mv.ref}; {outcome}")
 
 # %% ../nbs/05_cli.ipynb #ee5c1658
 @cli.command()
@@ -577,13 +476,13 @@ def monitor_drift(ctx, ref, source, window, since, until, no_alert, show_all, fm
     """Compute drift for each complete window of REF's data not computed yet, and record it in the drift table.
 
     Example: workbench monitor drift credit-default@champion --window 2000rows"""
-    from workbench import monitoring
+    from workbench import drift
     ws = _ws(ctx)
-    rows = monitoring.drift(ws, ref, source, window, since, until, alert=not no_alert)
+    rows = drift.drift(ws, ref, source, window, since, until, alert=not no_alert)
     cols = ['window', 'feature', 'kind', 'statistic', 'value', 'p_value', 'threshold', 'drifted']
-    if show_all and len(every := monitoring.history(ws, ref, source)): return _show(every[cols], fmt)
+    if show_all and len(every := drift.history(ws, ref, source)): return _show(every[cols], fmt)
     if rows.empty: return click.echo(rows.attrs.get('note') or 'no new complete window to compute (each window is computed once)')
-    _show(rows[cols] if fmt != 'table' else monitoring.summary(rows, ws.settings), fmt)
+    _show(rows[cols] if fmt != 'table' else drift.summary(rows, ws.settings), fmt)
 
 # %% ../nbs/05_cli.ipynb #3202f361
 @monitor.group('labels', cls=_Group)
@@ -599,8 +498,8 @@ def monitor_labels():
 @click.pass_context
 def monitor_labels_ingest(ctx, file, key, label, on, ref):
     "Append the labels in FILE (CSV or Parquet) to the labels table."
-    from workbench import monitoring
-    click.echo(f"{monitoring.ingest_labels(_ws(ctx), file, key, label, on, model=ref)} labels ingested from {file}")
+    from workbench import performance
+    click.echo(f"{performance.ingest_labels(_ws(ctx), file, key, label, on, model=ref)} labels ingested from {file}")
 
 @monitor.command('performance')
 @click.argument('ref')
@@ -612,8 +511,8 @@ def monitor_labels_ingest(ctx, file, key, label, on, ref):
 @click.pass_context
 def monitor_performance(ctx, ref, window, on, since, until, fmt):
     "Realized metrics of REF per window of its prediction log, from the labels ingested so far."
-    from workbench import monitoring
-    rows = monitoring.performance(_ws(ctx), ref, window, on, since, until)
+    from workbench import performance
+    rows = performance.performance(_ws(ctx), ref, window, on, since, until)
     if rows.empty and not rows.attrs.get('labelled_windows'):
         return click.echo(f"no window of {ref}'s prediction log has labels yet: ingest them with `workbench monitor labels ingest FILE --key COLUMN --model {ref}`")
     if rows.empty: return click.echo('no window with new labels (each window is recorded again only when it gains labels)')
@@ -628,8 +527,8 @@ def monitor_performance(ctx, ref, window, on, since, until, fmt):
 @click.pass_context
 def monitor_report(ctx, ref, window, source, window_size):
     "Write Evidently's HTML data drift report for one window of REF, and record it in the drift table."
-    from workbench import monitoring
-    click.echo(f"report written to {monitoring.report(_ws(ctx), ref, window, source, window_size)}")
+    from workbench import performance
+    click.echo(f"report written to {performance.report(_ws(ctx), ref, window, source, window_size)}")
 
 @monitor.command('retrain')
 @click.argument('ref')
@@ -638,8 +537,8 @@ def monitor_report(ctx, ref, window, source, window_size):
 @click.pass_context
 def monitor_retrain(ctx, ref, dataset, reason):
     "Run validate, train, evaluate and promote on the newest data; the result becomes the challenger for a canary."
-    from workbench import monitoring
-    r = monitoring.retrain(_ws(ctx), ref, dataset, reason)
+    from workbench import pipelines
+    r = pipelines.retrain(_ws(ctx), ref, dataset, reason)
     for stage, s in r['stages'].items(): click.echo(f"  {stage:<9} {s['status']:<18} {s['message']}")
     if r['status'] == 'failed': raise WorkbenchError(f"retraining failed at {r['message']}")
     click.echo(f"{r['model_version']} trained on {r['dataset']}: {', '.join(r['aliases']) or 'no alias'}")

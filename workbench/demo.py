@@ -6,9 +6,11 @@ Docs: https://mlops-workbench.github.io/workbench/demo.html.md"""
 
 # %% auto #0
 __all__ = ['REGIONS', 'PURPOSES', 'PRODUCTS', 'TERMS', 'DRIFT', 'INCOME_FACTOR', 'BNPL_SHARE', 'DEFAULT_SHIFT', 'COLUMNS',
-           'EXPERIMENT', 'MODEL', 'PIPELINE_PARAMS', 'generate', 'training_frame', 'commit_demo']
+           'EXPERIMENT', 'MODEL', 'PIPELINE_PARAMS', 'generate', 'training_frame', 'commit_demo', 'lifecycle',
+           'serve_in_thread', 'serve_traffic', 'monitor', 'retrain_and_canary', 'run']
 
 # %% ../nbs/04_demo.ipynb #779c1280
+import time
 import numpy as np, pandas as pd
 from numbers import Integral
 from .config import WorkbenchError
@@ -170,3 +172,111 @@ def commit_demo(ws, # the workspace to fill
         suite = validation.infer_suite(ws, out[0].ref, [p['keys']], p['target'], time=p['time'], sensitive=[p['sensitive']])
         progress(f"  suite credit saved to {validation.save_suite(ws, suite)}: {validation.describe_roles(suite.roles)}")
     return out
+
+# %% ../nbs/04_demo.ipynb #e71a8c58
+def lifecycle(ws, say=print):
+    "Validate, train two candidates, evaluate and promote with the one chain; approve the first champion and export its ONNX model."
+    from workbench import pipelines, registry
+    heading = {'validate': '[2/7] validate the training data', 'train': '[3/7] train two candidates',
+               'evaluate': '[4/7] evaluate, register, promote, export ONNX'}
+    def progress(stage, r):
+        if r is None and stage in heading: say(heading[stage])
+        elif r is not None: say(f"  {stage:<9} {r.status:<18} {r.message}")
+    r = pipelines.chain(ws, PIPELINE_PARAMS, progress=progress)[-1]  # the demo's names, never the notebooks' defaults
+    if not r.ok: raise WorkbenchError(f"the demo stopped: {r.error or r.message}")
+    mv = registry.get(ws, r.results['model_version'])
+    if 'champion' not in mv.aliases:
+        registry.approve(ws, mv.ref, 'demo-reviewer', 'demo: approved on behalf of a reviewer')
+        mv = registry.promote(ws, mv.ref, 'demo-reviewer', 'demo: first champion')
+    onnx_bytes, mv = registry.load_onnx(ws, f'{mv.name}@champion')
+    (out := ws.root/'models'/f'{mv.name}-{mv.version}.onnx').parent.mkdir(exist_ok=True)
+    out.write_bytes(onnx_bytes)
+    say(f"  {mv.ref} is the champion (approved by {', '.join(mv.approvals)}); ONNX model at {out}")
+    return mv
+
+# %% ../nbs/04_demo.ipynb #93250f63
+def serve_in_thread(ws, ref:str, canary:str):
+    "A model server for `ref` with `canary` on a free port of this process; returns (server, url, a function that stops it)."
+    import socket, threading, uvicorn
+    from workbench import serving
+    server = serving.from_registry(ws, ref, canary=canary)
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    web = uvicorn.Server(uvicorn.Config(serving.create_app(server), host='127.0.0.1', port=port, log_level='warning', loop='uvloop', http='httptools'))
+    thread = threading.Thread(target=web.run, name='demo-server', daemon=True)
+    thread.start()
+    while not web.started: time.sleep(0.05)
+    def stop():  # and wait for its shutdown, which writes the rest of the prediction log
+        web.should_exit = True; thread.join()
+    return server, f'http://127.0.0.1:{port}', stop
+
+# %% ../nbs/04_demo.ipynb #a0ffe2b5
+def serve_traffic(ws, portfolio:dict, say=print):
+    "Serve the champion and send the months after its training data as traffic; returns (server, url, stop, the months sent)."
+    from workbench import traffic
+    apps = portfolio['applications']
+    months = sorted(apps['month'].unique())
+    later = apps[apps['month'].isin(months[len(months) // 2:])]
+    server, url, stop = serve_in_thread(ws, 'credit-default@champion', 'credit-default@challenger:25')
+    say(f"[5/7] serve {server.champion.ref} at {url}; send {months[len(months) // 2]}..{months[-1]} as production traffic")
+    t0 = time.perf_counter()
+    sent = traffic.send(url, later[server.champion.names], later['application_id'], ids=later['application_id'])
+    say(f"  {sent[200]} requests answered in {time.perf_counter() - t0:.1f} s, logged to the predictions table")
+    return server, url, stop, months[len(months) // 2:]
+
+# %% ../nbs/04_demo.ipynb #0164a936
+def monitor(ws, server, sent_months:list, rows_per_month:int, say=print) -> list:
+    "Drift per month of traffic, then realized performance from the labels observed so far; returns the drifted months."
+    from workbench import data, drift, performance
+    ref = server.champion.ref
+    say(f"[6/7] monitor {ref}: drift of each month of traffic ({rows_per_month} rows) against its training data, then late labels")
+    server.log.flush()  # what the server has answered is in the log
+    windows = drift.summary(drift.drift(ws, ref, window=f'{rows_per_month}rows'), ws.settings)
+    month = dict(zip(windows.window, sent_months))
+    for s in windows.itertuples():
+        say(f"  {month[s.window]}  drifted: {s.drifted or '-':<18} largest PSI {s.top_psi}" + ('  -> drift alert sent' if s.drifted else ''))
+    n = performance.ingest_labels(ws, data.load(ws, 'labels'), key='application_id', label='defaulted', on='request_id', actor='demo')
+    perf = performance.performance(ws, ref, window=f'{rows_per_month}rows').query("metric == 'auc'")
+    say(f"  {n} late labels ingested; realized AUC by month (held-out {perf.baseline.iloc[0]:.3f}): "
+        + ', '.join(f"{month[w]} {v:.3f} ({k} labels)" for w, v, k in zip(perf.window, perf.value, perf.labelled)))
+    return [month[s.window] for s in windows.itertuples() if s.drifted]
+
+# %% ../nbs/04_demo.ipynb #6123473a
+def retrain_and_canary(ws, portfolio:dict, server, url:str, stop, drifted:list, say=print):
+    "The drift alert calls for retraining: commit the labelled months, retrain, and canary the challenger until the server decides."
+    from workbench import audit, data, pipelines, registry, traffic, validation
+    apps = portfolio['applications']
+    months = sorted(apps['month'].unique())
+    why = f"the drift alert ({', '.join(drifted)}) calls for retraining" if drifted else 'no drift: the scheduled retraining'
+    say(f"[7/7] {why} on all {len(months)} months; canary the challenger at {server.share:.0%}")
+    v = data.commit(ws, 'credit', training_frame(portfolio, len(months)), f'training data {months[0]}..{months[-1]}', 'demo')
+    old = validation.load_suite(ws, 'credit')  # the team has reviewed the drift: the new months are the reference from now on
+    say(f"  suite credit re-inferred from {v.ref} (the drifted months are the new reference): {validation.save_suite(ws, validation.infer_suite(ws, v.ref, old.keys, old.target))}")
+    r = pipelines.retrain(ws, server.champion.ref, v.ref, reason=f"drift alert: {', '.join(drifted)}" if drifted else 'scheduled', actor='demo')
+    for stage, s in r['stages'].items(): say(f"  {stage:<9} {s['status']:<18} {s['message']}")
+    if r['status'] == 'failed': stop(); raise WorkbenchError(f"the demo stopped: retraining failed at {r['message']}")
+    mv = registry.get(ws, r['model_version'])
+    if 'champion' not in mv.aliases and 'demo-reviewer' not in mv.approvals: mv = registry.approve(ws, mv.ref, 'demo-reviewer', 'demo: retrained on the drifted months')
+    while 'challenger' in mv.aliases and (server.challenger is None or server.challenger.version != mv.version): time.sleep(0.1)
+    recent = apps[apps['month'].isin(months[-3:])]
+    again = np.resize(np.arange(len(recent)), 10 * len(recent))  # the last months, over again until the server decides
+    sent = traffic.send(url, recent[server.champion.names].iloc[again], recent['application_id'].iloc[again], until=lambda t: server.challenger is None)
+    stop()
+    decided = audit.log(ws, 1, subject=mv.ref).iloc[0]
+    outcome = f"{decided.action} by {decided.actor}: {decided.reason}" if decided.action.startswith('canary.') else 'no decision yet'
+    say(f"  canary: {sent['canary']} of {sent[200]} requests went to {mv.ref}; {outcome}")
+
+# %% ../nbs/04_demo.ipynb #b5bf243c
+def run(ws, # the workspace to fill
+        months:int=12, rows_per_month:int=2000, drift_month:int=10, seed:int=42, # as for `generate`
+        data_only:bool=False, # only commit the data
+        say=print): # called with each line of the story
+    "The demo: data, validation, training, a governed champion, serving, drift monitoring, retraining and a canary release."
+    say(f"[1/7] data: {months} months x {rows_per_month} credit applications (drift from month {drift_month}, seed {seed})")
+    portfolio = generate(months, rows_per_month, drift_month, seed=seed)
+    commit_demo(ws, portfolio, progress=say)
+    if data_only: return
+    lifecycle(ws, say)
+    server, url, stop, sent = serve_traffic(ws, portfolio, say)
+    try: drifted = monitor(ws, server, sent, rows_per_month, say)
+    except BaseException: stop(); raise
+    retrain_and_canary(ws, portfolio, server, url, stop, drifted, say)

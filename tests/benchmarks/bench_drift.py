@@ -1,4 +1,4 @@
-"""Drift of 23 features between two Parquet files of 1,000,000 rows: `workbench.monitoring` against Evidently's `DataDriftPreset`.
+"""Drift of 23 features between two Parquet files of 1,000,000 rows: `workbench.stats` against Evidently's `DataDriftPreset`.
 
 Data: a reference and a current frame of ROWS rows, 20 numeric and 3 categorical columns, made with a fixed seed
 (`write_frames`). Numeric columns cycle through normal(0, 1), lognormal(0, 1), Student's t with 3 degrees of freedom
@@ -11,7 +11,7 @@ so which side of it a 0.1 shift lands on would be chance.
 The files are written once per run (in chunks of 983,040 rows with pyarrow's ParquetWriter, so making 10,000,000
 rows stays within memory) in a temporary folder under $WORKBENCH_BENCH_TMP (default: the system's), removed afterwards;
 1M rows take 2 x 155 MB, 10M rows 2 x 1.5 GB. Row groups are of 122,880 rows, DuckDB's own size (the reference
-`values.parquet` that `monitoring.reference` writes with DuckDB's COPY has them). With pyarrow's default of one row group
+`values.parquet` that `drift.reference` writes with DuckDB's COPY has them). With pyarrow's default of one row group
 per 1,048,576 rows, a scan of all 23 columns makes DuckDB allocate a block of ~160 MB per thread for one row group, so
 the process needs a memory_limit above 2 x 160 MB at 2 threads and fails at 256MB on 10M rows.
 
@@ -20,7 +20,7 @@ before pytest is imported, so a worker loads neither pytest nor the other tool),
 `ru_maxrss`; each worker also reports its RSS right after its imports, before any data, to show the net figure.
 - workbench: a fresh `duckdb.connect()` with `SET memory_limit` ($WORKBENCH_BENCH_DUCKDB_MEMORY, default 256MB) and
   `SET threads` ($WORKBENCH_BENCH_DUCKDB_THREADS, default 2), the files as `read_parquet('...')` relations;
-  `monitoring.profile_of` on the reference (done once per model version and stored), then `monitoring.compare` of the
+  `stats.profile_of` on the reference (done once per model version and stored), then `stats.compare` of the
   current against it with the default thresholds. Reported: compare alone and profile + compare.
 - Evidently: `pd.read_parquet` of both files (it needs the frames in memory, so reading is part of its work), then
   `Report([DataDriftPreset()]).run(current, reference)`.
@@ -98,7 +98,7 @@ def _peak_rss_mb() -> float:
 
 def worker_ours(ref:str, cur:str, memory_limit:str, threads:int) -> dict:
     import duckdb, scipy.stats  # noqa: F401  scipy is imported by `compare` anyway (p-values); loaded here, it counts as an import, not as work
-    from workbench import monitoring
+    from workbench import stats
     from workbench.config import load_settings
     baseline = _rss_now_mb()
     thresholds = load_settings(env={}).values
@@ -108,9 +108,9 @@ def worker_ours(ref:str, cur:str, memory_limit:str, threads:int) -> dict:
     con.execute(f"SET memory_limit='{memory_limit}'")
     con.execute(f'SET threads={int(threads)}')
     R, C = f"read_parquet('{ref}')", f"read_parquet('{cur}')"
-    profile = monitoring.profile_of(con, R, features)
+    profile = stats.profile_of(con, R, features)
     t1, peak_profile = time.perf_counter(), _peak_rss_mb()
-    result = monitoring.compare(con, C, profile, R, thresholds)
+    result = stats.compare(con, C, profile, R, thresholds)
     t2 = time.perf_counter()
     return dict(profile_s=t1 - t0, compare_s=t2 - t1, seconds=t2 - t0, rss_after_imports_mb=baseline, peak_rss_after_profile_mb=peak_profile,
                 peak_rss_mb=_peak_rss_mb(), duckdb=duckdb.__version__, rows=profile['rows'], result=result.to_dict('records'))

@@ -1,7 +1,7 @@
-"""Drift over a prediction log of 1,000,000 and 10,000,000 rows: `monitoring.drift` within `drift.memory_limit`, against Evidently's `DataDriftPreset`.
+"""Drift over a prediction log of 1,000,000 and 10,000,000 rows: `drift.drift` within `drift.memory_limit`, against Evidently's `DataDriftPreset`.
 
 Issue 17, item 4: `monitor drift` ran out of memory (DuckDB's OutOfMemory at a fixed 1 GB) on a log of 234k rows. This
-runs the whole command's path, `monitoring.drift(ws, 'bench-drift/1', window=WINDOW)`, on a log of ROWS rows and checks
+runs the whole command's path, `drift.drift(ws, 'bench-drift/1', window=WINDOW)`, on a log of ROWS rows and checks
 that it completes within the limit, reporting its time and peak RSS at both sizes.
 
 Data: the columns of bench_drift.py (20 numeric, 3 categorical; its generators, seeded). The model, `bench-drift/1`, is
@@ -13,7 +13,7 @@ category at 15%. Making it takes ~25 s a million rows (JSON inputs: ~1 GB of Par
 A process of its own (`python bench_drift_log.py make ...`) makes the workspace, so the workers' peak RSS is their own.
 
 Each tool runs in a process of its own; its peak RSS is VmHWM (see bench_batch.py for why not ru_maxrss):
-- ours: `monitoring.drift(ws, 'bench-drift/1', window=WINDOW, alert=False)` with `drift.memory_limit` = LIMIT
+- ours: `drift.drift(ws, 'bench-drift/1', window=WINDOW, alert=False)` with `drift.memory_limit` = LIMIT
   ($WORKBENCH_BENCH_DRIFT_LIMIT, default 512MB, well below the log's size), timed from the call to its return: the
   reference profile (once per model version) and every window, recorded in the drift table.
 - Evidently: the same rows read from the `predictions` table (DuckDB) and their JSON inputs parsed into a DataFrame
@@ -95,13 +95,13 @@ def make(root:str, rows:int):
 
 
 def worker_ours(root:str, limit:str) -> dict:
-    from workbench import monitoring
+    from workbench import drift
     from workbench.config import load_settings
     from workbench.workspace import open_workspace
     baseline = _vmhwm_mb()
     ws = open_workspace(root, load_settings(env={}, overrides={'drift.memory_limit': limit}))
     t0 = time.perf_counter()
-    rows = monitoring.drift(ws, f'{MODEL}/1', window=f'{WINDOW}rows', alert=False)
+    rows = drift.drift(ws, f'{MODEL}/1', window=f'{WINDOW}rows', alert=False)
     seconds = time.perf_counter() - t0
     flags = {w: sorted(set(g[(g.statistic.isin(['wasserstein', 'js'])) & g.drifted].feature) - {'model_score'}) for w, g in rows.groupby('window')}
     return dict(seconds=seconds, peak_rss_mb=_vmhwm_mb(), rss_after_imports_mb=baseline, windows=len(flags), flags=flags)
