@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 from fastcore.basics import patch
 from .config import Settings, WorkbenchError, load_settings
+from .tables import TABLES
 
 # %% ../nbs/01_workspace.ipynb #878ec846
 @dataclass
@@ -140,7 +141,9 @@ def append(self:Workspace, name:str, # table name
     from deltalake import DeltaTable
     from deltalake.exceptions import CommitFailedError
     p = str(self.table_path(name))
-    if not DeltaTable.is_deltatable(p): raise WorkbenchError(f"no table {name!r} in {self.root}")
+    if not DeltaTable.is_deltatable(p):
+        if name not in TABLES: raise WorkbenchError(f"no table {name!r} in {self.root}")
+        self.create_table(name, TABLES[name])  # the first write makes a known table
     dt = DeltaTable(p)
     t = _as_arrow(data, pa.schema(dt.schema().to_arrow()))
     for attempt in range(50):  # delta-rs retries conflicts itself; this covers the rare case it gives up
@@ -153,12 +156,14 @@ def append(self:Workspace, name:str, # table name
 # %% ../nbs/01_workspace.ipynb #b244de81
 @patch
 def connect(self:Workspace, tables:list|None=None): # only these tables; all when None
-    "A DuckDB connection with a view per workspace table."
+    "A DuckDB connection with a view per workspace table; a known table nothing was written to yet reads as empty."
     import duckdb
     from deltalake import DeltaTable
-    con = duckdb.connect()
-    for name in self.tables() if tables is None else tables:
-        con.register(name, DeltaTable(str(self.table_path(name))).to_pyarrow_dataset())
+    con, there = duckdb.connect(), set(self.tables())
+    for name in sorted(there) if tables is None else tables:
+        if name in there: con.register(name, DeltaTable(str(self.table_path(name))).to_pyarrow_dataset())
+        elif name in TABLES: con.register(name, TABLES[name].empty_table())
+        else: raise WorkbenchError(f"no table {name!r} in {self.root} (tables here: {', '.join(sorted(there)) or 'none'})")
     return con
 
 # %% ../nbs/01_workspace.ipynb #bcd50d7d
@@ -171,7 +176,7 @@ def sql(self:Workspace, query:str, # SQL over the workspace's tables
     import duckdb
     if not isinstance(query, str) or not query.strip(): raise WorkbenchError("the query is empty; write a SQL statement, e.g. select * from audit")
     words = set(re.findall(r'[a-z_][a-z0-9_]*', query.lower()))
-    con = self.connect(None if words & CATALOG else [t for t in self.tables() if t in words])
+    con = self.connect(None if words & CATALOG else sorted(words & (set(self.tables()) | set(TABLES))))
     try: return con.sql(query, params=params)
     except duckdb.CatalogException as e:
         raise WorkbenchError(f"{str(e).splitlines()[0]} (tables here: {', '.join(self.tables()) or 'none'})") from None
