@@ -110,9 +110,9 @@ def init(ctx):
     "Create the workspace, and a commented settings.ini here if the project has none."
     from pathlib import Path
     from workbench.config import find_settings, render_settings
-    from workbench import audit, data
+    from workbench.tables import TABLES
     ws = _ws(ctx, create=True)
-    ws.create_table('audit', audit.SCHEMA); ws.create_table('datasets', data.SCHEMA)
+    for name in ('audit', 'datasets'): ws.create_table(name, TABLES[name])  # so `workbench sql` finds them at once
     f = ctx.find_root().obj['settings_file'] or find_settings()
     if not f: (f := Path('settings.ini')).write_text(render_settings())
     click.echo(f"workspace ready at {ws.root}\nsettings in {Path(f).resolve()}\nMLflow tracking URI: {ws.tracking_uri}")
@@ -129,8 +129,7 @@ def show_config(ctx):
 # %% ../nbs/05_cli.ipynb #c286cb6a
 def summary(ws) -> str:
     "A few lines on what the workspace holds."
-    from workbench import audit, data
-    ws.create_table('datasets', data.SCHEMA)
+    from workbench import audit
     ds = ws.sql("""select name, count(*) as versions, arg_max(name || '@' || left(id, 12), seq) as latest,
                    arg_max(rows, seq) as rows, arg_max(columns, seq) as columns from datasets group by name order by name""").df()
     lines = [f"workspace   {ws.root}", f"tracking    {ws.tracking_uri}", f"tables      {', '.join(ws.tables())}",
