@@ -17,7 +17,7 @@ import workbench
 from .config import WorkbenchError
 
 # %% ../nbs/16_bundle.ipynb #18c3e62d
-VENDORED = ('__init__', 'config', 'onnx', 'canary', 'serving') # the workbench modules a server without a workspace runs on
+VENDORED = ('__init__', 'config', 'onnx', 'canary', 'deployed', 'protocols', 'server', 'releases', 'serving') # the workbench modules a server without a workspace runs on
 
 def vendor(folder:Path) -> list:
     "Copy the installed `VENDORED` modules into `folder/workbench`; returns the files written."
@@ -46,13 +46,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the vendored workbench, whatever else is installed
 from mangum import Mangum
-from workbench import serving
+from workbench.deployed import Deployed
+from workbench.server import Server
+from workbench.serving import create_app
 from workbench.config import load_settings
 
 about = json.loads((HERE/'model.json').read_text())
-champion = serving.Deployed.from_bytes(about['name'], about['version'], (HERE/'model.onnx').read_bytes())
-server = serving.Server(champion, settings=load_settings(HERE/'settings.ini'), log=False)  # no registry, no prediction log
-app = serving.create_app(server)
+champion = Deployed.from_bytes(about['name'], about['version'], (HERE/'model.onnx').read_bytes())
+server = Server(champion, settings=load_settings(HERE/'settings.ini'), log=False)  # no registry, no prediction log
+app = create_app(server)
 handler = Mangum(app, lifespan='auto', api_gateway_base_path=os.environ.get('API_GATEWAY_BASE_PATH', '/'))
 
 if __name__ == '__main__':

@@ -194,8 +194,8 @@ def _demo_lifecycle(ctx, ws):
 def _serve_in_thread(ws, ref:str, canary:str):
     "A model server for `ref` with `canary` on a free port of this process; returns (server, url, a function that stops it)."
     import socket, threading, uvicorn
-    from workbench import serving
-    server = serving.from_registry(ws, ref, canary=canary)
+    from workbench import releases, serving
+    server = releases.from_registry(ws, ref, canary=canary)
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
     web = uvicorn.Server(uvicorn.Config(serving.create_app(server), host='127.0.0.1', port=port, log_level='warning', loop='uvloop', http='httptools'))
     thread = threading.Thread(target=web.run, name='demo-server', daemon=True)
