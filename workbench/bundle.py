@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 import workbench
 from .config import WorkbenchError
+from .onnx import OnnxModel
+from . import registry
 
 # %% ../nbs/16_bundle.ipynb #18c3e62d
 VENDORED = ('__init__', 'config', 'onnx', 'canary', 'deployed', 'protocols', 'server', 'releases', 'serving') # the workbench modules a server without a workspace runs on
@@ -137,7 +139,6 @@ Behind an API Gateway stage other than `$default`, set `API_GATEWAY_BASE_PATH` t
 def describe(onnx_bytes:bytes, mv, # the ONNX model and its `registry.ModelVersion`
           ref:str|None=None) -> dict: # the reference it was exported as, e.g. 'credit-default@champion'
     "What `model.json` holds: the version, its run, data, gates and signature, and the export."
-    from workbench.onnx import OnnxModel
     m = OnnxModel(onnx_bytes)
     meta = m.metadata
     return dict(name=mv.name, version=mv.version, ref=mv.ref, exported_as=ref or mv.ref, run_id=mv.run_id,
@@ -181,7 +182,6 @@ def write(folder, # a new or empty folder
 def export(ws, ref:str, # the version to bundle, e.g. 'credit-default@champion' or 'credit-default/3'
            folder) -> str: # a new or empty folder
     "Write a self-contained serving bundle of `ref` into `folder`; returns a one-line summary."
-    from workbench import registry
     folder = _fresh(folder)  # before loading the model: a wrong folder fails at once
     onnx_bytes, mv = registry.load_onnx(ws, ref)
     write(folder, onnx_bytes, describe(onnx_bytes, mv, ref), ws.settings)

@@ -14,6 +14,7 @@ import json, math, warnings
 from dataclasses import dataclass
 import numpy as np, pandas as pd
 from fastcore.basics import patch
+from . import __version__
 from .config import WorkbenchError, load_settings
 
 # %% ../nbs/06_onnx.ipynb #f810bb92
@@ -213,7 +214,6 @@ def _metadata(pipeline, sig:list, task:str) -> dict:
 
 def _stamp(model, meta:dict):
     "Set the producer and the `meta` key-values as the ONNX model's metadata_props."
-    from workbench import __version__
     model.producer_name, model.producer_version = 'mlops-workbench', __version__
     props = {p.key: p.value for p in model.metadata_props} | meta
     del model.metadata_props[:]
