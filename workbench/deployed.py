@@ -1,4 +1,4 @@
-"""A model version in an ONNX Runtime session, and its inputs from JSON columns or Arrow batches, checked by the model's one input check.
+"""A model version in an ONNX Runtime session, scoring a request's JSON columns once the model's one input check has passed them.
 
 Docs: https://mlops-workbench.github.io/workbench/deployed.html.md"""
 
