@@ -66,7 +66,7 @@ def venv(bundle, tmp_path_factory):
     r = subprocess.run([str(python), '-m', 'pip', 'install', '-q', '-r', str(folder/'requirements.txt')], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     probe = "import importlib.util as u; print([m for m in ('workbench', 'mlflow', 'sklearn', 'duckdb', 'mangum', 'onnxruntime') if u.find_spec(m)])"
-    found = subprocess.run([str(python), '-c', probe], capture_output=True, text=True, check=True, cwd=root.parent).stdout.strip()
+    found = subprocess.run([str(python), '-c', probe], capture_output=True, text=True, check=True, cwd=root.parent, env=clean_env()).stdout.strip()
     assert found == "['mangum', 'onnxruntime']", found
     return python
 
