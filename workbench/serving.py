@@ -244,7 +244,7 @@ def create_app(server:Server):
     async def lifespan(app):
         stop = threading.Event()
         if server.keeps_log:
-            from workbench.predictions import PredictionLog
+            from workbench.predictions import PredictionLog  # here: a serving bundle has no workspace, so no log
             server.log = PredictionLog(server.ws)
         watcher = threading.Thread(target=server.watch, args=(stop,), name='registry-watch', daemon=True) if server.ws is not None and server.refs else None
         if watcher: watcher.start()
