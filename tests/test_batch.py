@@ -38,7 +38,7 @@ def spark():
 def served(ws, frame):
     "Probabilities and labels as the model server computes them (its own input path), for comparison."
     from workbench import registry
-    from workbench.serving import Deployed
+    from workbench.deployed import Deployed
     onnx_bytes, mv = registry.load_onnx(ws, REF)
     d = Deployed.from_bytes(mv.name, mv.version, onnx_bytes)
     cols = {c: [None if v != v else v for v in frame[c].tolist()] for c in d.names}

@@ -67,7 +67,7 @@ def venv(bundle, tmp_path_factory):
     r = subprocess.run([str(python), '-m', 'pip', 'install', '-q', '-r', str(folder/'requirements.txt')], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     probe = "import importlib.util as u; print([m for m in ('workbench', 'mlflow', 'sklearn', 'duckdb', 'mangum', 'onnxruntime') if u.find_spec(m)])"
-    found = subprocess.run([str(python), '-c', probe], capture_output=True, text=True, check=True, cwd=root.parent).stdout.strip()
+    found = subprocess.run([str(python), '-c', probe], capture_output=True, text=True, check=True, cwd=root.parent, env=clean_env()).stdout.strip()
     assert found == "['mangum', 'onnxruntime']", found
     return python
 
@@ -92,7 +92,8 @@ def test_bundle_contents(home, bundle):
                            f"`docker build -t credit-default:1 {folder}` builds an image, app.handler is its AWS Lambda handler")
     assert sorted(p.name for p in folder.iterdir()) == ['Dockerfile', 'Dockerfile.lambda', 'README.md', 'app.py', 'model.json', 'model.onnx',
                                                         'requirements.txt', 'settings.ini', 'workbench']
-    assert sorted(p.name for p in (folder/'workbench').iterdir()) == ['__init__.py', 'canary.py', 'config.py', 'onnx.py', 'serving.py']
+    assert sorted(p.name for p in (folder/'workbench').iterdir()) == ['__init__.py', 'canary.py', 'config.py', 'deployed.py', 'onnx.py', 'protocols.py',
+                                                                  'releases.py', 'server.py', 'serving.py']
     assert (folder/'workbench'/'serving.py').read_text() == (Path(workbench.__file__).parent/'serving.py').read_text()
     assert (folder/'model.onnx').read_bytes() == registry.load_onnx(ws, 'credit-default@champion')[0]
     about = json.loads((folder/'model.json').read_text())

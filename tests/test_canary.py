@@ -121,12 +121,12 @@ def test_deploy_pipeline_verdict_is_the_decision_it_shows(lifecycle):
 def test_shadow_scores_every_request_but_only_logs_its_answer(lifecycle, tmp_path):
     "In shadow mode the champion answers every request; the challenger scores each one too, and its answers only reach the log."
     from starlette.testclient import TestClient
-    from workbench import serving
+    from workbench import releases, serving
     ws, credit = lifecycle
     shadow, _ = candidate(ws, credit, LogisticRegression(max_iter=500, C=0.1), NUM + CAT)
     registry.set_challenger(ws, shadow.ref, 'ci-pipeline')
     champ = registry.champion(ws, 'credit-default')
-    server = serving.from_registry(ws, 'credit-default@champion', shadow='credit-default@challenger')
+    server = releases.from_registry(ws, 'credit-default@champion', shadow='credit-default@challenger')
     rows = data.load(ws, credit.ref).tail(40)
     with TestClient(serving.create_app(server)) as http:
         for i in range(40):

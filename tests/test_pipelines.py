@@ -308,14 +308,14 @@ def test_batch_rows_logged_with_their_keys_join_labels_on_them(tasks, tmp_path):
     import pyarrow as pa
     from datetime import datetime, timezone
     from sklearn.metrics import roc_auc_score
-    from workbench import batch
+    from workbench import arrow_batches, batch
     ws, wb, root, out = tasks
     frame = out['tumours']['frame']
     onnx_bytes, mv = registry.load_onnx(ws, 'tumours@champion')
-    d = batch.batch_model(mv.name, mv.version, onnx_bytes)
+    d = arrow_batches.batch_model(mv.name, mv.version, onnx_bytes)
     rb = pa.RecordBatch.from_pandas(frame, preserve_index=False)
     raw, sample = {}, batch.Sample(10_000)
-    batch.score_batch(d, rb, batch.output_schema(d, rb.schema, ['patient']), 0, raw)
+    arrow_batches.score_batch(d, rb, arrow_batches.output_schema(d, rb.schema, ['patient']), 0, raw)
     sample.add(rb, d.names + ['patient'], raw, 0)
     assert batch.log_sample(ws, d, sample.table(), 'batch-keys', datetime.now(timezone.utc)) == len(frame)
     logged = ws.sql("select request_id, score, json_extract_string(inputs, '$.patient') as patient from predictions where starts_with(request_id, 'batch-keys-') order by request_id").df()

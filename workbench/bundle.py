@@ -9,15 +9,17 @@ __all__ = ['VENDORED', 'REQUIREMENTS', 'APP', 'vendor', 'requirements', 'setting
            'readme', 'describe', 'write', 'export']
 
 # %% ../nbs/16_bundle.ipynb #ea5f981c
-import hashlib, json, os, re, shutil, sys, tempfile
+import hashlib, json, os, shutil, sys, tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 import workbench
 from .config import WorkbenchError
+from .onnx import OnnxModel
+from . import registry
 
 # %% ../nbs/16_bundle.ipynb #18c3e62d
-VENDORED = ('__init__', 'config', 'onnx', 'canary', 'serving') # the workbench modules a server without a workspace runs on
+VENDORED = ('__init__', 'config', 'onnx', 'canary', 'deployed', 'protocols', 'server', 'releases', 'serving') # the workbench modules a server without a workspace runs on
 
 def vendor(folder:Path) -> list:
     "Copy the installed `VENDORED` modules into `folder/workbench`; returns the files written."
@@ -46,13 +48,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the vendored workbench, whatever else is installed
 from mangum import Mangum
-from workbench import serving
+from workbench.deployed import Deployed
+from workbench.server import Server
+from workbench.serving import create_app
 from workbench.config import load_settings
 
 about = json.loads((HERE/'model.json').read_text())
-champion = serving.Deployed.from_bytes(about['name'], about['version'], (HERE/'model.onnx').read_bytes())
-server = serving.Server(champion, settings=load_settings(HERE/'settings.ini'), log=False)  # no registry, no prediction log
-app = serving.create_app(server)
+champion = Deployed.from_bytes(about['name'], about['version'], (HERE/'model.onnx').read_bytes())
+server = Server(champion, settings=load_settings(HERE/'settings.ini'), log=False)  # no registry, no prediction log
+app = create_app(server)
 handler = Mangum(app, lifespan='auto', api_gateway_base_path=os.environ.get('API_GATEWAY_BASE_PATH', '/'))
 
 if __name__ == '__main__':
@@ -135,7 +139,6 @@ Behind an API Gateway stage other than `$default`, set `API_GATEWAY_BASE_PATH` t
 def describe(onnx_bytes:bytes, mv, # the ONNX model and its `registry.ModelVersion`
           ref:str|None=None) -> dict: # the reference it was exported as, e.g. 'credit-default@champion'
     "What `model.json` holds: the version, its run, data, gates and signature, and the export."
-    from workbench.onnx import OnnxModel
     m = OnnxModel(onnx_bytes)
     meta = m.metadata
     return dict(name=mv.name, version=mv.version, ref=mv.ref, exported_as=ref or mv.ref, run_id=mv.run_id,
@@ -179,7 +182,6 @@ def write(folder, # a new or empty folder
 def export(ws, ref:str, # the version to bundle, e.g. 'credit-default@champion' or 'credit-default/3'
            folder) -> str: # a new or empty folder
     "Write a self-contained serving bundle of `ref` into `folder`; returns a one-line summary."
-    from workbench import registry
     folder = _fresh(folder)  # before loading the model: a wrong folder fails at once
     onnx_bytes, mv = registry.load_onnx(ws, ref)
     write(folder, onnx_bytes, describe(onnx_bytes, mv, ref), ws.settings)

@@ -198,15 +198,20 @@ def lifecycle(ws, say=print):
 def serve_in_thread(ws, ref:str, canary:str):
     "A model server for `ref` with `canary` on a free port of this process; returns (server, url, a function that stops it)."
     import socket, threading, uvicorn
-    from workbench import serving
-    server = serving.from_registry(ws, ref, canary=canary)
+    from workbench import releases, serving
+    server = releases.from_registry(ws, ref, canary=canary)
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
-    web = uvicorn.Server(uvicorn.Config(serving.create_app(server), host='127.0.0.1', port=port, log_level='warning', loop='uvloop', http='httptools'))
+    web = uvicorn.Server(uvicorn.Config(serving.create_app(server), host='127.0.0.1', port=port, log_level='warning',
+                                        loop='uvloop', http='httptools'))
     thread = threading.Thread(target=web.run, name='demo-server', daemon=True)
     thread.start()
-    while not web.started: time.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while not web.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise WorkbenchError(f"the demo's model server did not start on 127.0.0.1:{port}; see the messages above")
+        time.sleep(0.05)
     def stop():  # and wait for its shutdown, which writes the rest of the prediction log
-        web.should_exit = True; thread.join()
+        web.should_exit = True; thread.join(120)
     return server, f'http://127.0.0.1:{port}', stop
 
 # %% ../nbs/04_demo.ipynb #a0ffe2b5

@@ -11,13 +11,16 @@ __all__ = ['SCHEMA', 'MATERIALIZATIONS', 'parse_ttl', 'FeatureView', 'definition
 
 # %% ../nbs/25_features.ipynb #4a4317be
 import hashlib, importlib, json, re, uuid
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
 from .data import _q
+from .deployed import BadRequest
+from .sources import files, is_query
 from .workspace import Workspace
+from . import audit
 
 # %% ../nbs/25_features.ipynb #150b6713
 _NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,62}')
@@ -95,9 +98,8 @@ def _lit(s:str) -> str: return "'" + s.replace("'", "''") + "'"
 
 def _source_sql(ws:Workspace, source:str) -> str:
     "The view's source as a DuckDB table expression."
-    from workbench import batch, data
-    if batch.is_query(source): return f'({source})'
-    path, kind = batch.files(ws, source)
+    if is_query(source): return f'({source})'
+    path, kind = files(ws, source)
     return f"read_parquet({_lit(path)})" if kind == 'parquet' else f"read_csv({_lit(path)})"
 
 def connect(ws:Workspace):
@@ -160,7 +162,6 @@ def _latest(ws:Workspace) -> dict:
 def apply(ws:Workspace, views:list, # FeatureViews
           actor:str|None=None) -> pd.DataFrame:
     "Register each view: a new version when its definition changed (audited as `features.apply`); returns what happened."
-    from workbench import audit
     views = [views] if isinstance(views, FeatureView) else list(views)
     if len({v.name for v in views}) != len(views): raise WorkbenchError("two views of the same name in one apply")
     defs = [check(ws, v) for v in views]  # every view checked before any is stored
@@ -214,10 +215,9 @@ def _wanted(ws:Workspace, features:list) -> list:
 def _entities(con, entity_df, timestamp:str) -> list:
     "Register the entity rows, numbered in their order (`__row`), as `__entities`; returns their columns."
     import pyarrow.parquet as pq
-    from workbench import batch
     if isinstance(entity_df, (str, Path)):
         s = str(entity_df)
-        try: t = con.sql(s).to_arrow_table() if batch.is_query(s) else pq.read_table(s)
+        try: t = con.sql(s).to_arrow_table() if is_query(s) else pq.read_table(s)
         except Exception as e: raise WorkbenchError(f"cannot read the entity rows {s!r}: {str(e).splitlines()[0]}") from None
     elif isinstance(entity_df, pd.DataFrame): t = pa.Table.from_pandas(entity_df, preserve_index=False)
     elif isinstance(entity_df, pa.Table): t = entity_df
@@ -267,7 +267,6 @@ def materialize(ws:Workspace, views:list|None=None, # view names; every register
                 as_of=None, actor:str|None=None) -> pd.DataFrame:
     "Write each view's latest values per entity as of `as_of` to the online store; returns what was written."
     import pyarrow.parquet as pq
-    from workbench import audit
     names = sorted(_latest(ws)) if views is None else [views] if isinstance(views, str) else list(views)
     when, out = _as_of(as_of), []
     con = connect(ws)
@@ -385,7 +384,6 @@ class Filler:
 
     def fill(self, columns:dict, n:int, names:list) -> dict:
         "`columns` with the features it lacks looked up by its entity keys (the keys stay, for the log)."
-        from workbench.serving import BadRequest
         if all(c in columns for c in names): return columns
         self._refresh()
         out = dict(columns)

@@ -6,14 +6,15 @@ Docs: https://mlops-workbench.github.io/workbench/onnx.html.md"""
 
 # %% auto #0
 __all__ = ['OPSETS', 'MISSING_TEXT', 'SUPPORTED', 'TAKES', 'signature_of', 'convert', 'Input', 'OnnxModel', 'takes', 'check_kind',
-           'check_missing', 'numbers', 'text', 'check_columns', 'Parity', 'parity', 'Exported', 'takes_missing',
-           'export']
+           'check_missing', 'numbers', 'text', 'column_list', 'check_columns', 'Parity', 'parity', 'Exported',
+           'takes_missing', 'export']
 
 # %% ../nbs/06_onnx.ipynb #b422e474
 import json, math, warnings
 from dataclasses import dataclass
 import numpy as np, pandas as pd
 from fastcore.basics import patch
+from . import __version__
 from .config import WorkbenchError, load_settings
 
 # %% ../nbs/06_onnx.ipynb #f810bb92
@@ -213,7 +214,6 @@ def _metadata(pipeline, sig:list, task:str) -> dict:
 
 def _stamp(model, meta:dict):
     "Set the producer and the `meta` key-values as the ONNX model's metadata_props."
-    from workbench import __version__
     model.producer_name, model.producer_version = 'mlops-workbench', __version__
     props = {p.key: p.value for p in model.metadata_props} | meta
     del model.metadata_props[:]
@@ -331,7 +331,7 @@ def text(inp:Input, a:np.ndarray, missing:np.ndarray|None=None, start:int=0) -> 
     return a.reshape(-1, 1)
 
 # %% ../nbs/06_onnx.ipynb #835a2968
-def _names(names:list, most:int=12) -> str:
+def column_list(names:list, most:int=12) -> str:
     "Column names for a message: quoted when not a plain identifier (`'mean radius'`), the first `most` of them."
     shown = [n if isinstance(n, str) and n.isidentifier() else repr(n) for n in names[:most]]
     return ', '.join(shown) + (f' and {len(names) - most} more' if len(names) > most else '')
@@ -341,11 +341,11 @@ def check_columns(inputs:list, # the model's `Input`s
                   extra=None): # names that may come along unused (a request's keys); None lets any through
     "Refuse columns that lack an input's, or (unless `extra` is None) hold one that is neither an input nor in `extra`."
     names = [i.name for i in inputs]
-    if missing := [n for n in names if n not in have]: raise WorkbenchError(f"missing column{'s' * (len(missing) > 1)} {_names(missing)}; the model takes {_names(names)}")
+    if missing := [n for n in names if n not in have]: raise WorkbenchError(f"missing column{'s' * (len(missing) > 1)} {column_list(missing)}; the model takes {column_list(names)}")
     if extra is None: return
     known = set(names) | set(extra)
     if unknown := [c for c in have if c not in known]:
-        raise WorkbenchError(f"unknown column{'s' * (len(unknown) > 1)} {_names(unknown)}; the model takes {_names(names)}" + (f" and the keys {_names(list(extra))}" if extra else ''))
+        raise WorkbenchError(f"unknown column{'s' * (len(unknown) > 1)} {column_list(unknown)}; the model takes {column_list(names)}" + (f" and the keys {column_list(list(extra))}" if extra else ''))
 
 # %% ../nbs/06_onnx.ipynb #7b88aef0
 _INFERRED = {'string': 'str', 'integer': 'int', 'floating': 'float', 'mixed-integer-float': 'float', 'decimal': 'float', 'boolean': 'bool', 'empty': 'empty'}

@@ -11,6 +11,8 @@ __all__ = ['session', 'frame', 'score']
 import hashlib, os, re, sys, threading, time
 import pyarrow as pa
 from .config import WorkbenchError
+from .arrow_batches import arrow_feeds, batch_model, check_schema, output_keys, output_schema, score_batch
+from .sources import files, is_query
 from .workspace import Workspace
 
 # %% ../nbs/24_spark.ipynb #f981f038
@@ -36,7 +38,6 @@ _MODELS = {}
 def _deployed(key:tuple, model):
     "The broadcast `model` of `key` (name, version, digest of its bytes) in an ONNX Runtime session, made once per worker."
     if key not in _MODELS:
-        from workbench.batch import batch_model
         if len(_MODELS) >= 4: _MODELS.clear()
         _MODELS[key] = batch_model(key[0], key[1], model.value)
     return _MODELS[key]
@@ -44,7 +45,6 @@ def _deployed(key:tuple, model):
 def _scorer(key:tuple, model, schema:pa.Schema, rows, names:list):
     "The function `mapInArrow` runs on each partition: its batches, under their columns' own `names`, scored, counted in the accumulator `rows`."
     def run(batches):
-        from workbench.batch import score_batch
         d = _deployed(key, model)
         for b in batches:
             if b.num_rows:
@@ -55,7 +55,6 @@ def _scorer(key:tuple, model, schema:pa.Schema, rows, names:list):
 # %% ../nbs/24_spark.ipynb #c0d2f34c
 def frame(spark, ws:Workspace, source:str):
     "A Spark DataFrame over Parquet or CSV files (a path, glob or URI Spark reads) or a dataset version."
-    from workbench.batch import files, is_query
     if is_query(source): raise WorkbenchError("the Spark engine reads files, not a SQL query over the workspace: give Parquet or CSV files or a dataset version, or use the DuckDB engine")
     s = str(source).strip()
     if '://' in s: path, kind = s, 'csv' if s.lower().endswith(('.csv', '.csv.gz', '.tsv')) else 'parquet'
@@ -75,12 +74,11 @@ def score(ws:Workspace, d, onnx_bytes:bytes, # the workspace, and the model depl
           progress, sample, master:str) -> int: # progress callback, the `batch.Sample` for monitoring, Spark's master
     "Score `source` into the Parquet folder `output` on Spark; returns the rows scored."
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
-    from workbench.batch import check_schema, output_schema, _keys, feeds
     spark = session(master)
     df = frame(spark, ws, source)
     schema = to_arrow_schema(df.schema)
     check_schema(schema, d.spec)
-    out_schema = output_schema(d, schema, _keys(schema, d, keys))
+    out_schema = output_schema(d, schema, output_keys(schema, d, keys))
     spark.conf.set('spark.sql.execution.arrow.maxRecordsPerBatch', str(batch_size))
     rows, model = spark.sparkContext.accumulator(0), spark.sparkContext.broadcast(onnx_bytes)
     done, t0 = threading.Event(), time.perf_counter()
@@ -101,5 +99,5 @@ def score(ws:Workspace, d, onnx_bytes:bytes, # the workspace, and the model depl
         part = by_position.select(*[f'_c{names.index(c)}' for c in d.names]).sample(False, min(1.0, 2.0 * sample.size / n), seed=0).limit(sample.size)
         part, start = part.toArrow().rename_columns(d.names), 0
         for b in part.to_batches(max_chunksize=batch_size):
-            sample.add(b, d.names, d.run(feeds(b, d.spec, codes=d.codes)), start); start += b.num_rows
+            sample.add(b, d.names, d.run(arrow_feeds(b, d.spec, codes=d.codes)), start); start += b.num_rows
     return n
