@@ -62,7 +62,6 @@ def run_together(ws, env, scripts):
 
 def test_parallel_writers_and_readers(ws, env, wb):
     ws.create_table('events', pa.schema([('writer', pa.int64()), ('i', pa.int64()), ('row', pa.int64())]))
-    ws.create_table('audit', audit.SCHEMA); ws.create_table('datasets', data.SCHEMA)  # so readers can query them from the start
     reports = run_together(ws, env, [WRITER] * WRITERS + [READER] * READERS)
     done, seen = reports[:WRITERS], reports[WRITERS:]
     appends, commits = sum(r['appends'] for r in done), sum(r['commits'] for r in done)

@@ -16,9 +16,9 @@ from pathlib import Path
 import duckdb, numpy as np, pyarrow as pa, pyarrow.parquet as pq
 from .config import WorkbenchError
 from .canary import scores
-from .data import _q
+from .sql import identifier
 from .arrow_batches import batch_model, check_schema, output_keys, output_schema, score_batch
-from .predictions import SCHEMA
+from .tables import PREDICTIONS
 from .sources import files, is_query, relation
 from .workspace import Workspace
 from . import audit, registry, spark
@@ -70,12 +70,11 @@ def log_sample(ws:Workspace, d, sample:pa.Table|None, run_id:str, when:datetime)
     logged = list(dict.fromkeys(d.names + [c for c in sample.column_names if not c.startswith(('__', 'out.'))]))  # the inputs, and the key columns sampled with them
     con = duckdb.connect(); con.register('sample', sample)
     t = con.sql(f"""select $run || '-' || lpad(__row::varchar, 10, '0') as request_id, __row::int as "row", $when::timestamptz as time, $model as model, $version::int as version,
-                        'batch' as variant, 'batch' as source, to_json(struct_pack({', '.join(f'{_q(n)} := {_q(n)}' for n in logged)}))::varchar as inputs,
-                        {_q(label)}::varchar as prediction, __score as score,
-                        to_json(struct_pack({', '.join(f'{_q(o[4:])} := {_q(o)}' for o in outs)}))::varchar as outputs, null::double as latency_ms
+                        'batch' as variant, 'batch' as source, to_json(struct_pack({', '.join(f'{identifier(n)} := {identifier(n)}' for n in logged)}))::varchar as inputs,
+                        {identifier(label)}::varchar as prediction, __score as score,
+                        to_json(struct_pack({', '.join(f'{identifier(o[4:])} := {identifier(o)}' for o in outs)}))::varchar as outputs, null::double as latency_ms
                         from sample order by __row""", params=dict(run=run_id, when=when, model=d.name, version=d.version)).to_arrow_table()
-    ws.create_table('predictions', SCHEMA)
-    ws.append('predictions', t.cast(SCHEMA))
+    ws.append('predictions', t.cast(PREDICTIONS))
     return t.num_rows
 
 # %% ../nbs/23_batch.ipynb #84b344f4
@@ -115,7 +114,7 @@ def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:li
     keys = output_keys(schema, d, keys)
     out_schema = output_schema(d, schema, keys)
     wanted = list(dict.fromkeys(d.names + keys))
-    rel = rel.project(', '.join(_q(duck[c]) for c in wanted))  # only what is used is read
+    rel = rel.project(', '.join(identifier(duck[c]) for c in wanted))  # only what is used is read
     total = _total(ws, source) if progress else None
     if progress: progress(0, 0.0, total)
     threads = ws.settings['batch.threads'] or os.cpu_count() or 1

@@ -85,7 +85,6 @@ def make(root:str, rows:int):
         registry.log_candidate(ws, run.run_id, ex)
     mv = registry.register(ws, run.run_id, MODEL, actor='bench')
     model, start = onnx.OnnxModel(ex.onnx), datetime(2026, 1, 1, tzinfo=timezone.utc)
-    ws.create_table('predictions', predictions.SCHEMA)
     for i, at in enumerate(range(0, rows, CHUNK)):
         cur, _ = _frame(min(CHUNK, rows - at), True, 1 + i)
         meta = dict(request_id=f'bench-{i:05d}', time=start + timedelta(seconds=i), model=mv.name, version=mv.version, variant='batch', source='bench', latency_ms=0.0)
