@@ -92,7 +92,7 @@ def test_bundle_contents(home, bundle):
                            f"`docker build -t credit-default:1 {folder}` builds an image, app.handler is its AWS Lambda handler")
     assert sorted(p.name for p in folder.iterdir()) == ['Dockerfile', 'Dockerfile.lambda', 'README.md', 'app.py', 'model.json', 'model.onnx',
                                                         'requirements.txt', 'settings.ini', 'workbench']
-    assert sorted(p.name for p in (folder/'workbench').iterdir()) == ['__init__.py', 'canary.py', 'config.py', 'deployed.py', 'onnx.py', 'protocols.py',
+    assert sorted(p.name for p in (folder/'workbench').iterdir()) == ['__init__.py', 'canary.py', 'config.py', 'deployed.py', 'errors.py', 'onnx.py', 'protocols.py',
                                                                   'releases.py', 'server.py', 'serving.py']
     assert (folder/'workbench'/'serving.py').read_text() == (Path(workbench.__file__).parent/'serving.py').read_text()
     assert (folder/'model.onnx').read_bytes() == registry.load_onnx(ws, 'credit-default@champion')[0]

@@ -19,7 +19,7 @@ from .onnx import OnnxModel
 from . import registry
 
 # %% ../nbs/16_bundle.ipynb #18c3e62d
-VENDORED = ('__init__', 'config', 'onnx', 'canary', 'deployed', 'protocols', 'server', 'releases', 'serving') # the workbench modules a server without a workspace runs on
+VENDORED = ('__init__', 'errors', 'config', 'onnx', 'canary', 'deployed', 'protocols', 'server', 'releases', 'serving') # the workbench modules a server without a workspace runs on
 
 def vendor(folder:Path) -> list:
     "Copy the installed `VENDORED` modules into `folder/workbench`; returns the files written."

@@ -18,7 +18,7 @@ import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
 from .sql import identifier, literal
 from .tables import MATERIALIZATIONS
-from .deployed import BadRequest
+from .errors import BadRequest
 from .sources import files, is_query
 from .workspace import Workspace
 from . import audit

@@ -10,7 +10,8 @@ __all__ = ['MAX_DEPTH', 'FORMATS', 'nesting', 'loads', 'parse_invocation', 'infl
 # %% ../nbs/30_protocols.ipynb #55593804
 import csv, io, json, zlib
 import numpy as np, orjson
-from .deployed import BadRequest, Deployed
+from .deployed import Deployed
+from .errors import BadRequest
 from .onnx import column_list
 
 # %% ../nbs/30_protocols.ipynb #222ede3c

@@ -11,7 +11,8 @@ __all__ = ['parse_canary', 'deploy', 'version_keys', 'from_registry', 'alias_ver
 import json, sys, threading
 from fastcore.basics import patch
 from .config import WorkbenchError
-from .deployed import BadRequest, Deployed
+from .deployed import Deployed
+from .errors import BadRequest
 from .server import Server
 from . import canary
 

@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 import numpy as np
 from fastcore.basics import patch
 from .config import WorkbenchError, load_settings
-from .deployed import BadRequest, Deployed
+from .deployed import Deployed
+from .errors import BadRequest
 from . import canary
 
 # %% ../nbs/31_server.ipynb #3d77c1f8

@@ -13,7 +13,8 @@ import gc, hmac, os, re, threading, uuid, json
 import orjson
 from . import __version__
 from .config import WorkbenchError, load_settings
-from .deployed import BadRequest, Deployed
+from .deployed import Deployed
+from .errors import BadRequest
 from .protocols import inflate, loads, parse_invocation, parse_v2, v2_outputs, v2_tensors
 from .server import Server
 from .releases import from_registry
