@@ -67,9 +67,9 @@ def features_of(model) -> dict:
 # %% ../nbs/34_drift.ipynb #870b4e66
 def training_roles(tags:dict) -> dict:
     "What training recorded of a model version in its tags: task, positive class, classes, keys, inputs."
+    listed = lambda k: json.loads(tags.get(f'workbench.{k}') or '[]')
     return dict(task=tags.get('workbench.task') or 'binary', positive=tags.get('workbench.positive_class') or None,
-                classes=json.loads(tags.get('workbench.classes') or '[]'), keys=json.loads(tags.get('workbench.keys') or '[]'),
-                inputs=json.loads(tags.get('workbench.features') or '[]'))
+                classes=listed('classes'), keys=listed('keys'), inputs=listed('features'))
 
 def version_roles(ws:Workspace, mv) -> dict:
     "The `training_roles` of model version `mv`: its tags over its run's."
@@ -158,7 +158,8 @@ def drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champ
     since, until = parse_time(since, 'since'), parse_time(until, 'until')
     mv = registry.get(ws, ref)
     prof, values = reference(ws, mv.ref)
-    feats = monitored_features({f: p['kind'] for f, p in prof['features'].items() if f != OUTPUT}, version_roles(ws, mv))
+    kinds = {f: p['kind'] for f, p in prof['features'].items() if f != OUTPUT}
+    feats = monitored_features(kinds, version_roles(ws, mv))
     p, rel, real = _aliased(prof, values, feats)
     alias, new = {f: a for a, f in real.items()}, []
     with engine(ws, ['predictions'] if source == 'predictions' and 'predictions' in ws.tables() else []) as con:

@@ -16,8 +16,8 @@ from .config import WorkbenchError
 from .drift import engine, monitored_features, reference, version_roles
 from .sql import literal
 from .tables import DRIFT, PERFORMANCE
-from .windows import OUTPUT, complete_windows, fill_windows, json_pointer, load_parquet, parse_time, parse_window, sql_aliases
-from .windows import window_key, windows_of
+from .windows import OUTPUT, complete_windows, fill_windows, json_pointer, load_parquet, parse_time, parse_window
+from .windows import sql_aliases, window_key, windows_of
 from .workspace import Workspace
 
 # %% ../nbs/35_performance.ipynb #0dd5be22
@@ -172,7 +172,8 @@ def _record_performance(ws:Workspace, mv, rows:pd.DataFrame, alert:bool) -> pd.D
     for r in rows[rows.degraded].itertuples() if alert else ():
         alerts.send(ws, 'performance', mv.ref, f"realized {r.metric} {r.value:.3f} in window {r.window} is {r.baseline - r.value:.3f} below the held-out {r.baseline:.3f} ({r.labelled} labels)",
                     dict(window=r.window, metric=r.metric, value=r.value, baseline=r.baseline, labelled=r.labelled) | ({'auc': r.value} if r.metric == 'auc' else {}), source='monitoring')
-    if alert and rows.degraded.any() and ws.settings['drift.retrain']: pipelines.retrain_and_alert(ws, mv.ref, f"realized {rows[rows.degraded].metric.iloc[0]} fell")
+    if alert and rows.degraded.any() and ws.settings['drift.retrain']:
+        pipelines.retrain_and_alert(ws, mv.ref, f"realized {rows[rows.degraded].metric.iloc[0]} fell")
     return rows
 
 # %% ../nbs/35_performance.ipynb #a94673e0
@@ -214,7 +215,8 @@ def report(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@cham
     window = window or done.window.iloc[-1]
     if window not in set(done.window): raise WorkbenchError(f"no window {window!r} in the drift table for {mv.ref} on {source}; computed: {', '.join(done.window.tail(5))}")
     prof, _ = reference(ws, mv.ref)
-    feats = monitored_features({f: p['kind'] for f, p in prof['features'].items() if f != OUTPUT}, version_roles(ws, mv))
+    kinds = {f: p['kind'] for f, p in prof['features'].items() if f != OUTPUT}
+    feats = monitored_features(kinds, version_roles(ws, mv))
     cur, refdf = _samples(ws, mv, source, window, window_size or _size_of(window), feats, ws.settings['drift.report_rows'])
     from evidently import Report, Dataset, DataDefinition
     from evidently.presets import DataDriftPreset

@@ -256,7 +256,8 @@ def candidate(ws:Workspace, run_id:str) -> Candidate:
     if not isinstance(run_id, str) or not re.fullmatch(r'[0-9a-f]{32}', run_id):
         raise WorkbenchError(f"{run_id!r} is not an MLflow run id (32 hexadecimal digits)")
     try: run = registry.client(ws).get_run(run_id)
-    except MlflowException: raise WorkbenchError(f"no MLflow run {run_id!r} in this workspace's tracking store") from None
+    except MlflowException:
+        raise WorkbenchError(f"no MLflow run {run_id!r} in this workspace's tracking store") from None
     p, t = run.data.params, run.data.tags
     if 'test_size' not in p or 'workbench.onnx_model' not in t:
         raise WorkbenchError(f"run {run_id} is not a candidate made by train.ipynb (it records no split or no ONNX model)")
@@ -500,8 +501,8 @@ def retrain_and_alert(ws:Workspace, ref:str, # the model version whose drift or 
     "`retrain`, and send its outcome as a `retrain` alert: what monitoring does when `drift.retrain` is on."
     from workbench import alerts
     r = retrain(ws, ref, reason=reason)
-    alerts.send(ws, 'retrain', ref, f"retraining after {reason}: {r['model_version'] or 'no new version'}, {r['status']}: {r['message']}", r,
-                source='monitoring')
+    outcome = f"{r['model_version'] or 'no new version'}, {r['status']}: {r['message']}"
+    alerts.send(ws, 'retrain', ref, f"retraining after {reason}: {outcome}", r, source='monitoring')
     return r
 
 # %% ../nbs/11_pipelines.ipynb #61470c43

@@ -1,4 +1,4 @@
-"""The windows of current data that monitoring reads: the prediction log by time or rows, or files; each complete one filled into DuckDB in turn, under SQL-safe feature aliases.
+"""The windows monitoring reads (of the prediction log by time or rows, or of files), filled into DuckDB one at a time.
 
 Docs: https://mlops-workbench.github.io/workbench/windows.html.md"""
 
@@ -20,31 +20,37 @@ from .workspace import Workspace
 OUTPUT = 'model_score' # the feature name of the model's score
 
 def json_pointer(name:str) -> str:
-    "The JSON pointer (RFC 6901) of a top-level key: it names any key exactly, where a `$.` path breaks on quotes, dots or brackets."
+    "The JSON pointer (RFC 6901) of a top-level key: it names any key exactly (a `$.` path breaks on dots)."
     return '/' + name.replace('~', '~0').replace('/', '~1')
 
 def sql_aliases(names) -> dict:
-    "A plain SQL name for each feature (`f0`, `f1`, …; the score keeps its own): DuckDB's names ignore case, so `Age` and `age` cannot be two columns."
+    "A plain SQL name for each feature (`f0`, `f1`, …; the score keeps its own): DuckDB's names ignore case."
     return {f: OUTPUT if f == OUTPUT else f'f{i}' for i, f in enumerate(names)}
 
 def _extract(feats:dict, alias:dict) -> str:
-    "SQL for each feature's value, under its alias, from `j`: the list `json_extract_string(inputs, $paths)` gives for the features' pointers."
-    return ', '.join((f"try_cast(j[{i + 1}] as double)" if k == 'numeric' else f"j[{i + 1}]") + f" as {alias[f]}" for i, (f, k) in enumerate(feats.items()))
+    "SQL for each feature's value, under its alias, from `j`: the list `json_extract_string(inputs, $paths)` gives."
+    return ', '.join((f"try_cast(j[{i + 1}] as double)" if k == 'numeric' else f"j[{i + 1}]") + f" as {alias[f]}"
+                     for i, (f, k) in enumerate(feats.items()))
 
 # %% ../nbs/36_windows.ipynb #f4f927b3
 def parse_window(text:str) -> tuple:
     "`('time', timedelta)` for `1d`, `6h`, `15m`; `('rows', n)` for `2000rows`."
     import re
     m = re.fullmatch(r'\s*(\d+)\s*(d|h|m|rows)\s*', str(text))
-    if not m or int(m[1]) == 0: raise WorkbenchError(f"window {text!r} is not valid: write Nd, Nh, Nm or Nrows with N at least 1, e.g. 1d, 6h or 2000rows")
+    if not m or int(m[1]) == 0:
+        raise WorkbenchError(f"window {text!r} is not valid: write Nd, Nh, Nm or Nrows with N at least 1, "
+                             "e.g. 1d, 6h or 2000rows")
     n = int(m[1])
     return ('rows', n) if m[2] == 'rows' else ('time', timedelta(**{dict(d='days', h='hours', m='minutes')[m[2]]: n}))
 
 def parse_time(text, name:str='since') -> datetime|None:
     "An ISO date or time as a UTC timestamp (naive ones are UTC); None stays None."
-    if text is None or isinstance(text, datetime): return text if text is None or text.tzinfo else text.replace(tzinfo=timezone.utc)
+    if text is None or isinstance(text, datetime):
+        return text if text is None or text.tzinfo else text.replace(tzinfo=timezone.utc)
     try: t = pd.Timestamp(text)
-    except (ValueError, TypeError): raise WorkbenchError(f"--{name} {text!r} is not a date or time; write e.g. 2025-10-01 or 2025-10-01T12:00") from None
+    except (ValueError, TypeError):
+        raise WorkbenchError(f"--{name} {text!r} is not a date or time; write e.g. 2025-10-01 or 2025-10-01T12:00") \
+            from None
     return (t.tz_localize('UTC') if t.tzinfo is None else t.tz_convert('UTC')).to_pydatetime()
 
 # %% ../nbs/36_windows.ipynb #79905816
@@ -57,7 +63,8 @@ def complete_windows(win:pd.DataFrame, kind:str, size, since, until) -> pd.DataF
     "The complete windows of `win` (w, first, last, rows) inside `since` and `until`, with their start, end and label."
     if kind == 'rows':
         win = win[win.rows == size].copy()
-        win['start'], win['end'], win['window'] = win['first'], win['last'], [f'rows {w * size + 1}-{(w + 1) * size}' for w in win.w]
+        win['start'], win['end'] = win['first'], win['last']
+        win['window'] = [f'rows {w * size + 1}-{(w + 1) * size}' for w in win.w]
     else:
         win = win.copy()
         win['start'] = pd.to_datetime(win.w * int(size.total_seconds() * 1e6), unit='us', utc=True)
@@ -69,6 +76,7 @@ def complete_windows(win:pd.DataFrame, kind:str, size, since, until) -> pd.DataF
     return win.reset_index(drop=True)
 
 def span_label(size:timedelta) -> str:
+    "A time window's size as `parse_window` reads it: `1d`, `6h`, `15m`."
     s = int(size.total_seconds())
     return f'{s // 86400}d' if s % 86400 == 0 else f'{s // 3600}h' if s % 3600 == 0 else f'{s // 60}m'
 
@@ -78,14 +86,20 @@ def _score(model, df:pd.DataFrame) -> np.ndarray:
     from workbench.canary import scores
     return scores(dict(zip(model.outputs, model.session.run(None, model.feeds(df))))) if len(df) else np.empty(0)
 
-def load_parquet(con, table:str, path, feats:dict, alias:dict, # a connection, the table to make, Parquet file(s), the features and their aliases
-          model=None, size:int|None=None, batch:int=65536) -> int: # also the model's score; also each row's window `w` of `size` rows
+def load_parquet(con, table:str, path, # a connection, the table to make, Parquet file(s)
+                 feats:dict, alias:dict, # the features and their aliases
+                 model=None, # also the model's score, as `OUTPUT`
+                 size:int|None=None, # also each row's window `w` of `size` rows
+                 batch:int=65536) -> int:
     "Stream Parquet file(s) into `table` batch by batch, the features under their aliases; returns the rows."
     import pyarrow.dataset as pds
-    read = list(dict.fromkeys([*feats, *(s['name'] for s in model.signature)] if model is not None else feats))  # the model may take a key, which is no feature
+    takes = [s['name'] for s in model.signature] if model is not None else []  # it may take a key
+    read = list(dict.fromkeys([*feats, *takes]))
     try: src = pds.dataset(path, format='parquet')
-    except (OSError, ValueError, pa.ArrowInvalid) as e: raise WorkbenchError(f"cannot read Parquet from {path}: {str(e).splitlines()[0]}") from None
-    if missing := [f for f in read if f not in src.schema.names]: raise WorkbenchError(f"{path} has no column(s) {', '.join(map(repr, missing))}, which the model takes")
+    except (OSError, ValueError, pa.ArrowInvalid) as e:
+        raise WorkbenchError(f"cannot read Parquet from {path}: {str(e).splitlines()[0]}") from None
+    if missing := [f for f in read if f not in src.schema.names]:
+        raise WorkbenchError(f"{path} has no column(s) {', '.join(map(repr, missing))}, which the model takes")
     rows, made = 0, False
     for b in itertools.chain(src.to_batches(columns=read, batch_size=batch), [src.schema.empty_table().select(read)]):
         if made and not len(b): continue  # the empty table at the end only gives an empty source its table
@@ -93,7 +107,8 @@ def load_parquet(con, table:str, path, feats:dict, alias:dict, # a connection, t
         if model is not None: cols.append(pa.array(_score(model, b.to_pandas()), pa.float64())); names.append(OUTPUT)
         if size: cols.append(pa.array((rows + np.arange(len(b))) // size, pa.int64())); names.append('w')
         con.register('chunk', pa.table(cols, names=names))
-        con.execute(f"insert into {table} select * from chunk" if made else f"create or replace table {table} as select * from chunk")
+        con.execute(f"insert into {table} select * from chunk" if made else
+                    f"create or replace table {table} as select * from chunk")
         con.unregister('chunk'); rows, made = rows + len(b), True
     return rows
 
@@ -104,12 +119,17 @@ def _runs(w:np.ndarray) -> list:
     return list(zip(s.tolist(), [*s[1:].tolist(), len(w)]))
 
 def _log_rows(con, cur, mv, feats:dict, alias:dict, kind:str, size, todo:pd.DataFrame):
-    "Fill the table `current` (through `cur`) with each window of `todo` in turn and yield its row: one ordered pass over the log, one window held at a time."
+    "Fill `current` (through `cur`) with each window of `todo` and yield its row: one ordered pass over the log."
     t0, t1, want = todo['first'].min(), todo['last'].max(), {int(r.w): r for r in todo.itertuples()}
-    at = con.execute("select count(*) from predictions where model = ? and version = ? and time < ?", [mv.name, mv.version, t0]).fetchall()[0][0]  # rows before t0
-    sql = (f"select {_extract(feats, alias)}, score as {OUTPUT}, {window_key('time', size) if kind == 'time' else 'null'} as w from (select json_extract_string(inputs, $paths) as j, "
-           "score, time, request_id, row from predictions where model = $model and version = $version and time >= $t0 and time <= $t1) order by time, request_id, row")
-    reader = con.sql(sql, params=dict(paths=[json_pointer(f) for f in feats], model=mv.name, version=mv.version, t0=t0, t1=t1)).to_arrow_reader(65536)
+    at = con.execute("select count(*) from predictions where model = ? and version = ? and time < ?",
+                     [mv.name, mv.version, t0]).fetchall()[0][0]  # rows before t0
+    key = window_key('time', size) if kind == 'time' else 'null'
+    sql = (f"select {_extract(feats, alias)}, score as {OUTPUT}, {key} as w "
+           "from (select json_extract_string(inputs, $paths) as j, score, time, request_id, row from predictions "
+           "where model = $model and version = $version and time >= $t0 and time <= $t1) "
+           "order by time, request_id, row")
+    params = dict(paths=[json_pointer(f) for f in feats], model=mv.name, version=mv.version, t0=t0, t1=t1)
+    reader = con.sql(sql, params=params).to_arrow_reader(65536)
     empty, last, filling = reader.schema.empty_table().drop_columns(['w']), None, False
     for b in reader:
         w = (at + np.arange(len(b))) // size if kind == 'rows' else b.column('w').to_numpy()
@@ -118,27 +138,33 @@ def _log_rows(con, cur, mv, feats:dict, alias:dict, kind:str, size, todo:pd.Data
             if (k := int(w[s])) != last:
                 if filling: yield want[last]
                 last, filling = k, k in want
-                if filling: cur.register('chunk', empty); cur.execute("create or replace table current as select * from chunk")
+                if filling:
+                    cur.register('chunk', empty); cur.execute("create or replace table current as select * from chunk")
             if filling: cur.register('chunk', b.slice(s, e - s)); cur.execute("insert into current select * from chunk")
     if filling: yield want[last]
 
 # %% ../nbs/36_windows.ipynb #26af5aa9
 def _log_windows(con, mv, kind:str, size, since, until) -> pd.DataFrame:
-    "The complete windows of the version's logged rows, from their times alone: the inputs are read later, one window at a time."
+    "The complete windows of the version's logged rows, from their times alone (the inputs are read window by window)."
     w = f"(row_number() over (order by time) - 1) // {int(size)}" if kind == 'rows' else window_key(kind, size)
-    win = con.execute(f"select w, min(time) as first, max(time) as last, count(*) as rows from (select time, {w} as w from predictions where model = ? and version = ?) "
-                      "group by w order by w", [mv.name, mv.version]).df()
+    win = con.execute(f"select w, min(time) as first, max(time) as last, count(*) as rows from (select time, {w} as w "
+                      "from predictions where model = ? and version = ?) group by w order by w",
+                      [mv.name, mv.version]).df()
     return complete_windows(win, kind, size, since, until)
 
 def _file_windows(ws:Workspace, con, mv, feats:dict, alias:dict, source:str, kind:str|None, size) -> pd.DataFrame:
     "Load a dataset version or Parquet files, scored, into the table `log` with a window key `w`; returns its windows."
     from workbench import data, registry
     from workbench.onnx import OnnxModel
-    if kind == 'time': raise WorkbenchError("time windows need the prediction log's times; give a dataset or Parquet files no window, or Nrows")
+    if kind == 'time':
+        raise WorkbenchError("time windows need the prediction log's times; "
+                             "give a dataset or Parquet files no window, or Nrows")
     is_glob = any(c in source for c in '*?[')
-    if is_glob or source.endswith(('.parquet', '.pq')) or Path(source).exists(): path, label = (sorted(glob.glob(source)) or source) if is_glob else source, source
+    if is_glob or source.endswith(('.parquet', '.pq')) or Path(source).exists():
+        path, label = (sorted(glob.glob(source)) or source) if is_glob else source, source
     else: path, label = str(ws.root/(v := data.resolve(ws, source)).path), v.ref
-    load_parquet(con, 'log', path, feats, alias, OnnxModel(registry.load_onnx(ws, mv.ref)[0]), int(size) if kind == 'rows' else 1 << 62)
+    model = OnnxModel(registry.load_onnx(ws, mv.ref)[0])
+    load_parquet(con, 'log', path, feats, alias, model, int(size) if kind == 'rows' else 1 << 62)
     win = con.execute("select w, count(*) as rows from log group by w order by w").df()
     if kind == 'rows': win = win[win.rows == size]
     win['start'] = win['end'] = pd.NaT
@@ -149,7 +175,9 @@ def windows_of(ws:Workspace, con, mv, source:str, feats:dict, alias:dict, window
     "The complete windows of the source (w, rows, start, end, window), with the kind and size of window."
     kind, size = parse_window(window) if window else (None, None)
     if source != 'predictions': return _file_windows(ws, con, mv, feats, alias, source, kind, size), kind, size
-    if 'predictions' not in ws.tables(): raise WorkbenchError("the workspace has no prediction log yet: serve the model (workbench serve) or give a dataset or Parquet files as --source")
+    if 'predictions' not in ws.tables():
+        raise WorkbenchError("the workspace has no prediction log yet: serve the model (workbench serve) "
+                             "or give a dataset or Parquet files as --source")
     if kind is None: kind, size = parse_window(ws.settings['drift.window'])
     return _log_windows(con, mv, kind, size, since, until), kind, size
 
