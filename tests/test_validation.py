@@ -3,7 +3,7 @@ import json
 from functools import lru_cache
 import numpy as np, pandas as pd
 import pytest
-from workbench import audit, data, demo, validation as val
+from workbench import audit, data, demo, tables, validation as val
 from workbench.config import WorkbenchError, load_settings, render_settings
 from workbench.workspace import open_workspace
 
@@ -98,7 +98,7 @@ def test_results_are_stored_in_the_validations_table(credit):
     ok = commit_and_validate(credit, 'credit', months(range(7, 10)))
     bad = commit_and_validate(credit, 'credit', months(range(10, 13)))
     t = credit.sql('select * from validations').to_arrow_table()
-    assert t.column_names == val.VALIDATIONS.names and t.num_rows == len(ok.results) + len(bad.results)
+    assert t.column_names == tables.VALIDATIONS.names and t.num_rows == len(ok.results) + len(bad.results)
     assert [str(f.type) for f in t.schema][7:10] == ['double', 'double', 'bool']
     rows = credit.sql('select "column", "check", observed, threshold, message from validations '
                       'where validation_id = $id and not passed order by "column", "check"', {'id': bad.validation_id}).fetchall()

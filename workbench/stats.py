@@ -12,7 +12,7 @@ __all__ = ['EPSILON', 'FINE', 'COARSE', 'GRID', 'STATISTICS', 'psi', 'quantile_s
 import json, math
 import numpy as np, pandas as pd
 from .config import WorkbenchError
-from .data import _q
+from .sql import identifier
 
 # %% ../nbs/33_stats.ipynb #54ec8dcb
 EPSILON = 1e-4 # share given to an empty PSI bin
@@ -42,7 +42,7 @@ FINE, COARSE = 65536, 1024 # fine bins of about equal reference mass, placed thr
 
 def _value(col:str, kind:str) -> str:
     "SQL for a column's value: a finite double for numbers, text for categories; missing otherwise."
-    return f"(case when isfinite(try_cast({_q(col)} as double)) then {_q(col)}::double end)" if kind == 'numeric' else f"{_q(col)}::varchar"
+    return f"(case when isfinite(try_cast({identifier(col)} as double)) then {identifier(col)}::double end)" if kind == 'numeric' else f"{identifier(col)}::varchar"
 
 def _num(x:float) -> str:
     "A number as an SQL literal, infinities included."
