@@ -19,7 +19,7 @@ def classifier_metrics(y, # the true classes
                        proba:np.ndarray, # class probabilities, a column per class in the order of `classes`
                        classes, # the model's classes
                        positive=None) -> dict: # a binary model's positive class; its last class when None
-    "AUC, F1, log loss, Brier score, accuracy of the positive class; beyond two classes: macro AUC, F1, log loss, accuracy."
+    "AUC, F1, log loss, Brier score, accuracy of the positive class; more classes: macro AUC, F1, log loss, accuracy."
     from sklearn import metrics as m
     y, classes = np.asarray(y), list(classes)
     if len(classes) > 2: return _multiclass(y, proba, classes)
