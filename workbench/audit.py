@@ -32,8 +32,10 @@ def event_hash(e:dict) -> str:
 def current_actor(ws:Workspace) -> str:
     "Who is acting: `WORKBENCH_ACTOR`, the `workspace.actor` setting, or user@host."
     import os
-    return os.environ.get('WORKBENCH_ACTOR') or ws.settings['workspace.actor'] or f'{getpass.getuser()}@{socket.gethostname()}'
+    return (os.environ.get('WORKBENCH_ACTOR') or ws.settings['workspace.actor']
+            or f'{getpass.getuser()}@{socket.gethostname()}')
 
+# %% ../nbs/02_audit.ipynb #45fb4d21
 def _head(ws:Workspace):
     "Sequence number and hash of the last event: from the last commit's metadata, else by a scan."
     from deltalake import DeltaTable
@@ -56,7 +58,8 @@ def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'mo
         e = dict(seq=seq + 1, time=datetime.now(timezone.utc), actor=actor or current_actor(ws), action=action,
                  subject=subject, before=dump(before), after=dump(after), reason=reason or '', prev_hash=prev)
         e['hash'] = event_hash(e)
-        ws.append('audit', pa.Table.from_pylist([e], schema=SCHEMA), {'workbench.audit.seq': e['seq'], 'workbench.audit.hash': e['hash']})
+        ws.append('audit', pa.Table.from_pylist([e], schema=SCHEMA),
+                  {'workbench.audit.seq': e['seq'], 'workbench.audit.hash': e['hash']})
     return e
 
 # %% ../nbs/02_audit.ipynb #5f7ca52d
@@ -91,7 +94,8 @@ def _first_problem(events:list):
         if e['seq'] < expected: return e['seq'], f"sequence number {e['seq']} appears twice: an event was inserted"
         if e['seq'] > expected: return expected, f"event {expected} is missing (the next event is {e['seq']})"
         if event_hash(e) != e['hash']: return e['seq'], "its contents do not match its hash: the event was altered"
-        if e['prev_hash'] != prev: return e['seq'], "its prev_hash does not match event {}: the chain was spliced".format(e['seq'] - 1)
+        if e['prev_hash'] != prev:
+            return e['seq'], "its prev_hash does not match event {}: the chain was spliced".format(e['seq'] - 1)
         prev, expected = e['hash'], expected + 1
     return None, ''
 

@@ -12,8 +12,6 @@ __all__ = ['DEFAULTS', 'LIMITS', 'POSITIVE', 'CHOICES', 'ENVIRONMENT', 'parse_va
 import configparser, difflib, math, os, re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-# %% ../nbs/00_config.ipynb #3cbe684a
 from .errors import WorkbenchError
 
 # %% ../nbs/00_config.ipynb #1abbb467
@@ -34,21 +32,30 @@ DEFAULTS = {
         'min_auc': (0.70, 'Held-out ROC AUC a candidate must reach'),
         'min_r2': (0.5, 'Held-out R² a regression candidate must reach'),
         'max_fairness_gap': (0.10, 'Largest allowed gap in approval rate between groups of the sensitive attribute'),
-        'max_equal_opportunity_gap': (0.15, 'Largest allowed gap in true-positive rate between groups of the sensitive attribute'),
-        'max_latency_ms': (10.0, 'Largest allowed p99 single-row scoring time, in CPU milliseconds of the scoring thread (load on the machine does not count)'),
+        'max_equal_opportunity_gap': (0.15, 'Largest allowed gap in true-positive rate between groups of the sensitive '
+                                            'attribute'),
+        'max_latency_ms': (10.0, 'Largest allowed p99 single-row scoring time, in CPU milliseconds of the scoring '
+                                 'thread (load on the machine does not count)'),
         'min_gain_over_champion': (0.0, 'AUC a challenger must add over the current champion'),
         'parity_tolerance': (1e-4, 'Largest allowed |probability difference| between ONNX and scikit-learn'),
     },
     'validation': {
-        'false_alarm_rate': (0.001, 'Chance that data drawn like the reference fails a validation; its statistical checks share it equally (Bonferroni)'),
+        'false_alarm_rate': (0.001, 'Chance that data drawn like the reference fails a validation; its statistical '
+                                    'checks share it equally (Bonferroni)'),
         'min_ks': (0.1, 'Smallest two-sample KS statistic that fails a numeric column, when more than sampling noise'),
-        'min_psi': (0.2, 'Smallest PSI over the reference\'s decile bins that fails a numeric column, when more than sampling noise (chi-square)'),
-        'min_share_change': (0.05, 'Smallest change in a category\'s share that fails a categorical column, when more than sampling noise (chi-square)'),
-        'min_outside_share': (0.01, 'Smallest share of a numeric column\'s values outside the reference range that fails, when more than sampling explains'),
-        'min_missing_rise': (0.05, 'Smallest rise of a column\'s missing share above the reference\'s that fails, when more than sampling noise (Fisher)'),
-        'min_unseen_share': (0.01, 'Smallest share of rows in categories the reference never had that fails a feature (an unseen class of the target always fails)'),
+        'min_psi': (0.2, 'Smallest PSI over the reference\'s decile bins that fails a numeric column, when more than '
+                         'sampling noise (chi-square)'),
+        'min_share_change': (0.05, 'Smallest change in a category\'s share that fails a categorical column, when more '
+                                   'than sampling noise (chi-square)'),
+        'min_outside_share': (0.01, 'Smallest share of a numeric column\'s values outside the reference range that '
+                                    'fails, when more than sampling explains'),
+        'min_missing_rise': (0.05, 'Smallest rise of a column\'s missing share above the reference\'s that fails, when '
+                                   'more than sampling noise (Fisher)'),
+        'min_unseen_share': (0.01, 'Smallest share of rows in categories the reference never had that fails a feature '
+                                   '(an unseen class of the target always fails)'),
         'row_count_factor': (10.0, 'Rows must lie within the reference\'s row count divided or multiplied by this'),
-        'allow_new_categories': (False, 'Whether categories unseen in the reference pass in features (an unseen class of the target never does)'),
+        'allow_new_categories': (False, 'Whether categories unseen in the reference pass in features (an unseen class '
+                                        'of the target never does)'),
     },
     'promotion': {
         'require_approval': (True, 'A version needs recorded approvals before it becomes champion'),
@@ -60,31 +67,43 @@ DEFAULTS = {
     'drift': {
         'psi_threshold': (0.2, 'Population stability index at or above which a feature has drifted'),
         'ks_pvalue': (0.01, 'Two-sample KS p-value below which a numeric feature has drifted'),
-        'psi_pvalue': (0.01, 'Chance of the PSI as sampling noise (chi-square on its bins) below which it may decide drift: a small window needs a larger PSI'),
+        'psi_pvalue': (0.01, 'Chance of the PSI as sampling noise (chi-square on its bins) below which it may decide '
+                             'drift: a small window needs a larger PSI'),
         'js_threshold': (0.1, 'Jensen-Shannon distance at or above which a feature has drifted'),
-        'kl_threshold': (0.1, 'KL divergence of the current bins from the reference\'s at or above which a feature has drifted'),
-        'wasserstein_threshold': (0.1, 'Wasserstein distance, divided by the reference\'s standard deviation, at or above which a numeric feature has drifted'),
+        'kl_threshold': (0.1, 'KL divergence of the current bins from the reference\'s at or above which a feature has '
+                              'drifted'),
+        'wasserstein_threshold': (0.1, 'Wasserstein distance, divided by the reference\'s standard deviation, at or '
+                                       'above which a numeric feature has drifted'),
         'chi2_pvalue': (0.01, 'Chi-square test p-value below which a categorical feature has drifted'),
-        'linf_threshold': (0.1, 'Largest change in a category\'s share at or above which a categorical feature has drifted'),
+        'linf_threshold': (0.1, 'Largest change in a category\'s share at or above which a categorical feature has '
+                                'drifted'),
         'missing_threshold': (0.05, 'Rise in a feature\'s missing share at or above which it has drifted'),
-        'unseen_threshold': (0.01, 'Share of values in categories the reference never had at or above which a feature has drifted'),
+        'unseen_threshold': (0.01, 'Share of values in categories the reference never had at or above which a feature '
+                                   'has drifted'),
         'bins': (10, 'Number of reference-quantile bins for PSI, JS and KL'),
         'window': ('1d', 'Default monitoring window: 1d, 1h or Nrows'),
-        'decide_by': ('psi,unseen,missing', 'Statistics whose verdict makes a feature drifted (alerts, retraining); every statistic is recorded'),
-        'alert_features': ('', 'Features whose drift raises an alert, comma-separated, e.g. the top features; empty means every feature and the score'),
-        'retrain': (False, 'Whether a drift or performance alert runs the retraining pipelines and canaries the result'),
+        'decide_by': ('psi,unseen,missing', 'Statistics whose verdict makes a feature drifted (alerts, retraining); '
+                                            'every statistic is recorded'),
+        'alert_features': ('', 'Features whose drift raises an alert, comma-separated, e.g. the top features; empty '
+                               'means every feature and the score'),
+        'retrain': (False, 'Whether a drift or performance alert runs the retraining pipelines and canaries the '
+                           'result'),
         'report_rows': (5000, 'Rows sampled from each side for the Evidently HTML report'),
-        'memory_limit': ('', 'Memory the monitoring queries may use, e.g. 4GB; empty means a quarter of this machine\'s memory'),
+        'memory_limit': ('', 'Memory the monitoring queries may use, e.g. 4GB; empty means a quarter of this '
+                             'machine\'s memory'),
     },
     'performance': {
-        'max_auc_drop': (0.05, 'Drop of the realized main metric (ROC AUC; accuracy for multiclass, R² for regression) below its held-out value at or above which an alert is raised'),
-        'business_metric': ('', 'module:function computing a business figure from a window\'s labelled predictions (DataFrame with label, score, prediction)'),
+        'max_auc_drop': (0.05, 'Drop of the realized main metric (ROC AUC; accuracy for multiclass, R² for regression) '
+                               'below its held-out value at or above which an alert is raised'),
+        'business_metric': ('', 'module:function computing a business figure from a window\'s labelled predictions '
+                                '(DataFrame with label, score, prediction)'),
     },
     'canary': {
         'share': (0.1, 'Share of traffic sent to the challenger, 0 to 1'),
         'max_error_rate': (0.01, 'Challenger error rate above which the canary rolls back'),
         'max_p99_ms': (50.0, 'Challenger p99 latency above which the canary rolls back'),
-        'max_disagreement': (0.5, "Mean |challenger - champion| on the same rows, in the champion's spread (0: identical, 1: unrelated), above which it rolls back"),
+        'max_disagreement': (0.5, "Mean |challenger - champion| on the same rows, in the champion's spread (0: "
+                                  "identical, 1: unrelated), above which it rolls back"),
         'promote_after': (1000, 'Healthy challenger requests after which it is promoted'),
         'min_requests': (200, 'Challenger requests needed before its latency and divergence are judged'),
         'actor': ('canary', 'Actor name the server records for automatic rollbacks and promotions'),
@@ -100,7 +119,8 @@ DEFAULTS = {
         'batch_size': (65536, 'Rows per Arrow batch in batch scoring; memory grows with it, not with the data'),
         'threads': (0, 'Batches scored at once, each on one thread; 0 means one per core'),
         'monitor_rows': (100000, "Rows of each batch run's sample logged for monitoring (variant batch); 0 logs none"),
-        'spark_master': ('local[*]', 'Spark master for batch scoring with --engine spark, e.g. spark://host:7077 or yarn'),
+        'spark_master': ('local[*]', 'Spark master for batch scoring with --engine spark, e.g. spark://host:7077 or '
+                                     'yarn'),
     },
     'alerts': {
         'sinks': ('console,audit', 'Where alerts go: any of console, jsonl, webhook, audit'),
@@ -133,36 +153,45 @@ def parse_value(key:str, # `section.key`, for the message
 # %% ../nbs/00_config.ipynb #c072939c
 _SHARE, _COUNT, _ONE_OR_MORE = (0, 1), (0, None), (1, None)
 LIMITS = {
-    'gates.min_auc': _SHARE, 'gates.min_r2': (None, 1), 'gates.max_fairness_gap': _SHARE, 'gates.max_equal_opportunity_gap': _SHARE,
+    'gates.min_auc': _SHARE, 'gates.min_r2': (None, 1), 'gates.max_fairness_gap': _SHARE,
+    'gates.max_equal_opportunity_gap': _SHARE,
     'gates.min_gain_over_champion': (-1, 1), 'gates.parity_tolerance': _COUNT,
-    'validation.false_alarm_rate': _SHARE, 'validation.min_ks': _SHARE, 'validation.min_psi': _COUNT, 'validation.min_share_change': _SHARE,
-    'validation.min_outside_share': _SHARE, 'validation.min_missing_rise': _SHARE, 'validation.min_unseen_share': _SHARE, 'validation.row_count_factor': (1, None),
+    'validation.false_alarm_rate': _SHARE, 'validation.min_ks': _SHARE, 'validation.min_psi': _COUNT,
+    'validation.min_share_change': _SHARE,
+    'validation.min_outside_share': _SHARE, 'validation.min_missing_rise': _SHARE,
+    'validation.min_unseen_share': _SHARE, 'validation.row_count_factor': (1, None),
     'promotion.min_approvals': _ONE_OR_MORE,
-    'drift.ks_pvalue': _SHARE, 'drift.psi_pvalue': _SHARE, 'drift.chi2_pvalue': _SHARE, 'drift.js_threshold': _SHARE, 'drift.linf_threshold': _SHARE,
-    'drift.missing_threshold': _SHARE, 'drift.unseen_threshold': _SHARE, 'drift.bins': (2, 1000), 'drift.report_rows': _ONE_OR_MORE,
+    'drift.ks_pvalue': _SHARE, 'drift.psi_pvalue': _SHARE, 'drift.chi2_pvalue': _SHARE, 'drift.js_threshold': _SHARE,
+    'drift.linf_threshold': _SHARE,
+    'drift.missing_threshold': _SHARE, 'drift.unseen_threshold': _SHARE, 'drift.bins': (2, 1000),
+    'drift.report_rows': _ONE_OR_MORE,
     'performance.max_auc_drop': (-1, 1),  # below 0: alert even on a small rise (a strict team's policy)
-   
-    'canary.share': _SHARE, 'canary.max_disagreement': _SHARE, 'canary.max_error_rate': _SHARE, 'canary.promote_after': _ONE_OR_MORE, 'canary.min_requests': _ONE_OR_MORE,
+    'canary.share': _SHARE, 'canary.max_disagreement': _SHARE, 'canary.max_error_rate': _SHARE,
+    'canary.promote_after': _ONE_OR_MORE, 'canary.min_requests': _ONE_OR_MORE,
     'serving.flush_rows': _ONE_OR_MORE, 'serving.max_rows': _ONE_OR_MORE,
     'batch.batch_size': _ONE_OR_MORE, 'batch.threads': _COUNT, 'batch.monitor_rows': _COUNT,
 }
-POSITIVE = {'gates.max_latency_ms', 'validation.false_alarm_rate', 'drift.psi_threshold', 'drift.kl_threshold', 'drift.wasserstein_threshold', 'canary.max_p99_ms',
+POSITIVE = {'gates.max_latency_ms', 'validation.false_alarm_rate', 'drift.psi_threshold', 'drift.kl_threshold',
+            'drift.wasserstein_threshold', 'canary.max_p99_ms',
             'canary.max_disagreement', 'serving.flush_seconds', 'serving.reload_seconds', 'serving.max_body_mb'}
 CHOICES = {'alerts.sinks': {'console', 'jsonl', 'webhook', 'audit'},
            'drift.decide_by': {'psi', 'ks', 'js', 'kl', 'wasserstein', 'chi2', 'linf', 'missing', 'unseen'}}
 
 # %% ../nbs/00_config.ipynb #8763173b
 def check_value(key:str, value, source:str='settings'):
-    "`value` if it lies within `key`'s limits, else a `WorkbenchError` naming the key, the value, the limits and the source."
+    "`value` if it lies within `key`'s limits, else a `WorkbenchError` naming the key, value, limits and source."
     lo, hi = LIMITS.get(key, (None, None))
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        within = f"between {lo} and {hi}" if lo is not None and hi is not None else f"at least {lo}" if lo is not None else f"at most {hi}"
+        within = (f"between {lo} and {hi}" if lo is not None and hi is not None
+                  else f"at least {lo}" if lo is not None else f"at most {hi}")
         raise WorkbenchError(f"{key} must be {within}, got {value} (from {source})")
     if key in POSITIVE and value <= 0: raise WorkbenchError(f"{key} must be above 0, got {value} (from {source})")
     if key in CHOICES and (bad := [w for w in (w.strip() for w in value.split(',')) if w and w not in CHOICES[key]]):
-        raise WorkbenchError(f"{key} holds {bad[0]!r}, which is none of {', '.join(sorted(CHOICES[key]))} (from {source})")
+        words = ', '.join(sorted(CHOICES[key]))
+        raise WorkbenchError(f"{key} holds {bad[0]!r}, which is none of {words} (from {source})")
     if key == 'drift.memory_limit' and value and not re.fullmatch(r'\d+(\.\d+)?\s*([KMGT]i?B)', value, re.I):
-        raise WorkbenchError(f"drift.memory_limit must be a size such as 4GB or 512MiB, or empty for a quarter of this machine's memory, got {value!r} (from {source})")
+        raise WorkbenchError("drift.memory_limit must be a size such as 4GB or 512MiB, or empty for a quarter of this "
+                             f"machine's memory, got {value!r} (from {source})")
     return value
 
 # %% ../nbs/00_config.ipynb #9b995b34
@@ -182,6 +211,7 @@ def _ours(f:Path) -> bool:
     except (configparser.Error, UnicodeDecodeError): return True  # ours or not, reading it will say what is wrong
     return bool(cp.sections())
 
+# %% ../nbs/00_config.ipynb #c4981984
 def find_settings(start:Path|None=None # folder to start from; the current one by default
                  ) -> Path|None:
     "The nearest `settings.ini` with a section of its own, in `start` or a parent folder."
@@ -198,14 +228,17 @@ def _read_file(f:Path, values:dict, sources:dict):
     except configparser.Error as e:
         raise WorkbenchError(f"{f} is not a valid settings file: {str(e).splitlines()[0]}") from None
     except (UnicodeDecodeError, OSError):
-        raise WorkbenchError(f"{f} is not a readable text settings file; point --settings at a settings.ini (see `workbench init`)") from None
+        raise WorkbenchError(f"{f} is not a readable text settings file; "
+                             "point --settings at a settings.ini (see `workbench init`)") from None
     for sec in cp.sections():
         if sec not in DEFAULTS:
-            raise WorkbenchError(f"{f} has unknown section [{sec}]{_hint(sec, DEFAULTS)}; the sections are: {', '.join(DEFAULTS)}")
+            raise WorkbenchError(f"{f} has unknown section [{sec}]{_hint(sec, DEFAULTS)}; "
+                                 f"the sections are: {', '.join(DEFAULTS)}")
         for k, text in cp.items(sec):
             key = f'{sec}.{k}'
             if key not in values:
-                raise WorkbenchError(f"{f} sets unknown setting {key}{_hint(k, DEFAULTS[sec])}; known keys in [{sec}] are: {', '.join(DEFAULTS[sec])}")
+                raise WorkbenchError(f"{f} sets unknown setting {key}{_hint(k, DEFAULTS[sec])}; "
+                                     f"known keys in [{sec}] are: {', '.join(DEFAULTS[sec])}")
             values[key], sources[key] = parse_value(key, text, values[key], str(f)), str(f)
 
 # %% ../nbs/00_config.ipynb #2569340a
@@ -215,19 +248,23 @@ ENVIRONMENT = { # the workbench's environment variables that are not settings
     'WORKBENCH_SERVE': "a server worker's configuration", 'WORKBENCH_DEBUG': 'show full tracebacks',
     'WORKBENCH_ARTIFACTS': "the tests' screenshot folder"}
 
+# %% ../nbs/00_config.ipynb #3afcc1d4
 def _env_var(key:str) -> str: return 'WORKBENCH_' + key.replace('.', '_').upper()
 
+# %% ../nbs/00_config.ipynb #a4eed525
 def _check_environment(env, values:dict):
-    "A `WORKBENCH_*` variable that is neither a setting nor in `ENVIRONMENT` is a typo: say so, with the closest name."
+    "A `WORKBENCH_*` variable neither a setting nor in `ENVIRONMENT` is a typo: say so, with the closest name."
     known = {_env_var(k) for k in values} | set(ENVIRONMENT)
     for var in env:
         if var.startswith('WORKBENCH_') and var not in known and not var.startswith('WORKBENCH_BENCH_'):
-            raise WorkbenchError(f"environment variable {var} is not a workbench setting{_hint(var, known)}; unset it or fix its name")
+            raise WorkbenchError(f"environment variable {var} is not a workbench setting{_hint(var, known)}; "
+                                 "unset it or fix its name")
 
+# %% ../nbs/00_config.ipynb #6f249c4d
 def load_settings(file:Path|str|None=None, # settings.ini to read; found with `find_settings` when None
                   overrides:dict|None=None, # `section.key` -> text, e.g. from CLI `--set`
                   env:dict|None=None): # environment to read; `os.environ` when None
-    "Defaults, then `settings.ini`, then `WORKBENCH_<SECTION>_<KEY>` variables, then `overrides`, each checked against `LIMITS`."
+    "Defaults, then `settings.ini`, then `WORKBENCH_<SECTION>_<KEY>` variables, then `overrides`, checked by `LIMITS`."
     values = {f'{s}.{k}': v for s, kv in DEFAULTS.items() for k, (v, _) in kv.items()}
     sources = dict.fromkeys(values, 'default')
     f = Path(file) if file else find_settings()
@@ -238,9 +275,13 @@ def load_settings(file:Path|str|None=None, # settings.ini to read; found with `f
     for key in values:
         if (var := _env_var(key)) in env: values[key], sources[key] = parse_value(key, env[var], values[key], var), var
     for key, text in (overrides or {}).items():
-        if key not in values: raise WorkbenchError(f"unknown setting {key}{_hint(key, values)}; use section.key, e.g. drift.psi_threshold")
+        if key not in values:
+            raise WorkbenchError(f"unknown setting {key}{_hint(key, values)}; "
+                                 "use section.key, e.g. drift.psi_threshold")
         values[key], sources[key] = parse_value(key, str(text), values[key], 'flag'), 'flag'
-    for key, v in values.items(): check_value(key, v, sources[key] if sources[key] in ('default', 'flag') or sources[key].startswith('WORKBENCH_') else str(f))
+    for key, v in values.items():
+        check_value(key, v, sources[key] if sources[key] in ('default', 'flag') or sources[key].startswith('WORKBENCH_')
+                            else str(f))
     return Settings(values, f, sources)
 
 # %% ../nbs/00_config.ipynb #7abf49b1

@@ -27,7 +27,8 @@ def _canonical_type(name, t:pa.DataType) -> pa.DataType:
     if pa.types.is_integer(t): return pa.int64()
     if pa.types.is_floating(t): return pa.float64()
     if pa.types.is_decimal(t) and t.precision <= 15: return pa.float64()
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_null(t): return pa.string()
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_null(t):
+        return pa.string()
     if pa.types.is_timestamp(t): return pa.timestamp('us', tz='UTC' if t.tz else None)
     if pa.types.is_date(t): return pa.date32()
     raise WorkbenchError(f"column {name!r} has type {t}, which datasets do not support; "
@@ -74,7 +75,8 @@ def _column_digest(name:str, col:pa.ChunkedArray) -> str:
     for chunk in col.chunks:
         valid.update(chunk.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8).tobytes())
         values.update(_value_bytes(chunk))
-        if pa.types.is_string(chunk.type): lengths.update(pc.binary_length(pc.fill_null(chunk, '')).to_numpy().astype('<i8').tobytes())
+        if pa.types.is_string(chunk.type):
+            lengths.update(pc.binary_length(pc.fill_null(chunk, '')).to_numpy().astype('<i8').tobytes())
     parts = [name, str(col.type), valid.hexdigest(), values.hexdigest(), lengths.hexdigest()]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
@@ -93,19 +95,21 @@ def _unique(names:list) -> list:
         raise WorkbenchError(f"column {dup!r} appears more than once; give every column its own name")
     return names
 
+# %% ../nbs/03_data.ipynb #1bcb36e9
+def _unstorable(col) -> bool:
+    try: pa.array(col, from_pandas=True); return False
+    except (pa.ArrowException, ValueError, TypeError): return True
+
+# %% ../nbs/03_data.ipynb #9be57f06
 def _from_frame(df) -> pa.Table:
     "A DataFrame as an Arrow table, or a `WorkbenchError` naming the column that cannot be stored."
     _unique(list(df.columns))
     try: return pa.Table.from_pandas(df, preserve_index=False)
     except (pa.ArrowException, ValueError, TypeError) as e:
         bad = next((c for c in df.columns if _unstorable(df[c])), None)
-        raise WorkbenchError(f"column {bad!r} has type {df[bad].dtype}, which a dataset cannot store; convert it (e.g. to float or string)" if bad is not None
+        raise WorkbenchError(f"column {bad!r} has type {df[bad].dtype}, which a dataset cannot store; "
+                             "convert it (e.g. to float or string)" if bad is not None
                              else f"the DataFrame cannot be stored: {str(e).splitlines()[0]}") from None
-
-def _unstorable(col) -> bool:
-    try: pa.array(col, from_pandas=True); return False
-    except (pa.ArrowException, ValueError, TypeError): return True
-
 
 # %% ../nbs/03_data.ipynb #dd700bd1
 def _check_quotes(t:pa.Table, p:Path, delimiter:str) -> pa.Table:
@@ -113,14 +117,15 @@ def _check_quotes(t:pa.Table, p:Path, delimiter:str) -> pa.Table:
     import csv, gzip, pyarrow.compute as pc
     strings = [c for c in t.columns if pa.types.is_string(c.type) or pa.types.is_large_string(c.type)]
     if not any(pc.any(pc.match_substring_regex(c, '[\\r\\n]')).as_py() for c in strings): return t
-    with (gzip.open(p, 'rt', newline='') if p.name.lower().endswith('.gz') else open(p, newline='', encoding='utf-8', errors='replace')) as f:
+    gz = p.name.lower().endswith('.gz')
+    with (gzip.open(p, 'rt', newline='') if gz else open(p, newline='', encoding='utf-8', errors='replace')) as f:
         r, start = csv.reader(f, delimiter=delimiter, strict=True), 1
         try:
             for _ in r: start = r.line_num + 1
         except csv.Error:
-            raise WorkbenchError(f"{p} line {start}: a quoted value is never closed; close the quote or remove it") from None
+            raise WorkbenchError(f"{p} line {start}: a quoted value is never closed; "
+                                 "close the quote or remove it") from None
     return t
-
 
 # %% ../nbs/03_data.ipynb #70710f40
 def read_source(source) -> pa.Table:
@@ -128,11 +133,16 @@ def read_source(source) -> pa.Table:
     import pandas as pd
     if isinstance(source, pa.Table): return source.rename_columns(_unique(source.column_names))
     if isinstance(source, pd.DataFrame): return _from_frame(source)
-    if not isinstance(source, (str, Path)): raise WorkbenchError(f"cannot commit a {type(source).__name__}; pass a DataFrame, an Arrow table or a file path")
+    if not isinstance(source, (str, Path)):
+        raise WorkbenchError(f"cannot commit a {type(source).__name__}; "
+                             "pass a DataFrame, an Arrow table or a file path")
     p = Path(source)
     if not p.exists(): raise WorkbenchError(f"no such file: {p}")
-    kind = 'parquet' if p.is_dir() or p.suffix.lower() in ('.parquet', '.pq') else 'csv' if p.suffix.lower() in ('.csv', '.tsv', '.txt') or p.name.lower().endswith('.csv.gz') else None
-    if kind is None: raise WorkbenchError(f"{p} is neither CSV (.csv, .tsv, .csv.gz) nor Parquet (.parquet); convert it or rename it")
+    is_csv = p.suffix.lower() in ('.csv', '.tsv', '.txt') or p.name.lower().endswith('.csv.gz')
+    kind = 'parquet' if p.is_dir() or p.suffix.lower() in ('.parquet', '.pq') else 'csv' if is_csv else None
+    if kind is None:
+        raise WorkbenchError(f"{p} is neither CSV (.csv, .tsv, .csv.gz) nor Parquet (.parquet); "
+                             "convert it or rename it")
     try:
         if kind == 'parquet':
             import pyarrow.parquet as pq
@@ -140,7 +150,8 @@ def read_source(source) -> pa.Table:
             return t.rename_columns(_unique(t.column_names))
         import pyarrow.csv as pcsv
         sep = '\t' if p.suffix.lower() == '.tsv' else ','
-        t = pcsv.read_csv(p, parse_options=pcsv.ParseOptions(delimiter=sep), convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+        t = pcsv.read_csv(p, parse_options=pcsv.ParseOptions(delimiter=sep),
+                          convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
         return _check_quotes(t.rename_columns(_unique(t.column_names)), p, sep)
     except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
         raise WorkbenchError(f"could not read {p} as {kind.upper()}: {str(e).splitlines()[0]}") from None
@@ -167,8 +178,8 @@ class Version:
 def versions(ws:Workspace, name:str) -> list:
     "Every version of dataset `name`, oldest first."
     ws.create_table('datasets', SCHEMA)
-    rows = ws.sql('select * from datasets where name = $name order by seq', {'name': name}).to_arrow_table().to_pylist()
-    return [Version(**r) for r in rows]
+    rows = ws.sql('select * from datasets where name = $name order by seq', {'name': name}).to_arrow_table()
+    return [Version(**r) for r in rows.to_pylist()]
 
 # %% ../nbs/03_data.ipynb #8044b4a9
 def _write_atomic(t:pa.Table, dst:Path):
@@ -198,7 +209,9 @@ def commit(ws:Workspace, name:str, # dataset name: lower-case letters, digits an
     from workbench.workspace import _check_name
     _check_name(name, 'dataset')
     t = canonical(read_source(source))
-    if t.num_rows == 0: raise WorkbenchError(f"{source if isinstance(source, (str, Path)) else 'the data'} has no rows; nothing to commit")
+    if t.num_rows == 0:
+        what = source if isinstance(source, (str, Path)) else 'the data'
+        raise WorkbenchError(f"{what} has no rows; nothing to commit")
     vid = dataset_id(t)
     with ws.lock(f'dataset_{name}'):
         old = versions(ws, name)
@@ -218,16 +231,23 @@ _REF = re.compile(r'(?P<name>[a-z][a-z0-9_]*)(?:@(?P<rev>latest|[0-9a-f]{1,64}))
 def resolve(ws:Workspace, ref:str) -> Version:
     "The version `ref` names, e.g. `credit@latest`, `credit@3f2a9c`, `credit~1`."
     m = _REF.fullmatch(ref.strip() if isinstance(ref, str) else '')
-    if not m: raise WorkbenchError(f"{ref!r} is not a dataset reference; write NAME, NAME@latest, NAME@<id-prefix> or NAME~N")
+    if not m:
+        raise WorkbenchError(f"{ref!r} is not a dataset reference; write NAME, NAME@latest, NAME@<id-prefix> or NAME~N")
     name, rev, back = m['name'], m['rev'] or 'latest', int(m['back'] or 0)
     vs = versions(ws, name)
     if not vs:
         known = ws.sql('select distinct name from datasets order by name').fetchall()
         raise WorkbenchError(f"no dataset named {name!r} (datasets here: {', '.join(r[0] for r in known) or 'none'})")
     hits = [i for i, v in enumerate(vs) if rev == 'latest' and i == len(vs) - 1 or v.id.startswith(rev)]
-    if not hits: raise WorkbenchError(f"{name} has no version whose id starts with {rev!r}; `workbench data log {name}` lists them")
-    if len(hits) > 1: raise WorkbenchError(f"{name}@{rev} is ambiguous: it matches {', '.join(vs[i].short for i in hits)}; give more digits")
-    if hits[0] - back < 0: raise WorkbenchError(f"{ref} goes back {back} but {name}@{vs[hits[0]].short} has only {hits[0]} older version(s)")
+    if not hits:
+        raise WorkbenchError(f"{name} has no version whose id starts with {rev!r}; "
+                             f"`workbench data log {name}` lists them")
+    if len(hits) > 1:
+        matches = ', '.join(vs[i].short for i in hits)
+        raise WorkbenchError(f"{name}@{rev} is ambiguous: it matches {matches}; give more digits")
+    if hits[0] - back < 0:
+        raise WorkbenchError(f"{ref} goes back {back} but {name}@{vs[hits[0]].short} has only {hits[0]} "
+                             "older version(s)")
     return vs[hits[0] - back]
 
 # %% ../nbs/03_data.ipynb #69dfd1f5
@@ -256,13 +276,15 @@ def load(ws:Workspace, ref:str, # a dataset reference
 def profile(ws:Workspace, ref:str) -> 'pd.DataFrame':
     "Per-column summary of version `ref`: type, min, max, mean, std, distinct values, missing share."
     import duckdb
-    return duckdb.connect().execute('summarize select * from read_parquet(?)', [str(ws.root/resolve(ws, ref).path)]).df()
+    path = str(ws.root/resolve(ws, ref).path)
+    return duckdb.connect().execute('summarize select * from read_parquet(?)', [path]).df()
 
 # %% ../nbs/03_data.ipynb #18331088
 CATEGORICAL_MAX = 50  # a string column with at most this many distinct values is compared category by category
 
 def _q(col:str) -> str: return '"' + col.replace('"', '""') + '"'
 
+# %% ../nbs/03_data.ipynb #bda1e5e2
 def _stats(con, path:str, cols:dict) -> dict:
     aggs = []
     for c, t in cols.items():
@@ -299,8 +321,10 @@ class Diff:
         return '\n'.join(lines)
 
 # %% ../nbs/03_data.ipynb #4a898f1b
-def _categories(con, path, col): return {r[0] for r in con.execute(f"select distinct {_q(col)}::varchar from read_parquet(?)", [path]).fetchall()}
+def _categories(con, path, col):
+    return {r[0] for r in con.execute(f"select distinct {_q(col)}::varchar from read_parquet(?)", [path]).fetchall()}
 
+# %% ../nbs/03_data.ipynb #5c0812bf
 def diff(ws:Workspace, a:str, b:str) -> Diff:
     "Schema changes, row delta and moved column statistics from version `a` to version `b`."
     import duckdb, pandas as pd
@@ -309,15 +333,21 @@ def diff(ws:Workspace, a:str, b:str) -> Diff:
     common = {c: t for c, t in ta.items() if c in tb and tb[c] == t}
     con, pa_, pb = duckdb.connect(), str(ws.root/va.path), str(ws.root/vb.path)
     cols = ', '.join(map(_q, common))
-    only = lambda x, y: con.execute(f"select count(*) from (select {cols} from read_parquet(?) except all select {cols} from read_parquet(?))", [x, y]).fetchone()[0]
+    except_all = f"select {cols} from read_parquet(?) except all select {cols} from read_parquet(?)"
+    only = lambda x, y: con.execute(f"select count(*) from ({except_all})", [x, y]).fetchone()[0]
     sa, sb = _stats(con, pa_, common), _stats(con, pb, common)
     rows = [dict(column=c, statistic=k, a=sa[c][k], b=sb[c][k], moved=_moved(k, sa[c][k], sb[c][k], sa[c]))
-            for c in common for k in ('missing', 'mean', 'std', 'distinct') if sa[c][k] is not None or sb[c][k] is not None]
+            for c in common for k in ('missing', 'mean', 'std', 'distinct')
+            if sa[c][k] is not None or sb[c][k] is not None]
     for c, t in common.items():
         if t == 'string' and max(sa[c]['distinct'], sb[c]['distinct']) <= CATEGORICAL_MAX:
-            new, gone = _categories(con, pb, c) - _categories(con, pa_, c), _categories(con, pa_, c) - _categories(con, pb, c)
-            rows += [dict(column=c, statistic=f'new value {v!r}', a=0.0, b=1.0, moved=True) for v in sorted(new, key=str)]
-            rows += [dict(column=c, statistic=f'gone value {v!r}', a=1.0, b=0.0, moved=True) for v in sorted(gone, key=str)]
+            new = _categories(con, pb, c) - _categories(con, pa_, c)
+            gone = _categories(con, pa_, c) - _categories(con, pb, c)
+            rows += [dict(column=c, statistic=f'new value {v!r}', a=0.0, b=1.0, moved=True)
+                     for v in sorted(new, key=str)]
+            rows += [dict(column=c, statistic=f'gone value {v!r}', a=1.0, b=0.0, moved=True)
+                     for v in sorted(gone, key=str)]
     return Diff(va, vb, [c for c in tb if c not in ta], [c for c in ta if c not in tb],
                 [(c, ta[c], tb[c]) for c in ta if c in tb and ta[c] != tb[c]],
-                only(pa_, pb) if common else va.rows, only(pb, pa_) if common else vb.rows, pd.DataFrame(rows, columns=['column', 'statistic', 'a', 'b', 'moved']))
+                only(pa_, pb) if common else va.rows, only(pb, pa_) if common else vb.rows,
+                pd.DataFrame(rows, columns=['column', 'statistic', 'a', 'b', 'moved']))

@@ -19,7 +19,7 @@ def classifier_metrics(y, # the true classes
                        proba:np.ndarray, # class probabilities, a column per class in the order of `classes`
                        classes, # the model's classes
                        positive=None) -> dict: # a binary model's positive class; its last class when None
-    "Two classes: AUC, F1, log loss, Brier score and accuracy of the positive class's probability; more: macro AUC and F1, log loss, accuracy."
+    "AUC, F1, log loss, Brier score, accuracy of the positive class; more classes: macro AUC, F1, log loss, accuracy."
     from sklearn import metrics as m
     y, classes = np.asarray(y), list(classes)
     if len(classes) > 2: return _multiclass(y, proba, classes)
@@ -30,17 +30,22 @@ def classifier_metrics(y, # the true classes
     return dict(auc=auc, f1=m.f1_score(yb, pred, zero_division=0), log_loss=m.log_loss(yb, p, labels=[0, 1]),
                 brier=m.brier_score_loss(yb, p), accuracy=m.accuracy_score(yb, pred))
 
+# %% ../nbs/08_gates.ipynb #572c1cc2
 def _multiclass(y, proba:np.ndarray, classes:list) -> dict:
+    "Macro AUC (one class against the rest) and F1, log loss and accuracy."
     from sklearn import metrics as m
     pred = np.asarray(classes)[proba.argmax(axis=1)]
-    auc = m.roc_auc_score(y, proba, multi_class='ovr', average='macro', labels=classes) if set(y.tolist()) == set(classes) else float('nan')
+    auc = (m.roc_auc_score(y, proba, multi_class='ovr', average='macro', labels=classes)
+           if set(y.tolist()) == set(classes) else float('nan'))
     return dict(auc=auc, f1=m.f1_score(y, pred, average='macro', labels=classes, zero_division=0),
                 log_loss=m.log_loss(y, proba, labels=classes), accuracy=m.accuracy_score(y, pred))
 
+# %% ../nbs/08_gates.ipynb #572809dd
 def regressor_metrics(y, pred:np.ndarray) -> dict:
     "RMSE, MAE and R² of predictions."
     from sklearn import metrics as m
-    return dict(rmse=float(np.sqrt(m.mean_squared_error(y, pred))), mae=m.mean_absolute_error(y, pred), r2=m.r2_score(y, pred))
+    return dict(rmse=float(np.sqrt(m.mean_squared_error(y, pred))), mae=m.mean_absolute_error(y, pred),
+                r2=m.r2_score(y, pred))
 
 # %% ../nbs/08_gates.ipynb #8982c990
 def fairness(y, predicted, sensitive) -> tuple:
@@ -87,7 +92,8 @@ class Gate:
 
     def __str__(self):
         if self.passed is None: return f"{self.name}: skipped ({self.setting})"
-        return f"{self.name} = {self.value:.4g} {'passes' if self.passed else 'FAILS'} {self.rule} {self.threshold:g} ({self.setting})"
+        verdict = 'passes' if self.passed else 'FAILS'
+        return f"{self.name} = {self.value:.4g} {verdict} {self.rule} {self.threshold:g} ({self.setting})"
 
 # %% ../nbs/08_gates.ipynb #16f71abd
 @dataclass
@@ -109,7 +115,9 @@ class GateReport:
         c = self.champion_metrics or {}
         return {k: v - c[k] for k, v in self.metrics.items() if k in c}
     def gate(self, name): return next(g for g in self.gates if g.name == name)
-    def __str__(self): return '\n'.join([f"gates {'PASSED' if self.passed else 'FAILED'} on {self.rows} held-out rows"] + [f"  {g}" for g in self.gates])
+    def __str__(self):
+        head = f"gates {'PASSED' if self.passed else 'FAILED'} on {self.rows} held-out rows"
+        return '\n'.join([head] + [f"  {g}" for g in self.gates])
 
 # %% ../nbs/08_gates.ipynb #f5359247
 def to_json(r:GateReport) -> str:
@@ -136,16 +144,22 @@ def evaluate(model, # the candidate: `predict_proba` (classifier) or `predict` (
              positive=None) -> GateReport: # a binary classifier's positive class; its last class when None
     "Score `model` (and `champion`) on held-out rows and check every gate against its threshold."
     s = settings or load_settings()
-    if len(X) != len(y) or len(X) == 0: raise WorkbenchError(f"held-out features have {len(X)} rows but the target has {len(y)}; give the same non-zero number")
-    if sensitive is not None and len(sensitive) != len(X): raise WorkbenchError(f"the sensitive column has {len(sensitive)} rows, not {len(X)}")
+    if len(X) != len(y) or len(X) == 0:
+        raise WorkbenchError(f"held-out features have {len(X)} rows but the target has {len(y)}; "
+                             "give the same non-zero number")
+    if sensitive is not None and len(sensitive) != len(X):
+        raise WorkbenchError(f"the sensitive column has {len(sensitive)} rows, not {len(X)}")
     clf = hasattr(model, 'predict_proba')
     classes = _classes(model) if clf else []
     pos = classes[-1] if positive is None and clf else positive
-    score = lambda m: classifier_metrics(y, m.predict_proba(X), _classes(m), pos if len(classes) == 2 else None) if clf else regressor_metrics(y, m.predict(X))
+    score = lambda m: (classifier_metrics(y, m.predict_proba(X), _classes(m), pos if len(classes) == 2 else None)
+                       if clf else regressor_metrics(y, m.predict(X)))
     mets, champ = score(model), champion and score(champion)
     fair = sensitive is not None and len(classes) <= 2  # a multiclass model has no positive class to compare groups on
-    pred = (model.predict_proba(X)[:, classes.index(pos)] >= 0.5).astype(int) if clf and fair else None if clf else model.predict(X)
-    groups, dp, eo = fairness(np.asarray(y) == pos if clf else y, pred, sensitive) if fair else (pd.DataFrame(), None, None)
+    pred = ((model.predict_proba(X)[:, classes.index(pos)] >= 0.5).astype(int) if clf and fair
+            else None if clf else model.predict(X))
+    groups, dp, eo = (fairness(np.asarray(y) == pos if clf else y, pred, sensitive) if fair
+                      else (pd.DataFrame(), None, None))
     lat = latency(model, X, latency_rows)
     key, main = ('auc', 'gates.min_auc') if clf else ('r2', 'gates.min_r2')
     gates = [_gate(s, key, mets[key], main, '>='), _gate(s, 'fairness_gap', dp, 'gates.max_fairness_gap', '<='),
@@ -155,4 +169,5 @@ def evaluate(model, # the candidate: `predict_proba` (classifier) or `predict` (
              _gate(s, 'parity', parity, 'gates.parity_tolerance', '<=')]
     return GateReport(gates, mets, champ, groups.to_dict('records'), lat, len(X))
 
+# %% ../nbs/08_gates.ipynb #85762959
 def _classes(m): return list(getattr(m, 'classes', None) if getattr(m, 'classes', None) is not None else m.classes_)

@@ -1,4 +1,4 @@
-"""The Jupyter server extension: the JupyterLab sidebar's data, behind Jupyter's own login, and the dashboards inside the same Jupyter server.
+"""The Jupyter server extension: the JupyterLab sidebar's data behind Jupyter's login, and the dashboards in its server.
 
 Docs: https://mlops-workbench.github.io/workbench/jupyter.html.md"""
 
@@ -25,39 +25,48 @@ def _canary(ws:Workspace, name:str, challenger:int|None) -> dict:
     share = json.loads(e.after.iloc[0]).get('share', 0) if len(e) else None
     if challenger is None: return dict(share=share, state='none')
     if share is None: return dict(share=None, state=f'challenger v{challenger} waiting for a server')
-    return dict(share=share, state=f'canary v{challenger} at {share:.0%}' if share else f'challenger v{challenger}, no traffic')
+    return dict(share=share, state=f'canary v{challenger} at {share:.0%}' if share
+                else f'challenger v{challenger}, no traffic')
 
+# %% ../nbs/22_jupyter.ipynb #c200a9f4
 def _models(ws:Workspace) -> list:
     from workbench import registry
     df = registry.versions(ws)
     out = []
     for name, g in df.groupby('name', sort=True):
         role = lambda alias: next((int(v) for v, a in zip(g.version, g.aliases) if alias in a), None)
-        out.append(dict(name=name, champion=role('champion'), challenger=role('challenger'), canary=_canary(ws, name, role('challenger')),
+        out.append(dict(name=name, champion=role('champion'), challenger=role('challenger'),
+                        canary=_canary(ws, name, role('challenger')),
                         versions=[dict(version=int(v), aliases=list(a), gates_passed=None if pd.isna(p) else bool(p))
                                   for v, a, p in zip(g.version, g.aliases, g.gates_passed)]))
     return out
 
+# %% ../nbs/22_jupyter.ipynb #86a97cf7
 def _runs(ws:Workspace, most:int) -> list:
     from workbench import views
     df = views.runs(ws, limit=most)
     metrics = [c for c in df if c.startswith('metrics.')]
-    return [dict(run_id=r.run_id, run_name=r.run_name, experiment=r.experiment, status=r.status, start_time=r.start_time.isoformat(),
+    return [dict(run_id=r.run_id, run_name=r.run_name, experiment=r.experiment, status=r.status,
+                 start_time=r.start_time.isoformat(),
                  metrics={m.removeprefix('metrics.'): float(r[m]) for m in metrics if pd.notna(r[m])})
             for _, r in df.iterrows()]
 
+# %% ../nbs/22_jupyter.ipynb #81cb1c86
 def _open_alerts(ws:Workspace, models:list) -> list:
     from workbench import audit
     champions = {f"{m['name']}/{m['champion']}" for m in models if m['champion'] is not None}
     log = audit.log(ws, 1000)
     log = log[log.action.isin(ALERTS) & log.subject.isin(champions)]
-    return [dict(time=t.isoformat(), kind=a.removeprefix('alert.'), subject=s, reason=r) for t, a, s, r in zip(log.time, log.action, log.subject, log.reason)]
+    return [dict(time=t.isoformat(), kind=a.removeprefix('alert.'), subject=s, reason=r)
+            for t, a, s, r in zip(log.time, log.action, log.subject, log.reason)]
 
+# %% ../nbs/22_jupyter.ipynb #233494c1
 def summary(ws:Workspace, runs:int=20) -> dict: # runs: how many of the newest runs
     "What JupyterLab's workbench sidebar and status bar show, as JSON-ready data."
     models = _models(ws)
     alerts = _open_alerts(ws, models)
-    return dict(workspace=str(ws.root), models=models, runs=_runs(ws, runs), alerts=alerts, open_alerts=len(alerts), dashboard=f'{DASHBOARD}/')
+    return dict(workspace=str(ws.root), models=models, runs=_runs(ws, runs), alerts=alerts, open_alerts=len(alerts),
+                dashboard=f'{DASHBOARD}/')
 
 # %% ../nbs/22_jupyter.ipynb #73e50177
 def _handlers(base_url:str):
@@ -74,6 +83,7 @@ def _handlers(base_url:str):
 
     return [(url_path_join(base_url, 'workbench', 'api', 'summary'), Summary)]
 
+# %% ../nbs/22_jupyter.ipynb #056a3867
 def _jupyter_server_extension_points(): return [{'module': 'workbench.jupyter'}]
 
 def _load_jupyter_server_extension(serverapp):
@@ -87,8 +97,10 @@ def _jupyter_origins() -> list:
     from jupyter_server.serverapp import ServerApp
     if not ServerApp.initialized(): return []
     app = ServerApp.instance()
-    return [f'{h}:{app.port}' for h in dict.fromkeys([app.ip or 'localhost', '127.0.0.1', 'localhost']) if h not in ('', '0.0.0.0', '::')]
+    hosts = dict.fromkeys([app.ip or 'localhost', '127.0.0.1', 'localhost'])
+    return [f'{h}:{app.port}' for h in hosts if h not in ('', '0.0.0.0', '::')]
 
+# %% ../nbs/22_jupyter.ipynb #ee9f4aad
 def dashboard_proxy() -> dict:
     "How `jupyter-server-proxy` starts and reaches the dashboards."
     wb = Path(sys.executable).parent/'workbench'

@@ -1,4 +1,4 @@
-"""A governed model registry over MLflow's: approvals, a promotion policy that cannot be bypassed, alias history and lineage.
+"""A governed model registry over MLflow's: approvals, a policy that cannot be bypassed, alias history and lineage.
 
 Docs: https://mlops-workbench.github.io/workbench/registry.html.md"""
 
@@ -18,8 +18,6 @@ import pandas as pd
 from .config import WorkbenchError
 from .workspace import Workspace
 from . import audit
-
-# %% ../nbs/09_registry.ipynb #2e394e5d
 from .errors import PolicyError
 
 # %% ../nbs/09_registry.ipynb #2a7b09fd
@@ -32,12 +30,14 @@ def client(ws:Workspace):
     tracking.prepare_store(ws)
     return MlflowClient(ws.tracking_uri, registry_uri=ws.tracking_uri)
 
+# %% ../nbs/09_registry.ipynb #c555d24f
 _REF = re.compile(r'(?P<name>[a-z][a-z0-9_-]{0,99})(?:/(?P<version>\d+)|@(?P<alias>[a-z][a-z0-9_-]*))?')
 
 def parse_ref(ref:str) -> tuple:
     "`(name, version, alias)` of `NAME`, `NAME/VERSION` or `NAME@ALIAS`."
     m = _REF.fullmatch(ref.strip()) if isinstance(ref, str) else None
-    if not m: raise WorkbenchError(f"{ref!r} is not a model reference; write NAME/VERSION (credit-default/3) or NAME@ALIAS (credit-default@champion)")
+    if not m: raise WorkbenchError(f"{ref!r} is not a model reference; "
+                                   "write NAME/VERSION (credit-default/3) or NAME@ALIAS (credit-default@champion)")
     return m['name'], m['version'] and int(m['version']), m['alias']
 
 # %% ../nbs/09_registry.ipynb #b40795c2
@@ -55,31 +55,37 @@ class ModelVersion:
     @property
     def ref(self): return f'{self.name}/{self.version}'
 
-# %% ../nbs/09_registry.ipynb #5bc2c321
-def _version(ws, c, name, version, approvals:dict|None=None) -> ModelVersion: # approvals: `_approvals(ws, name)`, read here when None
-    from mlflow.exceptions import MlflowException
-    try: mv = c.get_model_version(name, str(version))
-    except MlflowException:
-        known = [int(v.version) for v in c.search_model_versions(f"name = '{name}'")] if _exists(c, name) else None
-        raise WorkbenchError(f"model {name} has no version {version} (versions: {', '.join(map(str, sorted(known))) or 'none'})"
-                             if known is not None else f"no registered model named {name!r}") from None
-    t = mv.tags
-    return ModelVersion(name, int(mv.version), mv.run_id, mv.source, t.get('workbench.dataset', ''), t.get('workbench.dataset_id', ''),
-                        {'true': True, 'false': False}.get(t.get('workbench.gates_passed')),
-                        float(t['workbench.parity']) if t.get('workbench.parity') else None, t.get('workbench.registered_by', ''),
-                        datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc), list(mv.aliases or []),
-                        (_approvals(ws, name) if approvals is None else approvals).get(f'{name}/{mv.version}', []),
-                        json.loads(t.get('workbench.feature_views') or '{}'))
-
+# %% ../nbs/09_registry.ipynb #c3bb5046
 def _exists(c, name) -> bool:
     from mlflow.exceptions import MlflowException
     try: c.get_registered_model(name); return True
     except MlflowException: return False
 
+# %% ../nbs/09_registry.ipynb #0ecf9f9f
 def _approvals(ws, name) -> dict:
-    "Subject (`name/version`) -> its approvers, oldest first, for every version of model `name`, in one read of the log."
+    "Subject (`name/version`) -> its approvers, oldest first, for every version of model `name`, in one log read."
     df = audit.log(ws, action='model.approve', subject=f'{name}/')
     return {s: g.actor.tolist()[::-1] for s, g in df.groupby('subject')}
+
+# %% ../nbs/09_registry.ipynb #5bc2c321
+def _version(ws, c, name, version,
+             approvals:dict|None=None) -> ModelVersion: # approvals: `_approvals(ws, name)`, read here when None
+    from mlflow.exceptions import MlflowException
+    try: mv = c.get_model_version(name, str(version))
+    except MlflowException:
+        known = [int(v.version) for v in c.search_model_versions(f"name = '{name}'")] if _exists(c, name) else None
+        listed = ', '.join(map(str, sorted(known or []))) or 'none'
+        raise WorkbenchError(f"model {name} has no version {version} (versions: {listed})"
+                             if known is not None else f"no registered model named {name!r}") from None
+    t = mv.tags
+    return ModelVersion(name, int(mv.version), mv.run_id, mv.source,
+                        t.get('workbench.dataset', ''), t.get('workbench.dataset_id', ''),
+                        {'true': True, 'false': False}.get(t.get('workbench.gates_passed')),
+                        float(t['workbench.parity']) if t.get('workbench.parity') else None,
+                        t.get('workbench.registered_by', ''),
+                        datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc), list(mv.aliases or []),
+                        (_approvals(ws, name) if approvals is None else approvals).get(f'{name}/{mv.version}', []),
+                        json.loads(t.get('workbench.feature_views') or '{}'))
 
 # %% ../nbs/09_registry.ipynb #ee8fbc3b
 def get(ws:Workspace, ref:str) -> ModelVersion:
@@ -112,20 +118,23 @@ def _recorded_types(run) -> dict:
         for s in specs: out.setdefault(s['name'], (s['type'], s.get('required', True)))
     return out
 
+# %% ../nbs/09_registry.ipynb #8dadacb6
 def mlflow_signature(signature:list, # the model's inputs, `{'name', 'type', 'nullable'}` each
                      recorded:dict|None=None, # column -> (MLflow type, required), e.g. `_recorded_types(run)`
                      classes=None): # the classifier's classes; None for a regressor
-    "MLflow's `ModelSignature` of a workbench model: original column names and types, optional where a value may be missing."
+    "MLflow's `ModelSignature` of a workbench model: original column names and types, optional where values may miss."
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
     cols = []
     for s in signature:
         typ, required = (recorded or {}).get(s['name'], ('double', True))
         optional = s.get('nullable', False) or not required
-        t = 'string' if s['type'] == 'string' else AnyType() if typ in ('long', 'integer') and optional else typ if typ in ('long', 'integer', 'boolean', 'float', 'double') else 'double'
+        t = ('string' if s['type'] == 'string' else AnyType() if typ in ('long', 'integer') and optional
+             else typ if typ in ('long', 'integer', 'boolean', 'float', 'double') else 'double')
         cols.append(ColSpec(t, s['name'], required=not optional))
     label = 'double' if classes is None else 'string' if any(isinstance(c, str) for c in classes) else 'long'
-    return ModelSignature(Schema(cols), Schema([ColSpec(label)]), ParamSchema([ParamSpec('predict_method', 'string', 'predict')]))
+    params = ParamSchema([ParamSpec('predict_method', 'string', 'predict')])
+    return ModelSignature(Schema(cols), Schema([ColSpec(label)]), params)
 
 # %% ../nbs/09_registry.ipynb #35c0d64a
 class _OnnxFlavour:
@@ -135,7 +144,8 @@ class _OnnxFlavour:
         import mlflow, onnxruntime, numpy
         from workbench import onnx_pyfunc
         reqs = [f'onnxruntime=={onnxruntime.__version__}', f'numpy=={numpy.__version__}', f'pandas=={pd.__version__}']
-        mlflow.onnx.save_model(onnx_model, path, mlflow_model=mlflow_model, code_paths=[onnx_pyfunc.__file__], pip_requirements=reqs, **kwargs)
+        mlflow.onnx.save_model(onnx_model, path, mlflow_model=mlflow_model, code_paths=[onnx_pyfunc.__file__],
+                               pip_requirements=reqs, **kwargs)
         mlflow_model.flavors['python_function']['loader_module'] = 'onnx_pyfunc'
         mlflow_model.save(str(Path(path)/'MLmodel'))
 
@@ -143,14 +153,16 @@ class _OnnxFlavour:
 def log_candidate(ws:Workspace, run_id:str, # the training run
                   exported, # a `workbench.onnx.Exported`: ONNX bytes, signature and parity
                   report=None): # a `workbench.gates.GateReport`, if the candidate was gated already
-    "Log the ONNX model (scoring DataFrames through MLflow's pyfunc too), its signature, parity and gate report with the run; returns the model URI."
+    "Log the ONNX model (also scored through MLflow's pyfunc), signature, parity and gate report with the run; its URI"
     import mlflow, onnx as onnx_lib
     from dataclasses import asdict
     from workbench import tracking
     with tracking.using(ws), _in_run(run_id):
         from workbench.onnx import OnnxModel
-        sig = mlflow_signature(exported.signature, _recorded_types(mlflow.get_run(run_id)), OnnxModel(exported.onnx).classes)
-        info = mlflow.models.Model.log(None, _OnnxFlavour, name='model', flavor_name='mlflow.onnx', onnx_model=onnx_lib.load_from_string(exported.onnx), signature=sig)
+        sig = mlflow_signature(exported.signature, _recorded_types(mlflow.get_run(run_id)),
+                               OnnxModel(exported.onnx).classes)
+        info = mlflow.models.Model.log(None, _OnnxFlavour, name='model', flavor_name='mlflow.onnx',
+                                       onnx_model=onnx_lib.load_from_string(exported.onnx), signature=sig)
         mlflow.log_dict({'inputs': exported.signature}, 'signature.json')
         mlflow.log_dict(asdict(exported.parity), 'parity.json')
         mlflow.set_tags({'workbench.onnx_model': info.model_uri, 'workbench.parity': exported.parity.max_abs_diff})
@@ -171,14 +183,20 @@ def log_gates(ws:Workspace, run_id:str, report) -> None:
 def _run(c, run_id):
     from mlflow.exceptions import MlflowException
     try: return c.get_run(run_id)
-    except MlflowException: raise WorkbenchError(f"no MLflow run {run_id!r} in this workspace's tracking store") from None
+    except MlflowException:
+        raise WorkbenchError(f"no MLflow run {run_id!r} in this workspace's tracking store") from None
 
+# %% ../nbs/09_registry.ipynb #a451911b
 def gate_report(ws:Workspace, run_id:str):
     "The run's saved `GateReport`, or None."
     from workbench import gates
     c = client(ws)
     if not any(a.path == 'gate_report.json' for a in c.list_artifacts(run_id)): return None
-    with tempfile.TemporaryDirectory() as d: return gates.from_json(Path(c.download_artifacts(run_id, 'gate_report.json', d)).read_text())
+    with tempfile.TemporaryDirectory() as d:
+        return gates.from_json(Path(c.download_artifacts(run_id, 'gate_report.json', d)).read_text())
+
+# %% ../nbs/09_registry.ipynb #27f3a2c8
+def _lock(name): return 'model_' + re.sub(r'[^a-z0-9_]', '_', name)
 
 # %% ../nbs/09_registry.ipynb #14366834
 def register(ws:Workspace, run_id:str, # the run whose ONNX model to register
@@ -189,27 +207,31 @@ def register(ws:Workspace, run_id:str, # the run whose ONNX model to register
     c, actor = client(ws), actor or audit.current_actor(ws)
     run = _run(c, run_id)
     uri = run.data.tags.get('workbench.onnx_model')
-    if not uri: raise WorkbenchError(f"run {run_id} has no ONNX model; log one with registry.log_candidate before registering")
+    if not uri:
+        raise WorkbenchError(f"run {run_id} has no ONNX model; log one with registry.log_candidate before registering")
     report = gate_report(ws, run_id)
-    tags = {'workbench.dataset': run.data.tags.get('workbench.dataset', ''), 'workbench.dataset_id': run.data.tags.get('workbench.dataset_id', ''),
+    tags = {'workbench.dataset': run.data.tags.get('workbench.dataset', ''),
+            'workbench.dataset_id': run.data.tags.get('workbench.dataset_id', ''),
             'workbench.gates_passed': 'missing' if report is None else str(report.passed).lower(),
             'workbench.parity': run.data.tags.get('workbench.parity', ''), 'workbench.registered_by': actor,
             'workbench.feature_views': run.data.tags.get('workbench.feature_views', '')}
     with ws.lock(_lock(name)):
         if not _exists(c, name): c.create_registered_model(name, description='Registered by the MLOps Workbench')
         from workbench import tracking
-        with tracking.using(ws): mv = c.create_model_version(name, uri, run_id=run_id, tags=tags)  # resolves models:/ globally
-        audit.record(ws, 'model.register', f'{name}/{mv.version}', after={'run_id': run_id, **{k.split('.')[1]: v for k, v in tags.items()}}, actor=actor)
+        with tracking.using(ws):  # resolves models:/ globally
+            mv = c.create_model_version(name, uri, run_id=run_id, tags=tags)
+        after = {'run_id': run_id, **{k.split('.')[1]: v for k, v in tags.items()}}
+        audit.record(ws, 'model.register', f'{name}/{mv.version}', after=after, actor=actor)
     return _version(ws, c, name, mv.version)
-
-def _lock(name): return 'model_' + re.sub(r'[^a-z0-9_]', '_', name)
 
 # %% ../nbs/09_registry.ipynb #9ec253eb
 def _check_approver(ws, mv, who):
-    if not isinstance(who, str) or not who.strip(): raise WorkbenchError(f"the approver must be a person's name, not {who!r}")
+    if not isinstance(who, str) or not who.strip():
+        raise WorkbenchError(f"the approver must be a person's name, not {who!r}")
     s = ws.settings
     allowed = [a.strip() for a in s['promotion.approvers'].split(',') if a.strip()]
-    if who == mv.registered_by: raise PolicyError(f"{who} registered {mv.ref} and so cannot approve it (rule: four eyes)")
+    if who == mv.registered_by:
+        raise PolicyError(f"{who} registered {mv.ref} and so cannot approve it (rule: four eyes)")
     if who in mv.approvals: raise PolicyError(f"{who} has already approved {mv.ref}")
     if who == s['promotion.pipeline_identity'] and not s['promotion.allow_pipeline_approval']:
         raise PolicyError(f"the pipeline identity {who} may not approve (promotion.allow_pipeline_approval is false)")
@@ -239,9 +261,12 @@ def history(ws:Workspace, name:str) -> pd.DataFrame:
     rows = []
     for e in audit.log(ws, subject=name).query('subject == @name and action in @MOVES').iloc[::-1].itertuples():
         before, after = json.loads(e.before or '{}'), json.loads(e.after or '{}')
-        for alias in after: rows.append(dict(time=e.time, actor=e.actor, action=e.action, alias=alias, **{'from': before.get(alias)}, to=after[alias], reason=e.reason))
+        for alias in after:
+            rows.append(dict(time=e.time, actor=e.actor, action=e.action, alias=alias, **{'from': before.get(alias)},
+                             to=after[alias], reason=e.reason))
     return pd.DataFrame(rows, columns=['time', 'actor', 'action', 'alias', 'from', 'to', 'reason'])
 
+# %% ../nbs/09_registry.ipynb #5e57b41f
 def _champions(ws, name) -> list:
     "The stack of champion versions the audit log implies, the current one last."
     stack = []
@@ -256,8 +281,9 @@ def champion(ws:Workspace, name:str) -> ModelVersion:
     mv = get(ws, f'{name}@champion')
     audited = (_champions(ws, name) or [None])[-1]
     if audited != mv.version:
-        raise PolicyError(f"the champion alias of {name} points to version {mv.version} but the audit log says {audited}: "
-                          f"it was moved outside the workbench; restore it with `workbench registry promote` or `rollback`")
+        raise PolicyError(f"the champion alias of {name} points to version {mv.version} but the audit log says "
+                          f"{audited}: it was moved outside the workbench; restore it with "
+                          "`workbench registry promote` or `rollback`")
     return mv
 
 # %% ../nbs/09_registry.ipynb #9a5f105d
@@ -278,11 +304,13 @@ def _move(ws, name, alias, version, action, actor, reason):
     except Exception: old = None
     if version is None: c.delete_registered_model_alias(name, alias)
     else: c.set_registered_model_alias(name, alias, str(version))
-    audit.record(ws, action, name, before={alias: old}, after={alias: version}, reason=reason, actor=actor or audit.current_actor(ws))
+    audit.record(ws, action, name, before={alias: old}, after={alias: version}, reason=reason,
+                 actor=actor or audit.current_actor(ws))
     return old
 
 # %% ../nbs/09_registry.ipynb #3b4185f9
-def promote(ws:Workspace, ref:str, # the version to make champion, e.g. 'credit-default/3' or 'credit-default@challenger'
+def promote(ws:Workspace,
+            ref:str, # the version to make champion, e.g. 'credit-default/3' or 'credit-default@challenger'
             actor:str|None=None, reason:str='') -> ModelVersion:
     "Make a version the champion if the promotion policy allows it; the old champion can be restored with `rollback`."
     name = parse_ref(ref)[0]
@@ -291,7 +319,8 @@ def promote(ws:Workspace, ref:str, # the version to make champion, e.g. 'credit-
         if 'champion' in mv.aliases: raise WorkbenchError(f"{mv.ref} is already the champion")
         check_policy(ws, mv)
         _move(ws, name, 'champion', mv.version, 'model.promote', actor, reason)
-        if 'challenger' in mv.aliases: _move(ws, name, 'challenger', None, 'model.challenger', actor, 'promoted to champion')
+        if 'challenger' in mv.aliases:
+            _move(ws, name, 'challenger', None, 'model.challenger', actor, 'promoted to champion')
     return get(ws, mv.ref)
 
 # %% ../nbs/09_registry.ipynb #c0f46585
@@ -301,7 +330,8 @@ def set_challenger(ws:Workspace, ref:str, actor:str|None=None, reason:str='') ->
     with ws.lock(_lock(name)):
         mv = get(ws, ref)
         report = gate_report(ws, mv.run_id)
-        if report is None or not report.passed: raise PolicyError(f"{mv.ref} has no passing gate report (rule: a challenger must pass every gate)")
+        if report is None or not report.passed:
+            raise PolicyError(f"{mv.ref} has no passing gate report (rule: a challenger must pass every gate)")
         _move(ws, name, 'challenger', mv.version, 'model.challenger', actor, reason)
     return get(ws, mv.ref)
 
@@ -312,7 +342,8 @@ def clear_challenger(ws:Workspace, name:str, version:int|None=None, # clear only
     with ws.lock(_lock(name)):
         try: current = int(client(ws).get_model_version_by_alias(name, 'challenger').version)
         except Exception: raise WorkbenchError(f"{name} has no challenger") from None
-        if version is not None and current != int(version): raise WorkbenchError(f"the challenger of {name} is version {current} now, not {version}")
+        if version is not None and current != int(version):
+            raise WorkbenchError(f"the challenger of {name} is version {current} now, not {version}")
         _move(ws, name, 'challenger', None, 'model.challenger', actor, reason)
     return current
 
@@ -332,7 +363,8 @@ def versions(ws:Workspace, name:str|None=None) -> pd.DataFrame:
     c = client(ws)
     names = [name] if name else [m.name for m in c.search_registered_models()]
     if name and not _exists(c, name): raise WorkbenchError(f"no registered model named {name!r}")
-    rows = [vars(_version(ws, c, n, int(v.version), ok)) for n in names for ok in [_approvals(ws, n)] for v in c.search_model_versions(f"name = '{n}'")]
+    rows = [vars(_version(ws, c, n, int(v.version), ok)) for n in names for ok in [_approvals(ws, n)]
+            for v in c.search_model_versions(f"name = '{n}'")]
     df = pd.DataFrame(rows, columns=list(ModelVersion.__dataclass_fields__))
     return df.sort_values(['name', 'version'], ascending=[True, False]).reset_index(drop=True)
 
@@ -347,13 +379,18 @@ def lineage(ws:Workspace, ref:str) -> dict:
         try:
             v = data.resolve(ws, mv.dataset)
             by_id = {x.id: x for x in data.versions(ws, v.name)}
-            while v: chain.append(dict(ref=v.ref, id=v.id, rows=v.rows, author=v.author, created_at=v.created_at, message=v.message)); v = by_id.get(v.parent)
+            while v:
+                chain.append(dict(ref=v.ref, id=v.id, rows=v.rows, author=v.author, created_at=v.created_at,
+                                  message=v.message))
+                v = by_id.get(v.parent)
         except WorkbenchError: chain.append(dict(ref=mv.dataset, id=mv.dataset_id, missing=True))
     events = audit.log(ws, subject=mv.name).query('subject == @mv.ref or subject == @mv.name')
-    return dict(model=dict(ref=mv.ref, aliases=mv.aliases, gates_passed=mv.gates_passed, parity=mv.parity, approvals=mv.approvals),
-                run=dict(run_id=run.info.run_id, experiment_id=run.info.experiment_id, name=run.info.run_name, status=run.info.status,
-                         params=run.data.params, metrics=run.data.metrics, code_version=run.data.tags.get('workbench.code_version', '')),
-                datasets=chain, events=events[['seq', 'time', 'actor', 'action', 'subject', 'reason']].iloc[::-1].to_dict('records'))
+    model = dict(ref=mv.ref, aliases=mv.aliases, gates_passed=mv.gates_passed, parity=mv.parity, approvals=mv.approvals)
+    run = dict(run_id=run.info.run_id, experiment_id=run.info.experiment_id, name=run.info.run_name,
+               status=run.info.status, params=run.data.params, metrics=run.data.metrics,
+               code_version=run.data.tags.get('workbench.code_version', ''))
+    events = events[['seq', 'time', 'actor', 'action', 'subject', 'reason']].iloc[::-1].to_dict('records')
+    return dict(model=model, run=run, datasets=chain, events=events)
 
 # %% ../nbs/09_registry.ipynb #3a0faa66
 def load_onnx(ws:Workspace, ref:str) -> tuple:
@@ -363,5 +400,6 @@ def load_onnx(ws:Workspace, ref:str) -> tuple:
     import mlflow
     with tempfile.TemporaryDirectory() as d:
         from workbench import tracking
-        with tracking.using(ws): p = Path(mlflow.artifacts.download_artifacts(f'models:/{name}/{mv.version}', dst_path=d))
+        with tracking.using(ws):
+            p = Path(mlflow.artifacts.download_artifacts(f'models:/{name}/{mv.version}', dst_path=d))
         return (p/'model.onnx').read_bytes(), mv

@@ -1,4 +1,4 @@
-"""Train inside an MLflow run that records the exact dataset version, features, code version and model; compare runs as data.
+"""Train in an MLflow run that records the exact dataset version, features, code version and model; compare runs as data.
 
 Docs: https://mlops-workbench.github.io/workbench/tracking.html.md"""
 
@@ -30,7 +30,8 @@ def _sqlite_file(uri:str) -> Path|None:
 
 def _ro(db:Path) -> sqlite3.Connection:
     "A read-only connection to the SQLite file `db` that waits up to 30 s for a writer."
-    return sqlite3.connect(f'{db.as_uri()}?mode=ro', uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+    return sqlite3.connect(f'{db.as_uri()}?mode=ro', uri=True, timeout=30, isolation_level=None,
+                           check_same_thread=False)
 
 # %% ../nbs/07_tracking.ipynb #299bd868
 _prepared = set()  # stores this process has already prepared
@@ -56,7 +57,8 @@ def prepare_store(ws:Workspace) -> str:
 # %% ../nbs/07_tracking.ipynb #b36d49e7
 def code_version(folder:str|Path|None=None) -> str: # a folder in the repository; the current one when None
     "The git commit checked out in `folder`'s repository, with `+dirty` if tracked files changed; '' outside git."
-    git = lambda *a: subprocess.run(['git', '-C', str(folder or Path.cwd()), *a], capture_output=True, text=True, timeout=10)
+    git = lambda *a: subprocess.run(['git', '-C', str(folder or Path.cwd()), *a], capture_output=True, text=True,
+                                    timeout=10)
     try:
         head = git('rev-parse', '--verify', 'HEAD')
         if head.returncode: return ''
@@ -70,7 +72,8 @@ def run_source() -> str:
     if os.environ.get('WORKBENCH_SOURCE'): return os.environ['WORKBENCH_SOURCE']
     try:
         from IPython import get_ipython
-        if (ip := get_ipython()) is not None and ip.user_ns.get('__vsc_ipynb_file__'): return ip.user_ns['__vsc_ipynb_file__']
+        if (ip := get_ipython()) is not None and ip.user_ns.get('__vsc_ipynb_file__'):
+            return ip.user_ns['__vsc_ipynb_file__']
     except ImportError: pass
     if os.environ.get('JPY_SESSION_NAME'): return os.environ['JPY_SESSION_NAME']
     return str(Path(sys.argv[0]).resolve()) if sys.argv and sys.argv[0] else ''
@@ -90,7 +93,8 @@ def project_version(source:str='') -> str: # the running notebook or script, as 
 def _tracking(uri:str):
     "Point MLflow's fluent API at `uri` for the block, then restore the previous URI and `MLFLOW_TRACKING_URI`."
     import mlflow
-    env = os.environ.get('MLFLOW_TRACKING_URI')  # MLflow keeps a URI set through its API here too, so this is the one to restore
+    # MLflow keeps a URI set through its API here too, so this is the one to restore
+    env = os.environ.get('MLFLOW_TRACKING_URI')
     mlflow.set_tracking_uri(uri)
     try: yield
     finally: mlflow.set_tracking_uri(env)  # None unsets it, and the variable with it
@@ -129,12 +133,15 @@ def _run_tags(v:'data.Version', features:list, target:str) -> dict:
     if re.fullmatch(r'[0-9a-f]{40}(\+dirty)?', commit): tags['mlflow.source.git.commit'] = commit.removesuffix('+dirty')
     return tags
 
+# %% ../nbs/07_tracking.ipynb #fba2e1f2
 def _check_columns(v:'data.Version', features:list, target:str):
     cols = [c for c, _ in v.fields]
     if not features: raise WorkbenchError("features is empty; list the columns the model uses")
     if missing := [c for c in [*features, target] if c not in cols]:
-        raise WorkbenchError(f"{v.ref} has no column(s) {', '.join(map(repr, missing))}; its columns are {', '.join(cols)}")
-    if target in features: raise WorkbenchError(f"target {target!r} is also listed as a feature; remove it from features")
+        raise WorkbenchError(f"{v.ref} has no column(s) {', '.join(map(repr, missing))}; "
+                             f"its columns are {', '.join(cols)}")
+    if target in features:
+        raise WorkbenchError(f"target {target!r} is also listed as a feature; remove it from features")
 
 # %% ../nbs/07_tracking.ipynb #cf2b8ffb
 def _log_dataset(ws:Workspace, v:'data.Version', df, target:str):
@@ -158,7 +165,8 @@ class TrainingRun:
     def X(self): return self.data[self.features]
     @property
     def y(self): return self.data[self.target]
-    def __repr__(self): return f"TrainingRun({self.run_id!r}, {self.dataset.ref}, {len(self.features)} features -> {self.target!r})"
+    def __repr__(self):
+        return f"TrainingRun({self.run_id!r}, {self.dataset.ref}, {len(self.features)} features -> {self.target!r})"
 
 # %% ../nbs/07_tracking.ipynb #ed82a047
 @contextmanager
@@ -167,11 +175,12 @@ def start_run(ws:Workspace, experiment:str, # MLflow experiment name, created if
               features:list, target:str, # the feature columns and the label column
               params:dict|None=None, # hyper-parameters to log
               run_name:str|None=None): # MLflow generates one when None
-    "Open an MLflow run recording the dataset version, features, target, code version and `params`; yields a `TrainingRun`."
+    "Open an MLflow run recording the dataset version, features, target, code version, `params`; yield a `TrainingRun`."
     import mlflow
     v, features = data.resolve(ws, dataset), list(features)
     _check_columns(v, features, target)
-    if r := mlflow.active_run(): raise WorkbenchError(f"MLflow run {r.info.run_id} is still active; end it before starting another")
+    if r := mlflow.active_run():
+        raise WorkbenchError(f"MLflow run {r.info.run_id} is still active; end it before starting another")
     df = data.load(ws, f'{v.name}@{v.id}')
     with _tracking(prepare_store(ws)):
         eid = _experiment_id(ws, mlflow.MlflowClient(), experiment)
@@ -183,9 +192,11 @@ def start_run(ws:Workspace, experiment:str, # MLflow experiment name, created if
 # %% ../nbs/07_tracking.ipynb #ad6e36cd
 def _active():
     import mlflow
-    if (r := mlflow.active_run()) is None: raise WorkbenchError("no MLflow run is active; call this inside `with start_run(...)`")
+    if (r := mlflow.active_run()) is None:
+        raise WorkbenchError("no MLflow run is active; call this inside `with start_run(...)`")
     return r
 
+# %% ../nbs/07_tracking.ipynb #9cfb3180
 def log_metrics(metrics:dict, # name -> number
                 step:int|None=None): # training step or epoch, for metric curves
     "Log `metrics` to the active run."
@@ -199,7 +210,7 @@ def log_metrics(metrics:dict, # name -> number
 def log_sklearn(pipeline, # a fitted scikit-learn estimator or pipeline
                 name:str='sklearn-model', # the logged model's name
                 X=None): # sample input; the model signature is inferred from its first 100 rows
-    "Log `pipeline` to the active run with MLflow's sklearn flavor, serialized with skops; returns MLflow's `ModelInfo`."
+    "Log `pipeline` to the active run with MLflow's sklearn flavor, serialized with skops; returns its `ModelInfo`."
     import mlflow, skops.io
     _active()
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
@@ -208,17 +219,21 @@ def log_sklearn(pipeline, # a fitted scikit-learn estimator or pipeline
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='Hint: Inferred schema contains integer')
             signature = mlflow.models.infer_signature(X[:100], pipeline.predict(X[:100]))
-    return mlflow.sklearn.log_model(pipeline, name=name, serialization_format='skops', skops_trusted_types=trusted, signature=signature,
+    return mlflow.sklearn.log_model(pipeline, name=name, serialization_format='skops', skops_trusted_types=trusted,
+                                    signature=signature,
                                     pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True))
 
 # %% ../nbs/07_tracking.ipynb #e6ded1e7
 _KV = [('run_id', pa.string()), ('key', pa.string()), ('value', pa.string())]
-_M = [('run_id', pa.string()), ('key', pa.string()), ('value', pa.float64()), ('step', pa.int64()), ('timestamp', pa.int64())]
-_RAW = {'runs': pa.schema([('run_id', pa.string()), ('experiment_id', pa.string()), ('experiment', pa.string()), ('run_name', pa.string()),
-                          ('status', pa.string()), ('start_time', pa.int64()), ('end_time', pa.int64()), ('user_id', pa.string()),
-                          ('lifecycle_stage', pa.string()), ('experiment_stage', pa.string()), ('artifact_uri', pa.string())]),
+_M = [('run_id', pa.string()), ('key', pa.string()), ('value', pa.float64()), ('step', pa.int64()),
+      ('timestamp', pa.int64())]
+_RAW = {'runs': pa.schema([('run_id', pa.string()), ('experiment_id', pa.string()), ('experiment', pa.string()),
+                          ('run_name', pa.string()), ('status', pa.string()), ('start_time', pa.int64()),
+                          ('end_time', pa.int64()), ('user_id', pa.string()), ('lifecycle_stage', pa.string()),
+                          ('experiment_stage', pa.string()), ('artifact_uri', pa.string())]),
        'params': pa.schema(_KV), 'tags': pa.schema(_KV), 'latest': pa.schema(_M), 'history': pa.schema(_M)}
 
+# %% ../nbs/07_tracking.ipynb #5dc94fd6
 def _arrow(rows:list, schema:pa.Schema) -> pa.Table:
     cols = list(zip(*rows)) or [[] for _ in schema]
     return pa.table([pa.array(c, f.type) for c, f in zip(cols, schema)], schema=schema)
@@ -228,7 +243,8 @@ def _ndjson(con, select:str, schema:pa.Schema, args=()) -> pa.Table:
     "Rows of `select` (columns named as `schema`'s fields) as Arrow, through one NDJSON text built by SQLite."
     import pyarrow.json as pj
     obj = ', '.join(f"'{f.name}', {f.name}" for f in schema)
-    blob = con.execute(f"select cast(group_concat(json_object({obj}), char(10)) as blob) from ({select})", args).fetchone()[0]
+    query = f"select cast(group_concat(json_object({obj}), char(10)) as blob) from ({select})"
+    blob = con.execute(query, args).fetchone()[0]
     if not blob: return schema.empty_table()
     return pj.read_json(pa.BufferReader(blob), parse_options=pj.ParseOptions(explicit_schema=schema))
 
@@ -239,7 +255,8 @@ def _sqlite_metrics(con, table:str, where:str, args:list, lean:bool) -> pa.Table
     con.execute('begin')  # one snapshot for both queries
     t = _ndjson(con, f"select rowid as i, run_uuid as run_id, {', '.join(cols[1:])} from {table}{where} order by rowid",
                 pa.schema([('i', pa.int64()), *[f for f in _M if f[0] in cols]]), args).sort_by('i')
-    value = np.array(con.execute(f'select iif(is_nan, null, value) from {table}{where} order by rowid', args).fetchall(), float)
+    values = con.execute(f'select iif(is_nan, null, value) from {table}{where} order by rowid', args).fetchall()
+    value = np.array(values, float)
     out = {'value': pa.array(value.reshape(-1))} | {c: t[c] for c in cols}
     return pa.table([out.get(f, pa.nulls(len(t), ty)) for f, ty in _M], schema=pa.schema(_M))
 
@@ -248,11 +265,13 @@ def _sqlite_table(db:Path, name:str, where:str, args:list, lean:bool=False) -> p
     "Raw table `name` read from the SQLite store `db`."
     with closing(_ro(db)) as con:
         if name == 'runs':
-            sql = f"""select r.run_uuid, cast(r.experiment_id as text), e.name, r.name, r.status, r.start_time, r.end_time, r.user_id,
+            sql = f"""select r.run_uuid, cast(r.experiment_id as text), e.name, r.name, r.status, r.start_time,
+                      r.end_time, r.user_id,
                       r.lifecycle_stage, e.lifecycle_stage, r.artifact_uri
                       from runs r join experiments e on e.experiment_id = r.experiment_id{where}"""
             return _arrow(con.execute(sql, args).fetchall(), _RAW['runs'])
-        if name in ('params', 'tags'): return _ndjson(con, f'select run_uuid as run_id, key, value from {name}{where}', _RAW[name], args)
+        if name in ('params', 'tags'):
+            return _ndjson(con, f'select run_uuid as run_id, key, value from {name}{where}', _RAW[name], args)
         return _sqlite_metrics(con, {'latest': 'latest_metrics', 'history': 'metrics'}[name], where, args, lean)
 
 # %% ../nbs/07_tracking.ipynb #fa5e781a
@@ -263,7 +282,8 @@ def _read_sqlite(db:Path, run_ids:list|None, history:bool, lean:bool=False) -> d
     if not db.exists(): return empty
     with closing(_ro(db)) as con:
         if not con.execute("select 1 from sqlite_master where name = 'runs'").fetchone(): return empty
-    where = lambda n: f" where {'r.' if n == 'runs' else ''}run_uuid in ({', '.join('?' * len(run_ids))})" if run_ids else ''
+    marks = ', '.join('?' * len(run_ids or []))
+    where = lambda n: f" where {'r.' if n == 'runs' else ''}run_uuid in ({marks})" if run_ids else ''
     return {n: _sqlite_table(db, n, where(n), list(run_ids or []), lean) for n in names}
 
 # %% ../nbs/07_tracking.ipynb #01eafe58
@@ -272,9 +292,11 @@ def _read_sqlalchemy(uri:str, run_ids:list|None, history:bool) -> dict:
     import sqlalchemy as sa
     from mlflow.store.tracking.dbmodels import models as m
     R, E, L, H = m.SqlRun, m.SqlExperiment, m.SqlLatestMetric, m.SqlMetric
-    metric = lambda t: sa.select(t.run_uuid, t.key, sa.case((t.is_nan == sa.true(), sa.null()), else_=t.value), t.step, t.timestamp)
-    q = {'runs': (sa.select(R.run_uuid, sa.cast(R.experiment_id, sa.String), E.name, R.name, R.status, R.start_time, R.end_time, R.user_id,
-                            R.lifecycle_stage, E.lifecycle_stage, R.artifact_uri).join(E, E.experiment_id == R.experiment_id), R.run_uuid),
+    metric = lambda t: sa.select(t.run_uuid, t.key, sa.case((t.is_nan == sa.true(), sa.null()), else_=t.value),
+                                 t.step, t.timestamp)
+    run_rows = sa.select(R.run_uuid, sa.cast(R.experiment_id, sa.String), E.name, R.name, R.status, R.start_time,
+                         R.end_time, R.user_id, R.lifecycle_stage, E.lifecycle_stage, R.artifact_uri)
+    q = {'runs': (run_rows.join(E, E.experiment_id == R.experiment_id), R.run_uuid),
          'params': (sa.select(m.SqlParam.run_uuid, m.SqlParam.key, m.SqlParam.value), m.SqlParam.run_uuid),
          'tags': (sa.select(m.SqlTag.run_uuid, m.SqlTag.key, m.SqlTag.value), m.SqlTag.run_uuid),
          'latest': (metric(L), L.run_uuid), 'history': (metric(H), H.run_uuid)}
@@ -294,6 +316,7 @@ def _pages(fetch):
         yield from page
         if not (token := page.token): return
 
+# %% ../nbs/07_tracking.ipynb #800e5e20
 def _get_runs(client, run_ids:list) -> list:
     from mlflow.exceptions import MlflowException
     out = []
@@ -315,13 +338,15 @@ def _read_client(uri:str, run_ids:list|None, history:bool) -> dict:
     out = {n: [] for n in _RAW}
     for r in found:
         i, e = r.info, exps[r.info.experiment_id]
-        out['runs'].append((i.run_id, i.experiment_id, e.name, i.run_name, i.status, i.start_time, i.end_time, i.user_id,
+        out['runs'].append((i.run_id, i.experiment_id, e.name, i.run_name, i.status, i.start_time, i.end_time,
+                            i.user_id,
                             i.lifecycle_stage, e.lifecycle_stage, i.artifact_uri))
         out['params'] += [(i.run_id, k, v) for k, v in r.data.params.items()]
         out['tags'] += [(i.run_id, k, v) for k, v in r.data.tags.items()]
         out['latest'] += [(i.run_id, m.key, m.value, m.step, m.timestamp) for m in r.data._metric_objs]
         if history:
-            out['history'] += [(i.run_id, m.key, m.value, m.step, m.timestamp) for k in r.data.metrics for m in c.get_metric_history(i.run_id, k)]
+            out['history'] += [(i.run_id, m.key, m.value, m.step, m.timestamp)
+                               for k in r.data.metrics for m in c.get_metric_history(i.run_id, k)]
     return {n: _arrow(rows, _RAW[n]) for n, rows in out.items() if n != 'history' or history}
 
 # %% ../nbs/07_tracking.ipynb #320af032
@@ -329,7 +354,8 @@ def _read(uri:str, run_ids:list|None=None, history:bool=True, lean:bool=False) -
     "The raw tables of the store at `uri`: runs, params, tags, latest (metrics) and, if `history`, every metric value."
     import pyarrow.compute as pc
     if db := _sqlite_file(uri): raw = _read_sqlite(db, run_ids, history, lean)
-    elif uri.split(':', 1)[0].split('+')[0] in ('postgresql', 'mysql', 'mssql'): raw = _read_sqlalchemy(uri, run_ids, history)
+    elif uri.split(':', 1)[0].split('+')[0] in ('postgresql', 'mysql', 'mssql'):
+        raw = _read_sqlalchemy(uri, run_ids, history)
     else: raw = _read_client(uri, run_ids, history)
     for n in ('latest', 'history'):  # MLflow stores NaN as a flag; our readers give null or NaN: make it NaN
         if n in raw: raw[n] = raw[n].set_column(2, 'value', pc.fill_null(raw[n]['value'], float('nan')))
@@ -346,9 +372,11 @@ def _views(deleted:bool, history:bool) -> str:
     return f"""
     create or replace view runs as
       with t as (select run_id, {tags} from _mlflow_tags group by run_id)
-      select r.run_id, r.experiment, r.experiment_id, r.run_name, r.status, make_timestamptz(r.start_time * 1000) as start_time,
+      select r.run_id, r.experiment, r.experiment_id, r.run_name, r.status,
+             make_timestamptz(r.start_time * 1000) as start_time,
              make_timestamptz(r.end_time * 1000) as end_time, r.user_id as "user", t.dataset, t.dataset_id,
-             try(from_json(t.features, '["VARCHAR"]')) as features, t.target, t.code_version, t.source, r.lifecycle_stage, r.artifact_uri
+             try(from_json(t.features, '["VARCHAR"]')) as features, t.target, t.code_version, t.source,
+             r.lifecycle_stage, r.artifact_uri
       from _mlflow_runs r left join t using (run_id)
       {'' if deleted else "where r.lifecycle_stage = 'active' and r.experiment_stage = 'active'"};
     create or replace view run_params as select p.* from _mlflow_params p semi join runs using (run_id);
@@ -358,20 +386,23 @@ def _views(deleted:bool, history:bool) -> str:
 
 # %% ../nbs/07_tracking.ipynb #ab52b119
 def _store(ws:Workspace) -> str:
-    "The tracking URI to read; an existing SQLite store is prepared first, which waits while another process creates it."
+    "The tracking URI to read; an existing SQLite store is prepared first (waiting while another process creates it)."
     db = _sqlite_file(ws.tracking_uri)
     return prepare_store(ws) if db and db.exists() else ws.tracking_uri
 
+# %% ../nbs/07_tracking.ipynb #d1ba6b9a
 def _connect(con, raw:dict, deleted:bool, history:bool):
     for name, t in raw.items(): con.register(f'_mlflow_{name}', t)
     con.execute(_views(deleted, history))
     return con
 
-def connect_runs(ws:Workspace, con=None, # a DuckDB connection to add the views to, e.g. `ws.connect()`; a new one when None
+# %% ../nbs/07_tracking.ipynb #72090207
+def connect_runs(ws:Workspace,
+                 con=None, # a DuckDB connection to add the views to, e.g. `ws.connect()`; a new one when None
                  deleted:bool=False, # include deleted runs and the runs of deleted experiments
                  history:bool=True, # add `metric_history`, every metric value logged (by far the largest table)
                  run_ids:list|None=None): # only these runs; all when None
-    "Add DuckDB views `runs`, `run_params`, `run_tags`, `run_metrics` and `metric_history` over the workspace's MLflow runs."
+    "Add DuckDB views `runs`, `run_params`, `run_tags`, `run_metrics`, `metric_history` over the workspace's runs."
     import duckdb
     return _connect(duckdb.connect() if con is None else con, _read(_store(ws), run_ids, history), deleted, history)
 
@@ -386,7 +417,8 @@ def _pivot(long:pa.Table, run_ids:pa.ChunkedArray, prefix:str) -> dict:
     ok = row >= 0
     pos[row[ok], keys.indices.to_numpy()[ok]] = np.flatnonzero(ok)
     names = keys.dictionary.to_pylist()
-    return {f'{prefix}.{names[k]}': long['value'].take(pa.array(pos[:, k], mask=pos[:, k] < 0)) for k in np.argsort(names)}
+    return {f'{prefix}.{names[k]}': long['value'].take(pa.array(pos[:, k], mask=pos[:, k] < 0))
+            for k in np.argsort(names)}
 
 # %% ../nbs/07_tracking.ipynb #ecb23d77
 def runs(ws:Workspace, experiment:str|None=None, # only this experiment's runs
@@ -399,10 +431,13 @@ def runs(ws:Workspace, experiment:str|None=None, # only this experiment's runs
     sel = con.sql(q, params={'e': experiment}).to_arrow_table()
     if experiment is not None and not sel.num_rows:
         known = [e for (e,) in con.sql('select distinct experiment from runs order by 1').fetchall()]
-        raise WorkbenchError(f"no runs in experiment {experiment!r} (experiments with runs: {', '.join(known) or 'none'})")
-    tags = raw['tags'].filter(pc.invert(pc.is_in(raw['tags']['key'], pa.array([*_TAG_COLUMNS.values(), 'mlflow.runName', 'mlflow.user']))))
+        raise WorkbenchError(f"no runs in experiment {experiment!r} "
+                             f"(experiments with runs: {', '.join(known) or 'none'})")
+    columns = pa.array([*_TAG_COLUMNS.values(), 'mlflow.runName', 'mlflow.user'])
+    tags = raw['tags'].filter(pc.invert(pc.is_in(raw['tags']['key'], columns)))
     ids = sel['run_id']
-    for name, col in (_pivot(raw['params'], ids, 'params') | _pivot(raw['latest'], ids, 'metrics') | _pivot(tags, ids, 'tags')).items():
+    wide = _pivot(raw['params'], ids, 'params') | _pivot(raw['latest'], ids, 'metrics') | _pivot(tags, ids, 'tags')
+    for name, col in wide.items():
         sel = sel.append_column(name, col)
     return sel.to_pandas()
 
@@ -411,7 +446,8 @@ def _compared(con) -> 'pd.DataFrame':
     "The `workbench.*` tags, params and metrics of the runs in `con`, one row per run and key, values as objects."
     import pandas as pd
     tags = {'k': list(_TAG_COLUMNS.values())}
-    parts = [con.execute("select 'tag' as kind, key, run_id, value from run_tags where list_contains($k, key)", tags).df(),
+    parts = [con.execute("select 'tag' as kind, key, run_id, value from run_tags where list_contains($k, key)",
+                         tags).df(),
              con.sql("select 'param' as kind, key, run_id, value from run_params").df(),
              con.sql("select 'metric' as kind, key, run_id, value from run_metrics").df()]
     return pd.concat([p.astype({'value': object}) for p in parts if len(p)] or parts[:1])
@@ -423,10 +459,13 @@ def compare(ws:Workspace, run_ids:list) -> 'pd.DataFrame': # MLflow run ids
     if not ids: raise WorkbenchError("no run ids given; pass the ids of the runs to compare")
     con = connect_runs(ws, deleted=True, history=False, run_ids=ids)
     found = {r for (r,) in con.execute('select run_id from runs').fetchall()}
-    if missing := [i for i in ids if i not in found]: raise WorkbenchError(f"no run {missing[0]!r} in {ws.tracking_uri}")
+    if missing := [i for i in ids if i not in found]:
+        raise WorkbenchError(f"no run {missing[0]!r} in {ws.tracking_uri}")
     long = _compared(con)
     differs = long.groupby(['kind', 'key'])['value'].agg(lambda s: len(s) < len(ids) or s.nunique(dropna=False) > 1)
-    wide = long.pivot(index=['kind', 'key'], columns='run_id', values='value').reindex(columns=ids).assign(differs=differs)
+    wide = (long.pivot(index=['kind', 'key'], columns='run_id', values='value').reindex(columns=ids)
+            .assign(differs=differs))
     wide.columns.name = None
     order = {'tag': 0, 'param': 1, 'metric': 2}
-    return wide.reset_index().sort_values(['kind', 'key'], key=lambda s: s.map(order) if s.name == 'kind' else s, ignore_index=True)
+    return wide.reset_index().sort_values(['kind', 'key'], key=lambda s: s.map(order) if s.name == 'kind' else s,
+                                          ignore_index=True)

@@ -19,11 +19,13 @@ def _records(frame:pd.DataFrame) -> list:
     "Rows as JSON-ready lists: NaN and NA become null, NumPy scalars plain numbers."
     return json.loads(frame.to_json(orient='values', double_precision=15))
 
+# %% ../nbs/17_traffic.ipynb #cd921b05
 class Client:
     "One keep-alive connection to a model server at `url`, e.g. `http://127.0.0.1:8080`."
     def __init__(self, url:str, timeout:float=30):
         u = urlsplit(url)
-        if u.scheme != 'http' or not u.hostname: raise WorkbenchError(f"the server URL must look like http://127.0.0.1:8080, not {url!r}")
+        if u.scheme != 'http' or not u.hostname:
+            raise WorkbenchError(f"the server URL must look like http://127.0.0.1:8080, not {url!r}")
         self.host, self.port, self.timeout = u.hostname, u.port or 80, timeout
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
@@ -47,19 +49,24 @@ class Client:
 # %% ../nbs/17_traffic.ipynb #8ace4618
 def invocations(client:Client, frame:pd.DataFrame, headers:dict|None=None) -> tuple:
     "Score `frame` in one MLflow `dataframe_split` request: `(status, headers, answer)`."
-    return client.request('POST', '/invocations', {'dataframe_split': {'columns': list(frame.columns), 'data': _records(frame)}}, headers)
+    body = {'dataframe_split': {'columns': list(frame.columns), 'data': _records(frame)}}
+    return client.request('POST', '/invocations', body, headers)
 
-def infer(client:Client, model:str, frame:pd.DataFrame, types:dict, # input name -> ONNX type, e.g. `{'income': 'double'}`
+# %% ../nbs/17_traffic.ipynb #b75858f8
+def infer(client:Client, model:str, frame:pd.DataFrame,
+          types:dict, # input name -> ONNX type, e.g. `{'income': 'double'}`
           version:int|None=None) -> tuple:
     "Score `frame` in one KServe v2 request (pinned to `version` when given): `(status, headers, answer)`."
-    inputs = [{'name': c, 'shape': [len(frame), 1], 'datatype': 'BYTES' if types[c] == 'string' else 'FP64', 'data': [r[0] for r in _records(frame[[c]])]} for c in frame.columns]
+    inputs = [{'name': c, 'shape': [len(frame), 1], 'datatype': 'BYTES' if types[c] == 'string' else 'FP64',
+               'data': [r[0] for r in _records(frame[[c]])]} for c in frame.columns]
     path = f'/v2/models/{model}' + (f'/versions/{version}' if version is not None else '') + '/infer'
     return client.request('POST', path, {'inputs': inputs})
 
 # %% ../nbs/17_traffic.ipynb #ca1e0eae
 def send(url:str, frame:pd.DataFrame, # the server, and the rows to send (only the model's input columns)
          key:pd.Series|None=None, # a sticky canary key per row, e.g. the customer id
-         ids:pd.Series|None=None, # a request id per row (with `batch=1`), e.g. the application id that late labels carry; random when None
+         ids:pd.Series|None=None, # a request id per row (with `batch=1`), e.g. the application id that late labels
+                                  # carry; random when None
          batch:int=1, # rows per request
          until=None, # a function of the tally, checked every `check_every` requests; sending stops when it returns True
          check_every:int=200, progress=None) -> Counter:
@@ -68,7 +75,8 @@ def send(url:str, frame:pd.DataFrame, # the server, and the rows to send (only t
     try:
         for i, start in enumerate(range(0, len(frame), batch)):
             rows = frame.iloc[start:start + batch]
-            headers = {'X-Request-ID': str(ids.iloc[start]) if ids is not None else uuid.uuid4().hex} | ({'X-Canary-Key': str(key.iloc[start])} if key is not None else {})
+            headers = {'X-Request-ID': str(ids.iloc[start]) if ids is not None else uuid.uuid4().hex}
+            if key is not None: headers['X-Canary-Key'] = str(key.iloc[start])
             status, h, _ = invocations(client, rows, headers)
             tally[status] += 1; tally[h.get('x-variant', 'none')] += 1
             if (i + 1) % check_every == 0:

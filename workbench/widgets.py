@@ -1,4 +1,4 @@
-"""The dashboard's run comparison, registry view and drift view, inline in a notebook (ipywidgets), from the same `workbench.views`.
+"""The dashboard's run comparison, registry view and drift view, inline in a notebook, from `workbench.views`.
 
 Docs: https://mlops-workbench.github.io/workbench/widgets.html.md"""
 
@@ -17,11 +17,13 @@ from .workspace import Workspace
 def _html(df:pd.DataFrame, most:int=50) -> w.HTML:
     return w.HTML(df.head(most).to_html(index=False, border=0) if len(df) else '<i>nothing yet</i>')
 
+# %% ../nbs/21_widgets.ipynb #ec53da68
 def _plot(fig) -> w.Output:
     "The figure as Plotly's own MIME bundle, which JupyterLab draws (and which never opens a browser outside one)."
     import plotly.io as pio
     out = w.Output()
-    out.outputs = ({'output_type': 'display_data', 'metadata': {}, 'data': pio.renderers['plotly_mimetype'].to_mimebundle(fig.to_dict())},)
+    bundle = pio.renderers['plotly_mimetype'].to_mimebundle(fig.to_dict())
+    out.outputs = ({'output_type': 'display_data', 'metadata': {}, 'data': bundle},)
     return out
 
 # %% ../nbs/21_widgets.ipynb #89cd529c
@@ -29,9 +31,12 @@ def compare_runs(ws:Workspace, run_ids:list) -> w.VBox:
     "Runs side by side: what differs, a bar per metric, and the metric histories."
     import plotly.express as px
     c = views.comparison(ws, run_ids)
-    parts = [w.HTML(f'<h3>{len(dict.fromkeys(run_ids))} runs</h3>'), _html(c['table'][c['table'].differs].drop(columns='differs')),
+    parts = [w.HTML(f'<h3>{len(dict.fromkeys(run_ids))} runs</h3>'),
+             _html(c['table'][c['table'].differs].drop(columns='differs')),
              _plot(px.bar(c['metrics'], x='key', y='value', color='run_id', barmode='group', title='metrics'))]
-    if len(c['history']): parts.append(_plot(px.line(c['history'], x='step', y='value', color='run_id', facet_col='key', markers=True, title='metric history')))
+    if len(c['history']):
+        parts.append(_plot(px.line(c['history'], x='step', y='value', color='run_id', facet_col='key', markers=True,
+                                   title='metric history')))
     return w.VBox(parts)
 
 # %% ../nbs/21_widgets.ipynb #aeb3b035
@@ -44,11 +49,13 @@ def registry_view(ws:Workspace) -> w.VBox:
     detail = w.VBox()
     def show(*_):
         lin = views.lineage(ws, pick.value)
-        detail.children = [w.HTML(f"<b>{pick.value}</b>: {', '.join(lin['model']['aliases']) or 'no alias'}; run {lin['run']['run_id']}"),
+        aliases = ', '.join(lin['model']['aliases']) or 'no alias'
+        detail.children = [w.HTML(f"<b>{pick.value}</b>: {aliases}; run {lin['run']['run_id']}"),
                            _html(pd.DataFrame(lin['datasets'])), _html(pd.DataFrame(lin['events'])),
                            _html(registry.history(ws, pick.value.split('/')[0]))]
     pick.observe(show, 'value'); show()
-    return w.VBox([_html(df[['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset']]), pick, detail])
+    columns = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset']
+    return w.VBox([_html(df[columns]), pick, detail])
 
 # %% ../nbs/21_widgets.ipynb #e0c6e7d2
 def drift_view(ws:Workspace, model:str, version:int|None=None, statistic:str='psi') -> w.VBox:
@@ -57,12 +64,15 @@ def drift_view(ws:Workspace, model:str, version:int|None=None, statistic:str='ps
     grid = views.drift_heatmap(ws, model, version, statistic=statistic)
     if grid.empty: return w.VBox([w.HTML(f'<i>no drift computed for {model} yet</i>')])
     version = version or int(ws.sql('select max(version) from drift where model = $m', dict(m=model)).fetchall()[0][0])
-    heat = px.imshow(grid, color_continuous_scale='Reds', aspect='auto', text_auto='.3f', title=f'{statistic} of {model}/{version}')
-    window, feature, cell = w.Dropdown(options=list(grid.columns), description='Window'), w.Dropdown(options=list(grid.index), description='Feature'), w.VBox()
+    heat = px.imshow(grid, color_continuous_scale='Reds', aspect='auto', text_auto='.3f',
+                     title=f'{statistic} of {model}/{version}')
+    window = w.Dropdown(options=list(grid.columns), description='Window')
+    feature, cell = w.Dropdown(options=list(grid.index), description='Feature'), w.VBox()
     def show(*_):
         c = views.drift_cell(ws, model, version, window.value, feature.value)
         sh = c['shares']
-        fig = go.Figure([go.Bar(name='reference', x=sh.bin, y=sh.reference), go.Bar(name=window.value, x=sh.bin, y=sh.current)])
+        fig = go.Figure([go.Bar(name='reference', x=sh.bin, y=sh.reference),
+                         go.Bar(name=window.value, x=sh.bin, y=sh.current)])
         cell.children = [_plot(fig.update_layout(barmode='group', height=300)), _html(c['statistics'])]
     window.observe(show, 'value'); feature.observe(show, 'value'); show()
     return w.VBox([_plot(heat), w.HBox([window, feature]), cell])

@@ -43,23 +43,26 @@ def _locate(path, s:Settings) -> Path:
 # %% ../nbs/01_workspace.ipynb #778ea7d7
 def open_workspace(path:str|Path|None=None, # workspace folder; overrides everything else
                    settings:Settings|None=None, # policy; `load_settings()` when None
-                   create:bool=True): # create the folder and its layout when missing; when False, a missing workspace is an error
+                   create:bool=True): # create the folder and its layout when missing; else a missing one is an error
     "Open (and by default create) the project's workspace."
     s = settings or load_settings()
     root = _locate(path, s).expanduser().resolve()
     if root.exists() and not root.is_dir(): raise WorkbenchError(f"workspace {root} is a file, not a folder")
     if not create and not (root/'tables').is_dir():
-        raise WorkbenchError(f"no workspace at {root}; create one with `workbench init` (or the first `workbench data commit`), or point --workspace/WORKBENCH_HOME at an existing one")
+        raise WorkbenchError(f"no workspace at {root}; create one with `workbench init` (or the first "
+                             "`workbench data commit`), or point --workspace/WORKBENCH_HOME at an existing one")
     try:
         for d in LAYOUT: (root/d).mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise WorkbenchError(f"cannot create the workspace at {root}: {e.strerror}; choose a folder you can write to") from None
+    except OSError as e:
+        raise WorkbenchError(f"cannot create the workspace at {root}: {e.strerror}; "
+                             "choose a folder you can write to") from None
     return Workspace(root, s)
-
 
 # %% ../nbs/01_workspace.ipynb #6d8e290e
 def _check_name(name, what='table') -> str:
     if not isinstance(name, str) or not re.fullmatch(r'[a-z][a-z0-9_]{0,63}', name):
-        raise WorkbenchError(f"{what} name {name!r} is not valid: use lower-case letters, digits and _, starting with a letter")
+        raise WorkbenchError(f"{what} name {name!r} is not valid: "
+                             "use lower-case letters, digits and _, starting with a letter")
     return name
 
 # %% ../nbs/01_workspace.ipynb #9c8eaccd
@@ -107,13 +110,15 @@ def _as_arrow(data, schema:pa.Schema) -> pa.Table:
         return t.select(schema.names).cast(schema)
     except (pa.ArrowException, ValueError) as e:
         if isinstance(e, WorkbenchError): raise
-        wrong = next((f for f in schema if isinstance(data, (list, tuple)) and any(_wrong_type(r.get(f.name), f.type) for r in data if isinstance(r, dict))), None)
-        raise WorkbenchError(f"column {wrong.name!r} must hold {wrong.type} values" if wrong else f"rows do not fit the table: {str(e).splitlines()[0]}") from None
+        wrong = next((f for f in schema if isinstance(data, (list, tuple))
+                      and any(_wrong_type(r.get(f.name), f.type) for r in data if isinstance(r, dict))), None)
+        raise WorkbenchError(f"column {wrong.name!r} must hold {wrong.type} values" if wrong
+                             else f"rows do not fit the table: {str(e).splitlines()[0]}") from None
 
+# %% ../nbs/01_workspace.ipynb #9600e855
 def _wrong_type(v, t:pa.DataType) -> bool:
     try: pa.array([v], t); return False
     except (pa.ArrowException, ValueError, TypeError): return True
-
 
 # %% ../nbs/01_workspace.ipynb #217d152b
 UNCOMPRESSED = {'audit'}
@@ -167,14 +172,16 @@ def connect(self:Workspace, tables:list|None=None): # only these tables; all whe
     return con
 
 # %% ../nbs/01_workspace.ipynb #bcd50d7d
-CATALOG = {'show', 'describe', 'information_schema', 'duckdb_tables', 'duckdb_views', 'duckdb_columns', 'pragma'}
+CATALOG = {'show', 'describe', 'information_schema', 'duckdb_tables', 'duckdb_views', 'duckdb_columns',
+           'pragma'}
 
 @patch
 def sql(self:Workspace, query:str, # SQL over the workspace's tables
         params:dict|list|None=None): # values for `$name` or `?` placeholders
     "Run `query` with DuckDB over every workspace table; returns a DuckDB relation."
     import duckdb
-    if not isinstance(query, str) or not query.strip(): raise WorkbenchError("the query is empty; write a SQL statement, e.g. select * from audit")
+    if not isinstance(query, str) or not query.strip():
+        raise WorkbenchError("the query is empty; write a SQL statement, e.g. select * from audit")
     words = set(re.findall(r'[a-z_][a-z0-9_]*', query.lower()))
     con = self.connect(None if words & CATALOG else sorted(words & (set(self.tables()) | set(TABLES))))
     try: return con.sql(query, params=params)
@@ -182,13 +189,14 @@ def sql(self:Workspace, query:str, # SQL over the workspace's tables
         raise WorkbenchError(f"{str(e).splitlines()[0]} (tables here: {', '.join(self.tables()) or 'none'})") from None
     except (duckdb.ParserException, duckdb.BinderException, duckdb.InvalidInputException) as e:
         raise WorkbenchError(f"bad query: {str(e).splitlines()[0]}") from None
-    except (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.ConstraintException, duckdb.NotImplementedException) as e:
+    except (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.ConstraintException,
+            duckdb.NotImplementedException) as e:
         raise WorkbenchError(f"the query failed: {str(e).splitlines()[0]}") from None
-
 
 # %% ../nbs/01_workspace.ipynb #c37eb5eb
 TEMP = re.compile(r'\.tmp-[0-9a-f]{32}(\.parquet|-.+)')
 
+# %% ../nbs/01_workspace.ipynb #8882cea7
 def _held_open() -> set:
     "Paths that processes on this machine hold open (those we may look at)."
     held = set()
@@ -197,6 +205,7 @@ def _held_open() -> set:
         except OSError: pass  # the process ended, or is not ours to look at
     return held
 
+# %% ../nbs/01_workspace.ipynb #82b84cea
 def remove_stale_temps(folder, # where writers put their temporary files
                        min_age:float=60) -> list: # seconds a temporary file must have been untouched
     "Remove the temporary files in `folder` whose writer is gone; returns their paths."
@@ -213,7 +222,6 @@ def remove_stale_temps(folder, # where writers put their temporary files
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         gone.append(p)
     return gone
-
 
 # %% ../nbs/01_workspace.ipynb #a1a9fe64
 @patch
@@ -234,4 +242,3 @@ def maintain(self:Workspace, name:str|None=None, # one table, or all when None
         out[n] = len(dt.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False))
     for folder in [*(self.root/'datasets').glob('*/'), *map(Path, folders)]: remove_stale_temps(folder)
     return out
-
