@@ -17,7 +17,8 @@ import numpy as np, pyarrow as pa, pyarrow.compute as pc
 from typing import TYPE_CHECKING
 if TYPE_CHECKING: import pandas as pd  # imported where used: `import workbench` stays quick
 from .config import WorkbenchError
-from .workspace import Workspace
+from .sql import identifier
+from .workspace import Workspace, check_name
 from . import audit
 
 # %% ../nbs/03_data.ipynb #3de43b2b
@@ -206,8 +207,7 @@ def commit(ws:Workspace, name:str, # dataset name: lower-case letters, digits an
            message:str='', # why this version exists
            author:str|None=None) -> Version: # who commits it; the current actor when None
     "Commit `source` as a version of dataset `name`; an identical existing version is returned as is."
-    from workbench.workspace import _check_name
-    _check_name(name, 'dataset')
+    check_name(name, 'dataset')
     t = canonical(read_source(source))
     if t.num_rows == 0:
         what = source if isinstance(source, (str, Path)) else 'the data'
@@ -282,15 +282,13 @@ def profile(ws:Workspace, ref:str) -> 'pd.DataFrame':
 # %% ../nbs/03_data.ipynb #18331088
 CATEGORICAL_MAX = 50  # a string column with at most this many distinct values is compared category by category
 
-def _q(col:str) -> str: return '"' + col.replace('"', '""') + '"'
-
 # %% ../nbs/03_data.ipynb #bda1e5e2
 def _stats(con, path:str, cols:dict) -> dict:
     aggs = []
     for c, t in cols.items():
-        x = f'{_q(c)}::double' if t in ('int64', 'double', 'bool') else 'null::double'
-        aggs += [f'avg(({_q(c)} is null)::int)', f'avg({x})', f'stddev_samp({x})',
-                 f'count(distinct {_q(c)})' if t == 'string' else 'null']
+        x = f'{identifier(c)}::double' if t in ('int64', 'double', 'bool') else 'null::double'
+        aggs += [f'avg(({identifier(c)} is null)::int)', f'avg({x})', f'stddev_samp({x})',
+                 f'count(distinct {identifier(c)})' if t == 'string' else 'null']
     row = con.execute(f"select {', '.join(aggs)} from read_parquet(?)", [path]).fetchone()
     return {c: dict(zip(('missing', 'mean', 'std', 'distinct'), row[4*i:4*i + 4])) for i, c in enumerate(cols)}
 
@@ -322,7 +320,7 @@ class Diff:
 
 # %% ../nbs/03_data.ipynb #4a898f1b
 def _categories(con, path, col):
-    return {r[0] for r in con.execute(f"select distinct {_q(col)}::varchar from read_parquet(?)", [path]).fetchall()}
+    return {r[0] for r in con.execute(f"select distinct {identifier(col)}::varchar from read_parquet(?)", [path]).fetchall()}
 
 # %% ../nbs/03_data.ipynb #5c0812bf
 def diff(ws:Workspace, a:str, b:str) -> Diff:
@@ -332,7 +330,7 @@ def diff(ws:Workspace, a:str, b:str) -> Diff:
     ta, tb = dict(va.fields), dict(vb.fields)
     common = {c: t for c, t in ta.items() if c in tb and tb[c] == t}
     con, pa_, pb = duckdb.connect(), str(ws.root/va.path), str(ws.root/vb.path)
-    cols = ', '.join(map(_q, common))
+    cols = ', '.join(map(identifier, common))
     except_all = f"select {cols} from read_parquet(?) except all select {cols} from read_parquet(?)"
     only = lambda x, y: con.execute(f"select count(*) from ({except_all})", [x, y]).fetchone()[0]
     sa, sb = _stats(con, pa_, common), _stats(con, pb, common)

@@ -343,7 +343,7 @@ def _read_client(uri:str, run_ids:list|None, history:bool) -> dict:
                             i.lifecycle_stage, e.lifecycle_stage, i.artifact_uri))
         out['params'] += [(i.run_id, k, v) for k, v in r.data.params.items()]
         out['tags'] += [(i.run_id, k, v) for k, v in r.data.tags.items()]
-        out['latest'] += [(i.run_id, m.key, m.value, m.step, m.timestamp) for m in r.data._metric_objs]
+        out['latest'] += [(i.run_id, m.key, m.value, m.step, m.timestamp) for m in r.data.to_proto().metrics]
         if history:
             out['history'] += [(i.run_id, m.key, m.value, m.step, m.timestamp)
                                for k in r.data.metrics for m in c.get_metric_history(i.run_id, k)]

@@ -18,7 +18,7 @@ import numpy as np, pandas as pd, pyarrow as pa
 from scipy.special import gammaln, kolmogorov
 from scipy.stats import binom, chi2, hypergeom
 from .config import WorkbenchError
-from .workspace import Workspace, _check_name
+from .workspace import Workspace, check_name
 from . import audit, data
 from .data import CATEGORICAL_MAX
 from .sql import identifier
@@ -130,7 +130,7 @@ def _parse(text:str, path:Path) -> Suite:
 # %% ../nbs/10_validation.ipynb #944861c6
 def save_suite(ws:Workspace, suite:Suite) -> Path:
     "Write `suite` to `suites/<name>.json` (atomically, the roles before the columns) and return the path."
-    p = suites_dir(ws)/f"{_check_name(suite.name, 'suite')}.json"
+    p = suites_dir(ws)/f"{check_name(suite.name, 'suite')}.json"
     p.parent.mkdir(parents=True, exist_ok=True)
     d = asdict(suite); d = {k: v for k, v in d.items() if k != 'columns'} | {'columns': d['columns']}
     tmp = p.parent/f'.tmp-{uuid.uuid4().hex}.json'
@@ -141,7 +141,7 @@ def save_suite(ws:Workspace, suite:Suite) -> Path:
 # %% ../nbs/10_validation.ipynb #30dfc0d0
 def load_suite(ws:Workspace, name:str) -> Suite:
     "The suite saved as `name`."
-    p = suites_dir(ws)/f"{_check_name(name, 'suite')}.json"
+    p = suites_dir(ws)/f"{check_name(name, 'suite')}.json"
     if not p.is_file():
         known = sorted(f.stem for f in p.parent.glob('*.json')) if p.parent.is_dir() else []
         raise WorkbenchError(f"no suite named {name!r} in {p.parent} (suites here: {', '.join(known) or 'none'}); infer one with infer_suite or by validating the dataset")
@@ -151,7 +151,7 @@ def load_suite(ws:Workspace, name:str) -> Suite:
 def roles(ws:Workspace, dataset:str) -> dict|None: # a dataset's name, or a version of it (`credit@3f2a9c`)
     "The column roles in `dataset`'s suite: keys, target, positive, time, sensitive, features; None without a suite."
     name = data.resolve(ws, dataset).name if ('@' in dataset or '~' in dataset) else dataset
-    if not (suites_dir(ws)/f"{_check_name(name, 'suite')}.json").is_file(): return None
+    if not (suites_dir(ws)/f"{check_name(name, 'suite')}.json").is_file(): return None
     return load_suite(ws, name).roles
 
 def describe_roles(r:dict) -> str:
@@ -342,7 +342,7 @@ def infer_suite(ws:Workspace, ref:str, # the reference dataset version, e.g. `cr
     columns = {c: _spec(t, first[c], n, s, role.get(c)) for c, t in types.items()}
     for c, st in _stats(path, columns)[1].items(): _fill(columns[c], st)
     f = s['row_count_factor']
-    return Suite(_check_name(name or v.name, 'suite'), v.name, v.id, datetime.now(timezone.utc).isoformat(timespec='seconds'),
+    return Suite(check_name(name or v.name, 'suite'), v.name, v.id, datetime.now(timezone.utc).isoformat(timespec='seconds'),
                  {'reference': n, 'min': math.floor(n/f), 'max': math.ceil(n*f)}, keys, target, columns,
                  _positive(positive, target, columns.get(target)), time, sensitive, s['false_alarm_rate'])
 
