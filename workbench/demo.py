@@ -255,7 +255,7 @@ def retrain_and_canary(ws, portfolio:dict, server, url:str, stop, drifted:list, 
     say(f"[7/7] {why} on all {len(months)} months; canary the challenger at {server.share:.0%}")
     v = data.commit(ws, 'credit', training_frame(portfolio, len(months)), f'training data {months[0]}..{months[-1]}', 'demo')
     old = validation.load_suite(ws, 'credit')  # the team has reviewed the drift: the new months are the reference from now on
-    say(f"  suite credit re-inferred from {v.ref} (the drifted months are the new reference): {validation.save_suite(ws, validation.infer_suite(ws, v.ref, old.keys, old.target))}")
+    say(f"  suite credit re-inferred from {v.ref} (the drifted months are the new reference): {validation.save_suite(ws, validation.infer_suite(ws, v.ref, old.keys, old.target, positive=old.positive, time=old.time, sensitive=old.sensitive))}")
     r = pipelines.retrain(ws, server.champion.ref, v.ref, reason=f"drift alert: {', '.join(drifted)}" if drifted else 'scheduled', actor='demo')
     for stage, s in r['stages'].items(): say(f"  {stage:<9} {s['status']:<18} {s['message']}")
     if r['status'] == 'failed': stop(); raise WorkbenchError(f"the demo stopped: retraining failed at {r['message']}")
