@@ -67,7 +67,6 @@ def log(ws:Workspace, limit:int|None=None, # newest `limit` events; all when Non
         action:str|None=None, # only this action
         subject:str|None=None): # only subjects starting with this
     "The audit log as a DataFrame, newest first."
-    ws.create_table('audit', SCHEMA)
     q = '''select seq, time, actor, action, subject, before, after, reason, hash from audit
            where ($action is null or action = $action) and ($subject is null or starts_with(subject, $subject))
            order by seq desc''' + (' limit $limit' if limit else '')

@@ -178,7 +178,6 @@ class Version:
 # %% ../nbs/03_data.ipynb #b2ffcf77
 def versions(ws:Workspace, name:str) -> list:
     "Every version of dataset `name`, oldest first."
-    ws.create_table('datasets', SCHEMA)
     rows = ws.sql('select * from datasets where name = $name order by seq', {'name': name}).to_arrow_table()
     return [Version(**r) for r in rows.to_pylist()]
 
@@ -253,7 +252,6 @@ def resolve(ws:Workspace, ref:str) -> Version:
 # %% ../nbs/03_data.ipynb #69dfd1f5
 def log(ws:Workspace, name:str|None=None) -> 'pd.DataFrame':
     "Versions of dataset `name` (all datasets when None), newest first."
-    ws.create_table('datasets', SCHEMA)
     return ws.sql("""select name || '@' || left(id, 12) as ref, coalesce(left(parent, 12), '') as parent, rows, columns,
                      author, created_at, message from datasets where $name is null or name = $name
                      order by created_at desc, seq desc""", {'name': name}).df()
