@@ -61,6 +61,8 @@ def test_bad_challenger_is_rolled_back_and_good_one_promoted(lifecycle, server):
     registry.set_challenger(ws, bad.ref, 'ci-pipeline')
     tally = run_canary(ws, server, credit, bad.version)
     assert set(k for k in tally if isinstance(k, int)) == {200} and tally['canary'] >= 100, tally
+    # the server stops routing to the challenger first, then records, clears the alias and alerts: wait for the last step
+    wait_for(lambda: len(audit.log(ws, 1, action='alert.canary_rollback', subject=bad.ref)), 'the rollback alert')
     e = audit.log(ws, action='canary.rollback', subject=bad.ref).iloc[0]
     assert e.actor == 'canary' and 'far from the champion' in e.reason and 'canary.max_disagreement' in e.reason
     assert 'challenger' not in registry.get(ws, bad.ref).aliases and registry.champion(ws, 'credit-default').version == 1
