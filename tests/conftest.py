@@ -101,3 +101,23 @@ def demo_ws(tmp_path_factory):
     env = clean_env(WORKBENCH_HOME=str(root))
     subprocess.run([str(BIN/'workbench'), 'demo', '--months', '6', '--rows-per-month', '1000', '--drift-month', '5'], env=env, check=True, capture_output=True)
     return root
+
+
+KEYS = Path(os.environ.get('TMPDIR', '/tmp'))/f'workbench-test-keys-{os.getpid()}'  # the test approvers' SSH keys
+
+
+def approver_key(ws, who:str) -> Path:
+    "An SSH key for `who`, listed in `ws`'s allowed signers, as a team lists its approvers' keys."
+    from workbench import approvals, signatures
+    key = KEYS/who
+    if not key.exists(): signatures.generate_key(key)
+    f, line = approvals.signers_file(ws), f"{who} {(KEYS/f'{who}.pub').read_text().strip()}\n"
+    if line not in (f.read_text() if f.exists() else ''):
+        with open(f, 'a') as out: out.write(line)
+    return key
+
+
+def approve(ws, ref:str, who:str, comment:str=''):
+    "`who` approves `ref`, signed with their key."
+    from workbench import registry
+    return registry.approve(ws, ref, who, comment, key=approver_key(ws, who))

@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import workbench
-from conftest import clean_env, free_port
+from conftest import approve, clean_env, free_port
 from workbench import data, demo, gates, onnx, registry, tracking
 from workbench.config import load_settings
 from workbench.workspace import open_workspace
@@ -33,7 +33,7 @@ def home(tmp_path_factory):
                                 exported.parity.max_abs_diff, ws.settings)
         registry.log_candidate(ws, run.run_id, exported, report)
     mv = registry.register(ws, run.run_id, 'credit-default', actor='ci-pipeline')
-    registry.approve(ws, mv.ref, 'bea'); registry.promote(ws, mv.ref, 'bea')
+    approve(ws, mv.ref, 'bea'); registry.promote(ws, mv.ref, 'bea')
     return ws, test
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np, pytest
 from hypothesis import given, settings as hsettings, strategies as st
 from sklearn.linear_model import LogisticRegression
-from conftest import BIN, clean_env, free_port, started
+from conftest import BIN, approve, clean_env, free_port, started
 from test_registry import CAT, NUM, candidate
 from workbench import audit, canary, data, demo, pipelines, registry, traffic
 from workbench.config import load_settings
@@ -21,7 +21,7 @@ def lifecycle(tmp_path_factory):
     ws = open_workspace(tmp_path_factory.mktemp('canary')/'ws', load_settings(env={}, overrides=CANARY | lenient))
     credit = data.commit(ws, 'credit', demo.training_frame(demo.generate(months=4, rows_per_month=800), 4), 'four months', 'ana')
     champion, _ = candidate(ws, credit, LogisticRegression(max_iter=500), NUM + CAT)
-    registry.approve(ws, champion.ref, 'bea'); registry.promote(ws, champion.ref, 'bea', 'first champion')
+    approve(ws, champion.ref, 'bea'); registry.promote(ws, champion.ref, 'bea', 'first champion')
     return ws, credit
 
 
@@ -57,7 +57,7 @@ def test_bad_challenger_is_rolled_back_and_good_one_promoted(lifecycle, server):
     ws, credit = lifecycle
     # over-weighting the defaults ranks as well (it passes every gate) but gives far higher probabilities than the champion
     bad, _ = candidate(ws, credit, LogisticRegression(max_iter=500, class_weight='balanced'), NUM + CAT)
-    registry.approve(ws, bad.ref, 'bea')  # approved, so only the canary can stop it
+    approve(ws, bad.ref, 'bea')  # approved, so only the canary can stop it
     registry.set_challenger(ws, bad.ref, 'ci-pipeline')
     tally = run_canary(ws, server, credit, bad.version)
     assert set(k for k in tally if isinstance(k, int)) == {200} and tally['canary'] >= 100, tally
@@ -70,7 +70,7 @@ def test_bad_challenger_is_rolled_back_and_good_one_promoted(lifecycle, server):
 
     champ = registry.champion(ws, 'credit-default')
     good, _ = candidate(ws, credit, LogisticRegression(max_iter=500, C=0.5), NUM + CAT)
-    registry.approve(ws, good.ref, 'bea')
+    approve(ws, good.ref, 'bea')
     registry.set_challenger(ws, good.ref, 'ci-pipeline')
     tally = run_canary(ws, server, credit, good.version)
     assert set(k for k in tally if isinstance(k, int)) == {200}, tally
@@ -87,7 +87,7 @@ def test_deploy_pipeline_takes_a_challenger_to_champion(lifecycle):
     # close to the champion (C=0.5): this test is about the pipeline; C=2.0 gave a divergence at the guard's limit
     # (PSI 0.134 less 0.033 of noise against 0.1), so the outcome was a coin toss. The guard has its own test above.
     new, _ = candidate(ws, credit, LogisticRegression(max_iter=500, C=0.6), NUM + CAT)
-    registry.approve(ws, new.ref, 'bea')
+    approve(ws, new.ref, 'bea')
     r = pipelines.run(ws, 'deploy', {'model_version': new.ref, 'share': 0.5}, actor='ci-pipeline')
     assert r.status == 'ok', r.message
     assert r.results['outcome'] == 'promoted' and r.results['champion'] == new.ref and r.results['errors'] == 0
@@ -113,7 +113,7 @@ def test_deploy_pipeline_verdict_is_the_decision_it_shows(lifecycle):
     "A challenger the canary rolls back: the pipeline fails with that decision, and its figures table shows the same one."
     ws, credit = lifecycle
     bad, _ = candidate(ws, credit, LogisticRegression(max_iter=500, class_weight='balanced'), NUM + CAT)
-    registry.approve(ws, bad.ref, 'bea')
+    approve(ws, bad.ref, 'bea')
     r = pipelines.run(ws, 'deploy', {'model_version': bad.ref, 'share': 0.5}, actor='ci-pipeline')
     assert r.status == 'failed' and r.results['outcome'] == 'rolled back' and r.results['decision'] == 'rollback', r.message
     assert 'canary.max_disagreement' in r.results['reason'] and r.message.endswith(r.results['reason'])

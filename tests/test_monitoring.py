@@ -15,7 +15,7 @@ from workbench.demo import serve_in_thread
 from workbench.stats import STATISTICS, compare, profile_of
 from workbench.config import WorkbenchError, load_settings
 from workbench.workspace import open_workspace
-from conftest import clean_env
+from conftest import approve, clean_env
 
 BIN = Path(sys.executable).parent
 ROWS = 1000  # applications a month, and rows in a drift window: one window per month of traffic
@@ -36,7 +36,7 @@ def champion(ws, credit):
         report = gates.evaluate(onnx.OnnxModel(exported.onnx), test[NUM + CAT], test.defaulted, test.gender, None, exported.parity.max_abs_diff, ws.settings)
         registry.log_candidate(ws, run.run_id, exported, report)
     mv = registry.register(ws, run.run_id, 'credit-default', actor='ci-pipeline')
-    registry.approve(ws, mv.ref, 'bea')
+    approve(ws, mv.ref, 'bea')
     return registry.promote(ws, mv.ref, 'bea', 'first champion')
 
 
@@ -246,7 +246,7 @@ def test_alert_retrain_challenger_canary(tmp_path):
         assert len(retrained) == 1 and json.loads(retrained.after[0]) == {'dataset': v.ref}
         new = registry.get(ws, 'credit-default@challenger')
         assert new.version == 2 and new.dataset_id == v.id
-        registry.approve(ws, new.ref, 'bea', 'retrained on the drifted months')
+        approve(ws, new.ref, 'bea', 'retrained on the drifted months')
         for _ in range(100):
             if server.challenger is not None and server.challenger.version == 2: break
             time.sleep(0.1)

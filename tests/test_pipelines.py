@@ -4,7 +4,7 @@ import nbformat, numpy as np, pandas as pd, pytest
 from workbench import audit, data, demo, performance, pipelines, registry
 from workbench.config import WorkbenchError, load_settings
 from workbench.workspace import open_workspace
-from conftest import clean_env
+from conftest import approver_key, clean_env
 
 
 @pytest.fixture(autouse=True)
@@ -18,9 +18,12 @@ def no_developer_settings(monkeypatch):
 def portfolio(): return demo.generate(months=12, rows_per_month=1000)
 
 
-def workspace(tmp_path, **flags):
-    "A workspace in tmp_path with `--set`-style overrides."
-    return open_workspace(tmp_path/'ws', load_settings(env={}, overrides={k.replace('__', '.'): v for k, v in flags.items()}))
+def workspace(tmp_path, **settings):
+    "A workspace in tmp_path: `gates__min_auc='0.9'` as a --set flag, promotion rules (governance) in its settings.ini."
+    rules = [f"{k.split('__')[1]} = {v}\n" for k, v in settings.items() if k.startswith('promotion__')]
+    (tmp_path/'settings.ini').write_text('[promotion]\n' + ''.join(rules))
+    flags = {k.replace('__', '.'): v for k, v in settings.items() if not k.startswith('promotion__')}
+    return open_workspace(tmp_path/'ws', load_settings(tmp_path/'settings.ini', env={}, overrides=flags))
 
 
 def outputs(path) -> str:
@@ -44,8 +47,9 @@ def test_notebooks_are_clean_and_parameterized():
     assert {'run_id', 'model_name', 'experiment'} <= set(pipelines.parameters('evaluate')) & set(pipelines.parameters('promote'))
 
 
-def test_ci_on_demo_data(tmp_path, portfolio):
+def test_ci_on_demo_data(tmp_path, portfolio, monkeypatch):
     ws = workspace(tmp_path, promotion__allow_pipeline_approval='true')
+    monkeypatch.setenv('WORKBENCH_SIGNING_KEY', str(approver_key(ws, 'ci-pipeline')))  # the pipeline signs its approval
     credit = data.commit(ws, 'credit', demo.training_frame(portfolio, 2), 'two months', 'demo')
     t0 = time.perf_counter()
     runs = pipelines.run_ci(ws, dict(demo.PIPELINE_PARAMS), actor='ana')  # the demo's columns and names: no suite records them here
@@ -192,13 +196,14 @@ def tasks(tmp_path_factory):
     from pathlib import Path
     from workbench import batch
     root = tmp_path_factory.mktemp('tasks')
-    env = clean_env(WORKBENCH_HOME=str(root/'ws'), WORKBENCH_ACTOR='tester')
-    cmd = [str(Path(sys.executable).parent/'workbench'), '--set', 'promotion.allow_pipeline_approval=true', '--set', 'gates.min_r2=0.3']
+    (root/'settings.ini').write_text('[promotion]\nallow_pipeline_approval = true\n')  # the team lets CI approve what passes
+    ws = open_workspace(root/'ws', load_settings(root/'settings.ini', env={}), create=True)
+    env = clean_env(WORKBENCH_HOME=str(root/'ws'), WORKBENCH_ACTOR='tester', WORKBENCH_SIGNING_KEY=str(approver_key(ws, 'ci-pipeline')))
+    cmd = [str(Path(sys.executable).parent/'workbench'), '--set', 'gates.min_r2=0.3']
     def wb(*args, check=True):
         r = subprocess.run(cmd + list(map(str, args)), cwd=root, env=env, capture_output=True, text=True, timeout=600)
         if check: assert r.returncode == 0, f"workbench {' '.join(map(str, args))}:\n{r.stdout}\n{r.stderr}"
         return r
-    ws = open_workspace(root/'ws', load_settings(env={}))
     frames, running = _frames(), {}
     for name, (frame, target, key) in frames.items():
         data.commit(ws, name, frame, 'as scikit-learn ships it')

@@ -10,7 +10,9 @@ import json, subprocess
 from dataclasses import dataclass, field
 import numpy as np, pandas as pd, pytest
 
-from conftest import BIN, clean_env, free_port, started
+from conftest import BIN, approver_key, clean_env, free_port, started
+from workbench.config import load_settings
+from workbench.workspace import open_workspace
 
 
 @dataclass
@@ -121,7 +123,8 @@ def test_lifecycle(gauntlet, case):
     policy = [a for k, v in case.policy.items() for a in ('--set', f'{k}={v}')]
     r = wb(*policy, 'pipeline', 'run', 'ci', *[a for k, v in params.items() for a in ('-p', f'{k}={v}')], ok=False)
     assert r.returncode == 0, f"pipeline run ci on {name} failed:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
-    wb('registry', 'approve', f'{name}/1', actor='reviewer@team')
+    reviewer = approver_key(open_workspace(root/'ws', load_settings(env={})), 'reviewer@team')  # a key the team listed
+    wb('registry', 'approve', f'{name}/1', '--key', reviewer)
     wb('registry', 'promote', f'{name}/1')
 
     # serving: /invocations with the rows as a user has them (keys included), and tritonclient with its defaults

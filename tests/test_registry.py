@@ -6,6 +6,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from conftest import approve, approver_key
 from workbench import audit, data, demo, gates, onnx, registry, tracking
 
 NUM, CAT = ['income', 'credit_score', 'debt_to_income', 'delinquencies_2y', 'employment_years', 'age'], ['product', 'region']
@@ -43,13 +44,13 @@ def test_lifecycle_through_the_cli(trained, wb):
 
     r = wb('registry', 'promote', 'credit-default/1', check=False)  # not approved yet
     assert r.returncode == 1 and 'has 0 of the 1 approvals required (promotion.min_approvals)' in r.stderr
-    r = wb('registry', 'approve', 'credit-default/1', '--as', 'ci-pipeline', check=False)  # the registrant
+    r = wb('registry', 'approve', 'credit-default/1', '--key', approver_key(ws, 'ci-pipeline'), check=False)  # the registrant
     assert r.returncode == 1 and 'cannot approve' in r.stderr
-    assert 'approvals: bea' in wb('registry', 'approve', 'credit-default/1', '--as', 'bea', '-m', 'looks right').stdout
-    r = wb('registry', 'approve', 'credit-default/1', '--as', 'bea', check=False)
+    assert 'approvals: bea' in wb('registry', 'approve', 'credit-default/1', '--key', approver_key(ws, 'bea'), '-m', 'looks right').stdout
+    r = wb('registry', 'approve', 'credit-default/1', '--key', approver_key(ws, 'bea'), check=False)
     assert r.returncode == 1 and 'already approved' in r.stderr
 
-    wb('registry', 'approve', 'credit-default/2', '--as', 'bea')
+    wb('registry', 'approve', 'credit-default/2', '--key', approver_key(ws, 'bea'))
     r = wb('registry', 'promote', 'credit-default/2', check=False)  # approved, but fails a gate
     assert r.returncode == 1 and 'fails gate auc' in r.stderr and 'gates.min_auc' in r.stderr and 'rule: every gate must pass' in r.stderr
 
@@ -58,7 +59,7 @@ def test_lifecycle_through_the_cli(trained, wb):
     champ = onnx.OnnxModel(registry.load_onnx(ws, 'credit-default@champion')[0])
     better, _ = candidate(ws, credit, LogisticRegression(max_iter=500), NUM + CAT, champion=champ)
     wb('registry', 'challenger', better.ref)
-    wb('registry', 'approve', better.ref, '--as', 'carla')
+    wb('registry', 'approve', better.ref, '--key', approver_key(ws, 'carla'))
     assert f'{better.ref} is now the champion' in wb('registry', 'promote', 'credit-default@challenger').stdout
     assert 'credit-default/1 is the champion again' in wb('registry', 'rollback', 'credit-default', '-m', 'incident 42').stdout
 
@@ -77,7 +78,7 @@ def test_lifecycle_through_the_cli(trained, wb):
 def test_stock_mlflow_client_sees_it(trained):
     from mlflow import MlflowClient
     ws, credit, good, weak, run_id = trained
-    registry.approve(ws, good.ref, 'bea'); registry.promote(ws, good.ref, 'bea')
+    approve(ws, good.ref, 'bea'); registry.promote(ws, good.ref, 'bea')
     c = MlflowClient(ws.tracking_uri, registry_uri=ws.tracking_uri)
     mv = c.get_model_version_by_alias('credit-default', 'champion')
     assert (int(mv.version), mv.run_id) == (1, run_id)

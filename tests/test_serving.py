@@ -6,7 +6,7 @@ checked per test. The test that promotes a second version comes last: it changes
 import contextlib, json, math, random, re, signal, socket, subprocess, sys, time
 from pathlib import Path
 import httpx, numpy as np, pandas as pd, pytest
-from conftest import clean_env, free_port
+from conftest import approve, clean_env, free_port
 
 BIN, HERE = Path(sys.executable).parent, Path(__file__).resolve().parent
 MODEL = 'credit-default'
@@ -466,7 +466,7 @@ def test_promotion_is_picked_up_without_failing_a_request(home, ws, champion, ro
             old = registry.get(ws, f'{MODEL}/{champion[3]}')
             new = registry.register(ws, old.run_id, MODEL, actor='ci-pipeline')
             assert new.version > old.version
-            registry.approve(ws, new.ref, 'someone-else', 'serving test')
+            approve(ws, new.ref, 'someone-else', 'serving test')
             registry.promote(ws, new.ref, 'someone-else', 'serving test: hot reload')
             t_promote, seen, i = time.monotonic(), [], 0
             while time.monotonic() - t_promote < 10:

@@ -127,21 +127,24 @@ def show_config(ctx):
     _show(pd.DataFrame([dict(setting=k, value=v, source=s.sources[k]) for k, v in s.values.items()]), max_width=80)
 
 # %% ../nbs/05_cli.ipynb #c286cb6a
-def summary(ws) -> str:
-    "A few lines on what the workspace holds."
-    from workbench import audit
+def summary(ws) -> tuple:
+    "A few lines on what the workspace holds, and whether its record is sound (the chain intact, the state agreeing)."
+    from workbench import audit, governance
     ds = ws.sql("""select name, count(*) as versions, arg_max(name || '@' || left(id, 12), seq) as latest,
                    arg_max(rows, seq) as rows, arg_max(columns, seq) as columns from datasets group by name order by name""").df()
     lines = [f"workspace   {ws.root}", f"tracking    {ws.tracking_uri}", f"tables      {', '.join(ws.tables())}",
              f"datasets    {len(ds)} ({int(ds.versions.sum()) if len(ds) else 0} versions)"]
     lines += ['  ' + l for l in ds.to_string(index=False).splitlines()] if len(ds) else []
-    return '\n'.join(lines + [f"audit       {audit.verify(ws)}"])
+    v, found = audit.verify(ws), governance.check(ws)
+    return '\n'.join(lines + [f"audit       {v}"] + [f"  WARNING  {f}" for f in found]), v.ok and not found
 
 @cli.command()
 @click.pass_context
 def status(ctx):
-    "Summarize the workspace: tables, datasets and the audit chain."
-    click.echo(summary(_ws(ctx)))
+    "Summarize the workspace: tables, datasets and the audit chain; exit 1 if the chain or the state disagrees."
+    text, sound = summary(_ws(ctx))
+    click.echo(text)
+    if not sound: sys.exit(1)
 
 # %% ../nbs/05_cli.ipynb #2e2ae93c
 @cli.command()
@@ -156,7 +159,7 @@ def demo(ctx, months, rows_per_month, drift_month, seed, data_only):
     from workbench import demo as dm
     ws, t0 = _ws(ctx, create=True), time.perf_counter()
     dm.run(ws, months, rows_per_month, drift_month, seed, data_only, say=click.echo)
-    click.echo(f"\n{summary(ws)}\n\nDone in {time.perf_counter() - t0:.0f} s.")
+    click.echo(f"\n{summary(ws)[0]}\n\nDone in {time.perf_counter() - t0:.0f} s.")
     click.echo("Next: workbench registry show credit-default@champion | workbench runs list | workbench data diff applications~3 applications"
                if not data_only else "Next: workbench data diff applications~3 applications")
 
@@ -326,11 +329,12 @@ def audit_log(ctx, limit, action, subject, fmt):
 @audit.command('verify')
 @click.pass_context
 def audit_verify(ctx):
-    "Recompute the hash chain; exit 1 and name the first bad event if it is broken."
-    from workbench import audit as a
-    v = a.verify(_ws(ctx))
-    click.echo(str(v))
-    if not v.ok: sys.exit(1)
+    "Recompute the hash chain against its anchor and compare the state with it; exit 1 and name each problem."
+    from workbench import audit as a, governance
+    ws = _ws(ctx)
+    v, found = a.verify(ws), governance.check(ws)
+    click.echo('\n'.join([str(v)] + [f"WARNING  {f}" for f in found]))
+    if not v.ok or found: sys.exit(1)
 
 # %% ../nbs/05_cli.ipynb #ad8c77b8
 @cli.group(cls=_Group)
@@ -378,6 +382,7 @@ def registry_list(ctx, name, fmt):
     df = r.versions(_ws(ctx), name)
     cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by', 'created_at']
     _show(df[cols].assign(aliases=df.aliases.map(','.join), approvals=df.approvals.map(','.join)) if fmt == 'table' else df, fmt)
+    for p in [p for n in df.name.unique() for p in r.alias_problems(_ws(ctx), n)]: click.echo(f"WARNING  {p}", err=True)
 
 @registry.command('show')
 @click.argument('ref')
@@ -390,17 +395,25 @@ def registry_show(ctx, ref):
     for k, v in vars(mv).items(): click.echo(f"{k:<14}{', '.join(v) if isinstance(v, list) else v}")
     report = r.gate_report(ws, mv.run_id)
     click.echo(f"\n{report}" if report else "\nno gate report")
+    for p in r.alias_problems(ws, mv.name): click.echo(f"WARNING  {p}", err=True)
 
 # %% ../nbs/05_cli.ipynb #be2e752e
 @registry.command('approve')
 @click.argument('ref')
-@click.option('--as', 'approver', help='Approver (default: the current actor).')
+@click.option('--key', type=click.Path(dir_okay=False), help='Your SSH private key (default: WORKBENCH_SIGNING_KEY).')
+@click.option('--signature', type=click.File(), help='A signature of the --payload made with `ssh-keygen -Y sign -n workbench-approval`.')
+@click.option('--payload', is_flag=True, help='Print what an approver signs, and stop.')
+@click.option('--as', 'approver', help='Who you are; checked against the key (or recorded as is when approvals are unsigned).')
 @click.option('-m', '--comment', default='', help='Why you approve.')
 @click.pass_context
-def registry_approve(ctx, ref, approver, comment):
-    "Approve model version REF."
+def registry_approve(ctx, ref, key, signature, payload, approver, comment):
+    """Approve model version REF, signed with your SSH key.
+
+    With a key held by an agent or a token: workbench registry approve REF --payload > p; ssh-keygen -Y sign -f KEY
+    -n workbench-approval p; workbench registry approve REF --signature p.sig"""
     from workbench import registry as r
-    mv = r.approve(_ws(ctx), ref, approver, comment)
+    if payload: return click.echo(r.approval_payload(_ws(ctx), ref).decode(), nl=False)
+    mv = r.approve(_ws(ctx), ref, approver, comment, key, signature and signature.read())
     click.echo(f"approved {mv.ref}; approvals: {', '.join(mv.approvals)}")
 
 @registry.command('promote')

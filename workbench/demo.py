@@ -6,14 +6,16 @@ Docs: https://mlops-workbench.github.io/workbench/demo.html.md"""
 
 # %% auto #0
 __all__ = ['REGIONS', 'PURPOSES', 'PRODUCTS', 'TERMS', 'DRIFT', 'INCOME_FACTOR', 'BNPL_SHARE', 'DEFAULT_SHIFT', 'COLUMNS',
-           'EXPERIMENT', 'MODEL', 'PIPELINE_PARAMS', 'generate', 'training_frame', 'commit_demo', 'lifecycle',
-           'serve_in_thread', 'serve_traffic', 'monitor', 'retrain_and_canary', 'run']
+           'EXPERIMENT', 'MODEL', 'PIPELINE_PARAMS', 'REVIEWER', 'generate', 'training_frame', 'commit_demo',
+           'reviewer_key', 'lifecycle', 'serve_in_thread', 'serve_traffic', 'monitor', 'retrain_and_canary', 'run']
 
 # %% ../nbs/04_demo.ipynb #779c1280
 import time
+from pathlib import Path
 import numpy as np, pandas as pd
 from numbers import Integral
 from .config import WorkbenchError
+from .workspace import Workspace
 
 # %% ../nbs/04_demo.ipynb #8f8e46d9
 REGIONS = {'Northern Harbour': .33, 'Southern Harbour': .17, 'South Eastern': .15, # NSO regions, by population
@@ -173,6 +175,20 @@ def commit_demo(ws, # the workspace to fill
         progress(f"  suite credit saved to {validation.save_suite(ws, suite)}: {validation.describe_roles(suite.roles)}")
     return out
 
+# %% ../nbs/04_demo.ipynb #5b3bc2cd
+REVIEWER = 'demo-reviewer'
+
+def reviewer_key(ws:Workspace) -> Path:
+    "The demo reviewer's SSH key: made once, in the workspace, and listed in its allowed signers."
+    from workbench import approvals, signatures
+    key, listed = ws.root/'keys'/REVIEWER, approvals.signers_file(ws)
+    if not key.exists():
+        if listed != ws.root/'allowed_signers':
+            raise WorkbenchError(f"the demo's reviewer signs its approvals, but promotion.allowed_signers names {listed}: "
+                                 "run the demo with that setting empty")
+        with open(listed, 'a') as f: f.write(f'{REVIEWER} {signatures.generate_key(key)}\n')
+    return key
+
 # %% ../nbs/04_demo.ipynb #e71a8c58
 def lifecycle(ws, say=print):
     "Validate, train two candidates, evaluate and promote with the one chain; approve the first champion and export its ONNX model."
@@ -186,8 +202,8 @@ def lifecycle(ws, say=print):
     if not r.ok: raise WorkbenchError(f"the demo stopped: {r.error or r.message}")
     mv = registry.get(ws, r.results['model_version'])
     if 'champion' not in mv.aliases:
-        registry.approve(ws, mv.ref, 'demo-reviewer', 'demo: approved on behalf of a reviewer')
-        mv = registry.promote(ws, mv.ref, 'demo-reviewer', 'demo: first champion')
+        registry.approve(ws, mv.ref, REVIEWER, 'demo: approved on behalf of a reviewer', key=reviewer_key(ws))
+        mv = registry.promote(ws, mv.ref, REVIEWER, 'demo: first champion')
     onnx_bytes, mv = registry.load_onnx(ws, f'{mv.name}@champion')
     (out := ws.root/'models'/f'{mv.name}-{mv.version}.onnx').parent.mkdir(exist_ok=True)
     out.write_bytes(onnx_bytes)
@@ -260,7 +276,8 @@ def retrain_and_canary(ws, portfolio:dict, server, url:str, stop, drifted:list, 
     for stage, s in r['stages'].items(): say(f"  {stage:<9} {s['status']:<18} {s['message']}")
     if r['status'] == 'failed': stop(); raise WorkbenchError(f"the demo stopped: retraining failed at {r['message']}")
     mv = registry.get(ws, r['model_version'])
-    if 'champion' not in mv.aliases and 'demo-reviewer' not in mv.approvals: mv = registry.approve(ws, mv.ref, 'demo-reviewer', 'demo: retrained on the drifted months')
+    if 'champion' not in mv.aliases and REVIEWER not in mv.approvals:
+        mv = registry.approve(ws, mv.ref, REVIEWER, 'demo: retrained on the drifted months', key=reviewer_key(ws))
     while 'challenger' in mv.aliases and (server.challenger is None or server.challenger.version != mv.version): time.sleep(0.1)
     recent = apps[apps['month'].isin(months[-3:])]
     again = np.resize(np.arange(len(recent)), 10 * len(recent))  # the last months, over again until the server decides

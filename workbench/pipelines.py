@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import pandas as pd
 import workbench
-from .config import WorkbenchError, find_settings
+from .config import WorkbenchError
 from .workspace import Workspace
 from . import audit, data
 
@@ -330,10 +330,9 @@ def _failure(name:str, e) -> str:
 
 # %% ../nbs/11_pipelines.ipynb #3b4aa520
 def _policy(ws:Workspace) -> dict:
-    "Settings the kernel must be given: flags, and the caller's file if the kernel would find another."
-    s, found = ws.settings, find_settings()
-    same = (s.file and Path(s.file).resolve()) == (found and found.resolve())
-    return {k: v for k, v in s.values.items() if s.sources[k] == 'flag' or (not same and not s.sources[k].startswith('WORKBENCH_'))}
+    "The settings the kernel must be given: the caller's file (its governance rules come only from a file) and flags."
+    s = ws.settings
+    return dict(settings_file=s.file and str(s.file), settings={k: v for k, v in s.values.items() if s.sources[k] == 'flag'})
 
 def _quiet() -> dict:
     "Environment that keeps progress bars and tqdm's missing-widgets warning out of the kept notebook."
@@ -403,7 +402,7 @@ def _linked(results:dict) -> list:
 # %% ../nbs/11_pipelines.ipynb #2c10cb85
 def _given(name:str, declared:dict, params:dict) -> dict:
     "`params` converted to their declared types; unknown names and the runner's own are refused."
-    if own := [k for k in params if k in ('workspace', 'results_path', 'settings')]:
+    if own := [k for k in params if k in ('workspace', 'results_path', 'settings', 'settings_file')]:
         raise WorkbenchError(f"parameter {own[0]} is set by the runner; choose the workspace with --workspace and settings with --set")
     if unknown := [k for k in params if k not in declared]:
         raise WorkbenchError(f"pipeline {name} has no parameter {unknown[0]!r}; its parameters are {', '.join(declared) or 'none'}")
@@ -425,7 +424,7 @@ def run(ws:Workspace, name:str, # a pipeline ('validate', 'train', 'evaluate', '
     out = ws.root/'pipelines'/f'{run_id}-{name}.ipynb'
     out.parent.mkdir(exist_ok=True)
     res = out.with_suffix('.json')
-    own = dict(workspace=str(ws.root), results_path=str(res), settings=_policy(ws))
+    own = dict(workspace=str(ws.root), results_path=str(res), **_policy(ws))
     error = _execute(name, src, out, given | {k: v for k, v in own.items() if k in declared},
                      {'WORKBENCH_SOURCE': str(src), 'WORKBENCH_ACTOR': actor, **_quiet()})
     results = json.loads(res.read_text()) if res.exists() else {}

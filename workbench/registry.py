@@ -6,18 +6,18 @@ Docs: https://mlops-workbench.github.io/workbench/registry.html.md"""
 
 # %% auto #0
 __all__ = ['MOVES', 'client', 'parse_ref', 'ModelVersion', 'get', 'mlflow_signature', 'log_candidate', 'log_gates', 'gate_report',
-           'register', 'approve', 'history', 'champion', 'check_policy', 'promote', 'set_challenger',
-           'clear_challenger', 'rollback', 'versions', 'lineage', 'load_onnx']
+           'register', 'approval_payload', 'approve', 'history', 'alias_problems', 'champion', 'check_policy', 'policy',
+           'promote', 'set_challenger', 'clear_challenger', 'rollback', 'versions', 'lineage', 'load_onnx']
 
 # %% ../nbs/09_registry.ipynb #29bfc070
-import json, re, tempfile
+import hashlib, json, re, tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 import pandas as pd
 from .config import WorkbenchError
 from .workspace import Workspace
-from . import audit
+from . import approvals, audit, signatures
 from .errors import PolicyError
 
 # %% ../nbs/09_registry.ipynb #2a7b09fd
@@ -63,9 +63,11 @@ def _exists(c, name) -> bool:
 
 # %% ../nbs/09_registry.ipynb #0ecf9f9f
 def _approvals(ws, name) -> dict:
-    "Subject (`name/version`) -> its approvers, oldest first, for every version of model `name`, in one log read."
-    df = audit.log(ws, action='model.approve', subject=f'{name}/')
-    return {s: g.actor.tolist()[::-1] for s, g in df.groupby('subject')}
+    "Subject (`name/version`) -> the people whose approval counts, oldest first, for every version of model `name`."
+    out = {}
+    for a in approvals.records(ws, name):
+        if not a.problem and a.approver not in out.setdefault(a.version, []): out[a.version].append(a.approver)
+    return out
 
 # %% ../nbs/09_registry.ipynb #5bc2c321
 def _version(ws, c, name, version,
@@ -187,13 +189,17 @@ def _run(c, run_id):
         raise WorkbenchError(f"no MLflow run {run_id!r} in this workspace's tracking store") from None
 
 # %% ../nbs/09_registry.ipynb #a451911b
+def _gate_text(ws:Workspace, run_id:str) -> str|None:
+    "The run's gate report as saved, or None."
+    c = client(ws)
+    if not any(a.path == 'gate_report.json' for a in c.list_artifacts(run_id)): return None
+    with tempfile.TemporaryDirectory() as d: return Path(c.download_artifacts(run_id, 'gate_report.json', d)).read_text()
+
 def gate_report(ws:Workspace, run_id:str):
     "The run's saved `GateReport`, or None."
     from workbench import gates
-    c = client(ws)
-    if not any(a.path == 'gate_report.json' for a in c.list_artifacts(run_id)): return None
-    with tempfile.TemporaryDirectory() as d:
-        return gates.from_json(Path(c.download_artifacts(run_id, 'gate_report.json', d)).read_text())
+    text = _gate_text(ws, run_id)
+    return None if text is None else gates.from_json(text)
 
 # %% ../nbs/09_registry.ipynb #27f3a2c8
 def _lock(name): return 'model_' + re.sub(r'[^a-z0-9_]', '_', name)
@@ -225,30 +231,48 @@ def register(ws:Workspace, run_id:str, # the run whose ONNX model to register
     return _version(ws, c, name, mv.version)
 
 # %% ../nbs/09_registry.ipynb #9ec253eb
-def _check_approver(ws, mv, who):
-    if not isinstance(who, str) or not who.strip():
-        raise WorkbenchError(f"the approver must be a person's name, not {who!r}")
-    s = ws.settings
-    allowed = [a.strip() for a in s['promotion.approvers'].split(',') if a.strip()]
-    if who == mv.registered_by:
-        raise PolicyError(f"{who} registered {mv.ref} and so cannot approve it (rule: four eyes)")
+def _check_approver(ws, mv, who:str): # who: as `signatures.identity` gives it
+    s, same = ws.settings, lambda a: bool(a.strip()) and signatures.identity(a) == who
+    allowed = [signatures.identity(a) for a in s['promotion.approvers'].split(',') if a.strip()]
+    if same(mv.registered_by): raise PolicyError(f"{who} registered {mv.ref} and so cannot approve it (rule: four eyes)")
     if who in mv.approvals: raise PolicyError(f"{who} has already approved {mv.ref}")
-    if who == s['promotion.pipeline_identity'] and not s['promotion.allow_pipeline_approval']:
+    if same(s['promotion.pipeline_identity']) and not s['promotion.allow_pipeline_approval']:
         raise PolicyError(f"the pipeline identity {who} may not approve (promotion.allow_pipeline_approval is false)")
-    if allowed and who not in allowed and who != s['promotion.pipeline_identity']:
+    if allowed and who not in allowed and not same(s['promotion.pipeline_identity']):
         raise PolicyError(f"{who} is not among the approvers in promotion.approvers ({', '.join(allowed)})")
 
 # %% ../nbs/09_registry.ipynb #78e98190
+def _onnx_bytes(ws:Workspace, name:str, version:int) -> bytes:
+    import mlflow
+    from workbench import tracking
+    with tempfile.TemporaryDirectory() as d, tracking.using(ws):
+        return (Path(mlflow.artifacts.download_artifacts(f'models:/{name}/{version}', dst_path=d))/'model.onnx').read_bytes()
+
+def approval_payload(ws:Workspace, ref:str) -> bytes:
+    "What an approver of `ref` signs: its model's and gate report's SHA-256, run and data (`approvals.payload`)."
+    mv = get(ws, ref)
+    return approvals.payload(mv, _onnx_bytes(ws, mv.name, mv.version), _gate_text(ws, mv.run_id))
+
+# %% ../nbs/09_registry.ipynb #8e270636
 def approve(ws:Workspace, ref:str, # the version to approve, e.g. 'credit-default/3'
-            approver:str|None=None, # who approves; the current actor when None
-            comment:str='') -> ModelVersion: # why
-    "Record `approver`'s approval of a model version."
+            approver:str|None=None, # who approves: checked against the key; the current actor when approvals are unsigned
+            comment:str='', # why
+            key:str|Path|None=None, # the approver's SSH private key; `WORKBENCH_SIGNING_KEY` when None
+            signature:str|None=None) -> ModelVersion: # an approval signature made elsewhere, instead of `key`
+    "Record an approval of a model version, signed by the approver's key (`promotion.signed_approvals`)."
     name, version, alias = parse_ref(ref)
-    who = approver or audit.current_actor(ws)
     with ws.lock(_lock(name)):
-        mv = get(ws, ref)
+        mv, proof = get(ws, ref), {}
+        if ws.settings['promotion.signed_approvals']:
+            body = approval_payload(ws, mv.ref)
+            signature = signature or approvals.sign(body, key)
+            who, fp = approvals.verify(ws, body, signature)
+            if approver is not None and signatures.identity(approver) != who:
+                raise PolicyError(f"the signature is {who}'s, not {approver}'s: an approval is made by the key's owner")
+            proof = dict(payload=body.decode(), signature=signature, key=fp)
+        else: who = signatures.identity(approver or audit.current_actor(ws))
         _check_approver(ws, mv, who)
-        audit.record(ws, 'model.approve', mv.ref, after={'approver': who}, reason=comment, actor=who)
+        audit.record(ws, 'model.approve', mv.ref, after={'approver': who, **proof}, reason=comment, actor=who)
         client(ws).set_model_version_tag(name, str(mv.version), 'workbench.approvals', json.dumps(mv.approvals + [who]))
     return get(ws, mv.ref)
 
@@ -261,7 +285,7 @@ def history(ws:Workspace, name:str) -> pd.DataFrame:
     rows = []
     for e in audit.log(ws, subject=name).query('subject == @name and action in @MOVES').iloc[::-1].itertuples():
         before, after = json.loads(e.before or '{}'), json.loads(e.after or '{}')
-        for alias in after:
+        for alias in (a for a in after if a != 'policy'):
             rows.append(dict(time=e.time, actor=e.actor, action=e.action, alias=alias, **{'from': before.get(alias)},
                              to=after[alias], reason=e.reason))
     return pd.DataFrame(rows, columns=['time', 'actor', 'action', 'alias', 'from', 'to', 'reason'])
@@ -276,36 +300,89 @@ def _champions(ws, name) -> list:
     return stack
 
 # %% ../nbs/09_registry.ipynb #536a12e7
+def _aliases(c, name) -> dict:
+    "Alias -> version of model `name`, as MLflow has them now."
+    from mlflow.exceptions import MlflowException
+    try: return {a: int(v) for a, v in c.get_registered_model(name).aliases.items()}
+    except MlflowException: raise WorkbenchError(f"no registered model named {name!r}") from None
+
+def _last_moves(ws, name) -> dict:
+    "Alias -> (from, to) of its last audited move."
+    num = lambda v: None if pd.isna(v) else int(v)
+    return {a: (num(f), num(t)) for a, f, t in history(ws, name)[['alias', 'from', 'to']].itertuples(index=False)}
+
+def _set_alias(c, name, alias, version):
+    if version is None: c.delete_registered_model_alias(name, alias)
+    else: c.set_registered_model_alias(name, alias, str(version))
+
+# %% ../nbs/09_registry.ipynb #f3dea3ae
+def _finish_moves(ws, name) -> list:
+    "Set each alias whose last audited move never happened (its process was killed); call under the model's lock."
+    c, done = client(ws), []
+    now = _aliases(c, name)
+    for alias, (frm, to) in _last_moves(ws, name).items():
+        if now.get(alias) == frm != to: _set_alias(c, name, alias, to); done.append(f'{alias} {frm} -> {to}')
+    return done
+
+def alias_problems(ws:Workspace, name:str) -> list:
+    "A sentence for each alias of `name` that is not where the audit log last moved it."
+    moves, now = _last_moves(ws, name), _aliases(client(ws), name)
+    v = lambda x: 'nowhere' if x is None else f'version {x}'
+    out = []
+    for a in sorted(set(now) | set(moves)):
+        frm, to = moves.get(a, (None, None))
+        if now.get(a) == to: continue
+        out.append(f"the {a} move of {name} to {v(to)} was recorded but not made (its process stopped); the next registry "
+                   f"action on {name} makes it" if now.get(a) == frm else
+                   f"the {a} alias of {name} points to {v(now.get(a))} but the audit log says {v(to)}: it was moved "
+                   "outside the workbench; restore it with `workbench registry promote` or `rollback`")
+    return out
+
+
+# %% ../nbs/09_registry.ipynb #fcbc4fdd
 def champion(ws:Workspace, name:str) -> ModelVersion:
     "The current champion of `name`, checked against the audit log."
-    mv = get(ws, f'{name}@champion')
-    audited = (_champions(ws, name) or [None])[-1]
-    if audited != mv.version:
-        raise PolicyError(f"the champion alias of {name} points to version {mv.version} but the audit log says "
-                          f"{audited}: it was moved outside the workbench; restore it with "
-                          "`workbench registry promote` or `rollback`")
-    return mv
+    c = client(ws)
+    look = lambda: (_aliases(c, name).get('champion'), (_champions(ws, name) or [None])[-1])
+    alias, audited = look()
+    if alias != audited:  # a move under way, or one killed halfway: finish it under the lock, then look again
+        with ws.lock(_lock(name)): _finish_moves(ws, name); alias, audited = look()
+    if alias is None: raise WorkbenchError(f"model {name} has no champion alias yet")
+    if alias != audited: raise PolicyError(alias_problems(ws, name)[0])
+    return _version(ws, c, name, alias)
 
 # %% ../nbs/09_registry.ipynb #9a5f105d
+def _counted(ws:Workspace, mv:ModelVersion) -> list:
+    "The people whose approval of `mv` counts now: when approvals are signed, signed for its current contents."
+    if not ws.settings['promotion.signed_approvals']: return mv.approvals
+    now = approval_payload(ws, mv.ref).decode()
+    return list(dict.fromkeys(a.approver for a in approvals.records(ws, mv.name)
+                              if a.version == mv.ref and not a.problem and a.payload == now))
+
 def check_policy(ws:Workspace, mv:ModelVersion) -> None:
     "Raise a `PolicyError` naming the first rule `mv` breaks; return quietly if it may be promoted."
     s = ws.settings
     report = gate_report(ws, mv.run_id)
     if report is None: raise PolicyError(f"{mv.ref} has no gate report; evaluate it first (rule: every gate must pass)")
     if not report.passed: raise PolicyError(f"{mv.ref} fails gate {report.failed[0]} (rule: every gate must pass)")
-    if s['promotion.require_approval'] and len(mv.approvals) < s['promotion.min_approvals']:
-        raise PolicyError(f"{mv.ref} has {len(mv.approvals)} of the {s['promotion.min_approvals']} approvals required "
+    if s['promotion.require_approval'] and len(n := _counted(ws, mv)) < s['promotion.min_approvals']:
+        raise PolicyError(f"{mv.ref} has {len(n)} of the {s['promotion.min_approvals']} approvals required "
                           f"(promotion.min_approvals); approve it with `workbench registry approve {mv.ref}`")
 
+def policy(ws:Workspace) -> dict:
+    "The promotion rules in force and the settings file they came from, recorded with each promotion."
+    s, f = ws.settings, ws.settings.file
+    rules = {k.split('.', 1)[1]: v for k, v in s.values.items() if k.startswith('promotion.')}
+    return rules | {'settings': str(f) if f else None, 'settings_sha256': f and hashlib.sha256(Path(f).read_bytes()).hexdigest()}
+
 # %% ../nbs/09_registry.ipynb #0fcc3b6b
-def _move(ws, name, alias, version, action, actor, reason):
+def _move(ws, name, alias, version, action, actor, reason, rules:dict|None=None):
+    "Record the move, then make it: the event first, so a move killed halfway is finished by `_finish_moves`."
     c = client(ws)
-    try: old = int(c.get_model_version_by_alias(name, alias).version)
-    except Exception: old = None
-    if version is None: c.delete_registered_model_alias(name, alias)
-    else: c.set_registered_model_alias(name, alias, str(version))
-    audit.record(ws, action, name, before={alias: old}, after={alias: version}, reason=reason,
-                 actor=actor or audit.current_actor(ws))
+    old = _aliases(c, name).get(alias)
+    audit.record(ws, action, name, before={alias: old}, after={alias: version} | ({'policy': rules} if rules else {}),
+                 reason=reason, actor=actor or audit.current_actor(ws))
+    _set_alias(c, name, alias, version)
     return old
 
 # %% ../nbs/09_registry.ipynb #3b4185f9
@@ -315,10 +392,11 @@ def promote(ws:Workspace,
     "Make a version the champion if the promotion policy allows it; the old champion can be restored with `rollback`."
     name = parse_ref(ref)[0]
     with ws.lock(_lock(name)):
+        _finish_moves(ws, name)
         mv = get(ws, ref)
         if 'champion' in mv.aliases: raise WorkbenchError(f"{mv.ref} is already the champion")
         check_policy(ws, mv)
-        _move(ws, name, 'champion', mv.version, 'model.promote', actor, reason)
+        _move(ws, name, 'champion', mv.version, 'model.promote', actor, reason, policy(ws))
         if 'challenger' in mv.aliases:
             _move(ws, name, 'challenger', None, 'model.challenger', actor, 'promoted to champion')
     return get(ws, mv.ref)
@@ -328,6 +406,7 @@ def set_challenger(ws:Workspace, ref:str, actor:str|None=None, reason:str='') ->
     "Make a version the challenger (canary or shadow candidate); it needs a passing gate report."
     name = parse_ref(ref)[0]
     with ws.lock(_lock(name)):
+        _finish_moves(ws, name)
         mv = get(ws, ref)
         report = gate_report(ws, mv.run_id)
         if report is None or not report.passed:
@@ -340,8 +419,9 @@ def clear_challenger(ws:Workspace, name:str, version:int|None=None, # clear only
                      actor:str|None=None, reason:str='') -> int|None:
     "Remove the challenger alias (a canary rolled back or abandoned); returns the version it pointed to."
     with ws.lock(_lock(name)):
-        try: current = int(client(ws).get_model_version_by_alias(name, 'challenger').version)
-        except Exception: raise WorkbenchError(f"{name} has no challenger") from None
+        _finish_moves(ws, name)
+        current = _aliases(client(ws), name).get('challenger')
+        if current is None: raise WorkbenchError(f"{name} has no challenger")
         if version is not None and current != int(version):
             raise WorkbenchError(f"the challenger of {name} is version {current} now, not {version}")
         _move(ws, name, 'challenger', None, 'model.challenger', actor, reason)
@@ -397,9 +477,4 @@ def load_onnx(ws:Workspace, ref:str) -> tuple:
     "The ONNX bytes of a version (an alias is checked against the audit log first) and its `ModelVersion`."
     name, version, alias = parse_ref(ref)
     mv = champion(ws, name) if alias == 'champion' or (version is None and alias is None) else get(ws, ref)
-    import mlflow
-    with tempfile.TemporaryDirectory() as d:
-        from workbench import tracking
-        with tracking.using(ws):
-            p = Path(mlflow.artifacts.download_artifacts(f'models:/{name}/{mv.version}', dst_path=d))
-        return (p/'model.onnx').read_bytes(), mv
+    return _onnx_bytes(ws, name, mv.version), mv

@@ -9,7 +9,7 @@ __all__ = ['LAYOUT', 'UNCOMPRESSED', 'COMPACT_EVERY', 'CATALOG', 'TEMP', 'Worksp
            'remove_stale_temps']
 
 # %% ../nbs/01_workspace.ipynb #574e7d47
-import fcntl, os, re, time
+import fcntl, os, re, threading, time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,14 +69,19 @@ def check_name(name, # a table, dataset, suite or lock name
     return name
 
 # %% ../nbs/01_workspace.ipynb #9c8eaccd
+_held = threading.local()  # the locks this thread holds, so a function that holds one may call another that takes it
+
 @patch
 @contextmanager
 def lock(self:Workspace, name:str): # what is locked, e.g. 'audit'
-    "Exclusive lock across processes, held for the `with` block."
+    "Exclusive lock across processes and threads, held for the `with` block; the thread holding it may take it again."
+    key, held = (str(self.root), name), _held.__dict__.setdefault('locks', set())
+    if key in held: yield; return
     with open(self.root/'locks'/f'{check_name(name, "lock")}.lock', 'a+') as f:
         fcntl.flock(f, fcntl.LOCK_EX)
+        held.add(key)
         try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+        finally: held.discard(key); fcntl.flock(f, fcntl.LOCK_UN)
 
 # %% ../nbs/01_workspace.ipynb #92b42f46
 @patch
