@@ -367,7 +367,8 @@ def check_policy(ws:Workspace, mv:ModelVersion) -> None:
     if not report.passed: raise PolicyError(f"{mv.ref} fails gate {report.failed[0]} (rule: every gate must pass)")
     if s['promotion.require_approval'] and len(n := _counted(ws, mv)) < s['promotion.min_approvals']:
         raise PolicyError(f"{mv.ref} has {len(n)} of the {s['promotion.min_approvals']} approvals required "
-                          f"(promotion.min_approvals); approve it with `workbench registry approve {mv.ref}`")
+                          f"(promotion.min_approvals); someone other than {mv.registered_by or 'its registrant'} approves it with "
+                          f"`workbench registry approve {mv.ref} --key ~/.ssh/id_ed25519`")
 
 def policy(ws:Workspace) -> dict:
     "The promotion rules in force and the settings file they came from, recorded with each promotion."
