@@ -101,6 +101,6 @@ data.commit(ws, 'credit', pd.DataFrame({'a': [1, 2, 3]}), 'first')
     assert audit.log(ws, action='dataset.commit').empty  # the crash window is real
     assert data.commit(ws, 'credit', pd.DataFrame({'a': [1, 2, 3]})).id == v.id
     log = audit.log(ws, action='dataset.commit')
-    assert log.subject.tolist() == [v.ref] and log.reason.tolist() == ['first'] and audit.verify(ws).ok
+    assert log.subject.tolist() == [v.ref] and log.reason.tolist() == ['first (recorded late: its commit stopped before its audit event)'] and audit.verify(ws).ok
     data.commit(ws, 'credit', pd.DataFrame({'a': [1, 2, 3]}))
     assert len(audit.log(ws, action='dataset.commit')) == 1  # and only once

@@ -38,13 +38,19 @@ def current_actor(ws:Workspace) -> str:
             or f'{getpass.getuser()}@{socket.gethostname()}')
 
 # %% ../nbs/02_audit.ipynb #45fb4d21
+def _first(ws:Workspace) -> str:
+    "The hash of the chain's first event, which names the chain."
+    rows = ws.sql('select hash from audit where seq = 1').fetchall()
+    return rows[0][0] if rows else GENESIS
+
 def _head(ws:Workspace):
-    "Sequence number and hash of the last event: from the last commit's metadata, else by a scan."
+    "Sequence number and hash of the last event, and the first event's hash: from the last commit's metadata, else by a scan."
     from deltalake import DeltaTable
     last = DeltaTable(str(ws.table_path('audit'))).history(1)[0]
-    if 'workbench.audit.seq' in last: return int(last['workbench.audit.seq']), last['workbench.audit.hash']
+    if 'workbench.audit.first' in last:
+        return int(last['workbench.audit.seq']), last['workbench.audit.hash'], last['workbench.audit.first']
     rows = ws.sql('select seq, hash from audit order by seq desc limit 1').fetchall()  # after creation or compaction
-    return rows[0] if rows else (0, GENESIS)
+    return (*rows[0], _first(ws)) if rows else (0, GENESIS, GENESIS)
 
 # %% ../nbs/02_audit.ipynb #9650f016
 def anchor_file(ws:Workspace) -> Path:
@@ -72,11 +78,6 @@ def anchors(ws:Workspace) -> list:
     return out
 
 # %% ../nbs/02_audit.ipynb #909b32d7
-def _first(ws:Workspace) -> str:
-    "The hash of the chain's first event, which names the chain."
-    rows = ws.sql('select hash from audit where seq = 1').fetchall()
-    return rows[0][0] if rows else GENESIS
-
 def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'model.promote'
            subject:str, # what it happened to, e.g. 'credit@3f2a9c1b7d4e'
            before=None, after=None, # the state before and after, JSON-serializable
@@ -86,13 +87,14 @@ def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'mo
     ws.create_table('audit', SCHEMA)
     dump = lambda v: None if v is None else json.dumps(v, sort_keys=True, default=str)
     with ws.lock('audit'):
-        seq, prev = _head(ws)
+        seq, prev, first = _head(ws)
         e = dict(seq=seq + 1, time=datetime.now(timezone.utc), actor=actor or current_actor(ws), action=action,
                  subject=subject, before=dump(before), after=dump(after), reason=reason or '', prev_hash=prev)
         e['hash'] = event_hash(e)
+        first = e['hash'] if e['seq'] == 1 else first
         ws.append('audit', pa.Table.from_pylist([e], schema=SCHEMA),
-                  {'workbench.audit.seq': e['seq'], 'workbench.audit.hash': e['hash']})
-        _anchor(ws, e['seq'], e['hash'], e['hash'] if e['seq'] == 1 else _first(ws))
+                  {'workbench.audit.seq': e['seq'], 'workbench.audit.hash': e['hash'], 'workbench.audit.first': first})
+        _anchor(ws, e['seq'], e['hash'], first)
     return e
 
 # %% ../nbs/02_audit.ipynb #5f7ca52d
@@ -161,7 +163,9 @@ def verify(ws:Workspace) -> Verification:
     ws.create_table('audit', SCHEMA)
     events, damaged = _read_events(ws)
     bad, problem = _first_problem(events)
-    if not problem: bad, problem = _anchor_problem(events, anchors(ws))
+    from deltalake import DeltaTable
+    emptied = not events and DeltaTable(str(ws.table_path('audit'))).version() > 0  # else a new table: a new chain
+    if not problem: bad, problem = _anchor_problem(events, anchors(ws) if events or emptied else [])
     if damaged: problem = (problem + '; ' if problem else '') + 'unreadable audit file(s): ' + ', '.join(damaged)
     head = events[-1]['hash'] if events else GENESIS
     if not problem and events and head not in {h['hash'] for h in anchors(ws)[-1:]}:
