@@ -161,11 +161,12 @@ def _anchor_problem(events:list, heads:list):
 def verify(ws:Workspace) -> Verification:
     "Recompute the audit chain and check it against the anchor; name the first altered, inserted or missing event."
     ws.create_table('audit', SCHEMA)
+    heads = anchors(ws)  # before the events: a writer anchors a head only once its event is committed
     events, damaged = _read_events(ws)
     bad, problem = _first_problem(events)
     from deltalake import DeltaTable
     emptied = not events and DeltaTable(str(ws.table_path('audit'))).version() > 0  # else a new table: a new chain
-    if not problem: bad, problem = _anchor_problem(events, anchors(ws) if events or emptied else [])
+    if not problem: bad, problem = _anchor_problem(events, heads if events or emptied else [])
     if damaged: problem = (problem + '; ' if problem else '') + 'unreadable audit file(s): ' + ', '.join(damaged)
     head = events[-1]['hash'] if events else GENESIS
     if not problem and events and head not in {h['hash'] for h in anchors(ws)[-1:]}:

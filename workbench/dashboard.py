@@ -185,9 +185,10 @@ def _version_detail(pn, ws:Workspace, mv:pd.Series):
                            ('Lineage: what happened to it', _table(pn, pd.DataFrame(lin['events'])))), sizing_mode='stretch_width')
 
 def _admin(pn, ws:Workspace, pick, show):
-    "Approve, promote and rollback, enabled by the admin token, as the signed-in user (never a typed name)."
+    "Approve, promote and rollback, enabled by the admin token; an approval needs a proven identity, never a typed name."
     from workbench import registry
     token = pn.widgets.PasswordInput(name='Admin token', placeholder='WORKBENCH_ADMIN_TOKEN')
+    who_box = pn.widgets.TextInput(name='Your name', placeholder='recorded in the audit log')
     reason = pn.widgets.TextInput(name='Why')
     buttons = {a: pn.widgets.Button(name=a.capitalize(), disabled=True, button_type='primary') for a in ('approve', 'promote', 'rollback')}
     said = pn.pane.Markdown('')
@@ -197,11 +198,13 @@ def _admin(pn, ws:Workspace, pick, show):
     def act(action):
         def run(_):
             if not _token_ok(token.value_input or ''): said.object = 'That is not the admin token.'; return
-            who, ref = pn.state.user, pick.value
+            ref, who = pick.value, pn.state.user or (who_box.value_input or '').strip()
             if action == 'approve' and ws.settings['promotion.signed_approvals']:
                 said.object = (f'Approvals are signed with the approver\'s own SSH key, which this server does not hold: '
                                f'run `workbench registry approve {ref} --key ~/.ssh/id_ed25519`.'); return
-            if not who: said.object = 'Nobody is signed in to this dashboard, and the audit log records who acts: serve it behind a login.'; return
+            if action == 'approve' and not pn.state.user:
+                said.object = 'An approval needs a signed-in user: serve the dashboard behind a login.'; return
+            if not who: said.object = 'Say who you are: the audit log records it.'; return
             try:
                 if action == 'approve': registry.approve(ws, ref, who, reason.value_input or '')
                 elif action == 'promote': registry.promote(ws, ref, who, reason.value_input or '')
@@ -212,7 +215,7 @@ def _admin(pn, ws:Workspace, pick, show):
         return run
     token.param.watch(unlock, 'value_input')
     for a, b in buttons.items(): b.on_click(act(a))
-    return pn.Column('#### Act (admin)', pn.Row(token, reason), pn.Row(*buttons.values()), said)
+    return pn.Column('#### Act (admin)', pn.Row(token, who_box, reason), pn.Row(*buttons.values()), said)
 
 def _registry(pn, ws:Workspace):
     from workbench import registry
