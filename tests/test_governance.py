@@ -43,8 +43,7 @@ def test_typed_names_gain_nothing(team):
     assert r.returncode == 1 and 'ci-pipeline registered' in r.stderr
     assert registry.get(ws, mv.ref).approvals == []
     # a key the team never listed, and a signature of another version's payload
-    mallory = signatures.generate_key(ws.root.parent/'mallory')
-    assert mallory.startswith('ssh-ed25519')
+    signatures.generate_key(ws.root.parent/'mallory')
     with pytest.raises(registry.WorkbenchError, match='is not in the allowed signers file'):
         registry.approve(ws, mv.ref, key=ws.root.parent/'mallory')
     other = approvals.sign(registry.approval_payload(ws, f'{mv.name}/1'), approver_key(ws, 'carla'))

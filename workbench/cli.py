@@ -379,10 +379,11 @@ def registry():
 def registry_list(ctx, name, fmt):
     "List model versions (of NAME, or all models) with aliases, gates, approvals and data."
     from workbench import registry as r
-    df = r.versions(_ws(ctx), name)
+    ws = _ws(ctx)
+    df = r.versions(ws, name)
     cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by', 'created_at']
     _show(df[cols].assign(aliases=df.aliases.map(','.join), approvals=df.approvals.map(','.join)) if fmt == 'table' else df, fmt)
-    for p in [p for n in df.name.unique() for p in r.alias_problems(_ws(ctx), n)]: click.echo(f"WARNING  {p}", err=True)
+    for p in [p for n in df.name.unique() for p in r.alias_problems(ws, n)]: click.echo(f"WARNING  {p}", err=True)
 
 @registry.command('show')
 @click.argument('ref')

@@ -15,9 +15,10 @@ from .workspace import Workspace
 # %% ../nbs/39_governance.ipynb #a907a8b8
 def check(ws:Workspace) -> list:
     "One sentence for each place where the workspace's state and its audit record disagree; [] when they agree."
+    models = _models(ws)
     out = [f"audit event {a.seq}: {a.approver}'s approval of {a.version} does not count: {a.problem}"
-           for name in _models(ws) for a in approvals.records(ws, name) if a.problem]
-    out += [p for name in _models(ws) for p in registry.alias_problems(ws, name)]
+           for name in models for a in approvals.records(ws, name) if a.problem]
+    out += [p for name in models for p in registry.alias_problems(ws, name)]
     out += [f"dataset version {v.ref} has no dataset.commit audit event (its commit stopped halfway; the next commit "
             f"of {v.name} records it)" for v in data.unaudited(ws)]
     return out
