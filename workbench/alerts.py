@@ -12,6 +12,7 @@ import json, sys, urllib.request
 from datetime import datetime, timezone
 from .config import WorkbenchError
 from .workspace import Workspace
+from . import audit
 
 # %% ../nbs/12_alerts.ipynb #a9723e9d
 SINKS = ('console', 'jsonl', 'webhook', 'audit')
@@ -34,7 +35,6 @@ def _deliver(ws:Workspace, sink:str, alert:dict):
         with open(ws.root/s['alerts.jsonl_path'], 'a') as f: f.write(json.dumps(alert, default=str) + '\n')
     elif sink == 'webhook' and s['alerts.webhook_url']: _post(s['alerts.webhook_url'], alert)
     elif sink == 'audit':
-        from workbench import audit
         audit.record(ws, f"alert.{alert['kind']}", alert['subject'], after=alert['details'], reason=alert['message'], actor=alert['source'])
 
 # %% ../nbs/12_alerts.ipynb #ae25050f

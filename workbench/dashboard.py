@@ -12,7 +12,7 @@ import os, secrets
 import pandas as pd
 from .config import WorkbenchError
 from .workspace import Workspace
-from . import views
+from . import audit, data, registry, views
 
 PAGES = {'experiments': 'Experiments', 'registry': 'Registry', 'drift': 'Drift', 'serving': 'Serving', 'data': 'Data', 'audit': 'Audit'}
 
@@ -172,7 +172,6 @@ def _token_ok(token:str) -> bool:
 
 def _version_detail(pn, ws:Workspace, mv:pd.Series):
     "One version (a row of `views.models`): its gates, approvals and lineage."
-    from workbench import registry
     mv = mv.copy(); mv['ref'] = f'{mv["name"]}/{mv.version}'
     lin = views.lineage(ws, mv.ref)
     report = registry.gate_report(ws, mv.run_id)
@@ -186,7 +185,6 @@ def _version_detail(pn, ws:Workspace, mv:pd.Series):
 
 def _admin(pn, ws:Workspace, pick, show):
     "Approve, promote and rollback, enabled by the admin token; an approval needs a proven identity, never a typed name."
-    from workbench import registry
     token = pn.widgets.PasswordInput(name='Admin token', placeholder='WORKBENCH_ADMIN_TOKEN')
     who_box = pn.widgets.TextInput(name='Your name', placeholder='recorded in the audit log')
     reason = pn.widgets.TextInput(name='Why')
@@ -218,7 +216,6 @@ def _admin(pn, ws:Workspace, pick, show):
     return pn.Column('#### Act (admin)', pn.Row(token, who_box, reason), pn.Row(*buttons.values()), said)
 
 def _registry(pn, ws:Workspace):
-    from workbench import registry
     df = views.models(ws)
     if df.empty: return pn.pane.Markdown('No registered models yet.')
     refs = [f'{n}/{v}' for n, v in zip(df.name, df.version)]
@@ -245,7 +242,6 @@ def _cell(pn, ws, model, version, window, feature):
                      _table(pn, c['statistics']), sizing_mode='stretch_width')
 
 def _drift(pn, ws:Workspace):
-    from workbench import audit
     if 'drift' not in ws.tables(): return pn.pane.Markdown('No drift computed yet: run `workbench monitor drift MODEL@champion`.')
     computed = ws.sql('select distinct model, version from drift order by model, version desc').df()
     refs = [f'{m}/{v}' for m, v in zip(computed.model, computed.version)]
@@ -297,7 +293,6 @@ def _serving(pn, ws:Workspace):
     return pn.Column(pn.Row(pick, bucket), out, sizing_mode='stretch_width')
 
 def _data(pn, ws:Workspace):
-    from workbench import data
     df = views.datasets(ws)
     if df.empty: return pn.pane.Markdown('No datasets yet: `workbench data commit NAME FILE`.')
     refs = df.ref.tolist()

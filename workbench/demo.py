@@ -16,6 +16,7 @@ import numpy as np, pandas as pd
 from numbers import Integral
 from .config import WorkbenchError
 from .workspace import Workspace
+from . import approvals, audit, data, drift, performance, pipelines, registry, releases, serving, signatures, traffic, validation
 
 # %% ../nbs/04_demo.ipynb #8f8e46d9
 REGIONS = {'Northern Harbour': .33, 'Southern Harbour': .17, 'South Eastern': .15, # NSO regions, by population
@@ -168,7 +169,6 @@ def commit_demo(ws, # the workspace to fill
         batch = apps['month'].isin(months[first:]).values & (labels['observed_at'] <= end).values
         if batch.any(): out.append(d.commit(ws, 'labels', labels[batch].reset_index(drop=True), f'labels observed by {end:%Y-%m-%d}', 'demo'))
     for v in out: progress(f"  {v.ref:<28} {v.rows:>6} rows  {v.message}")
-    from workbench import validation
     if validation.roles(ws, 'credit') is None:  # the columns' roles, recorded once as a team does with `workbench data suite`
         p = PIPELINE_PARAMS
         suite = validation.infer_suite(ws, out[0].ref, [p['keys']], p['target'], time=p['time'], sensitive=[p['sensitive']])
@@ -180,7 +180,6 @@ REVIEWER = 'demo-reviewer'
 
 def reviewer_key(ws:Workspace) -> Path:
     "The demo reviewer's SSH key: made once, in the workspace, and listed in its allowed signers."
-    from workbench import approvals, signatures
     key, listed = ws.root/'keys'/REVIEWER, approvals.signers_file(ws)
     if not key.exists():
         if listed != ws.root/'allowed_signers':
@@ -192,7 +191,6 @@ def reviewer_key(ws:Workspace) -> Path:
 # %% ../nbs/04_demo.ipynb #e71a8c58
 def lifecycle(ws, say=print):
     "Validate, train two candidates, evaluate and promote with the one chain; approve the first champion and export its ONNX model."
-    from workbench import pipelines, registry
     heading = {'validate': '[2/7] validate the training data', 'train': '[3/7] train two candidates',
                'evaluate': '[4/7] evaluate, register, promote, export ONNX'}
     def progress(stage, r):
@@ -214,7 +212,6 @@ def lifecycle(ws, say=print):
 def serve_in_thread(ws, ref:str, canary:str):
     "A model server for `ref` with `canary` on a free port of this process; returns (server, url, a function that stops it)."
     import socket, threading, uvicorn
-    from workbench import releases, serving
     server = releases.from_registry(ws, ref, canary=canary)
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
     web = uvicorn.Server(uvicorn.Config(serving.create_app(server), host='127.0.0.1', port=port, log_level='warning',
@@ -233,7 +230,6 @@ def serve_in_thread(ws, ref:str, canary:str):
 # %% ../nbs/04_demo.ipynb #a0ffe2b5
 def serve_traffic(ws, portfolio:dict, say=print):
     "Serve the champion and send the months after its training data as traffic; returns (server, url, stop, the months sent)."
-    from workbench import traffic
     apps = portfolio['applications']
     months = sorted(apps['month'].unique())
     later = apps[apps['month'].isin(months[len(months) // 2:])]
@@ -247,7 +243,6 @@ def serve_traffic(ws, portfolio:dict, say=print):
 # %% ../nbs/04_demo.ipynb #0164a936
 def monitor(ws, server, sent_months:list, rows_per_month:int, say=print) -> list:
     "Drift per month of traffic, then realized performance from the labels observed so far; returns the drifted months."
-    from workbench import data, drift, performance
     ref = server.champion.ref
     say(f"[6/7] monitor {ref}: drift of each month of traffic ({rows_per_month} rows) against its training data, then late labels")
     server.log.flush()  # what the server has answered is in the log
@@ -264,7 +259,6 @@ def monitor(ws, server, sent_months:list, rows_per_month:int, say=print) -> list
 # %% ../nbs/04_demo.ipynb #6123473a
 def retrain_and_canary(ws, portfolio:dict, server, url:str, stop, drifted:list, say=print):
     "The drift alert calls for retraining: commit the labelled months, retrain, and canary the challenger until the server decides."
-    from workbench import audit, data, pipelines, registry, traffic, validation
     apps = portfolio['applications']
     months = sorted(apps['month'].unique())
     why = f"the drift alert ({', '.join(drifted)}) calls for retraining" if drifted else 'no drift: the scheduled retraining'

@@ -20,6 +20,8 @@ from .tables import DRIFT
 from .stats import STATISTICS, compare, profile_of
 from .windows import OUTPUT, fill_windows, load_parquet, parse_time, span_label, sql_aliases, windows_of
 from .workspace import Workspace
+from . import alerts, data, pipelines, registry
+from .onnx import OnnxModel
 
 # %% ../nbs/34_drift.ipynb #d8f4dcf9
 def memory_limit(settings) -> str:
@@ -73,7 +75,6 @@ def training_roles(tags:dict) -> dict:
 
 def version_roles(ws:Workspace, mv) -> dict:
     "The `training_roles` of model version `mv`: its tags over its run's."
-    from workbench import registry
     c = registry.client(ws)
     return training_roles(c.get_run(mv.run_id).data.tags | c.get_model_version(mv.name, str(mv.version)).tags)
 
@@ -88,7 +89,6 @@ def _named(prof:dict, real:dict) -> dict:
 
 def _build(ws:Workspace, mv, model, folder:Path):
     "Write the reference of model version `mv` into `folder`."
-    from workbench import data
     try: path = str(ws.root/data.resolve(ws, mv.dataset).path)
     except WorkbenchError: raise WorkbenchError(f"{mv.ref} was trained on {mv.dataset or 'no recorded dataset'}, which this workspace does not have, so it has no reference to monitor against") from None
     feats = monitored_features(features_of(model), version_roles(ws, mv))
@@ -105,8 +105,6 @@ def _build(ws:Workspace, mv, model, folder:Path):
 # %% ../nbs/34_drift.ipynb #52d67c94
 def reference(ws:Workspace, ref:str) -> tuple:
     "The reference profile of a model version (`NAME/VERSION` or `NAME@ALIAS`), computed on first use; returns (profile, values.parquet path)."
-    from workbench import registry
-    from workbench.onnx import OnnxModel
     mv = registry.get(ws, ref)
     folder = ws.root/'monitoring'/'profiles'/mv.name/str(mv.version)
     if not (folder/'profile.json').exists():
@@ -154,7 +152,6 @@ def drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champ
           since=None, until=None, # only windows inside these times (ISO text or datetimes)
           alert:bool=True) -> pd.DataFrame: # send alerts for drifted windows (and retrain if `drift.retrain`)
     "Compute the drift of every complete window not yet in the drift table, append it there, and return the new rows (with none, `attrs['note']` says why)."
-    from workbench import registry
     since, until = parse_time(since, 'since'), parse_time(until, 'until')
     mv = registry.get(ws, ref)
     prof, values = reference(ws, mv.ref)
@@ -207,14 +204,12 @@ def _why_none(con, mv, source:str, win:pd.DataFrame, kind, size, since, until) -
 
 def history(ws:Workspace, ref:str, source:str='predictions') -> pd.DataFrame:
     "Every statistic of every window in the drift table for a model version and source, oldest window first."
-    from workbench import registry
     mv = registry.get(ws, ref)
     rows = ws.sql("select * from drift where model = ? and version = ? and source = ? and statistic != 'evidently'", [mv.name, mv.version, source]).df()
     return rows.sort_values(['window_start', 'time'], kind='stable', na_position='last').reset_index(drop=True)
 
 # %% ../nbs/34_drift.ipynb #734a83f5
 def _alert(ws:Workspace, mv, rows:pd.DataFrame):
-    from workbench import alerts, pipelines
     hits = {w: f for w, g in rows.groupby('window', sort=False) if (f := drifted_features(g, ws.settings, alerting=True))}
     for w, feats in hits.items():
         g = rows[(rows.window == w) & rows.feature.isin(feats)]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from .config import WorkbenchError
 from .workspace import Workspace, open_workspace
+from . import audit, registry, views
 
 DASHBOARD = 'workbench-dashboard' # the dashboards' path under Jupyter's base URL
 ALERTS = ('alert.drift', 'alert.performance')
@@ -20,7 +21,6 @@ ALERTS = ('alert.drift', 'alert.performance')
 # %% ../nbs/22_jupyter.ipynb #a6c17747
 def _canary(ws:Workspace, name:str, challenger:int|None) -> dict:
     "The canary's share and state for model `name`, from the newest `canary.share` event."
-    from workbench import audit
     e = audit.log(ws, action='canary.share', subject=name).query('subject == @name')  # subject: a prefix
     share = json.loads(e.after.iloc[0]).get('share', 0) if len(e) else None
     if challenger is None: return dict(share=share, state='none')
@@ -30,7 +30,6 @@ def _canary(ws:Workspace, name:str, challenger:int|None) -> dict:
 
 # %% ../nbs/22_jupyter.ipynb #c200a9f4
 def _models(ws:Workspace) -> list:
-    from workbench import registry
     df = registry.versions(ws)
     out = []
     for name, g in df.groupby('name', sort=True):
@@ -43,7 +42,6 @@ def _models(ws:Workspace) -> list:
 
 # %% ../nbs/22_jupyter.ipynb #86a97cf7
 def _runs(ws:Workspace, most:int) -> list:
-    from workbench import views
     df = views.runs(ws, limit=most)
     metrics = [c for c in df if c.startswith('metrics.')]
     return [dict(run_id=r.run_id, run_name=r.run_name, experiment=r.experiment, status=r.status,
@@ -53,7 +51,6 @@ def _runs(ws:Workspace, most:int) -> list:
 
 # %% ../nbs/22_jupyter.ipynb #81cb1c86
 def _open_alerts(ws:Workspace, models:list) -> list:
-    from workbench import audit
     champions = {f"{m['name']}/{m['champion']}" for m in models if m['champion'] is not None}
     log = audit.log(ws, 1000)
     log = log[log.action.isin(ALERTS) & log.subject.isin(champions)]

@@ -19,11 +19,11 @@ from .tables import DRIFT, PERFORMANCE
 from .windows import OUTPUT, complete_windows, fill_windows, json_pointer, load_parquet, parse_time, parse_window
 from .windows import sql_aliases, window_key, windows_of
 from .workspace import Workspace
+from . import alerts, audit, data, pipelines, registry
 
 # %% ../nbs/35_performance.ipynb #0dd5be22
 def _joinable(ws:Workspace, model) -> tuple:
     "What labels can join on: `(what, keys, inputs)` of `model`, else of every version in the prediction log."
-    from workbench import registry
     if model is not None: mvs = [model]
     else:
         logged = ws.sql("select distinct model, version from predictions").fetchall()
@@ -61,7 +61,6 @@ def ingest_labels(ws:Workspace, source, # a CSV or Parquet file, a DataFrame or 
                   actor:str|None=None,
                   model:str|None=None) -> int: # the model version the labels are for; needed for text labels (its positive class is 1)
     "Append late ground truth to the `labels` table; returns the rows added."
-    from workbench import audit, data, registry
     mv = registry.get(ws, model) if model else None
     roles = mv and version_roles(ws, mv)
     on = on or (key if roles and key in roles['keys'] else 'request_id')
@@ -119,7 +118,6 @@ def _business(ws:Workspace, con, w:int, on:str) -> float|None:
 
 def _baseline(ws:Workspace, mv, metric:str) -> float|None:
     "The held-out figure of `metric` its gates judged (or training measured)."
-    from workbench import registry
     m = registry.client(ws).get_run(mv.run_id).data.metrics
     return m.get(f'gate.{metric}', m.get(f'holdout_{metric}'))
 
@@ -134,7 +132,6 @@ def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default
                 on:str|None=None, # what labels were ingested `on`: request_id, or a model input or key; None: a key of the model labels have, else request_id
                 since=None, until=None, alert:bool=True) -> pd.DataFrame:
     "Realized metrics per complete window of the version's prediction log with labels (the task's own); appends windows with new labels to `performance`."
-    from workbench import registry
     mv = registry.get(ws, ref)
     for t in ('predictions', 'labels'):
         if t not in ws.tables(): raise WorkbenchError(f"the workspace has no {t} yet: " + ("serve or batch-score the model first" if t == 'predictions' else f"ingest some with `workbench monitor labels ingest FILE --key COLUMN --model {ref}`"))
@@ -164,7 +161,6 @@ def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default
 # %% ../nbs/35_performance.ipynb #623ba033
 def _record_performance(ws:Workspace, mv, rows:pd.DataFrame, alert:bool) -> pd.DataFrame:
     "Append the windows whose labelled count is new, and alert on a realized figure (AUC, accuracy, R²) that fell too far."
-    from workbench import alerts, pipelines
     with ws.lock('performance'):
         seen = {tuple(r) for r in ws.sql('select distinct "window", labelled from performance where model = ? and version = ?', [mv.name, mv.version]).fetchall()}
         rows = rows[np.array([(w, n) not in seen for w, n in zip(rows.window, rows.labelled)], dtype=bool)].reset_index(drop=True)
@@ -186,7 +182,6 @@ def _size_of(label:str) -> str|None:
 
 def _samples(ws:Workspace, mv, source:str, window:str, window_size:str|None, feats:dict, n:int) -> tuple:
     "Up to `n` rows of `window` and of the reference's features, drawn with DuckDB's seeded reservoir sampling."
-    from workbench import data
     alias = sql_aliases([*feats, OUTPUT])
     cols, sample = ', '.join(alias[f] for f in feats), f"using sample reservoir({int(n)} rows) repeatable (0)"
     with engine(ws, ['predictions'] if source == 'predictions' else []) as con:
@@ -207,7 +202,6 @@ def report(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@cham
            window_size:str|None=None) -> Path: # the window size `drift` used for that label; read from the label when None
     "Write Evidently's HTML data drift report for one window, record it in the drift table, and return its path."
     import warnings
-    from workbench import registry
     mv = registry.get(ws, ref)
     done = ws.sql('select "window", min(window_start) as s, max(window_end) as e, max(time) as t from drift where model = ? and version = ? and source = ? group by "window" order by e, t',
                   [mv.name, mv.version, source]).df()

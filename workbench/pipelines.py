@@ -20,7 +20,7 @@ import pandas as pd
 import workbench
 from .config import WorkbenchError
 from .workspace import Workspace
-from . import audit, data
+from . import alerts, audit, data, registry, tracking
 
 # %% ../nbs/11_pipelines.ipynb #274fed71
 PIPELINES = Path(workbench.__file__).resolve().parents[1]/'pipelines'  # the repository's notebooks
@@ -244,7 +244,6 @@ class Candidate:
     def onnx(self, ws:Workspace) -> bytes:
         "The ONNX model's bytes."
         import mlflow
-        from workbench import tracking
         with tempfile.TemporaryDirectory() as d, tracking.using(ws):
             return (Path(mlflow.artifacts.download_artifacts(self.onnx_uri, dst_path=d))/'model.onnx').read_bytes()
 
@@ -252,7 +251,6 @@ class Candidate:
 def candidate(ws:Workspace, run_id:str) -> Candidate:
     "The candidate train.ipynb recorded in MLflow run `run_id`."
     from mlflow.exceptions import MlflowException
-    from workbench import registry
     if not isinstance(run_id, str) or not re.fullmatch(r'[0-9a-f]{32}', run_id):
         raise WorkbenchError(f"{run_id!r} is not an MLflow run id (32 hexadecimal digits)")
     try: run = registry.client(ws).get_run(run_id)
@@ -270,7 +268,6 @@ def candidate(ws:Workspace, run_id:str) -> Candidate:
 # %% ../nbs/11_pipelines.ipynb #955b0c13
 def best_candidate(ws:Workspace, experiment:str|None=None) -> str: # None: any experiment
     "Run id of the candidate the newest train.ipynb run in `experiment` chose as best."
-    from workbench import registry
     c = registry.client(ws)
     ids = [e.experiment_id for e in c.search_experiments()] if experiment is None else [e.experiment_id for e in [c.get_experiment_by_name(experiment)] if e]
     found = ids and c.search_runs(ids, "tags.`workbench.best` = 'true'", order_by=['attributes.start_time DESC'], max_results=1)
@@ -280,7 +277,6 @@ def best_candidate(ws:Workspace, experiment:str|None=None) -> str: # None: any e
 # %% ../nbs/11_pipelines.ipynb #66f4110f
 def registered_version(ws:Workspace, name:str, run_id:str):
     "The newest version of model `name` registered from run `run_id`, or None."
-    from workbench import registry
     registry.parse_ref(name)
     if not re.fullmatch(r'[0-9a-f]{32}', run_id): raise WorkbenchError(f"{run_id!r} is not an MLflow run id (32 hexadecimal digits)")
     found = registry.client(ws).search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
@@ -388,7 +384,6 @@ def _record(ws:Workspace, r:PipelineRun, actor:str):
 # %% ../nbs/11_pipelines.ipynb #a2cc4dbd
 def _attach(ws:Workspace, notebook:str, run_ids:list) -> list:
     "Log `notebook` as an artifact of each MLflow run; the ids it was attached to."
-    from workbench import registry
     done, c = [], run_ids and registry.client(ws)
     for rid in run_ids:
         try: c.log_artifact(rid, notebook, 'pipelines'); done.append(rid)
@@ -478,7 +473,6 @@ def retrain(ws:Workspace, ref:str, # the model version whose drift or decline ca
             dataset:str|None=None, # the data to train on; the newest version of the model's training dataset when None
             reason:str='', actor:str='monitoring') -> dict:
     "Run validate → train → evaluate → promote on the newest data; returns each stage's status and the new version, challenger if it passed."
-    from workbench import registry
     mv = registry.get(ws, ref)
     dataset = dataset or data.resolve(ws, mv.dataset.split('@')[0]).ref
     audit.record(ws, 'monitoring.retrain', mv.ref, after=dict(dataset=dataset), reason=reason or 'retraining requested', actor=actor)
@@ -498,7 +492,6 @@ def retrain(ws:Workspace, ref:str, # the model version whose drift or decline ca
 def retrain_and_alert(ws:Workspace, ref:str, # the model version whose drift or decline calls for it
                       reason:str) -> dict: # what called for it, e.g. 'drift in 2025-10-01T00:00Z/1d'
     "`retrain`, and send its outcome as a `retrain` alert: what monitoring does when `drift.retrain` is on."
-    from workbench import alerts
     r = retrain(ws, ref, reason=reason)
     outcome = f"{r['model_version'] or 'no new version'}, {r['status']}: {r['message']}"
     alerts.send(ws, 'retrain', ref, f"retraining after {reason}: {outcome}", r, source='monitoring')

@@ -17,15 +17,15 @@ from pathlib import Path
 import pandas as pd
 from .config import WorkbenchError
 from .workspace import Workspace
-from . import approvals, audit, signatures
+from . import approvals, audit, data, gates, onnx_pyfunc, signatures, tracking
 from .errors import PolicyError
+from .onnx import OnnxModel
 
 # %% ../nbs/09_registry.ipynb #2a7b09fd
 def client(ws:Workspace):
     "An `MlflowClient` on the workspace's tracking and registry store."
     import os
     from mlflow import MlflowClient
-    from workbench import tracking
     os.environ.setdefault('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR', 'false')  # no progress bars for small artifacts
     tracking.prepare_store(ws)
     return MlflowClient(ws.tracking_uri, registry_uri=ws.tracking_uri)
@@ -144,7 +144,6 @@ class _OnnxFlavour:
     @staticmethod
     def save_model(path, mlflow_model, onnx_model, **kwargs):
         import mlflow, onnxruntime, numpy
-        from workbench import onnx_pyfunc
         reqs = [f'onnxruntime=={onnxruntime.__version__}', f'numpy=={numpy.__version__}', f'pandas=={pd.__version__}']
         mlflow.onnx.save_model(onnx_model, path, mlflow_model=mlflow_model, code_paths=[onnx_pyfunc.__file__],
                                pip_requirements=reqs, **kwargs)
@@ -158,9 +157,7 @@ def log_candidate(ws:Workspace, run_id:str, # the training run
     "Log the ONNX model (also scored through MLflow's pyfunc), signature, parity and gate report with the run; its URI"
     import mlflow, onnx as onnx_lib
     from dataclasses import asdict
-    from workbench import tracking
     with tracking.using(ws), _in_run(run_id):
-        from workbench.onnx import OnnxModel
         sig = mlflow_signature(exported.signature, _recorded_types(mlflow.get_run(run_id)),
                                OnnxModel(exported.onnx).classes)
         info = mlflow.models.Model.log(None, _OnnxFlavour, name='model', flavor_name='mlflow.onnx',
@@ -175,7 +172,6 @@ def log_candidate(ws:Workspace, run_id:str, # the training run
 def log_gates(ws:Workspace, run_id:str, report) -> None:
     "Save a gate report with the run: `gate_report.json`, a `gate.<name>` metric per gate and a tag."
     import mlflow
-    from workbench import gates, tracking
     with tracking.using(ws), _in_run(run_id):
         mlflow.log_text(gates.to_json(report), 'gate_report.json')
         mlflow.log_metrics({f'gate.{g.name}': g.value for g in report.gates if g.value is not None})
@@ -197,7 +193,6 @@ def _gate_text(ws:Workspace, run_id:str) -> str|None:
 
 def gate_report(ws:Workspace, run_id:str):
     "The run's saved `GateReport`, or None."
-    from workbench import gates
     text = _gate_text(ws, run_id)
     return None if text is None else gates.from_json(text)
 
@@ -223,7 +218,6 @@ def register(ws:Workspace, run_id:str, # the run whose ONNX model to register
             'workbench.feature_views': run.data.tags.get('workbench.feature_views', '')}
     with ws.lock(_lock(name)):
         if not _exists(c, name): c.create_registered_model(name, description='Registered by the MLOps Workbench')
-        from workbench import tracking
         with tracking.using(ws):  # resolves models:/ globally
             mv = c.create_model_version(name, uri, run_id=run_id, tags=tags)
         after = {'run_id': run_id, **{k.split('.')[1]: v for k, v in tags.items()}}
@@ -244,7 +238,6 @@ def _check_approver(ws, mv, who:str): # who: as `signatures.identity` gives it
 # %% ../nbs/09_registry.ipynb #78e98190
 def _onnx_bytes(ws:Workspace, name:str, version:int) -> bytes:
     import mlflow
-    from workbench import tracking
     with tempfile.TemporaryDirectory() as d, tracking.using(ws):
         return (Path(mlflow.artifacts.download_artifacts(f'models:/{name}/{version}', dst_path=d))/'model.onnx').read_bytes()
 
@@ -452,7 +445,6 @@ def versions(ws:Workspace, name:str|None=None) -> pd.DataFrame:
 # %% ../nbs/09_registry.ipynb #913e41b1
 def lineage(ws:Workspace, ref:str) -> dict:
     "Model version → run → dataset version → its parents, and the version's audit trail."
-    from workbench import data
     mv = get(ws, ref)
     run = client(ws).get_run(mv.run_id)
     chain = []

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING: import pandas as pd  # imported where used: `import workbench` stays quick
 from .config import WorkbenchError
 from .workspace import Workspace
-from . import data
+from . import __version__, data
 
 # %% ../nbs/07_tracking.ipynb #770f5928
 def _sqlite_file(uri:str) -> Path|None:
@@ -84,7 +84,6 @@ def project_version(source:str='') -> str: # the running notebook or script, as 
     here = Path(source).parent if source else None
     for folder in ([here] if here is not None and here.is_dir() else []) + [Path.cwd()]:
         if v := code_version(folder): return v
-    from workbench import __version__
     return f'workbench=={__version__}'
 
 

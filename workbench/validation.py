@@ -19,10 +19,9 @@ from scipy.special import gammaln, kolmogorov
 from scipy.stats import binom, chi2, hypergeom
 from .config import WorkbenchError
 from .workspace import Workspace, check_name
-from . import audit, data
+from . import audit, data, tables
 from .data import CATEGORICAL_MAX
 from .sql import identifier
-from . import tables
 from .stats import psi # the one PSI of the workbench
 from fastcore.basics import patch
 

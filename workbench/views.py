@@ -13,13 +13,13 @@ import json
 import pandas as pd
 from .config import WorkbenchError
 from .workspace import Workspace
+from . import audit, data, registry, tracking
 
 # %% ../nbs/19_views.ipynb #fe98de4e
 def runs(ws:Workspace, search:str='', # text to find in the run's name, experiment, model or dataset (case-insensitive)
          filter:str='', # an MLflow search filter, e.g. "metrics.auc > 0.8 and params.C = '1.0'"
          experiment:str|None=None, limit:int=10_000) -> pd.DataFrame:
     "Tracked runs, newest first, with their params and latest metrics as columns."
-    from workbench import tracking
     if not isinstance(limit, int) or limit < 1: raise WorkbenchError(f"limit must be a whole number of at least 1, got {limit!r}")
     clauses = _clauses(filter)
     df = tracking.runs(ws, experiment)
@@ -69,14 +69,12 @@ def _matches(df:pd.DataFrame, c:dict) -> pd.Series:
 # %% ../nbs/19_views.ipynb #01187bae
 def metric_history(ws:Workspace, run_ids:list) -> pd.DataFrame:
     "Every logged value of every metric of `run_ids`: run_id, key, step, value."
-    from workbench import tracking
     con = tracking.connect_runs(ws, run_ids=list(run_ids))
     return con.execute("select run_id, key, step, value from metric_history order by run_id, key, step").df()
 
 # %% ../nbs/19_views.ipynb #fb718f19
 def comparison(ws:Workspace, run_ids:list) -> dict:
     "What a comparison of `run_ids` shows: the side-by-side `table`, `metrics` (run_id, key, value), the `params` that differ (key × run) and `history`."
-    from workbench import tracking
     ids = list(dict.fromkeys(run_ids))
     table = tracking.compare(ws, ids)
     metrics = table[table.kind == 'metric'].set_index('key')[ids].apply(pd.to_numeric, errors='coerce')
@@ -87,14 +85,12 @@ def comparison(ws:Workspace, run_ids:list) -> dict:
 # %% ../nbs/19_views.ipynb #68934477
 def models(ws:Workspace) -> pd.DataFrame:
     "Every registered version with its aliases, gates, parity, approvals and training data, newest first per model."
-    from workbench import registry
     df = registry.versions(ws)
     df['aliases'] = df.aliases.map(', '.join); df['approvals'] = df.approvals.map(', '.join)
     return df
 
 def lineage(ws:Workspace, ref:str) -> dict:
     "Dataset versions → run → model version → its deployments (alias moves, canary decisions) for `ref`."
-    from workbench import registry
     return registry.lineage(ws, ref)
 
 # %% ../nbs/19_views.ipynb #dc1b4032
@@ -157,7 +153,6 @@ def serving(ws:Workspace, model:str, # the registered model's name
 
 def canary_events(ws:Workspace, model:str) -> pd.DataFrame:
     "The canary's share changes and decisions for `model`, newest first, with the figures each decision was made on."
-    from workbench import audit
     df = audit.log(ws, 10_000)
     df = df[df.action.isin(['canary.share', 'canary.promote', 'canary.rollback']) & ((df.subject == model) | df.subject.str.startswith(model + '/'))]
     if df.empty: return pd.DataFrame(columns=['time', 'action', 'subject', 'share', 'requests', 'errors', 'error_rate', 'p99_ms', 'divergence', 'reason'])
@@ -174,7 +169,6 @@ def scores(ws:Workspace, model:str, bins:int=20) -> pd.DataFrame:
 # %% ../nbs/19_views.ipynb #cb83ca3c
 def datasets(ws:Workspace) -> pd.DataFrame:
     "Every dataset version, newest first."
-    from workbench import data
     return data.log(ws)
 
 def validations(ws:Workspace, dataset:str|None=None) -> pd.DataFrame:
@@ -184,5 +178,4 @@ def validations(ws:Workspace, dataset:str|None=None) -> pd.DataFrame:
 
 def audit_log(ws:Workspace, limit:int=1000) -> tuple:
     "The newest audit events, and whether the whole chain verifies."
-    from workbench import audit
     return audit.log(ws, limit), audit.verify(ws)

@@ -10,7 +10,7 @@ __all__ = ['compare_runs', 'registry_view', 'drift_view']
 # %% ../nbs/21_widgets.ipynb #d5087ea9
 import ipywidgets as w
 import pandas as pd
-from . import views
+from . import registry, views
 from .workspace import Workspace
 
 # %% ../nbs/21_widgets.ipynb #89ead2ac
@@ -42,7 +42,6 @@ def compare_runs(ws:Workspace, run_ids:list) -> w.VBox:
 # %% ../nbs/21_widgets.ipynb #aeb3b035
 def registry_view(ws:Workspace) -> w.VBox:
     "Every model version; pick one for its lineage and alias history."
-    from workbench import registry
     df = views.models(ws)
     if df.empty: return w.VBox([w.HTML('<i>no registered models yet</i>')])
     pick = w.Dropdown(options=[f'{n}/{v}' for n, v in zip(df.name, df.version)], description='Version')

@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
 from .workspace import Workspace
+from . import data, registry
+from .canary import scores
+from .onnx import OnnxModel
 
 # %% ../nbs/36_windows.ipynb #d572848b
 OUTPUT = 'model_score' # the feature name of the model's score
@@ -83,7 +86,6 @@ def span_label(size:timedelta) -> str:
 # %% ../nbs/36_windows.ipynb #0b0d1840
 def _score(model, df:pd.DataFrame) -> np.ndarray:
     "The model's score of each row of `df`."
-    from workbench.canary import scores
     return scores(dict(zip(model.outputs, model.session.run(None, model.feeds(df))))) if len(df) else np.empty(0)
 
 def load_parquet(con, table:str, path, # a connection, the table to make, Parquet file(s)
@@ -154,8 +156,6 @@ def _log_windows(con, mv, kind:str, size, since, until) -> pd.DataFrame:
 
 def _file_windows(ws:Workspace, con, mv, feats:dict, alias:dict, source:str, kind:str|None, size) -> pd.DataFrame:
     "Load a dataset version or Parquet files, scored, into the table `log` with a window key `w`; returns its windows."
-    from workbench import data, registry
-    from workbench.onnx import OnnxModel
     if kind == 'time':
         raise WorkbenchError("time windows need the prediction log's times; "
                              "give a dataset or Parquet files no window, or Nrows")
