@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 import pyarrow as pa
+from .tables import AUDIT
 from .workspace import Workspace
 
 # %% ../nbs/02_audit.ipynb #6deae6ed
-SCHEMA = pa.schema([('seq', pa.int64()), ('time', pa.timestamp('us', tz='UTC')), ('actor', pa.string()),
-                    ('action', pa.string()), ('subject', pa.string()), ('before', pa.string()),
-                    ('after', pa.string()), ('reason', pa.string()), ('prev_hash', pa.string()),
-                    ('hash', pa.string())])
+SCHEMA = AUDIT  # the table's columns, kept with every other table's in `tables`
 GENESIS = '0' * 64  # the `prev_hash` of the first event
 
 # %% ../nbs/02_audit.ipynb #9496d968

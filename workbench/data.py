@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING: import pandas as pd  # imported where used: `import workbench` stays quick
 from .config import WorkbenchError
 from .sql import identifier
+from .tables import DATASETS
 from .workspace import Workspace, check_name
 from . import audit
 
@@ -158,10 +159,7 @@ def read_source(source) -> pa.Table:
         raise WorkbenchError(f"could not read {p} as {kind.upper()}: {str(e).splitlines()[0]}") from None
 
 # %% ../nbs/03_data.ipynb #e115d8b8
-SCHEMA = pa.schema([('name', pa.string()), ('id', pa.string()), ('seq', pa.int64()), ('parent', pa.string()),
-                    ('rows', pa.int64()), ('columns', pa.int64()), ('schema', pa.string()), ('author', pa.string()),
-                    ('created_at', pa.timestamp('us', tz='UTC')), ('message', pa.string()), ('path', pa.string()),
-                    ('source', pa.string())])
+SCHEMA = DATASETS  # the table's columns, kept with every other table's in `tables`
 
 @dataclass
 class Version:

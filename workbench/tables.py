@@ -14,42 +14,67 @@ import pyarrow as pa
 # %% ../nbs/00_tables.ipynb #27d6c462
 TIME = pa.timestamp('us', tz='UTC')
 
-AUDIT = pa.schema([('seq', pa.int64()), ('time', TIME), ('actor', pa.string()), ('action', pa.string()), ('subject', pa.string()),
-                   ('before', pa.string()), ('after', pa.string()), ('reason', pa.string()), ('prev_hash', pa.string()),
-                   ('hash', pa.string())]) # the hash-chained record of every change (`audit`)
-DATASETS = pa.schema([('name', pa.string()), ('id', pa.string()), ('seq', pa.int64()), ('parent', pa.string()), ('rows', pa.int64()),
-                      ('columns', pa.int64()), ('schema', pa.string()), ('author', pa.string()), ('created_at', TIME),
-                      ('message', pa.string()), ('path', pa.string()), ('source', pa.string())]) # dataset versions (`data`)
-VALIDATIONS = pa.schema([('validation_id', pa.string()), ('time', TIME), ('dataset', pa.string()), ('dataset_id', pa.string()),
-                         ('suite', pa.string()), ('column', pa.string()), ('check', pa.string()), ('observed', pa.float64()),
-                         ('threshold', pa.float64()), ('passed', pa.bool_()), ('message', pa.string())]) # check results (`validation`)
-PIPELINE_RUNS = pa.schema([('run_id', pa.string()), ('chain', pa.string()), ('pipeline', pa.string()), ('status', pa.string()),
-                           ('started', TIME), ('finished', TIME), ('seconds', pa.float64()), ('actor', pa.string()),
-                           ('params', pa.string()), ('results', pa.string()), ('message', pa.string()), ('notebook', pa.string()),
-                           ('mlflow_run_ids', pa.list_(pa.string())), ('error', pa.string())]) # executed notebooks (`pipelines`)
+# the hash-chained record of every change (`audit`)
+AUDIT = pa.schema([('seq', pa.int64()), ('time', TIME), ('actor', pa.string()), ('action', pa.string()),
+                   ('subject', pa.string()), ('before', pa.string()), ('after', pa.string()), ('reason', pa.string()),
+                   ('prev_hash', pa.string()), ('hash', pa.string())])
+
+# dataset versions (`data`)
+DATASETS = pa.schema([('name', pa.string()), ('id', pa.string()), ('seq', pa.int64()), ('parent', pa.string()),
+                      ('rows', pa.int64()), ('columns', pa.int64()), ('schema', pa.string()), ('author', pa.string()),
+                      ('created_at', TIME), ('message', pa.string()), ('path', pa.string()), ('source', pa.string())])
+
+# check results (`validation`)
+VALIDATIONS = pa.schema([('validation_id', pa.string()), ('time', TIME), ('dataset', pa.string()),
+                         ('dataset_id', pa.string()), ('suite', pa.string()), ('column', pa.string()),
+                         ('check', pa.string()), ('observed', pa.float64()), ('threshold', pa.float64()),
+                         ('passed', pa.bool_()), ('message', pa.string())])
+
+# executed notebooks (`pipelines`)
+PIPELINE_RUNS = pa.schema([('run_id', pa.string()), ('chain', pa.string()), ('pipeline', pa.string()),
+                           ('status', pa.string()), ('started', TIME), ('finished', TIME), ('seconds', pa.float64()),
+                           ('actor', pa.string()), ('params', pa.string()), ('results', pa.string()),
+                           ('message', pa.string()), ('notebook', pa.string()),
+                           ('mlflow_run_ids', pa.list_(pa.string())), ('error', pa.string())])
+
+# every scored row, served or batch (`predictions`)
 PREDICTIONS = pa.schema([('request_id', pa.string()), ('row', pa.int32()), ('time', TIME), ('model', pa.string()),
-                         ('version', pa.int32()), ('variant', pa.string()), ('source', pa.string()), ('inputs', pa.string()),
-                         ('prediction', pa.string()), ('score', pa.float64()), ('outputs', pa.string()),
-                         ('latency_ms', pa.float64())]) # every scored row, served or batch (`predictions`)
-SERVING_ERRORS = pa.schema([('request_id', pa.string()), ('time', TIME), ('model', pa.string()), ('version', pa.int32()),
-                            ('variant', pa.string()), ('source', pa.string()), ('error', pa.string())]) # requests a model failed
-DRIFT = pa.schema([('time', TIME), ('model', pa.string()), ('version', pa.int32()), ('source', pa.string()), ('window', pa.string()),
-                   ('window_start', TIME), ('window_end', TIME), ('rows', pa.int64()), ('feature', pa.string()),
-                   ('kind', pa.string()), ('statistic', pa.string()), ('value', pa.float64()), ('p_value', pa.float64()),
-                   ('threshold', pa.float64()), ('drifted', pa.bool_()), ('bins', pa.string()),
-                   ('report', pa.string())]) # drift statistics per window and feature
+                         ('version', pa.int32()), ('variant', pa.string()), ('source', pa.string()),
+                         ('inputs', pa.string()), ('prediction', pa.string()), ('score', pa.float64()),
+                         ('outputs', pa.string()), ('latency_ms', pa.float64())])
+
+# requests a model failed
+SERVING_ERRORS = pa.schema([('request_id', pa.string()), ('time', TIME), ('model', pa.string()),
+                            ('version', pa.int32()), ('variant', pa.string()), ('source', pa.string()),
+                            ('error', pa.string())])
+
+# drift statistics per window and feature
+DRIFT = pa.schema([('time', TIME), ('model', pa.string()), ('version', pa.int32()), ('source', pa.string()),
+                   ('window', pa.string()), ('window_start', TIME), ('window_end', TIME), ('rows', pa.int64()),
+                   ('feature', pa.string()), ('kind', pa.string()), ('statistic', pa.string()),
+                   ('value', pa.float64()), ('p_value', pa.float64()), ('threshold', pa.float64()),
+                   ('drifted', pa.bool_()), ('bins', pa.string()), ('report', pa.string())])
+
+# late ground truth, by key
 LABELS = pa.schema([('key', pa.string()), ('key_column', pa.string()), ('label', pa.float64()), ('observed_at', TIME),
-                    ('ingested_at', TIME), ('source', pa.string())]) # late ground truth, by key
+                    ('ingested_at', TIME), ('source', pa.string())])
+
+# realized performance per window
 PERFORMANCE = pa.schema([('time', TIME), ('model', pa.string()), ('version', pa.int32()), ('window', pa.string()),
                          ('window_start', TIME), ('window_end', TIME), ('rows', pa.int64()), ('labelled', pa.int64()),
                          ('metric', pa.string()), ('value', pa.float64()), ('baseline', pa.float64()),
-                         ('degraded', pa.bool_())]) # realized performance per window
-FEATURE_VIEWS = pa.schema([('name', pa.string()), ('version', pa.int32()), ('digest', pa.string()), ('definition', pa.string()),
-                           ('applied_at', TIME), ('actor', pa.string())]) # feature view definitions (`features`)
-MATERIALIZATIONS = pa.schema([('view', pa.string()), ('version', pa.int32()), ('as_of', TIME), ('materialized_at', TIME),
-                              ('rows', pa.int64()), ('path', pa.string())]) # online feature files written
+                         ('degraded', pa.bool_())])
+
+# feature view definitions (`features`)
+FEATURE_VIEWS = pa.schema([('name', pa.string()), ('version', pa.int32()), ('digest', pa.string()),
+                           ('definition', pa.string()), ('applied_at', TIME), ('actor', pa.string())])
+
+# online feature files written
+MATERIALIZATIONS = pa.schema([('view', pa.string()), ('version', pa.int32()), ('as_of', TIME),
+                              ('materialized_at', TIME), ('rows', pa.int64()), ('path', pa.string())])
 
 # %% ../nbs/00_tables.ipynb #81ca8497
-TABLES = dict(audit=AUDIT, datasets=DATASETS, validations=VALIDATIONS, pipeline_runs=PIPELINE_RUNS, predictions=PREDICTIONS,
-              serving_errors=SERVING_ERRORS, drift=DRIFT, labels=LABELS, performance=PERFORMANCE, feature_views=FEATURE_VIEWS,
+TABLES = dict(audit=AUDIT, datasets=DATASETS, validations=VALIDATIONS, pipeline_runs=PIPELINE_RUNS,
+              predictions=PREDICTIONS, serving_errors=SERVING_ERRORS, drift=DRIFT, labels=LABELS,
+              performance=PERFORMANCE, feature_views=FEATURE_VIEWS,
               materializations=MATERIALIZATIONS) # table name -> its columns
