@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import workbench
 from conftest import approve, clean_env, free_port
-from workbench import data, demo, gates, onnx, registry, tracking
+from workbench import data, demo, deployed, gates, onnx, registry, tracking
 from workbench.config import load_settings
 from workbench.workspace import open_workspace
 
@@ -29,7 +29,7 @@ def home(tmp_path_factory):
     with tracking.start_run(ws, 'credit-default', credit.ref, NUM + CAT, 'defaulted') as run:
         pipe = make_pipeline(pre, LogisticRegression(max_iter=500)).fit(train[NUM + CAT], train.defaulted)
         exported = onnx.export(pipe, test[NUM + CAT])
-        report = gates.evaluate(onnx.OnnxModel(exported.onnx), test[NUM + CAT], test.defaulted, test.gender, None,
+        report = gates.evaluate(deployed.OnnxModel(exported.onnx), test[NUM + CAT], test.defaulted, test.gender, None,
                                 exported.parity.max_abs_diff, ws.settings)
         registry.log_candidate(ws, run.run_id, exported, report)
     mv = registry.register(ws, run.run_id, 'credit-default', actor='ci-pipeline')
@@ -92,7 +92,7 @@ def test_bundle_contents(home, bundle):
                            f"`docker build -t credit-default:1 {folder}` builds an image, app.handler is its AWS Lambda handler")
     assert sorted(p.name for p in folder.iterdir()) == ['Dockerfile', 'Dockerfile.lambda', 'README.md', 'app.py', 'model.json', 'model.onnx',
                                                         'requirements.txt', 'settings.ini', 'workbench']
-    assert sorted(p.name for p in (folder/'workbench').iterdir()) == ['__init__.py', 'canary.py', 'config.py', 'deployed.py', 'errors.py', 'onnx.py', 'protocols.py',
+    assert sorted(p.name for p in (folder/'workbench').iterdir()) == ['__init__.py', 'canary.py', 'config.py', 'deployed.py', 'errors.py', 'protocols.py',
                                                                   'releases.py', 'server.py', 'serving.py']
     assert (folder/'workbench'/'serving.py').read_text() == (Path(workbench.__file__).parent/'serving.py').read_text()
     assert (folder/'model.onnx').read_bytes() == registry.load_onnx(ws, 'credit-default@champion')[0]
@@ -139,7 +139,7 @@ def test_serves_from_a_fresh_venv_without_workspace(home, bundle, venv, tmp_path
             assert time.monotonic() < deadline, 'the bundle did not start serving within 60 s'
             time.sleep(0.2)
         df = rows(home)
-        model = onnx.OnnxModel((folder/'model.onnx').read_bytes())
+        model = deployed.OnnxModel((folder/'model.onnx').read_bytes())
         split = {'dataframe_split': json.loads(df.to_json(orient='split', index=False))}
         status, answer, headers = call(url + '/invocations', split)
         assert status == 200 and headers['x-model-version'] == 'credit-default/1'
@@ -199,7 +199,7 @@ def http_api_event(method:str, path:str, body:str|None) -> dict:
 def test_lambda_handler(home, bundle, venv, tmp_path):
     folder, _ = bundle
     df = rows(home, 5)
-    model = onnx.OnnxModel((folder/'model.onnx').read_bytes())
+    model = deployed.OnnxModel((folder/'model.onnx').read_bytes())
     split = json.dumps({'dataframe_split': json.loads(df.to_json(orient='split', index=False))})
     records = json.dumps({'dataframe_records': json.loads(df.to_json(orient='records'))})
     events = [rest_event('POST', '/invocations', split), http_api_event('POST', '/invocations', records),

@@ -54,7 +54,7 @@ def trained(tmp_path_factory):
 def test_the_model_keeps_the_names_and_measures_missing_values(trained):
     "The graph's inputs may be safe identifiers, but the signature, the registry's copy and the flags use the original names."
     from workbench import registry
-    from workbench.onnx import OnnxModel
+    from workbench.deployed import OnnxModel
     home, ws, pipe, exported, mv, test = trained
     m = OnnxModel(exported.onnx)
     assert [s['name'] for s in exported.signature] == [i.name for i in m.inputs] == FEATURES
@@ -88,7 +88,7 @@ def refused(r, *words):
 
 
 def test_served_by_the_original_names_on_both_protocols_with_keys_logged(trained):
-    from workbench.onnx import OnnxModel
+    from workbench.deployed import OnnxModel
     home, ws, pipe, exported, mv, test = trained
     rows = test.head(5)
     want = pipe.predict_proba(rows[FEATURES])[:, 1]

@@ -105,7 +105,7 @@ def test_served_request_with_only_an_entity_key(fs):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder
     from workbench import data, features as F, onnx, registry, tracking
-    from workbench.onnx import OnnxModel
+    from workbench.deployed import OnnxModel
     ws, root, pay, prof = fs
     rng = np.random.default_rng(3)
     frame = F.get_training_frame(ws, entity_rows(rng, 3000), ['payments', 'profiles'])

@@ -5,7 +5,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from workbench import gates, onnx
+from workbench import deployed, gates, onnx
 
 
 def _burn(seconds):
@@ -16,7 +16,7 @@ def _burn(seconds):
 def test_latency_gate_ignores_machine_load():
     X, y = make_classification(2000, 30, random_state=0)
     X = pd.DataFrame(X, columns=[f'x{i}' for i in range(30)])
-    model = onnx.OnnxModel(onnx.export(make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y), X.head(50)).onnx)
+    model = deployed.OnnxModel(onnx.export(make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y), X.head(50)).onnx)
     idle = gates.latency(model, X, rows=400)
     burners = [mp.Process(target=_burn, args=(60,), daemon=True) for _ in range(2 * (os.cpu_count() or 2))]
     for p in burners: p.start()

@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from workbench import audit, data, demo, drift, gates, onnx, performance, registry, tracking, traffic, validation
+from workbench import audit, data, demo, deployed, drift, gates, onnx, performance, registry, suites, tracking, traffic
 from workbench.demo import serve_in_thread
 from workbench.stats import STATISTICS, compare, profile_of
 from workbench.config import WorkbenchError, load_settings
@@ -33,7 +33,7 @@ def champion(ws, credit):
     pre = ColumnTransformer([('num', make_pipeline(SimpleImputer(strategy='median'), StandardScaler()), NUM), ('cat', OneHotEncoder(handle_unknown='ignore'), CAT)])
     with tracking.start_run(ws, 'credit-default', credit.ref, NUM + CAT, 'defaulted', {'model': 'logistic'}) as run:
         exported = onnx.export(make_pipeline(pre, LogisticRegression(max_iter=1000)).fit(train[NUM + CAT], train.defaulted), test[NUM + CAT])
-        report = gates.evaluate(onnx.OnnxModel(exported.onnx), test[NUM + CAT], test.defaulted, test.gender, None, exported.parity.max_abs_diff, ws.settings)
+        report = gates.evaluate(deployed.OnnxModel(exported.onnx), test[NUM + CAT], test.defaulted, test.gender, None, exported.parity.max_abs_diff, ws.settings)
         registry.log_candidate(ws, run.run_id, exported, report)
     mv = registry.register(ws, run.run_id, 'credit-default', actor='ci-pipeline')
     approve(ws, mv.ref, 'bea')
@@ -237,7 +237,7 @@ def test_alert_retrain_challenger_canary(tmp_path):
     try:
         # late labels have arrived and the team has reviewed the drift: the labelled months become the training data and reference
         v = data.commit(ws, 'credit', demo.training_frame(portfolio, 12), 'months 1-12', 'ana')
-        validation.save_suite(ws, validation.infer_suite(ws, v.ref, ['application_id'], 'defaulted'))
+        suites.save_suite(ws, suites.infer_suite(ws, v.ref, ['application_id'], 'defaulted'))
         rows = drift.drift(ws, 'credit-default@champion', window=f'{ROWS}rows')
         alerts = [json.loads(l) for l in (ws.root/'alerts.jsonl').read_text().splitlines()]
         assert [a['kind'] for a in alerts] == ['drift'] * 3 + ['retrain'], alerts
@@ -303,7 +303,7 @@ def odd(tmp_path_factory):
     X = ref[inputs].rename(columns=safe)
     with tracking.start_run(ws, 'odd', v.ref, inputs, 'y') as run:
         ex = onnx.export(make_pipeline(pre, LogisticRegression(max_iter=500)).fit(X, ref.y), X[:500])
-        model = onnx.OnnxModel(_renamed(ex.onnx, inputs))
+        model = deployed.OnnxModel(_renamed(ex.onnx, inputs))
         registry.log_candidate(ws, run.run_id, onnx.Exported(model.model_bytes, model.signature, ex.parity))
     mv = registry.register(ws, run.run_id, 'odd', actor='ci')
     registry.client(ws).set_model_version_tag(mv.name, str(mv.version), 'workbench.keys', json.dumps([KEY]))

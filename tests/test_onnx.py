@@ -33,7 +33,7 @@ def test_scoring_imports_no_sklearn(exported):
     d, e = exported
     code = f"""
 import sys, numpy as np, pandas as pd
-from workbench.onnx import OnnxModel
+from workbench.deployed import OnnxModel
 m = OnnxModel(open({str(d/'model.onnx')!r}, 'rb').read())
 p = m.predict_proba(pd.read_parquet({str(d/'rows.parquet')!r}))
 assert np.abs(p - np.load({str(d/'sklearn.npy')!r})).max() < 1e-6, 'parity'

@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from conftest import approve, approver_key
-from workbench import audit, data, demo, gates, onnx, registry, tracking
+from workbench import audit, data, demo, deployed, gates, onnx, registry, tracking
 
 NUM, CAT = ['income', 'credit_score', 'debt_to_income', 'delinquencies_2y', 'employment_years', 'age'], ['product', 'region']
 
@@ -22,7 +22,7 @@ def candidate(ws, credit, model, features, champion=None):
     with tracking.start_run(ws, 'credit-default', credit.ref, features, 'defaulted', {'model': type(model).__name__}) as run:
         pipe = make_pipeline(pre, model).fit(train[features], train.defaulted)
         exported = onnx.export(pipe, test[features])
-        report = gates.evaluate(onnx.OnnxModel(exported.onnx), test[features], test.defaulted, test.gender, champion,
+        report = gates.evaluate(deployed.OnnxModel(exported.onnx), test[features], test.defaulted, test.gender, champion,
                                 exported.parity.max_abs_diff, ws.settings)
         registry.log_candidate(ws, run.run_id, exported, report)
     return registry.register(ws, run.run_id, 'credit-default', actor='ci-pipeline'), run.run_id
@@ -56,7 +56,7 @@ def test_lifecycle_through_the_cli(trained, wb):
 
     assert 'credit-default/1 is now the champion' in wb('registry', 'promote', 'credit-default/1', '-m', 'first champion').stdout
 
-    champ = onnx.OnnxModel(registry.load_onnx(ws, 'credit-default@champion')[0])
+    champ = deployed.OnnxModel(registry.load_onnx(ws, 'credit-default@champion')[0])
     better, _ = candidate(ws, credit, LogisticRegression(max_iter=500), NUM + CAT, champion=champ)
     wb('registry', 'challenger', better.ref)
     wb('registry', 'approve', better.ref, '--key', approver_key(ws, 'carla'))
@@ -99,7 +99,7 @@ def test_mlflow_pyfunc_scores_a_dataframe_like_the_workbench(trained):
     uri, rows = f'models:/credit-default/{full.version}', data.load(ws, credit.ref)[NUM + CAT].tail(400)
     assert rows.isna().any().any()  # gaps, which the model imputes
     with tracking.using(ws): model, info = mlflow.pyfunc.load_model(uri), mlflow.models.get_model_info(uri)
-    mine = onnx.OnnxModel(registry.load_onnx(ws, full.ref)[0])
+    mine = deployed.OnnxModel(registry.load_onnx(ws, full.ref)[0])
     assert (model.predict(rows) == mine.predict(rows)).all()
     probabilities = model.predict(rows, params={'predict_method': 'predict_proba'})
     assert list(probabilities.columns) == ['0', '1'] and np.allclose(probabilities.to_numpy(), mine.predict_proba(rows))

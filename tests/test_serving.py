@@ -38,7 +38,7 @@ def ws(home):
 def champion(ws):
     "The champion in process: `(OnnxModel, input names, signature with nullable flags, version)`."
     from workbench import registry
-    from workbench.onnx import OnnxModel
+    from workbench.deployed import OnnxModel
     onnx_bytes, mv = registry.load_onnx(ws, f'{MODEL}@champion')
     model = OnnxModel(onnx_bytes)
     names = [s['name'] for s in model.signature]
@@ -502,7 +502,7 @@ def test_promotion_is_picked_up_without_failing_a_request(home, ws, champion, ro
 def test_csv_gives_the_in_process_answer(home, ws, rows):
     "MLflow's text/csv format: numbers arrive as text in CSV and must be read as numbers, as MLflow does (pandas.read_csv)."
     from workbench import registry
-    from workbench.onnx import OnnxModel
+    from workbench.deployed import OnnxModel
     model = OnnxModel(registry.load_onnx(ws, f'{MODEL}@champion')[0])  # the champion now
     batch = rows.tail(50).reset_index(drop=True)
     with serving(home) as s, httpx.Client(base_url=s.url, timeout=30) as c:

@@ -2,7 +2,7 @@
 import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest
-from workbench import data, demo, tracking
+from workbench import data, demo, runs, tracking
 from workbench.config import WorkbenchError, load_settings
 from workbench.workspace import open_workspace
 
@@ -113,39 +113,39 @@ def test_runs_and_compare(ws, credit):
     a, _, _ = train(ws, C=1.0)
     b, _, _ = train(ws, C=0.1)
     other, _, _ = train(ws, C=1.0, experiment='other')
-    df = tracking.runs(ws, 'credit default')
+    df = runs.runs(ws, 'credit default')
     assert df.run_id.tolist() == [b.run_id, a.run_id] and df['params.C'].tolist() == ['0.1', '1.0']
     assert df.dataset.tolist() == [credit.ref] * 2 and df.dataset_id.tolist() == [credit.id] * 2
     assert list(df.features.iloc[0]) == FEATURES and df['metrics.rows'].tolist() == [600.0, 600.0]
-    assert len(tracking.runs(ws)) == 3
-    with pytest.raises(WorkbenchError, match="no runs in experiment 'credit-default'"): tracking.runs(ws, 'credit-default')
+    assert len(runs.runs(ws)) == 3
+    with pytest.raises(WorkbenchError, match="no runs in experiment 'credit-default'"): runs.runs(ws, 'credit-default')
 
-    cmp = tracking.compare(ws, [a.run_id, b.run_id, other.run_id]).set_index('key')
+    cmp = runs.compare(ws, [a.run_id, b.run_id, other.run_id]).set_index('key')
     assert cmp.loc['C', 'differs'] and not cmp.loc['penalty', 'differs'] and not cmp.loc['workbench.dataset_id', 'differs']
     assert cmp.loc['C', [a.run_id, b.run_id, other.run_id]].tolist() == ['1.0', '0.1', '1.0']
     assert cmp.loc['auc', 'kind'] == 'metric' and cmp.loc['auc', 'differs']
-    with pytest.raises(WorkbenchError, match="no run 'f{32}'"): tracking.compare(ws, [a.run_id, 'f' * 32])
+    with pytest.raises(WorkbenchError, match="no run 'f{32}'"): runs.compare(ws, [a.run_id, 'f' * 32])
 
     mlflow.MlflowClient(ws.tracking_uri).delete_run(b.run_id)
-    assert b.run_id not in tracking.runs(ws).run_id.tolist() and b.run_id in tracking.runs(ws, deleted=True).run_id.tolist()
-    assert tracking.compare(ws, [b.run_id])[b.run_id].notna().all()  # a deleted run can still be compared by id
+    assert b.run_id not in runs.runs(ws).run_id.tolist() and b.run_id in runs.runs(ws, deleted=True).run_id.tolist()
+    assert runs.compare(ws, [b.run_id])[b.run_id].notna().all()  # a deleted run can still be compared by id
 
-    con = tracking.connect_runs(ws, ws.connect(['datasets']))
+    con = runs.connect_runs(ws, ws.connect(['datasets']))
     assert con.sql("select count(*) from metric_history where key = 'auc'").fetchall() == [(6,)]
     assert con.sql("select distinct d.rows from runs r join datasets d on d.id = r.dataset_id").fetchall() == [(600,)]
     assert con.sql("select value from run_params where run_id = ? and key = 'C'", params=[a.run_id]).fetchall() == [('1.0',)]
 
 
 def test_a_workspace_without_runs_has_empty_views(ws):
-    con = tracking.connect_runs(ws)
+    con = runs.connect_runs(ws)
     assert [con.sql(f'select count(*) from {v}').fetchall()[0][0] for v in ('runs', 'run_params', 'run_tags', 'run_metrics', 'metric_history')] == [0] * 5
-    assert tracking.runs(ws).empty and not (ws.root/'mlflow.db').exists()
+    assert runs.runs(ws).empty and not (ws.root/'mlflow.db').exists()
 
 
 WRITERS, SECONDS = 4, 6.0
 PRELUDE = '''
 import json, sys, time
-from workbench import tracking
+from workbench import runs, tracking
 from workbench.config import load_settings
 from workbench.workspace import open_workspace
 ws = open_workspace(sys.argv[1], load_settings(env={}), create=False)
@@ -165,7 +165,7 @@ print(json.dumps(dict(runs=done)))
 READER = PRELUDE + '''
 last, checks = 0, 0
 while time.time() < stop:
-    con = tracking.connect_runs(ws)
+    con = runs.connect_runs(ws)
     now = con.sql('select count(*) from runs').fetchall()[0][0]
     assert now >= last, f"runs went back from {last} to {now}"
     assert con.sql("select count(*) from runs where status = 'FINISHED' and run_id not in (select run_id from run_params)").fetchall() == [(0,)]
@@ -192,11 +192,11 @@ def test_processes_share_the_sqlite_store(ws, credit, env):
     assert len(written) >= WRITERS * 3 and reports[-1]['checks'] > 0
     print(f"{len(written)} runs by {WRITERS} writers, {reports[-1]['checks']} reads")
 
-    df = tracking.runs(ws, 'shared').set_index('run_id')
+    df = runs.runs(ws, 'shared').set_index('run_id')
     assert set(df.index) == set(written) and (df.status == 'FINISHED').all()
     assert all((df.loc[r, 'params.writer'], df.loc[r, 'params.i']) == (str(k), str(i)) for r, (k, i) in written.items())
     assert (df['metrics.loss'] == 0.2).all() and (df.dataset_id == credit.id).all()
-    con = tracking.connect_runs(ws)
+    con = runs.connect_runs(ws)
     assert con.sql('select count(*) from metric_history').fetchall() == [(5 * len(written),)]
     import mlflow, sqlite3
     c = mlflow.MlflowClient(ws.tracking_uri)
@@ -209,10 +209,10 @@ def test_nan_and_infinite_metrics(ws, credit):
     with tracking.start_run(ws, 'edge', 'credit', FEATURES, 'defaulted') as run:
         tracking.log_metrics({'nan': float('nan'), 'inf': float('inf'), 'tiny': 5e-324, 'third': 1 / 3})
     theirs = mlflow.MlflowClient(ws.tracking_uri).get_run(run.run_id).data.metrics
-    ours = tracking.runs(ws, 'edge').iloc[0]
+    ours = runs.runs(ws, 'edge').iloc[0]
     assert np.isnan(theirs['nan']) and np.isnan(ours['metrics.nan'])
     assert all(ours[f'metrics.{k}'] == theirs[k] for k in ('inf', 'tiny', 'third'))
-    hist = dict(tracking.connect_runs(ws).sql('select key, value from metric_history').fetchall())
+    hist = dict(runs.connect_runs(ws).sql('select key, value from metric_history').fetchall())
     assert np.isnan(hist['nan']) and hist['third'] == 1 / 3 and hist['tiny'] == 5e-324
 
 
@@ -230,7 +230,7 @@ def test_an_mlflow_server_as_the_store(tmp_path, credit, ws):
         r = mlflow.MlflowClient(uri).get_run(a.run_id)
         assert r.data.tags['workbench.dataset_id'] == credit.id and r.data.params['C'] == '1.0'
         assert (tmp_path/'server-artifacts').is_dir() and not (ws.root/'mlflow.db').exists()
-        df = tracking.runs(remote).set_index('run_id')
+        df = runs.runs(remote).set_index('run_id')
         assert df.loc[a.run_id, 'dataset_id'] == credit.id and df.loc[b.run_id, 'params.C'] == '0.5' and df.loc[a.run_id, 'metrics.rows'] == 600
-        assert tracking.connect_runs(remote).sql("select count(*) from metric_history where key = 'auc'").fetchall() == [(6,)]
-        assert tracking.compare(remote, [a.run_id, b.run_id]).set_index('key').loc['C', 'differs']
+        assert runs.connect_runs(remote).sql("select count(*) from metric_history where key = 'auc'").fetchall() == [(6,)]
+        assert runs.compare(remote, [a.run_id, b.run_id]).set_index('key').loc['C', 'differs']

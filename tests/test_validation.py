@@ -3,7 +3,7 @@ import json
 from functools import lru_cache
 import numpy as np, pandas as pd
 import pytest
-from workbench import audit, data, demo, tables, validation as val
+from workbench import audit, data, demo, suites, tables, validation as val
 from workbench.config import WorkbenchError, load_settings, render_settings
 from workbench.workspace import open_workspace
 
@@ -21,7 +21,7 @@ def months(m): return demo.training_frame(portfolio(), m)
 def credit(ws):
     "A workspace with `credit` months 1-6 committed and its suite (key application_id, target defaulted) saved."
     data.commit(ws, 'credit', months(6), 'reference')
-    val.save_suite(ws, val.infer_suite(ws, 'credit', keys=['application_id'], target='defaulted'))
+    suites.save_suite(ws, suites.infer_suite(ws, 'credit', keys=['application_id'], target='defaulted'))
     return ws
 
 
@@ -122,7 +122,7 @@ def test_each_validation_is_one_audit_event(credit):
 
 def test_edited_suite_changes_the_verdict(credit):
     data.commit(credit, 'credit', months(range(10, 13)))
-    path = val.suites_dir(credit)/'credit.json'
+    path = suites.suites_dir(credit)/'credit.json'
     d = json.loads(path.read_text())
     d['columns']['product']['categories']['allow_new'] = True
     d['columns']['income']['ks']['threshold'] = d['columns']['income']['psi']['threshold'] = 0.5
@@ -134,7 +134,7 @@ def test_edited_suite_changes_the_verdict(credit):
 
 
 def test_suite_file_is_readable_json_with_the_thresholds(credit):
-    text = (val.suites_dir(credit)/'credit.json').read_text()
+    text = (suites.suites_dir(credit)/'credit.json').read_text()
     d = json.loads(text)
     assert d['keys'] == ['application_id'] and d['target'] == 'defaulted' and d['rows'] == {'reference': 6000, 'min': 600, 'max': 60000}
     income = d['columns']['income']
@@ -145,28 +145,28 @@ def test_suite_file_is_readable_json_with_the_thresholds(credit):
     assert d['false_alarm_rate'] == 0.001 and d['time'] is None and d['sensitive'] == [] and d['positive'] is None
     assert d['columns']['month']['kind'] == 'time' and 'categories' not in d['columns']['month']
     assert '  "keys": ["application_id"],' in text.splitlines()
-    assert val.load_suite(credit, 'credit') == val.Suite(**d)
+    assert suites.load_suite(credit, 'credit') == suites.Suite(**d)
 
 
 def test_thresholds_come_from_settings(tmp_path):
     ws = open_workspace(tmp_path/'ws', load_settings(env={'WORKBENCH_VALIDATION_MIN_KS': '0.5', 'WORKBENCH_VALIDATION_FALSE_ALARM_RATE': '0.01',
                                                           'WORKBENCH_VALIDATION_ALLOW_NEW_CATEGORIES': 'true'}))
     data.commit(ws, 'credit', months(6))
-    s = val.infer_suite(ws, 'credit')
+    s = suites.infer_suite(ws, 'credit')
     assert s.columns['income']['ks']['threshold'] == 0.5 and s.columns['product']['categories']['allow_new'] is True and s.false_alarm_rate == 0.01
-    val.save_suite(ws, s)
+    suites.save_suite(ws, s)
     rep = commit_and_validate(ws, 'credit', months(range(10, 13)))
     assert ('income', 'psi') in failed(rep) and not {('income', 'ks'), ('product', 'categories')} & failed(rep)
 
 
 def test_bad_suite_files_are_named(credit):
-    d = val.suites_dir(credit)
+    d = suites.suites_dir(credit)
     (d/'typo.json').write_text((d/'credit.json').read_text().replace('"threshold": 0.2', '"threshold": "0.2"', 1))
     (d/'broken.json').write_text('{"name": "broken",\n')
     with pytest.raises(WorkbenchError, match=r"typo\.json is not a valid suite: column 'age': psi\.threshold must be a number"):
-        val.load_suite(credit, 'typo')
+        suites.load_suite(credit, 'typo')
     with pytest.raises(WorkbenchError, match=r"broken\.json is not valid JSON \(.*line 2"):
-        val.load_suite(credit, 'broken')
+        suites.load_suite(credit, 'broken')
     with pytest.raises(WorkbenchError, match=r"no suite named 'nope' .*\(suites here: broken, credit, typo\)"):
         val.validate(credit, 'credit', suite='nope')
     assert audit.log(credit, action='data.validate').empty
@@ -174,13 +174,13 @@ def test_bad_suite_files_are_named(credit):
 
 def test_bad_keys_are_refused(credit):
     with pytest.raises(WorkbenchError, match=r"key region is not unique in credit@\w+ \(5994 duplicate rows\)"):
-        val.infer_suite(credit, 'credit', keys=['region'])
+        suites.infer_suite(credit, 'credit', keys=['region'])
     with pytest.raises(WorkbenchError, match=r"has no column 'label'"):
-        val.infer_suite(credit, 'credit', target='label')
+        suites.infer_suite(credit, 'credit', target='label')
     with pytest.raises(WorkbenchError, match=r"column 'application_id' is both key and sensitive in the suite for credit@\w+; give each column one role"):
-        val.infer_suite(credit, 'credit', keys=['application_id'], sensitive=['application_id'])
+        suites.infer_suite(credit, 'credit', keys=['application_id'], sensitive=['application_id'])
     with pytest.raises(WorkbenchError, match=r"positive class 'yes' is not a class of target 'defaulted' \(classes: 0, 1\)"):
-        val.infer_suite(credit, 'credit', target='defaulted', positive='yes')
+        suites.infer_suite(credit, 'credit', target='defaulted', positive='yes')
 
 
 def test_without_a_suite_one_is_inferred_from_the_first_version(ws):
@@ -189,7 +189,7 @@ def test_without_a_suite_one_is_inferred_from_the_first_version(ws):
     rep = val.validate(ws, 'credit')
     assert rep.note.startswith(f"no suite 'credit' yet: inferred one from {first.ref}, the first version of credit")
     assert str(rep).splitlines()[0] == rep.note and not rep.passed
-    assert val.load_suite(ws, 'credit').reference == first.id and (ws.root/'suites'/'credit.json').is_file()
+    assert suites.load_suite(ws, 'credit').reference == first.id and (ws.root/'suites'/'credit.json').is_file()
     assert 'note' in json.loads(audit.log(ws, action='data.validate').after[0])
     assert val.validate(ws, 'credit').note == ''  # the saved suite is used from now on
 
@@ -200,8 +200,8 @@ def test_suites_live_beside_the_projects_settings(tmp_path):
     s = load_settings(tmp_path/'proj'/'settings.ini', env={})
     inside, outside = open_workspace(tmp_path/'proj'/'workspace', s), open_workspace(tmp_path/'elsewhere', s)
     data.commit(inside, 'credit', months(6))
-    assert val.save_suite(inside, val.infer_suite(inside, 'credit')) == tmp_path/'proj'/'suites'/'credit.json'
-    assert val.suites_dir(outside) == tmp_path/'elsewhere'/'suites'
+    assert suites.save_suite(inside, suites.infer_suite(inside, 'credit')) == tmp_path/'proj'/'suites'/'credit.json'
+    assert suites.suites_dir(outside) == tmp_path/'elsewhere'/'suites'
 
 
 # Roles, and checks calibrated to the sample: scikit-learn's breast cancer data (its own column names, with spaces)
@@ -214,13 +214,13 @@ def cancer():
 
 
 def test_roles_are_recorded_once_and_read_by_other_stages(credit):
-    assert val.roles(credit, 'credit') == {'keys': ['application_id'], 'target': 'defaulted', 'positive': None, 'time': None, 'sensitive': [],
+    assert suites.roles(credit, 'credit') == {'keys': ['application_id'], 'target': 'defaulted', 'positive': None, 'time': None, 'sensitive': [],
                                            'features': [c for c in months(1).columns if c not in ('application_id', 'defaulted')]}
-    s = val.infer_suite(credit, 'credit', ['application_id'], 'defaulted', 'roles', positive='1', time='applied_at', sensitive=['gender'])
-    val.save_suite(credit, s)
-    r = val.roles(credit, 'roles')
+    s = suites.infer_suite(credit, 'credit', ['application_id'], 'defaulted', 'roles', positive='1', time='applied_at', sensitive=['gender'])
+    suites.save_suite(credit, s)
+    r = suites.roles(credit, 'roles')
     assert (r['positive'], r['time'], r['sensitive']) == (1, 'applied_at', ['gender']) and not {'gender', 'applied_at', 'defaulted'} & set(r['features'])
-    assert val.roles(credit, 'nothing') is None
+    assert suites.roles(credit, 'nothing') is None
     assert set(s.columns['applied_at']) == {'type', 'kind', 'required', 'count', 'missing'}  # event time: type and nulls only
     assert set(s.columns['defaulted']) == {'type', 'kind', 'required', 'count', 'missing', 'categories'}  # target: no distribution
 
@@ -243,7 +243,7 @@ def test_random_splits_of_breast_cancer_pass_over_15_seeds(ws):
     for seed in range(15):
         ref, new = split(cancer(), seed, 400)
         data.commit(ws, f'bc{seed}', ref)
-        suite = val.infer_suite(ws, f'bc{seed}', keys=['patient id'], target='target', positive=1)
+        suite = suites.infer_suite(ws, f'bc{seed}', keys=['patient id'], target='target', positive=1)
         r = val.run_suite(ws, data.commit(ws, f'bc{seed}', new).ref, suite)
         assert r.passed.all(), (seed, r[~r.passed].message.tolist())
         worst[seed] = r[r.check == 'ks'].observed.max()
@@ -256,7 +256,7 @@ def test_random_split_and_shift_at_150_rows(ws):
     for seed in range(6):
         ref, new = split(cancer().iloc[np.random.default_rng(100 + seed).permutation(len(cancer()))[:150]], seed, 100)
         data.commit(ws, f'small{seed}', ref)
-        suite = val.infer_suite(ws, f'small{seed}', keys=['patient id'], target='target')
+        suite = suites.infer_suite(ws, f'small{seed}', keys=['patient id'], target='target')
         r = val.run_suite(ws, data.commit(ws, f'small{seed}', new).ref, suite)
         assert r.passed.all(), (seed, r[~r.passed].message.tolist())
         s = val.run_suite(ws, data.commit(ws, f'small{seed}', new.assign(**{'mean radius': new['mean radius'] + shift})).ref, suite)
@@ -273,7 +273,7 @@ def million(tmp_path_factory):
     f.loc[rng.random(n) < .02, 'x'] = np.nan
     ref, new = f.iloc[:n//2], f.iloc[n//2:]
     data.commit(ws, 'big', ref)
-    val.save_suite(ws, val.infer_suite(ws, 'big', keys=['id'], target='label', positive='yes', time='at'))
+    suites.save_suite(ws, suites.infer_suite(ws, 'big', keys=['id'], target='label', positive='yes', time='at'))
     return ws, new
 
 

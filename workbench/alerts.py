@@ -7,27 +7,29 @@ Docs: https://mlops-workbench.github.io/workbench/alerts.html.md"""
 # %% auto #0
 __all__ = ['SINKS', 'sinks', 'send']
 
-# %% ../nbs/12_alerts.ipynb #55c204ae
+# %% ../nbs/12_alerts.ipynb #f5b9d233
 import json, sys, urllib.request
 from datetime import datetime, timezone
 from .config import WorkbenchError
 from .workspace import Workspace
 from . import audit
 
-# %% ../nbs/12_alerts.ipynb #a9723e9d
+# %% ../nbs/12_alerts.ipynb #082228b8
 SINKS = ('console', 'jsonl', 'webhook', 'audit')
 
 def sinks(ws:Workspace) -> list:
     "The sinks `alerts.sinks` names, checked."
     names = [s.strip() for s in ws.settings['alerts.sinks'].split(',') if s.strip()]
-    if bad := [s for s in names if s not in SINKS]: raise WorkbenchError(f"alerts.sinks names unknown sink {bad[0]!r}; use any of {', '.join(SINKS)}")
+    if bad := [s for s in names if s not in SINKS]:
+        raise WorkbenchError(f"alerts.sinks names unknown sink {bad[0]!r}; use any of {', '.join(SINKS)}")
     return names
 
-# %% ../nbs/12_alerts.ipynb #9a74df1f
+# %% ../nbs/12_alerts.ipynb #32c2ade8
 def _post(url:str, alert:dict, timeout:float=5):
     req = urllib.request.Request(url, json.dumps(alert).encode(), {'Content-Type': 'application/json'}, method='POST')
     with urllib.request.urlopen(req, timeout=timeout) as r: r.read()
 
+# %% ../nbs/12_alerts.ipynb #0eed4ebb
 def _deliver(ws:Workspace, sink:str, alert:dict):
     s = ws.settings
     if sink == 'console': print(f"ALERT [{alert['kind']}] {alert['subject']}: {alert['message']}", file=sys.stderr)
@@ -35,16 +37,18 @@ def _deliver(ws:Workspace, sink:str, alert:dict):
         with open(ws.root/s['alerts.jsonl_path'], 'a') as f: f.write(json.dumps(alert, default=str) + '\n')
     elif sink == 'webhook' and s['alerts.webhook_url']: _post(s['alerts.webhook_url'], alert)
     elif sink == 'audit':
-        audit.record(ws, f"alert.{alert['kind']}", alert['subject'], after=alert['details'], reason=alert['message'], actor=alert['source'])
+        audit.record(ws, f"alert.{alert['kind']}", alert['subject'], after=alert['details'], reason=alert['message'],
+                     actor=alert['source'])
 
-# %% ../nbs/12_alerts.ipynb #ae25050f
+# %% ../nbs/12_alerts.ipynb #1208d71b
 def send(ws:Workspace, kind:str, # what happened, e.g. 'canary_rollback', 'drift'
          subject:str, # what it is about, e.g. 'credit-default/2'
          message:str, # one sentence for a person
          details:dict|None=None, # numbers behind it, JSON-serializable
          source:str='workbench') -> dict: # who raises it
     "Send an alert to every configured sink; returns the alert, with the sinks that failed under `failed`."
-    alert = dict(time=datetime.now(timezone.utc).isoformat(), kind=kind, subject=subject, message=message, details=details or {}, source=source, failed=[])
+    alert = dict(time=datetime.now(timezone.utc).isoformat(), kind=kind, subject=subject, message=message,
+                 details=details or {}, source=source, failed=[])
     for sink in sinks(ws):
         try: _deliver(ws, sink, alert)
         except Exception as e:

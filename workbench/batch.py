@@ -7,7 +7,7 @@ Docs: https://mlops-workbench.github.io/workbench/batch.html.md"""
 # %% auto #0
 __all__ = ['ENGINES', 'Sample', 'log_sample', 'score']
 
-# %% ../nbs/23_batch.ipynb #c1bcaa0c
+# %% ../nbs/23_batch.ipynb #a5a6e3f6
 import glob, os, queue, shutil, sys, threading, time, uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -23,11 +23,18 @@ from .sources import files, is_query, relation
 from .workspace import Workspace
 from . import audit, registry, spark
 
-# %% ../nbs/23_batch.ipynb #e1c3c68e
+# %% ../nbs/23_batch.ipynb #c3ae2360
+def _column(a:np.ndarray) -> pa.Array:
+    "An ONNX output as an Arrow column: a value per row, or a fixed-size list per row."
+    if a.ndim == 1 or a.shape[1] == 1: return pa.array(a.ravel())
+    return pa.FixedSizeListArray.from_arrays(pa.array(a.ravel()), a.shape[1])
+
+# %% ../nbs/23_batch.ipynb #60cc215f
 class Sample:
     "A uniform random sample of at most `size` scored rows of a stream of batches."
     def __init__(self, size:int, seed=None):
-        self.size, self.rng, self.parts, self.kept, self.seen, self.cut = size, np.random.default_rng(seed), [], 0, 0, 1.0
+        self.size, self.rng, self.parts = size, np.random.default_rng(seed), []
+        self.kept, self.seen, self.cut = 0, 0, 1.0
 
     def add(self, batch:pa.RecordBatch, names:list, outputs:dict, start:int):
         "Offer rows of `batch` (the columns `names` are kept) with the model's raw `outputs` for them."
@@ -36,7 +43,8 @@ class Sample:
         k = self.rng.random(n)
         keep = np.flatnonzero(k < self.cut)  # only a row that beats the sample's largest key can enter it
         if not len(keep): return
-        part = {c: batch.column(c).take(keep) for c in names} | {'__row': pa.array(start + keep, pa.int64()), '__score': pa.array(scores(outputs)[keep])}
+        part = {c: batch.column(c).take(keep) for c in names}
+        part |= {'__row': pa.array(start + keep, pa.int64()), '__score': pa.array(scores(outputs)[keep])}
         for o, v in outputs.items(): part['out.' + o] = _column(np.asarray(v)[keep])
         self.parts.append((pa.table(part), k[keep])); self.kept += len(keep)
         if self.kept >= (2 if self.cut < 1 else 1) * self.size: self._trim()
@@ -45,7 +53,8 @@ class Sample:
         "Keep the rows with the `size` smallest keys, part by part; the largest of them is the cut a new row must beat."
         if self.kept > self.size:
             self.cut = np.partition(np.concatenate([k for _, k in self.parts]), self.size - 1)[self.size - 1]
-            self.parts = [(t.filter(pa.array(k <= self.cut)), k[k <= self.cut]) if k.max() > self.cut else (t, k) for t, k in self.parts]
+            self.parts = [(t.filter(pa.array(k <= self.cut)), k[k <= self.cut]) if k.max() > self.cut else (t, k)
+                          for t, k in self.parts]
             self.parts = [(t, k) for t, k in self.parts if len(k)]
             self.kept = sum(len(k) for _, k in self.parts)
         elif self.kept == self.size: self.cut = max(k.max() for _, k in self.parts)
@@ -56,28 +65,28 @@ class Sample:
         self._trim()
         return pa.concat_tables([t for t, _ in self.parts], promote_options='permissive').sort_by('__row')
 
-def _column(a:np.ndarray) -> pa.Array:
-    "An ONNX output as an Arrow column: a value per row, or a fixed-size list per row."
-    if a.ndim == 1 or a.shape[1] == 1: return pa.array(a.ravel())
-    return pa.FixedSizeListArray.from_arrays(pa.array(a.ravel()), a.shape[1])
-
-# %% ../nbs/23_batch.ipynb #6999d5bd
+# %% ../nbs/23_batch.ipynb #ea85a019
 def log_sample(ws:Workspace, d, sample:pa.Table|None, run_id:str, when:datetime) -> int:
-    "Append a batch run's sample to the prediction log as `variant = source = 'batch'`, each row with its own request id (`<run id>-<row, 10 digits>`: they sort in input order) and its keys; returns the rows written."
+    "Append a batch run's sample to the prediction log as `variant = source = 'batch'`; returns the rows written."
     if sample is None or not sample.num_rows: return 0
     outs = [c for c in sample.column_names if c.startswith('out.')]
     label = 'out.label' if 'out.label' in outs else outs[0]
-    logged = list(dict.fromkeys(d.names + [c for c in sample.column_names if not c.startswith(('__', 'out.'))]))  # the inputs, and the key columns sampled with them
+    # the inputs, and the key columns sampled with them
+    logged = list(dict.fromkeys(d.names + [c for c in sample.column_names if not c.startswith(('__', 'out.'))]))
+    inputs = ', '.join(f'{identifier(n)} := {identifier(n)}' for n in logged)
+    outputs = ', '.join(f'{identifier(o[4:])} := {identifier(o)}' for o in outs)
     con = duckdb.connect(); con.register('sample', sample)
-    t = con.sql(f"""select $run || '-' || lpad(__row::varchar, 10, '0') as request_id, __row::int as "row", $when::timestamptz as time, $model as model, $version::int as version,
-                        'batch' as variant, 'batch' as source, to_json(struct_pack({', '.join(f'{identifier(n)} := {identifier(n)}' for n in logged)}))::varchar as inputs,
+    t = con.sql(f"""select $run || '-' || lpad(__row::varchar, 10, '0') as request_id, __row::int as "row",
+                        $when::timestamptz as time, $model as model, $version::int as version,
+                        'batch' as variant, 'batch' as source, to_json(struct_pack({inputs}))::varchar as inputs,
                         {identifier(label)}::varchar as prediction, __score as score,
-                        to_json(struct_pack({', '.join(f'{identifier(o[4:])} := {identifier(o)}' for o in outs)}))::varchar as outputs, null::double as latency_ms
-                        from sample order by __row""", params=dict(run=run_id, when=when, model=d.name, version=d.version)).to_arrow_table()
+                        to_json(struct_pack({outputs}))::varchar as outputs, null::double as latency_ms
+                        from sample order by __row""",
+                params=dict(run=run_id, when=when, model=d.name, version=d.version)).to_arrow_table()
     ws.append('predictions', t.cast(PREDICTIONS))
     return t.num_rows
 
-# %% ../nbs/23_batch.ipynb #84b344f4
+# %% ../nbs/23_batch.ipynb #c4d6d804
 def _named(ws:Workspace, source:str, schema:pa.Schema) -> tuple:
     "`schema` (DuckDB's, of `source`) under the input's own column names, and DuckDB's name for each of them."
     own = schema.names
@@ -87,7 +96,7 @@ def _named(ws:Workspace, source:str, schema:pa.Schema) -> tuple:
     if len(own) != len(schema.names) or own == schema.names: return schema, {n: n for n in schema.names}
     return pa.schema([f.with_name(n) for f, n in zip(schema, own)]), dict(zip(own, schema.names))
 
-# %% ../nbs/23_batch.ipynb #5e94f032
+# %% ../nbs/23_batch.ipynb #424ced19
 def _batches(rel, size:int, q:queue.Queue, stop:threading.Event):
     "Put the relation's record batches on `q` (then None), from a reader thread."
     try:
@@ -99,15 +108,19 @@ def _batches(rel, size:int, q:queue.Queue, stop:threading.Event):
         q.put(None)
     except Exception as e: q.put(e)
 
+# %% ../nbs/23_batch.ipynb #5eb7911a
 def _total(ws:Workspace, source:str) -> int|None:
     "The input's row count when it is cheap to know (Parquet footers), else None."
     if is_query(source): return None
     path, kind = files(ws, source)
     if kind != 'parquet': return None
-    return duckdb.connect().execute("select sum(num_rows)::bigint from parquet_file_metadata(?)", [path]).fetchall()[0][0]
+    q = "select sum(num_rows)::bigint from parquet_file_metadata(?)"
+    return duckdb.connect().execute(q, [path]).fetchall()[0][0]
 
-def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:list|None, progress, sample:Sample) -> int:
-    "Stream `source` through `d` into the Parquet file `tmp`, scoring batches on `batch.threads` threads; returns the rows scored."
+# %% ../nbs/23_batch.ipynb #3ae68abb
+def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:list|None, progress,
+                  sample:Sample) -> int:
+    "Stream `source` through `d` into the Parquet file `tmp`, scoring batches on `batch.threads` threads; the rows."
     rel = relation(ws, source, [i.name for i in d.spec if i.type == 'string'])
     schema, duck = _named(ws, source, rel.limit(0).to_arrow_table().schema)  # the input's own names, and DuckDB's
     check_schema(schema, d.inputs)
@@ -124,7 +137,8 @@ def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:li
         raw = {}
         return score_batch(d, b, out_schema, start, raw), raw
     try:
-        with ThreadPoolExecutor(threads, thread_name_prefix='batch-score') as pool, pq.ParquetWriter(tmp, out_schema) as writer:
+        with (ThreadPoolExecutor(threads, thread_name_prefix='batch-score') as pool,
+              pq.ParquetWriter(tmp, out_schema) as writer):
             def write(most:int):  # in input order, keeping at most `most` batches in flight
                 nonlocal done
                 while len(pending) > most:
@@ -134,7 +148,8 @@ def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:li
                     done += b.num_rows
                     if progress: progress(done, done / (time.perf_counter() - t0), total)
             while (b := q.get()) is not None:
-                if isinstance(b, Exception): raise WorkbenchError(f"reading {source!r} failed: {str(b).splitlines()[0]}") from None
+                if isinstance(b, Exception):
+                    raise WorkbenchError(f"reading {source!r} failed: {str(b).splitlines()[0]}") from None
                 if not b.num_rows: continue
                 if b.schema.names != wanted: b = pa.RecordBatch.from_arrays(b.columns, names=wanted)
                 pending.append((b, rows, pool.submit(job, b, rows))); rows += b.num_rows
@@ -143,51 +158,7 @@ def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:li
     finally: stop.set()
     return rows
 
-
-# %% ../nbs/23_batch.ipynb #4eae4ba2
-ENGINES = ('duckdb', 'spark')
-
-def score(ws:Workspace, ref:str, # a registered version, e.g. 'credit-default@champion'
-          source:str, output:str|Path, # the input (see `relation`) and where to write: a Parquet file (a folder of parts with Spark)
-          engine:str='duckdb', # 'duckdb' on this machine, or 'spark'
-          batch_size:int|None=None, # rows per Arrow batch; `batch.batch_size` when None
-          keys:list|None=None, # input columns copied to the output; every column the model does not take when None
-          progress=None, # called with (rows so far, rows per second, total rows or None) as the run goes
-          master:str|None=None, # Spark's master URL; `batch.spark_master` when None
-          overwrite:bool=False) -> dict: # replace an existing output
-    "Score `source` with `ref` into `output`; returns the run's figures (also audited as `batch.score`)."
-    if engine not in ENGINES: raise WorkbenchError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
-    if master is not None and engine != 'spark': raise WorkbenchError("a master URL is for the Spark engine; add engine='spark' (--engine spark)")
-    batch_size = ws.settings['batch.batch_size'] if batch_size is None else batch_size
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1: raise WorkbenchError(f"batch size must be a whole number of rows, at least 1, got {batch_size!r}")
-    if isinstance(keys, str): keys = [k.strip() for k in keys.split(',') if k.strip()]
-    remote = engine == 'spark' and '://' in str(output)
-    output = str(output) if remote else Path(output)
-    if not remote:
-        if output.exists() and not overwrite: raise WorkbenchError(f"{output} exists; choose another output or overwrite it (--overwrite)")
-        if not output.parent.is_dir(): raise WorkbenchError(f"no folder {output.parent} to write {output.name} into")
-    onnx_bytes, mv = registry.load_onnx(ws, ref)
-    d = batch_model(mv.name, mv.version, onnx_bytes)  # one thread per batch; batches run side by side
-    sample, run_id, started = Sample(ws.settings['batch.monitor_rows']), f'batch-{uuid.uuid4().hex[:16]}', datetime.now(timezone.utc)
-    tmp = output if remote else output.parent/f'.tmp-{uuid.uuid4().hex}-{output.name}'
-    t0 = time.perf_counter()
-    try:
-        if engine == 'duckdb': rows = _score_duckdb(ws, d, source, tmp, batch_size, keys, progress, sample)
-        else:
-            rows = spark.score(ws, d, onnx_bytes, source, str(tmp), batch_size, keys, progress, sample, master or ws.settings['batch.spark_master'])
-        if not remote: _replace(tmp, output)
-    finally:
-        if not remote: _remove(tmp)
-    seconds = time.perf_counter() - t0
-    figures = dict(run=run_id, engine=engine, model=mv.name, version=mv.version, source=str(source), output=str(output), rows=rows,
-                   seconds=round(seconds, 3), rows_per_second=round(rows / seconds) if seconds else None)
-    try: figures['monitored_rows'] = log_sample(ws, d, sample.table(), run_id, started)
-    except Exception as e:  # the scores are written: a prediction log that cannot take the sample now must not cost them
-        figures |= dict(monitored_rows=0, monitoring_error=f'{type(e).__name__}: {e}')
-        print(f"batch score: the monitoring sample could not be logged ({figures['monitoring_error']}); the scores are in {output}", file=sys.stderr)
-    audit.record(ws, 'batch.score', mv.ref, after=figures, reason=f'scored {rows} rows of {source} into {output} on {engine}')
-    return figures
-
+# %% ../nbs/23_batch.ipynb #f580c528
 def _remove(p:Path):
     if p.is_dir(): shutil.rmtree(p, ignore_errors=True)
     else: p.unlink(missing_ok=True)
@@ -196,3 +167,56 @@ def _replace(tmp:Path, output:Path):
     "Move the finished `tmp` to `output` (a file replaces a file at once; a folder of parts moves as a whole)."
     if output.exists() and (output.is_dir() or tmp.is_dir()): _remove(output)
     tmp.replace(output)
+
+# %% ../nbs/23_batch.ipynb #a095a5ad
+ENGINES = ('duckdb', 'spark')
+
+def score(ws:Workspace, ref:str, # a registered version, e.g. 'credit-default@champion'
+          source:str, # the input (see `relation`)
+          output:str|Path, # where to write: a Parquet file (a folder of parts with Spark)
+          engine:str='duckdb', # 'duckdb' on this machine, or 'spark'
+          batch_size:int|None=None, # rows per Arrow batch; `batch.batch_size` when None
+          keys:list|None=None, # input columns copied to the output; every column the model does not take when None
+          progress=None, # called with (rows so far, rows per second, total rows or None) as the run goes
+          master:str|None=None, # Spark's master URL; `batch.spark_master` when None
+          overwrite:bool=False) -> dict: # replace an existing output
+    "Score `source` with `ref` into `output`; returns the run's figures (also audited as `batch.score`)."
+    if engine not in ENGINES: raise WorkbenchError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if master is not None and engine != 'spark':
+        raise WorkbenchError("a master URL is for the Spark engine; add engine='spark' (--engine spark)")
+    batch_size = ws.settings['batch.batch_size'] if batch_size is None else batch_size
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise WorkbenchError(f"batch size must be a whole number of rows, at least 1, got {batch_size!r}")
+    if isinstance(keys, str): keys = [k.strip() for k in keys.split(',') if k.strip()]
+    remote = engine == 'spark' and '://' in str(output)
+    output = str(output) if remote else Path(output)
+    if not remote:
+        if output.exists() and not overwrite:
+            raise WorkbenchError(f"{output} exists; choose another output or overwrite it (--overwrite)")
+        if not output.parent.is_dir(): raise WorkbenchError(f"no folder {output.parent} to write {output.name} into")
+    onnx_bytes, mv = registry.load_onnx(ws, ref)
+    d = batch_model(mv.name, mv.version, onnx_bytes)  # one thread per batch; batches run side by side
+    sample, run_id = Sample(ws.settings['batch.monitor_rows']), f'batch-{uuid.uuid4().hex[:16]}'
+    started = datetime.now(timezone.utc)
+    tmp = output if remote else output.parent/f'.tmp-{uuid.uuid4().hex}-{output.name}'
+    t0 = time.perf_counter()
+    try:
+        if engine == 'duckdb': rows = _score_duckdb(ws, d, source, tmp, batch_size, keys, progress, sample)
+        else:
+            rows = spark.score(ws, d, onnx_bytes, source, str(tmp), batch_size, keys, progress, sample,
+                               master or ws.settings['batch.spark_master'])
+        if not remote: _replace(tmp, output)
+    finally:
+        if not remote: _remove(tmp)
+    seconds = time.perf_counter() - t0
+    figures = dict(run=run_id, engine=engine, model=mv.name, version=mv.version, source=str(source),
+                   output=str(output), rows=rows, seconds=round(seconds, 3),
+                   rows_per_second=round(rows / seconds) if seconds else None)
+    try: figures['monitored_rows'] = log_sample(ws, d, sample.table(), run_id, started)
+    except Exception as e:  # the scores are written: a prediction log that cannot take the sample must not cost them
+        figures |= dict(monitored_rows=0, monitoring_error=f'{type(e).__name__}: {e}')
+        print(f"batch score: the monitoring sample could not be logged ({figures['monitoring_error']}); "
+              f"the scores are in {output}", file=sys.stderr)
+    audit.record(ws, 'batch.score', mv.ref, after=figures,
+                 reason=f'scored {rows} rows of {source} into {output} on {engine}')
+    return figures

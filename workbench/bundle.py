@@ -1,4 +1,4 @@
-"""One model version as a self-contained build context: the ONNX model, the server, pinned requirements, a Dockerfile, and an AWS Lambda handler.
+"""One model version as a self-contained build context: the ONNX model, the server, its requirements and images.
 
 Docs: https://mlops-workbench.github.io/workbench/bundle.html.md"""
 
@@ -15,11 +15,12 @@ from importlib import metadata
 from pathlib import Path
 import workbench
 from .config import WorkbenchError
-from .onnx import OnnxModel
+from .deployed import OnnxModel
 from . import registry
 
 # %% ../nbs/16_bundle.ipynb #18c3e62d
-VENDORED = ('__init__', 'errors', 'config', 'onnx', 'canary', 'deployed', 'protocols', 'server', 'releases', 'serving') # the workbench modules a server without a workspace runs on
+VENDORED = ('__init__', 'errors', 'config', 'canary', 'deployed', 'protocols', 'server', 'releases',
+            'serving') # the workbench modules a server without a workspace runs on
 
 def vendor(folder:Path) -> list:
     "Copy the installed `VENDORED` modules into `folder/workbench`; returns the files written."
@@ -37,7 +38,9 @@ def requirements() -> str:
     lines = []
     for name in REQUIREMENTS:
         try: lines.append(f"{name}=={metadata.version(name)}{_MARKERS.get(name, '')}")
-        except metadata.PackageNotFoundError: raise WorkbenchError(f"{name} is not installed, and the bundle pins the installed version of each library it needs; install it with `pip install {name}`") from None
+        except metadata.PackageNotFoundError:
+            raise WorkbenchError(f"{name} is not installed, and the bundle pins the installed version of each library "
+                                 f"it needs; install it with `pip install {name}`") from None
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/16_bundle.ipynb #d4ae6285
@@ -143,17 +146,21 @@ def describe(onnx_bytes:bytes, mv, # the ONNX model and its `registry.ModelVersi
     meta = m.metadata
     return dict(name=mv.name, version=mv.version, ref=mv.ref, exported_as=ref or mv.ref, run_id=mv.run_id,
                 dataset=mv.dataset, dataset_id=mv.dataset_id, gates_passed=mv.gates_passed, parity=mv.parity,
-                task=meta.get('task'), estimator=meta.get('estimator'), classes=json.loads(meta['classes']) if 'classes' in meta else None,
+                task=meta.get('task'), estimator=meta.get('estimator'),
+                classes=json.loads(meta['classes']) if 'classes' in meta else None,
                 signature=json.loads(meta['signature']) if 'signature' in meta else m.signature, outputs=m.outputs,
-                onnx_sha256=hashlib.sha256(onnx_bytes).hexdigest(), exported_at=datetime.now(timezone.utc).isoformat(timespec='seconds'),
+                onnx_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
+                exported_at=datetime.now(timezone.utc).isoformat(timespec='seconds'),
                 workbench_version=workbench.__version__, python=f'{sys.version_info.major}.{sys.version_info.minor}')
 
 # %% ../nbs/16_bundle.ipynb #efca722c
 def _fresh(folder) -> Path:
     "`folder` as an absolute path, once it is known to be new or empty."
     folder = Path(folder).expanduser().absolute()
-    if folder.exists() and not folder.is_dir(): raise WorkbenchError(f"{folder} is a file; give a new or empty folder for the bundle")
-    if folder.is_dir() and any(folder.iterdir()): raise WorkbenchError(f"{folder} is not empty; give a new or empty folder for the bundle")
+    if folder.exists() and not folder.is_dir():
+        raise WorkbenchError(f"{folder} is a file; give a new or empty folder for the bundle")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise WorkbenchError(f"{folder} is not empty; give a new or empty folder for the bundle")
     return folder
 
 # %% ../nbs/16_bundle.ipynb #8afc8177
@@ -162,8 +169,9 @@ def write(folder, # a new or empty folder
           settings) -> Path: # settings whose serving limits the bundle keeps
     "Write the bundle into `folder` in one step: on failure nothing is left behind."
     folder = _fresh(folder)
-    files = {'model.json': json.dumps(about, indent=2) + '\n', 'app.py': APP, 'requirements.txt': requirements(), 'settings.ini': settings_ini(settings),
-             'Dockerfile': dockerfile(about['python']), 'Dockerfile.lambda': lambda_dockerfile(about['python']), 'README.md': readme(about)}
+    files = {'model.json': json.dumps(about, indent=2) + '\n', 'app.py': APP, 'requirements.txt': requirements(),
+             'settings.ini': settings_ini(settings), 'Dockerfile': dockerfile(about['python']),
+             'Dockerfile.lambda': lambda_dockerfile(about['python']), 'README.md': readme(about)}
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{folder.name}.', suffix='.partial', dir=folder.parent))
     try:
@@ -174,7 +182,8 @@ def write(folder, # a new or empty folder
         os.rename(tmp, folder)  # onto a missing or empty folder: all or nothing
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError) and folder.is_dir() and any(folder.iterdir()): raise WorkbenchError(f"{folder} is not empty; give a new or empty folder for the bundle") from None
+        if isinstance(e, OSError) and folder.is_dir() and any(folder.iterdir()):
+            raise WorkbenchError(f"{folder} is not empty; give a new or empty folder for the bundle") from None
         raise
     return folder
 
@@ -185,5 +194,5 @@ def export(ws, ref:str, # the version to bundle, e.g. 'credit-default@champion' 
     folder = _fresh(folder)  # before loading the model: a wrong folder fails at once
     onnx_bytes, mv = registry.load_onnx(ws, ref)
     write(folder, onnx_bytes, describe(onnx_bytes, mv, ref), ws.settings)
-    return (f"Bundled {mv.ref}{f' ({ref})' if ref != mv.ref else ''} into {folder}: `python app.py` serves it, `docker build -t {mv.name}:{mv.version} {folder}` "
-            f"builds an image, app.handler is its AWS Lambda handler")
+    return (f"Bundled {mv.ref}{f' ({ref})' if ref != mv.ref else ''} into {folder}: `python app.py` serves it, "
+            f"`docker build -t {mv.name}:{mv.version} {folder}` builds an image, app.handler is its AWS Lambda handler")

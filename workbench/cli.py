@@ -14,38 +14,46 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'features', 'features_apply', 'features_list', 'features_show', 'features_materialize',
            'features_check_skew', 'serve', 'dashboard']
 
-# %% ../nbs/05_cli.ipynb #9822f74e
+# %% ../nbs/05_cli.ipynb #181e7242
 import json, os, sys, time
 import click
 from . import __version__
 from .config import WorkbenchError
 
-# %% ../nbs/05_cli.ipynb #6b92b4d7
+# %% ../nbs/05_cli.ipynb #67895261
 def _first_line(e:BaseException) -> str:
+    "The first non-blank line of `e`'s message (at most 300 characters), else its type's name."
     return next((l.strip() for l in str(e).splitlines() if l.strip()), type(e).__name__)[:300]
 
+# %% ../nbs/05_cli.ipynb #efedd120
 def _sentence(e:Exception) -> str|None:
     "The one-sentence message of an error the user can fix, or None for an unexpected one."
-    duckdb, pa, mlflow, delta = (sys.modules.get(m) for m in ('duckdb', 'pyarrow', 'mlflow.exceptions', 'deltalake.exceptions'))  # loaded if it can be theirs
+    names = ('duckdb', 'pyarrow', 'mlflow.exceptions', 'deltalake.exceptions')
+    duckdb, pa, mlflow, delta = (sys.modules.get(m) for m in names)  # loaded if it can be theirs
     if isinstance(e, WorkbenchError): return str(e)
-    if duckdb and isinstance(e, duckdb.Error) and not isinstance(e, (duckdb.InternalException, duckdb.FatalException)): return f"DuckDB: {_first_line(e)}"
+    if duckdb and isinstance(e, duckdb.Error) and not isinstance(e, (duckdb.InternalException, duckdb.FatalException)):
+        return f"DuckDB: {_first_line(e)}"
     if pa and isinstance(e, pa.ArrowException): return f"Arrow: {_first_line(e)}"
     if mlflow and isinstance(e, mlflow.MlflowException): return f"MLflow: {_first_line(e)}"
     if delta and isinstance(e, delta.DeltaError): return f"Delta table: {_first_line(e)}"
-    if isinstance(e, UnicodeError): return f"a file is not readable text ({_first_line(e)}); check that the path names the right file"
-    if isinstance(e, OSError): return f"{e.strerror}: {e.filename}" if e.strerror and e.filename else e.strerror or _first_line(e)
+    if isinstance(e, UnicodeError):
+        return f"a file is not readable text ({_first_line(e)}); check that the path names the right file"
+    if isinstance(e, OSError):
+        return f"{e.strerror}: {e.filename}" if e.strerror and e.filename else e.strerror or _first_line(e)
     if isinstance(e, MemoryError): return "out of memory; try a smaller input or batch, or free memory and retry"
     return None
 
-
-# %% ../nbs/05_cli.ipynb #1c850380
+# %% ../nbs/05_cli.ipynb #ed005a4a
 def _unexpected(e:Exception) -> str:
     "Write `e`'s traceback to a file; returns one sentence naming the error and the file."
     import tempfile, traceback
     fd, path = tempfile.mkstemp(prefix='workbench-error-', suffix='.txt')
-    with os.fdopen(fd, 'w') as f: f.write(f"workbench {' '.join(sys.argv[1:])}\n\n" + ''.join(traceback.format_exception(e)))
-    return f"unexpected {type(e).__name__}: {_first_line(e)}; this is a bug, the full traceback is in {path} (WORKBENCH_DEBUG=1 prints it)"
+    with os.fdopen(fd, 'w') as f:
+        f.write(f"workbench {' '.join(sys.argv[1:])}\n\n" + ''.join(traceback.format_exception(e)))
+    return (f"unexpected {type(e).__name__}: {_first_line(e)}; this is a bug, the full traceback is in {path} "
+            "(WORKBENCH_DEBUG=1 prints it)")
 
+# %% ../nbs/05_cli.ipynb #273deb4c
 class _Group(click.Group):
     "A command group whose errors reach the user as one sentence."
     def invoke(self, ctx):
@@ -55,11 +63,12 @@ class _Group(click.Group):
             if os.environ.get('WORKBENCH_DEBUG') and not isinstance(e, WorkbenchError): raise
             raise click.ClickException(_sentence(e) or _unexpected(e)) from None
 
-
-# %% ../nbs/05_cli.ipynb #f8945107
+# %% ../nbs/05_cli.ipynb #4059de14
 @click.group(cls=_Group, context_settings=dict(help_option_names=['-h', '--help'], max_content_width=100))
-@click.option('-w', '--workspace', type=click.Path(file_okay=False), help='Workspace folder (default: WORKBENCH_HOME, settings.ini, ./workspace).')
-@click.option('--settings', 'settings_file', type=click.Path(dir_okay=False), help='Policy file (default: nearest settings.ini).')
+@click.option('-w', '--workspace', type=click.Path(file_okay=False),
+              help='Workspace folder (default: WORKBENCH_HOME, settings.ini, ./workspace).')
+@click.option('--settings', 'settings_file', type=click.Path(dir_okay=False),
+              help='Policy file (default: nearest settings.ini).')
 @click.option('--set', 'overrides', multiple=True, metavar='SECTION.KEY=VALUE', help='Override a setting; repeatable.')
 @click.version_option(__version__, prog_name='workbench')
 @click.pass_context
@@ -67,10 +76,12 @@ def cli(ctx, workspace, settings_file, overrides):
     "MLOps Workbench: versioned data, tracked training, governed registry, serving, monitoring and audit."
     bad = [o for o in overrides if '=' not in o]
     if bad: raise click.BadParameter(f"{bad[0]!r} is not SECTION.KEY=VALUE", param_hint='--set')
-    ctx.obj = dict(workspace=workspace, settings_file=settings_file, overrides=dict(o.split('=', 1) for o in overrides))
+    ctx.obj = dict(workspace=workspace, settings_file=settings_file,
+                   overrides=dict(o.split('=', 1) for o in overrides))
 
-# %% ../nbs/05_cli.ipynb #bf7380af
+# %% ../nbs/05_cli.ipynb #5bc7f872
 def _settings(ctx):
+    "The settings for `ctx`: the settings file the root group was given (else the nearest) and its overrides."
     from workbench.config import load_settings
     o = ctx.find_root().obj
     return load_settings(o['settings_file'], o['overrides'])
@@ -82,7 +93,7 @@ def _ws(ctx, create=False):
 
 def main(): cli(prog_name='workbench')
 
-# %% ../nbs/05_cli.ipynb #e0851534
+# %% ../nbs/05_cli.ipynb #9d81a2f9
 def _show(df, fmt='table', max_width=60):
     "Print a DataFrame as an aligned table, CSV or JSON records."
     if fmt == 'csv': return click.echo(df.to_csv(index=False), nl=False)
@@ -91,9 +102,10 @@ def _show(df, fmt='table', max_width=60):
     cut = lambda v: v if not isinstance(v, str) or len(v) <= max_width else v[:max_width - 1] + '…'
     click.echo(df.map(cut).to_string(index=False))
 
-FORMAT = click.option('--format', 'fmt', type=click.Choice(['table', 'csv', 'json']), default='table', show_default=True)
+FORMAT = click.option('--format', 'fmt', type=click.Choice(['table', 'csv', 'json']), default='table',
+                      show_default=True)
 
-# %% ../nbs/05_cli.ipynb #afc17a41
+# %% ../nbs/05_cli.ipynb #f8c61b32
 def _params(pairs) -> dict:
     "`NAME=VALUE` pairs as a dict of typed values."
     bad = [p for p in pairs if '=' not in p]
@@ -103,7 +115,7 @@ def _params(pairs) -> dict:
         except ValueError: return v
     return {k: typed(v) for k, v in (p.split('=', 1) for p in pairs)}
 
-# %% ../nbs/05_cli.ipynb #a2f2e5e8
+# %% ../nbs/05_cli.ipynb #f5b582fd
 @cli.command()
 @click.pass_context
 def init(ctx):
@@ -117,7 +129,7 @@ def init(ctx):
     if not f: (f := Path('settings.ini')).write_text(render_settings())
     click.echo(f"workspace ready at {ws.root}\nsettings in {Path(f).resolve()}\nMLflow tracking URI: {ws.tracking_uri}")
 
-# %% ../nbs/05_cli.ipynb #b479490a
+# %% ../nbs/05_cli.ipynb #2bdfc27e
 @cli.command('config')
 @click.pass_context
 def show_config(ctx):
@@ -126,18 +138,20 @@ def show_config(ctx):
     s = _settings(ctx)
     _show(pd.DataFrame([dict(setting=k, value=v, source=s.sources[k]) for k, v in s.values.items()]), max_width=80)
 
-# %% ../nbs/05_cli.ipynb #c286cb6a
+# %% ../nbs/05_cli.ipynb #1101ef6a
 def summary(ws) -> tuple:
     "A few lines on what the workspace holds, and whether its record is sound (the chain intact, the state agreeing)."
     from workbench import audit, governance
     ds = ws.sql("""select name, count(*) as versions, arg_max(name || '@' || left(id, 12), seq) as latest,
-                   arg_max(rows, seq) as rows, arg_max(columns, seq) as columns from datasets group by name order by name""").df()
+                   arg_max(rows, seq) as rows, arg_max(columns, seq) as columns
+                   from datasets group by name order by name""").df()
     lines = [f"workspace   {ws.root}", f"tracking    {ws.tracking_uri}", f"tables      {', '.join(ws.tables())}",
              f"datasets    {len(ds)} ({int(ds.versions.sum()) if len(ds) else 0} versions)"]
     lines += ['  ' + l for l in ds.to_string(index=False).splitlines()] if len(ds) else []
     v, found = audit.verify(ws), governance.check(ws)
     return '\n'.join(lines + [f"audit       {v}"] + [f"  WARNING  {f}" for f in found]), v.ok and not found
 
+# %% ../nbs/05_cli.ipynb #19082b9d
 @cli.command()
 @click.pass_context
 def status(ctx):
@@ -146,11 +160,12 @@ def status(ctx):
     click.echo(text)
     if not sound: sys.exit(1)
 
-# %% ../nbs/05_cli.ipynb #2e2ae93c
+# %% ../nbs/05_cli.ipynb #2568ce22
 @cli.command()
 @click.option('--months', default=12, show_default=True, help='Months of applications to generate.')
 @click.option('--rows-per-month', default=2000, show_default=True, help='Applications per month.')
-@click.option('--drift-month', default=10, show_default=True, help='First drifted month (1-based; above --months for none).')
+@click.option('--drift-month', default=10, show_default=True,
+              help='First drifted month (1-based; above --months for none).')
 @click.option('--seed', default=42, show_default=True, help='Random seed: the same seed gives the same data and ids.')
 @click.option('--data-only', is_flag=True, help='Only generate and commit the data; run no pipeline.')
 @click.pass_context
@@ -160,13 +175,15 @@ def demo(ctx, months, rows_per_month, drift_month, seed, data_only):
     ws, t0 = _ws(ctx, create=True), time.perf_counter()
     dm.run(ws, months, rows_per_month, drift_month, seed, data_only, say=click.echo)
     click.echo(f"\n{summary(ws)[0]}\n\nDone in {time.perf_counter() - t0:.0f} s.")
-    click.echo("Next: workbench registry show credit-default@champion | workbench runs list | workbench data diff applications~3 applications"
+    click.echo("Next: workbench registry show credit-default@champion | workbench runs list | "
+               "workbench data diff applications~3 applications"
                if not data_only else "Next: workbench data diff applications~3 applications")
 
-# %% ../nbs/05_cli.ipynb #ee5c1658
+# %% ../nbs/05_cli.ipynb #6d17cb6a
 @cli.command()
 @click.argument('query')
-@click.option('-p', '--param', 'params', multiple=True, metavar='NAME=VALUE', help='Value for $NAME in the query; repeatable.')
+@click.option('-p', '--param', 'params', multiple=True, metavar='NAME=VALUE',
+              help='Value for $NAME in the query; repeatable.')
 @FORMAT
 @click.pass_context
 def sql(ctx, query, params, fmt):
@@ -178,25 +195,28 @@ def sql(ctx, query, params, fmt):
     if rel is None: return click.echo('done (the statement returns no rows)')
     _show(rel.df(), fmt)
 
-# %% ../nbs/05_cli.ipynb #dfc15d80
+# %% ../nbs/05_cli.ipynb #59a7ec69
 def _batch_folders(ws) -> list:
     "The folders past `batch score` runs wrote into, where a killed run may have left a temporary file."
     if 'audit' not in ws.tables(): return []
-    rows = ws.sql("select distinct json_extract_string(after, '$.output') from audit where action = 'batch.score'").fetchall()
+    rows = ws.sql("select distinct json_extract_string(after, '$.output') from audit "
+                  "where action = 'batch.score'").fetchall()
     from pathlib import Path
     return sorted({str(Path(o).parent) for o, in rows if o and '://' not in o})
 
+# %% ../nbs/05_cli.ipynb #f2accd54
 @cli.command()
 @click.argument('table', required=False)
-@click.option('--retention-hours', default=1, type=click.IntRange(min=0), show_default=True, help='Keep unreferenced files this long for readers of old snapshots.')
+@click.option('--retention-hours', default=1, type=click.IntRange(min=0), show_default=True,
+              help='Keep unreferenced files this long for readers of old snapshots.')
 @click.pass_context
 def maintain(ctx, table, retention_hours):
     "Compact, checkpoint and vacuum TABLE (all tables when omitted); remove files left by killed writers."
     ws = _ws(ctx)
-    for name, removed in ws.maintain(table, retention_hours, _batch_folders(ws)).items(): click.echo(f"{name}: compacted, {removed} old files removed")
+    for name, removed in ws.maintain(table, retention_hours, _batch_folders(ws)).items():
+        click.echo(f"{name}: compacted, {removed} old files removed")
 
-
-# %% ../nbs/05_cli.ipynb #d09de1e1
+# %% ../nbs/05_cli.ipynb #77007a5a
 @cli.group(cls=_Group)
 def data():
     "Versioned datasets: commit, log, show, diff."
@@ -213,10 +233,12 @@ def data_commit(ctx, name, source, message, author):
     ws = _ws(ctx, create=True)
     before = len(d.versions(ws, name))
     v = d.commit(ws, name, source, message, author)
-    if len(d.versions(ws, name)) == before: click.echo(f"unchanged: {v.ref} already holds this data ({v.rows} rows)")
-    else: click.echo(f"committed {v.ref}: {v.rows} rows, {v.columns} columns" + (f", parent {v.parent[:12]}" if v.parent else ''))
+    if len(d.versions(ws, name)) == before:
+        return click.echo(f"unchanged: {v.ref} already holds this data ({v.rows} rows)")
+    parent = f", parent {v.parent[:12]}" if v.parent else ''
+    click.echo(f"committed {v.ref}: {v.rows} rows, {v.columns} columns{parent}")
 
-# %% ../nbs/05_cli.ipynb #46475a65
+# %% ../nbs/05_cli.ipynb #8f5cf262
 @data.command('log')
 @click.argument('name', required=False)
 @FORMAT
@@ -226,6 +248,7 @@ def data_log(ctx, name, fmt):
     from workbench import data as d
     _show(d.log(_ws(ctx), name), fmt)
 
+# %% ../nbs/05_cli.ipynb #c1dce8e4
 @data.command('show')
 @click.argument('ref')
 @FORMAT
@@ -236,11 +259,14 @@ def data_show(ctx, ref, fmt):
     ws = _ws(ctx)
     v = d.resolve(ws, ref)
     if fmt == 'table':
-        click.echo(f"{v.ref}  ({v.id})\n{v.rows} rows, {v.columns} columns; parent {v.parent[:12] if v.parent else '-'}\n"
-                   f"by {v.author} at {v.created_at:%Y-%m-%d %H:%M:%S %Z}: {v.message or '(no message)'}\nsource {v.source}\n")
+        click.echo(f"{v.ref}  ({v.id})\n"
+                   f"{v.rows} rows, {v.columns} columns; parent {v.parent[:12] if v.parent else '-'}\n"
+                   f"by {v.author} at {v.created_at:%Y-%m-%d %H:%M:%S %Z}: {v.message or '(no message)'}\n"
+                   f"source {v.source}\n")
     cols = ['column_name', 'column_type', 'min', 'max', 'avg', 'std', 'approx_unique', 'null_percentage']
     _show(d.profile(ws, ref)[cols], fmt)
 
+# %% ../nbs/05_cli.ipynb #d971b167
 @data.command('diff')
 @click.argument('a')
 @click.argument('b')
@@ -253,10 +279,11 @@ def data_diff(ctx, a, b, show_all):
     click.echo(str(r))
     if show_all: _show(r.columns)
 
-# %% ../nbs/05_cli.ipynb #36aec262
+# %% ../nbs/05_cli.ipynb #82e7f2f9
 @data.command('suite')
 @click.argument('ref')
-@click.option('--keys', default='', help='Comma-separated key columns: never null, unique together, never checked for distribution.')
+@click.option('--keys', default='',
+              help='Comma-separated key columns: never null, unique together, never checked for distribution.')
 @click.option('--target', help='The label column, if any.')
 @click.option('--positive', help="The positive class of a binary target, e.g. Yes or 1.")
 @click.option('--time', 'time_', help='The event-time column: checked for type and nulls only.')
@@ -265,11 +292,13 @@ def data_diff(ctx, a, b, show_all):
 @click.pass_context
 def data_suite(ctx, ref, keys, target, positive, time_, sensitive, name):
     "Infer a validation suite and the columns' roles from version REF and save it, editable, with the project."
-    from workbench import validation as v
+    from workbench import suites
     ws, split = _ws(ctx), lambda s: [k for k in s.split(',') if k]
-    suite = v.infer_suite(ws, ref, split(keys), target, name, positive, time_, split(sensitive))
-    click.echo(f"suite {suite.name} inferred from {ref}, saved to {v.save_suite(ws, suite)}\nroles: {v.describe_roles(suite.roles)}")
+    suite = suites.infer_suite(ws, ref, split(keys), target, name, positive, time_, split(sensitive))
+    click.echo(f"suite {suite.name} inferred from {ref}, saved to {suites.save_suite(ws, suite)}\n"
+               f"roles: {suites.describe_roles(suite.roles)}")
 
+# %% ../nbs/05_cli.ipynb #dc2e124f
 @data.command('validate')
 @click.argument('ref')
 @click.option('--suite', help='Suite name (default: the dataset name).')
@@ -281,7 +310,7 @@ def data_validate(ctx, ref, suite):
     click.echo(str(report))
     if not report.passed: sys.exit(1)
 
-# %% ../nbs/05_cli.ipynb #44441195
+# %% ../nbs/05_cli.ipynb #b26a417d
 @cli.group(cls=_Group)
 def pipeline():
     "The pipeline notebooks, run headlessly with papermill: validate, train, evaluate, promote, deploy, ci."
@@ -298,6 +327,7 @@ def pipeline_run(ctx, name, params):
     for r in runs: click.echo(f"{r.pipeline:<9} {r.status:<18} {r.message}\n{'':<9} notebook {r.notebook}")
     if any(r.status == 'failed' for r in runs): sys.exit(1)
 
+# %% ../nbs/05_cli.ipynb #62cf1b56
 @pipeline.command('list')
 @click.option('-n', '--limit', default=20, show_default=True, help='Newest runs to show (0 for all).')
 @FORMAT
@@ -306,10 +336,12 @@ def pipeline_list(ctx, limit, fmt):
     "Past pipeline runs, newest first, with status and the executed notebook."
     from workbench import pipelines as p
     df = p.history(_ws(ctx), limit or None)
-    if fmt == 'table': df = df[['started', 'pipeline', 'status', 'seconds', 'message', 'notebook']].assign(started=df.started.dt.strftime('%Y-%m-%d %H:%M:%S'))
+    if fmt == 'table':
+        df = df[['started', 'pipeline', 'status', 'seconds', 'message', 'notebook']]
+        df = df.assign(started=df.started.dt.strftime('%Y-%m-%d %H:%M:%S'))
     _show(df, fmt)
 
-# %% ../nbs/05_cli.ipynb #70f93af7
+# %% ../nbs/05_cli.ipynb #7249a950
 @cli.group(cls=_Group)
 def audit():
     "The hash-chained audit log."
@@ -326,6 +358,7 @@ def audit_log(ctx, limit, action, subject, fmt):
     df = a.log(_ws(ctx), limit or None, action, subject)
     _show(df if fmt != 'table' else df.drop(columns=['hash']), fmt)
 
+# %% ../nbs/05_cli.ipynb #1be6b25c
 @audit.command('verify')
 @click.pass_context
 def audit_verify(ctx):
@@ -336,7 +369,7 @@ def audit_verify(ctx):
     click.echo('\n'.join([str(v)] + [f"WARNING  {f}" for f in found]))
     if not v.ok or found: sys.exit(1)
 
-# %% ../nbs/05_cli.ipynb #ad8c77b8
+# %% ../nbs/05_cli.ipynb #876c813a
 @cli.group(cls=_Group)
 def runs():
     "Tracked training runs: list and compare."
@@ -348,14 +381,17 @@ def runs():
 @click.pass_context
 def runs_list(ctx, experiment, limit, fmt):
     "List runs, newest first, with their dataset and status."
-    from workbench import tracking
-    df = tracking.runs(_ws(ctx), experiment)
+    from workbench import runs as r
+    df = r.runs(_ws(ctx), experiment)
     df = df.head(limit) if limit else df
     if fmt == 'table':  # what fits a terminal: the run, its data, its metrics
-        df = df[['run_id', 'experiment', 'run_name', 'status', 'start_time', 'dataset'] + [c for c in df if c.startswith('metrics.')]]
-        df = df.assign(start_time=df.start_time.dt.strftime('%Y-%m-%d %H:%M')).rename(columns=lambda c: c.removeprefix('metrics.'))
+        df = df[['run_id', 'experiment', 'run_name', 'status', 'start_time', 'dataset']
+                + [c for c in df if c.startswith('metrics.')]]
+        df = df.assign(start_time=df.start_time.dt.strftime('%Y-%m-%d %H:%M'))
+        df = df.rename(columns=lambda c: c.removeprefix('metrics.'))
     _show(df, fmt)
 
+# %% ../nbs/05_cli.ipynb #e30ea466
 @runs.command('compare')
 @click.argument('run_ids', nargs=-1, required=True)
 @click.option('--differs', is_flag=True, help='Only the params and metrics that differ.')
@@ -363,11 +399,11 @@ def runs_list(ctx, experiment, limit, fmt):
 @click.pass_context
 def runs_compare(ctx, run_ids, differs, fmt):
     "Params and metrics of RUN_IDS side by side, with what differs marked."
-    from workbench import tracking
-    df = tracking.compare(_ws(ctx), list(run_ids))
+    from workbench import runs as r
+    df = r.compare(_ws(ctx), list(run_ids))
     _show(df[df.differs] if differs else df, fmt)
 
-# %% ../nbs/05_cli.ipynb #f57a93f7
+# %% ../nbs/05_cli.ipynb #26d0e9a1
 @cli.group(cls=_Group)
 def registry():
     "The governed model registry: versions, approvals, promotion, rollback, history, lineage."
@@ -381,10 +417,13 @@ def registry_list(ctx, name, fmt):
     from workbench import registry as r
     ws = _ws(ctx)
     df = r.versions(ws, name)
-    cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by', 'created_at']
-    _show(df[cols].assign(aliases=df.aliases.map(','.join), approvals=df.approvals.map(','.join)) if fmt == 'table' else df, fmt)
+    cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by',
+            'created_at']
+    if fmt == 'table': df = df[cols].assign(aliases=df.aliases.map(','.join), approvals=df.approvals.map(','.join))
+    _show(df, fmt)
     for p in [p for n in df.name.unique() for p in r.alias_problems(ws, n)]: click.echo(f"WARNING  {p}", err=True)
 
+# %% ../nbs/05_cli.ipynb #9297db5a
 @registry.command('show')
 @click.argument('ref')
 @click.pass_context
@@ -398,13 +437,15 @@ def registry_show(ctx, ref):
     click.echo(f"\n{report}" if report else "\nno gate report")
     for p in r.alias_problems(ws, mv.name): click.echo(f"WARNING  {p}", err=True)
 
-# %% ../nbs/05_cli.ipynb #be2e752e
+# %% ../nbs/05_cli.ipynb #91bc1f73
 @registry.command('approve')
 @click.argument('ref')
 @click.option('--key', type=click.Path(dir_okay=False), help='Your SSH private key (default: WORKBENCH_SIGNING_KEY).')
-@click.option('--signature', type=click.File(), help='A signature of the --payload made with `ssh-keygen -Y sign -n workbench-approval`.')
+@click.option('--signature', type=click.File(),
+              help='A signature of the --payload made with `ssh-keygen -Y sign -n workbench-approval`.')
 @click.option('--payload', is_flag=True, help='Print what an approver signs, and stop.')
-@click.option('--as', 'approver', help='Who you are; checked against the key (or recorded as is when approvals are unsigned).')
+@click.option('--as', 'approver',
+              help='Who you are; checked against the key (or recorded as is when approvals are unsigned).')
 @click.option('-m', '--comment', default='', help='Why you approve.')
 @click.pass_context
 def registry_approve(ctx, ref, key, signature, payload, approver, comment):
@@ -417,6 +458,7 @@ def registry_approve(ctx, ref, key, signature, payload, approver, comment):
     mv = r.approve(_ws(ctx), ref, approver, comment, key, signature and signature.read())
     click.echo(f"approved {mv.ref}; approvals: {', '.join(mv.approvals)}")
 
+# %% ../nbs/05_cli.ipynb #97ea1376
 @registry.command('promote')
 @click.argument('ref')
 @click.option('-m', '--reason', default='', help='Why.')
@@ -427,6 +469,7 @@ def registry_promote(ctx, ref, reason):
     mv = r.promote(_ws(ctx), ref, reason=reason)
     click.echo(f"{mv.ref} is now the champion")
 
+# %% ../nbs/05_cli.ipynb #a9479603
 @registry.command('challenger')
 @click.argument('ref')
 @click.option('-m', '--reason', default='', help='Why.')
@@ -436,6 +479,7 @@ def registry_challenger(ctx, ref, reason):
     from workbench import registry as r
     click.echo(f"{r.set_challenger(_ws(ctx), ref, reason=reason).ref} is now the challenger")
 
+# %% ../nbs/05_cli.ipynb #5db1e042
 @registry.command('rollback')
 @click.argument('name')
 @click.option('-m', '--reason', default='', help='Why.')
@@ -445,7 +489,7 @@ def registry_rollback(ctx, name, reason):
     from workbench import registry as r
     click.echo(f"{r.rollback(_ws(ctx), name, reason=reason).ref} is the champion again")
 
-# %% ../nbs/05_cli.ipynb #d8836ae0
+# %% ../nbs/05_cli.ipynb #953df7c5
 @registry.command('history')
 @click.argument('name')
 @FORMAT
@@ -456,6 +500,7 @@ def registry_history(ctx, name, fmt):
     ws = _ws(ctx)
     _show(r.history(ws, name), fmt)
 
+# %% ../nbs/05_cli.ipynb #c78a478d
 @registry.command('lineage')
 @click.argument('ref')
 @click.pass_context
@@ -464,25 +509,31 @@ def registry_lineage(ctx, ref):
     from workbench import registry as r
     l = r.lineage(_ws(ctx), ref)
     m, run = l['model'], l['run']
-    click.echo(f"model    {m['ref']}  aliases: {', '.join(m['aliases']) or '-'}  gates passed: {m['gates_passed']}  approvals: {', '.join(m['approvals']) or '-'}")
+    click.echo(f"model    {m['ref']}  aliases: {', '.join(m['aliases']) or '-'}  gates passed: {m['gates_passed']}  "
+               f"approvals: {', '.join(m['approvals']) or '-'}")
     click.echo(f"run      {run['run_id']} ({run['name']}, {run['status']}) code {run['code_version'] or '-'}")
     for i, d in enumerate(l['datasets']):
-        click.echo(f"{'dataset' if i == 0 else '  parent':<8} {d['ref']}" + ('' if d.get('missing') else f"  {d['rows']} rows by {d['author']}: {d['message']}"))
-    for e in l['events']: click.echo(f"  {e['time']:%Y-%m-%d %H:%M:%S}  {e['actor']:<16} {e['action']:<18} {e['subject']}  {e['reason']}")
+        click.echo(f"{'dataset' if i == 0 else '  parent':<8} {d['ref']}"
+                   + ('' if d.get('missing') else f"  {d['rows']} rows by {d['author']}: {d['message']}"))
+    for e in l['events']:
+        click.echo(f"  {e['time']:%Y-%m-%d %H:%M:%S}  {e['actor']:<16} {e['action']:<18} "
+                   f"{e['subject']}  {e['reason']}")
 
-# %% ../nbs/05_cli.ipynb #2a912d99
+# %% ../nbs/05_cli.ipynb #40f33625
 @cli.group(cls=_Group)
 def monitor():
     "Drift, realized performance from late labels, drift reports and retraining."
 
 @monitor.command('drift')
 @click.argument('ref')
-@click.option('--source', default='predictions', show_default=True, help='The prediction log, a dataset version, or Parquet files (a path or glob).')
+@click.option('--source', default='predictions', show_default=True,
+              help='The prediction log, a dataset version, or Parquet files (a path or glob).')
 @click.option('--window', help='1d, 6h, 15m or Nrows (default: drift.window for the log, the whole source otherwise).')
 @click.option('--since', help='Only windows starting at or after this date or time (UTC).')
 @click.option('--until', help='Only windows ending by this date or time (UTC).')
 @click.option('--no-alert', is_flag=True, help='Record the drift but send no alert.')
-@click.option('--all', 'show_all', is_flag=True, help='Print every statistic of every feature of every window computed so far, not only the new ones.')
+@click.option('--all', 'show_all', is_flag=True,
+              help='Print every statistic of every feature of every window computed so far, not only the new ones.')
 @FORMAT
 @click.pass_context
 def monitor_drift(ctx, ref, source, window, since, until, no_alert, show_all, fmt):
@@ -494,10 +545,11 @@ def monitor_drift(ctx, ref, source, window, since, until, no_alert, show_all, fm
     rows = drift.drift(ws, ref, source, window, since, until, alert=not no_alert)
     cols = ['window', 'feature', 'kind', 'statistic', 'value', 'p_value', 'threshold', 'drifted']
     if show_all and len(every := drift.history(ws, ref, source)): return _show(every[cols], fmt)
-    if rows.empty: return click.echo(rows.attrs.get('note') or 'no new complete window to compute (each window is computed once)')
+    if rows.empty:
+        return click.echo(rows.attrs.get('note') or 'no new complete window to compute (each window is computed once)')
     _show(rows[cols] if fmt != 'table' else drift.summary(rows, ws.settings), fmt)
 
-# %% ../nbs/05_cli.ipynb #3202f361
+# %% ../nbs/05_cli.ipynb #2421dca2
 @monitor.group('labels', cls=_Group)
 def monitor_labels():
     "Late ground truth, joined to logged predictions."
@@ -506,18 +558,22 @@ def monitor_labels():
 @click.argument('file', type=click.Path(dir_okay=False))
 @click.option('--key', default='request_id', show_default=True, help="The labels' key column.")
 @click.option('--label', help='The label column (default: the only column besides the key and observed_at).')
-@click.option('--on', help='What the key matches in the prediction log: request_id, or a key or input column of the model (default: --key if it is a key of --model, else request_id).')
-@click.option('--model', 'ref', help="The model version the labels are for, e.g. NAME@champion: text labels become 1 for its positive class, 0 for the other.")
+@click.option('--on', help='What the key matches in the prediction log: request_id, or a key or input column of the '
+                           'model (default: --key if it is a key of --model, else request_id).')
+@click.option('--model', 'ref', help="The model version the labels are for, e.g. NAME@champion: text labels become "
+                                     "1 for its positive class, 0 for the other.")
 @click.pass_context
 def monitor_labels_ingest(ctx, file, key, label, on, ref):
     "Append the labels in FILE (CSV or Parquet) to the labels table."
     from workbench import performance
     click.echo(f"{performance.ingest_labels(_ws(ctx), file, key, label, on, model=ref)} labels ingested from {file}")
 
+# %% ../nbs/05_cli.ipynb #c1cfec24
 @monitor.command('performance')
 @click.argument('ref')
 @click.option('--window', help='1d, 6h, 15m or Nrows (default: drift.window).')
-@click.option('--on', help='What the labels were ingested on: request_id, or a key or input column (default: a key of the model the labels have, else request_id).')
+@click.option('--on', help='What the labels were ingested on: request_id, or a key or input column (default: a key '
+                           'of the model the labels have, else request_id).')
 @click.option('--since', help='Only windows starting at or after this date or time (UTC).')
 @click.option('--until', help='Only windows ending by this date or time (UTC).')
 @FORMAT
@@ -527,22 +583,29 @@ def monitor_performance(ctx, ref, window, on, since, until, fmt):
     from workbench import performance
     rows = performance.performance(_ws(ctx), ref, window, on, since, until)
     if rows.empty and not rows.attrs.get('labelled_windows'):
-        return click.echo(f"no window of {ref}'s prediction log has labels yet: ingest them with `workbench monitor labels ingest FILE --key COLUMN --model {ref}`")
-    if rows.empty: return click.echo('no window with new labels (each window is recorded again only when it gains labels)')
-    _show(rows.pivot_table(index=['window', 'labelled'], columns='metric', values='value', sort=False).reset_index().round(4) if fmt == 'table' else rows, fmt)
+        return click.echo(f"no window of {ref}'s prediction log has labels yet: ingest them with "
+                          f"`workbench monitor labels ingest FILE --key COLUMN --model {ref}`")
+    if rows.empty:
+        return click.echo('no window with new labels (each window is recorded again only when it gains labels)')
+    if fmt == 'table':
+        rows = rows.pivot_table(index=['window', 'labelled'], columns='metric', values='value', sort=False)
+        rows = rows.reset_index().round(4)
+    _show(rows, fmt)
 
-# %% ../nbs/05_cli.ipynb #de899486
+# %% ../nbs/05_cli.ipynb #fbb9632d
 @monitor.command('report')
 @click.argument('ref')
 @click.option('--window', help='A window label from the drift table (default: the newest).')
 @click.option('--source', default='predictions', show_default=True, help='As for monitor drift.')
-@click.option('--window-size', help='The --window monitor drift used for that label (default: read from the label, e.g. 2000rows for "rows 2001-4000"; else drift.window).')
+@click.option('--window-size', help='The --window monitor drift used for that label (default: read from the label, '
+                                    'e.g. 2000rows for "rows 2001-4000"; else drift.window).')
 @click.pass_context
 def monitor_report(ctx, ref, window, source, window_size):
     "Write Evidently's HTML data drift report for one window of REF, and record it in the drift table."
     from workbench import performance
     click.echo(f"report written to {performance.report(_ws(ctx), ref, window, source, window_size)}")
 
+# %% ../nbs/05_cli.ipynb #b8afe147
 @monitor.command('retrain')
 @click.argument('ref')
 @click.option('--dataset', help="Data to train on (default: the newest version of REF's training dataset).")
@@ -556,8 +619,9 @@ def monitor_retrain(ctx, ref, dataset, reason):
     if r['status'] == 'failed': raise WorkbenchError(f"retraining failed at {r['message']}")
     click.echo(f"{r['model_version']} trained on {r['dataset']}: {', '.join(r['aliases']) or 'no alias'}")
 
-# %% ../nbs/05_cli.ipynb #41f4db76
-_BAR, _COUNT = '{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]', '{desc}: {n_fmt} rows [{elapsed}{postfix}]'  # the rate is ours, not tqdm's
+# %% ../nbs/05_cli.ipynb #232dd62a
+_BAR = '{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]'
+_COUNT = '{desc}: {n_fmt} rows [{elapsed}{postfix}]'  # the rate is ours, not tqdm's
 
 @cli.group(cls=_Group)
 def batch():
@@ -567,9 +631,12 @@ def batch():
 @click.argument('ref')
 @click.argument('input')
 @click.argument('output')
-@click.option('--engine', type=click.Choice(['duckdb', 'spark']), default='duckdb', show_default=True, help='DuckDB on this machine, or Spark.')
-@click.option('--batch-size', type=click.IntRange(1, None), help='Rows per Arrow batch (default: batch.batch_size, 65536).')
-@click.option('--keys', help='Input columns to copy to the output, comma-separated (default: every column the model does not take).')
+@click.option('--engine', type=click.Choice(['duckdb', 'spark']), default='duckdb', show_default=True,
+              help='DuckDB on this machine, or Spark.')
+@click.option('--batch-size', type=click.IntRange(1, None),
+              help='Rows per Arrow batch (default: batch.batch_size, 65536).')
+@click.option('--keys', help='Input columns to copy to the output, comma-separated (default: every column the model '
+                             'does not take).')
 @click.option('--master', help='Spark master, e.g. local[4], spark://host:7077 or yarn (default: batch.spark_master).')
 @click.option('--overwrite', is_flag=True, help='Replace OUTPUT if it exists.')
 @click.option('--quiet', is_flag=True, help='No progress bar.')
@@ -588,18 +655,23 @@ def batch_score(ctx, ref, input, output, engine, batch_size, keys, master, overw
     ws = _ws(ctx)
     if '://' not in output: remove_stale_temps(Path(output).parent)  # left by a killed run
     speed = {}
-    with tqdm(unit=' rows', unit_scale=True, disable=quiet, file=sys.stderr, desc=f'scoring with {ref}', bar_format=_COUNT) as bar:
+    with tqdm(unit=' rows', unit_scale=True, disable=quiet, file=sys.stderr, desc=f'scoring with {ref}',
+              bar_format=_COUNT) as bar:
         def progress(rows, rate, total):
             if rows == 0: bar.reset(total)  # the clock starts with the scoring, not with loading the model
             elif total is not None and bar.total != total: bar.total = total
             bar.bar_format = _BAR if bar.total else _COUNT
-            if rows: speed['rows/s'] = rate; bar.set_postfix_str(f"{rate:,.0f} rows/s", refresh=False)  # the summary's figure too
+            if rows:
+                speed['rows/s'] = rate  # the summary's figure too
+                bar.set_postfix_str(f"{rate:,.0f} rows/s", refresh=False)
             bar.update(rows - bar.n)
         r = b.score(ws, ref, input, output, engine, batch_size, keys, progress, master, overwrite)
-    click.echo(f"scored {r['rows']:,} rows with {r['model']}/{r['version']} on {engine} at {speed.get('rows/s', r['rows_per_second'] or 0):,.0f} rows/s ({r['seconds']:.1f} s in all) "
-               f"into {r['output']}; {r['monitored_rows']:,} sampled rows logged for monitoring as run {r['run']}")
+    rate = speed.get('rows/s', r['rows_per_second'] or 0)
+    click.echo(f"scored {r['rows']:,} rows with {r['model']}/{r['version']} on {engine} at {rate:,.0f} rows/s "
+               f"({r['seconds']:.1f} s in all) into {r['output']}; {r['monitored_rows']:,} sampled rows logged for "
+               f"monitoring as run {r['run']}")
 
-# %% ../nbs/05_cli.ipynb #afeb230e
+# %% ../nbs/05_cli.ipynb #9693c76f
 @cli.group(cls=_Group)
 def features():
     "Feature views: register, list, materialize for serving, and check online against offline."
@@ -615,6 +687,7 @@ def features_apply(ctx, file):
     ws = _ws(ctx, create=True)
     _show(f.apply(ws, f.views_in(file)))
 
+# %% ../nbs/05_cli.ipynb #9ca8adb5
 @features.command('list')
 @FORMAT
 @click.pass_context
@@ -623,6 +696,7 @@ def features_list(ctx, fmt):
     from workbench import features as f
     _show(f.list_views(_ws(ctx)), fmt)
 
+# %% ../nbs/05_cli.ipynb #0a65008a
 @features.command('show')
 @click.argument('name')
 @click.option('--version', type=int, help='A version other than the newest.')
@@ -633,6 +707,7 @@ def features_show(ctx, name, version):
     view = f.get(_ws(ctx), name, version)
     click.echo(json.dumps({'version': view.version} | f.definition(view), indent=2))
 
+# %% ../nbs/05_cli.ipynb #a5049d03
 @features.command('materialize')
 @click.argument('names', nargs=-1)
 @click.option('--as-of', help='The time to take the latest values at (default: now).')
@@ -642,26 +717,32 @@ def features_materialize(ctx, names, as_of):
     from workbench import features as f
     _show(f.materialize(_ws(ctx), list(names) or None, as_of))
 
+# %% ../nbs/05_cli.ipynb #b1716b9b
 @features.command('check-skew')
 @click.argument('names', nargs=-1)
-@click.option('--sample', default=1000, show_default=True, type=click.IntRange(1, None), help='Entities compared per view.')
+@click.option('--sample', default=1000, show_default=True, type=click.IntRange(1, None),
+              help='Entities compared per view.')
 @click.pass_context
 def features_check_skew(ctx, names, sample):
     "Compare the online store with the training frame at each view's materialization time (exit 1 on a difference)."
     from workbench import features as f
     r = f.check_skew(_ws(ctx), list(names) or None, sample)
     _show(r)
-    if r.differing.sum(): raise WorkbenchError(f"{int(r.differing.sum())} online values differ from the training frame's")
+    if n := int(r.differing.sum()): raise WorkbenchError(f"{n} online values differ from the training frame's")
 
-# %% ../nbs/05_cli.ipynb #2165520b
+# %% ../nbs/05_cli.ipynb #25e513ba
 @cli.command()
 @click.argument('ref')
-@click.option('--canary', metavar='MODEL@ALIAS:PCT', help='Send PCT percent of traffic to this challenger, e.g. credit-default@challenger:10.')
-@click.option('--shadow', metavar='MODEL@ALIAS', help='Score every request with this challenger too; its answers are only logged.')
-@click.option('--host', default='127.0.0.1', show_default=True, help='Address to bind; 0.0.0.0 exposes the server to the network.')
+@click.option('--canary', metavar='MODEL@ALIAS:PCT',
+              help='Send PCT percent of traffic to this challenger, e.g. credit-default@challenger:10.')
+@click.option('--shadow', metavar='MODEL@ALIAS',
+              help='Score every request with this challenger too; its answers are only logged.')
+@click.option('--host', default='127.0.0.1', show_default=True,
+              help='Address to bind; 0.0.0.0 exposes the server to the network.')
 @click.option('--port', default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option('--workers', default=1, show_default=True, type=click.IntRange(1, 64), help='Worker processes.')
-@click.option('--export-bundle', 'bundle_dir', type=click.Path(file_okay=False), help='Write a self-contained build context for REF to this folder instead of serving.')
+@click.option('--export-bundle', 'bundle_dir', type=click.Path(file_okay=False),
+              help='Write a self-contained build context for REF to this folder instead of serving.')
 @click.pass_context
 def serve(ctx, ref, canary, shadow, host, port, workers, bundle_dir):
     """Serve model REF (e.g. credit-default@champion) over MLflow's /invocations and KServe v2 REST.
@@ -676,13 +757,14 @@ def serve(ctx, ref, canary, shadow, host, port, workers, bundle_dir):
     o = ctx.find_root().obj
     serving.serve(ws, ref, canary, shadow, host, port, workers, o['settings_file'], o['overrides'], echo=click.echo)
 
-# %% ../nbs/05_cli.ipynb #6afc506f
+# %% ../nbs/05_cli.ipynb #e59141f1
 @cli.command()
 @click.option('--host', default='127.0.0.1', show_default=True, help='Interface to listen on.')
 @click.option('--port', default=5006, show_default=True, type=click.IntRange(1, 65535), help='Port to listen on.')
 @click.option('--show', is_flag=True, help='Open it in a browser too.')
 @click.option('--prefix', default='', help='Serve under this path, e.g. /workbench-dashboard behind a proxy.')
-@click.option('--allow-websocket-origin', 'origins', multiple=True, help='Another allowed origin (host:port, * as a wildcard), e.g. a proxy\'s.')
+@click.option('--allow-websocket-origin', 'origins', multiple=True,
+              help='Another allowed origin (host:port, * as a wildcard), e.g. a proxy\'s.')
 @click.pass_context
 def dashboard(ctx, host, port, show, prefix, origins):
     """Serve the dashboards: experiments, registry, drift, serving, data and audit.
@@ -690,5 +772,6 @@ def dashboard(ctx, host, port, show, prefix, origins):
     Registry actions need the admin token: set WORKBENCH_ADMIN_TOKEN before starting it."""
     from workbench import dashboard as d
     ws = _ws(ctx, create=False)
-    click.echo(f"dashboard of {ws.root} at http://{host}:{port}{'/' + prefix.strip('/') if prefix.strip('/') else ''}/experiments (Ctrl-C stops it)")
+    path = '/' + prefix.strip('/') if prefix.strip('/') else ''
+    click.echo(f"dashboard of {ws.root} at http://{host}:{port}{path}/experiments (Ctrl-C stops it)")
     d.serve(ws, host, port, show, prefix, list(origins))

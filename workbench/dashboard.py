@@ -7,16 +7,17 @@ Docs: https://mlops-workbench.github.io/workbench/dashboard.html.md"""
 # %% auto #0
 __all__ = ['PAGES', 'RUN_COLUMNS', 'BUILD', 'bars', 'lines', 'parallel', 'heatmap', 'pages', 'serve']
 
-# %% ../nbs/20_dashboard.ipynb #66a7b416
+# %% ../nbs/20_dashboard.ipynb #667fbcf3
 import os, secrets
 import pandas as pd
 from .config import WorkbenchError
 from .workspace import Workspace
 from . import audit, data, registry, views
 
-PAGES = {'experiments': 'Experiments', 'registry': 'Registry', 'drift': 'Drift', 'serving': 'Serving', 'data': 'Data', 'audit': 'Audit'}
+PAGES = {'experiments': 'Experiments', 'registry': 'Registry', 'drift': 'Drift', 'serving': 'Serving', 'data': 'Data',
+         'audit': 'Audit'}
 
-# %% ../nbs/20_dashboard.ipynb #5f3449f7
+# %% ../nbs/20_dashboard.ipynb #5405e5e7
 def _pn():
     import panel as pn
     pn.extension('tabulator')
@@ -24,15 +25,19 @@ def _pn():
 
 def _nav(pn, here:str):
     "Links to every page, the current one in bold."
-    return pn.pane.Markdown(' · '.join(f'**{t}**' if p == here else f'[{t}]({p})' for p, t in PAGES.items()))  # relative: works under a prefix
+    links = (f'**{t}**' if p == here else f'[{t}]({p})' for p, t in PAGES.items())  # relative: works under a prefix
+    return pn.pane.Markdown(' · '.join(links))
 
+# %% ../nbs/20_dashboard.ipynb #c59ede9c
 def _table(pn, df:pd.DataFrame, **kw):
-    return pn.widgets.Tabulator(df, pagination='remote', sizing_mode='stretch_width', disabled=True, **({'show_index': False, 'page_size': 25} | kw))
+    return pn.widgets.Tabulator(df, pagination='remote', sizing_mode='stretch_width', disabled=True,
+                                **({'show_index': False, 'page_size': 25} | kw))
 
 def _tabs(pn, *tabs):
     "Tabs whose content the browser draws only when they are opened: a page shows sooner."
     return pn.Tabs(*tabs, dynamic=True, sizing_mode='stretch_width')
 
+# %% ../nbs/20_dashboard.ipynb #056e5981
 def _guarded(pn, page:str, build, ws:Workspace):
     "The page's layout, or the problem in words."
     try: body = build(pn, ws)
@@ -44,45 +49,55 @@ def _arg(pn, name:str) -> str|None:
     v = (pn.state.session_args or {}).get(name)
     return v[0].decode() if v else None
 
-# %% ../nbs/20_dashboard.ipynb #8cdbc3f0
+# %% ../nbs/20_dashboard.ipynb #0756132a
 def _figure(title:str, **kw):
     from bokeh.plotting import figure
-    return figure(title=title, height=kw.pop('height', 300), sizing_mode='stretch_width', toolbar_location='right', tools='pan,wheel_zoom,box_zoom,reset,save,hover', **kw)
+    return figure(title=title, height=kw.pop('height', 300), sizing_mode='stretch_width', toolbar_location='right',
+                  tools='pan,wheel_zoom,box_zoom,reset,save,hover', **kw)
 
 def _colors(n:int) -> list:
     from bokeh.palettes import Category10_10
     return [Category10_10[i % 10] for i in range(n)]
 
+# %% ../nbs/20_dashboard.ipynb #9658d696
 def bars(df:pd.DataFrame, x:str, y:str, group:str, title:str):
     "Bars of `y` per `x`, side by side per `group`."
     from bokeh.models import FactorRange
     from bokeh.transform import factor_cmap
     xs, gs = list(dict.fromkeys(df[x].astype(str))), list(dict.fromkeys(df[group].astype(str)))
-    data = dict(x=list(zip(df[x].astype(str), df[group].astype(str))), y=df[y].tolist(), group=df[group].astype(str).tolist())
+    data = dict(x=list(zip(df[x].astype(str), df[group].astype(str))), y=df[y].tolist(),
+                group=df[group].astype(str).tolist())
     f = _figure(title, x_range=FactorRange(*[(a, g) for a in xs for g in gs]), tooltips=[(group, '@group'), (y, '@y')])
-    f.vbar(x='x', top='y', width=0.9, source=data, fill_color=factor_cmap('x', _colors(len(gs)), gs, start=1), line_color=None, legend_field='group')
+    f.vbar(x='x', top='y', width=0.9, source=data, fill_color=factor_cmap('x', _colors(len(gs)), gs, start=1),
+           line_color=None, legend_field='group')
     f.legend.label_text_font_size, f.legend.location = '8pt', 'top_right'
-    f.xaxis.major_label_orientation, f.xaxis.major_label_text_font_size = 0.8, '0pt'  # the groups' names are in the tooltips
+    # the groups' names are in the tooltips
+    f.xaxis.major_label_orientation, f.xaxis.major_label_text_font_size = 0.8, '0pt'
     return f
 
+# %% ../nbs/20_dashboard.ipynb #935e5156
 def lines(df:pd.DataFrame, x:str, y:str, group:str, title:str, **kw):
     "A line of `y` against `x` per `group`, with a legend."
-    f = _figure(title, x_axis_type='datetime' if pd.api.types.is_datetime64_any_dtype(df[x]) else 'linear', tooltips=[(group, '@group'), (x, f'@{x}'), (y, f'@{y}')], **kw)
+    f = _figure(title, x_axis_type='datetime' if pd.api.types.is_datetime64_any_dtype(df[x]) else 'linear',
+                tooltips=[(group, '@group'), (x, f'@{x}'), (y, f'@{y}')], **kw)
     for (g, part), c in zip(df.groupby(group, sort=False), _colors(df[group].nunique())):
         f.line(x, y, source=part.assign(group=str(g)), color=c, legend_label=str(g), line_width=2)
         if len(part) < 50: f.scatter(x, y, source=part.assign(group=str(g)), color=c, size=4)
     f.legend.location, f.legend.label_text_font_size = 'top_left', '8pt'
     return f
 
+# %% ../nbs/20_dashboard.ipynb #12f1acb7
 def parallel(dims:pd.DataFrame, title:str):
-    "Parallel coordinates: a line per column of `dims` (one row per axis). A numeric axis spans its values; a text axis spaces its values evenly."
+    "Parallel coordinates: a line per column of `dims` (one row per axis), each numeric axis spanning its values."
+    # a text axis spaces its values evenly
     axes, scaled, labels = [str(k) for k in dims.index], [], []  # labels: (axis, height, text)
     for k, row in dims.iterrows():
         num = pd.to_numeric(row, errors='coerce')
         if num.notna().sum() == row.notna().sum():
             lo, hi = num.min(), num.max()
             scaled.append((num - lo) / (hi - lo) if hi > lo else num * 0 + 0.5)
-            labels += [(str(k), -0.08, f'{lo:.4g}'), (str(k), 1.05, f'{hi:.4g}')] if hi > lo else [(str(k), 0.55, f'{lo:.4g}')]
+            if hi > lo: labels += [(str(k), -0.08, f'{lo:.4g}'), (str(k), 1.05, f'{hi:.4g}')]
+            else: labels += [(str(k), 0.55, f'{lo:.4g}')]
         else:
             cats = sorted(row.dropna().astype(str).unique())
             at = {c: i / max(len(cats) - 1, 1) for c, i in zip(cats, range(len(cats)))}
@@ -96,24 +111,27 @@ def parallel(dims:pd.DataFrame, title:str):
     f.yaxis.visible = False
     return f
 
+# %% ../nbs/20_dashboard.ipynb #76e93df1
 def heatmap(grid:pd.DataFrame, title:str):
-    "Cells coloured by value, rows `grid.index`, columns `grid.columns`; returns the figure and its data source (whose selection is the clicked cell)."
+    "Cells coloured by value, rows `grid.index`, columns `grid.columns`: the figure and its source (selected: a click)."
     from bokeh.models import ColumnDataSource, LinearColorMapper, TapTool
     from bokeh.palettes import Reds256
     long = grid.stack().rename('value').reset_index()
     long.columns = ['feature', 'window', 'value']
     source = ColumnDataSource(long.assign(label=long.value.map('{:.3f}'.format)))
     cmap = LinearColorMapper(palette=Reds256[::-1], low=0, high=max(float(long.value.max()), 1e-9))
-    f = _figure(title, height=max(300, 28 * len(grid.index) + 120), x_range=list(map(str, grid.columns)), y_range=list(map(str, grid.index))[::-1],
+    f = _figure(title, height=max(300, 28 * len(grid.index) + 120), x_range=list(map(str, grid.columns)),
+                y_range=list(map(str, grid.index))[::-1],
                 tooltips=[('feature', '@feature'), ('window', '@window'), ('value', '@value{0.0000}')])
     f.add_tools(TapTool())
-    f.rect('window', 'feature', 1, 1, source=source, fill_color={'field': 'value', 'transform': cmap}, line_color='white',
-           nonselection_fill_alpha=1, selection_line_color='black', nonselection_line_color='white')
-    f.text('window', 'feature', text='label', source=source, text_font_size='8pt', text_align='center', text_baseline='middle', nonselection_text_alpha=1)
+    f.rect('window', 'feature', 1, 1, source=source, fill_color={'field': 'value', 'transform': cmap},
+           line_color='white', nonselection_fill_alpha=1, selection_line_color='black', nonselection_line_color='white')
+    f.text('window', 'feature', text='label', source=source, text_font_size='8pt', text_align='center',
+           text_baseline='middle', nonselection_text_alpha=1)
     f.xaxis.major_label_orientation = 0.8
     return f, source
 
-# %% ../nbs/20_dashboard.ipynb #7d95ff4e
+# %% ../nbs/20_dashboard.ipynb #fcc88649
 RUN_COLUMNS = ['run_id', 'run_name', 'experiment', 'status', 'start_time', 'dataset']
 
 def _comparison(pn, ws:Workspace, ids:list, metric:str|None):
@@ -123,27 +141,41 @@ def _comparison(pn, ws:Workspace, ids:list, metric:str|None):
     metrics, params, hist = c['metrics'], c['params'], c['history']
     parts = ['### Metrics', pn.pane.Bokeh(bars(metrics, 'key', 'value', 'run_id', 'latest value per run'))]
     metric = metric if metric in set(metrics.key) else (metrics.key.iloc[0] if len(metrics) else None)
-    dims = pd.concat([params, metrics[metrics.key == metric].pivot(index='key', columns='run_id', values='value')]).reindex(columns=ids) if metric else params
-    if len(params): parts += [f'### Params against {metric}', pn.pane.Bokeh(parallel(dims, 'the params that differ; each axis spans its values among these runs'))]
+    if metric:
+        against = metrics[metrics.key == metric].pivot(index='key', columns='run_id', values='value')
+        dims = pd.concat([params, against]).reindex(columns=ids)
+    else: dims = params
+    if len(params):
+        parts += [f'### Params against {metric}',
+                  pn.pane.Bokeh(parallel(dims, 'the params that differ; each axis spans its values among these runs'))]
     else: parts.append('### Params against a metric\nNo param differs between these runs.')
     steps = hist.groupby('key').step.nunique()
     hist = hist[hist.key.isin(steps[steps > 1].index)]
-    if hist.empty: parts.append('### Metric history\nEvery metric of these runs was logged once: there is no history to draw.')
-    else: parts += ['### Metric history', pn.GridBox(*[pn.pane.Bokeh(lines(h, 'step', 'value', 'run_id', k, height=250)) for k, h in hist.groupby('key')], ncols=3, sizing_mode='stretch_width')]
-    return pn.Column(*parts, '### What differs', _table(pn, c['table'][c['table'].differs].drop(columns='differs')), sizing_mode='stretch_width')
+    if hist.empty:
+        parts.append('### Metric history\nEvery metric of these runs was logged once: there is no history to draw.')
+    else:
+        charts = [pn.pane.Bokeh(lines(h, 'step', 'value', 'run_id', k, height=250)) for k, h in hist.groupby('key')]
+        parts += ['### Metric history', pn.GridBox(*charts, ncols=3, sizing_mode='stretch_width')]
+    differs = _table(pn, c['table'][c['table'].differs].drop(columns='differs'))
+    return pn.Column(*parts, '### What differs', differs, sizing_mode='stretch_width')
 
+# %% ../nbs/20_dashboard.ipynb #7122e9e8
 def _experiments(pn, ws:Workspace):
     df = views.runs(ws)
-    if df.empty: return pn.pane.Markdown('No tracked runs yet: train with `workbench pipeline run train` or `workbench demo`.')
+    if df.empty:
+        return pn.pane.Markdown('No tracked runs yet: train with `workbench pipeline run train` or `workbench demo`.')
     extra = sorted(c for c in df if c.startswith(('params.', 'tags.')))
     more = pn.widgets.MultiChoice(name='More columns', options=extra, placeholder='params and tags to show')
     shown = lambda: [c for c in RUN_COLUMNS if c in df] + sorted(c for c in df if c.startswith('metrics.')) + more.value
     search = pn.widgets.TextInput(name='Find runs', placeholder='name, experiment, model or dataset')
-    where = pn.widgets.TextInput(name='Filter (MLflow syntax)', placeholder="metrics.holdout_auc > 0.7 and params.model = 'logistic'")
+    where = pn.widgets.TextInput(name='Filter (MLflow syntax)',
+                                 placeholder="metrics.holdout_auc > 0.7 and params.model = 'logistic'")
     said = pn.pane.Markdown('')
-    table = _table(pn, df[shown()], selectable='checkbox', page_size=15, widths={c: 120 for c in df} | {'run_id': 250, 'run_name': 220, 'start_time': 200, 'dataset': 180})
+    widths = {c: 120 for c in df} | {'run_id': 250, 'run_name': 220, 'start_time': 200, 'dataset': 180}
+    table = _table(pn, df[shown()], selectable='checkbox', page_size=15, widths=widths)
     logged = df[[c for c in df if c.startswith('metrics.')]].notna().sum()  # by default the metric most runs have
-    metric = pn.widgets.Select(name='Metric for the parallel coordinates', options=sorted(c.removeprefix('metrics.') for c in logged.index),
+    metric = pn.widgets.Select(name='Metric for the parallel coordinates',
+                               options=sorted(c.removeprefix('metrics.') for c in logged.index),
                                value=logged.idxmax().removeprefix('metrics.') if len(logged) else None)
     out = pn.Column()
     def refresh(*_):
@@ -164,12 +196,13 @@ def _experiments(pn, ws:Workspace):
     said.object = f'{len(df)} runs'
     return pn.Column(pn.Row(search, where, more, metric), said, table, out, sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #2897b6b0
+# %% ../nbs/20_dashboard.ipynb #1e84da6e
 def _token_ok(token:str) -> bool:
     "Whether `token` is the server's admin token (and one is set at all)."
     want = os.environ.get('WORKBENCH_ADMIN_TOKEN', '')
     return bool(want) and secrets.compare_digest(token.encode(), want.encode())
 
+# %% ../nbs/20_dashboard.ipynb #a01b19e1
 def _version_detail(pn, ws:Workspace, mv:pd.Series):
     "One version (a row of `views.models`): its gates, approvals and lineage."
     mv = mv.copy(); mv['ref'] = f'{mv["name"]}/{mv.version}'
@@ -177,29 +210,34 @@ def _version_detail(pn, ws:Workspace, mv:pd.Series):
     report = registry.gate_report(ws, mv.run_id)
     gates = pd.DataFrame([vars(g) for g in report.gates]) if report else pd.DataFrame()
     data = pd.DataFrame(lin['datasets'])
+    gated = 'not run' if pd.isna(mv.gates_passed) else 'passed' if mv.gates_passed else 'failed'
     return pn.Column(f"### {mv.ref}: {mv.aliases or 'no alias'}",
-                     f"run `{lin['run']['run_id']}` ({lin['run']['name']}), trained on `{mv.dataset}`; parity {mv.parity}; "
-                     f"gates {'not run' if pd.isna(mv.gates_passed) else 'passed' if mv.gates_passed else 'failed'}; approvals: {mv.approvals or 'none'}",
+                     f"run `{lin['run']['run_id']}` ({lin['run']['name']}), trained on `{mv.dataset}`; "
+                     f"parity {mv.parity}; gates {gated}; approvals: {mv.approvals or 'none'}",
                      _tabs(pn, ('Gates', _table(pn, gates)), ('Lineage: the data', _table(pn, data)),
-                           ('Lineage: what happened to it', _table(pn, pd.DataFrame(lin['events'])))), sizing_mode='stretch_width')
+                           ('Lineage: what happened to it', _table(pn, pd.DataFrame(lin['events'])))),
+                     sizing_mode='stretch_width')
 
+# %% ../nbs/20_dashboard.ipynb #c768ccb2
 def _admin(pn, ws:Workspace, pick, show):
-    "Approve, promote and rollback, enabled by the admin token; an approval needs a proven identity, never a typed name."
+    "Approve, promote and rollback, enabled by the admin token; an approval needs a proven identity, not a typed name."
     token = pn.widgets.PasswordInput(name='Admin token', placeholder='WORKBENCH_ADMIN_TOKEN')
     who_box = pn.widgets.TextInput(name='Your name', placeholder='recorded in the audit log')
     reason = pn.widgets.TextInput(name='Why')
-    buttons = {a: pn.widgets.Button(name=a.capitalize(), disabled=True, button_type='primary') for a in ('approve', 'promote', 'rollback')}
+    buttons = {a: pn.widgets.Button(name=a.capitalize(), disabled=True, button_type='primary')
+               for a in ('approve', 'promote', 'rollback')}
     said = pn.pane.Markdown('')
     def unlock(*_):
         for b in buttons.values(): b.disabled = not _token_ok(token.value_input or '')
-        said.object = '' if _token_ok(token.value_input or '') else ('That is not the admin token.' if token.value_input else '')
+        wrong = 'That is not the admin token.' if token.value_input else ''
+        said.object = '' if _token_ok(token.value_input or '') else wrong
     def act(action):
         def run(_):
             if not _token_ok(token.value_input or ''): said.object = 'That is not the admin token.'; return
             ref, who = pick.value, pn.state.user or (who_box.value_input or '').strip()
             if action == 'approve' and ws.settings['promotion.signed_approvals']:
-                said.object = (f'Approvals are signed with the approver\'s own SSH key, which this server does not hold: '
-                               f'run `workbench registry approve {ref} --key ~/.ssh/id_ed25519`.'); return
+                said.object = (f'Approvals are signed with the approver\'s own SSH key, which this server does not '
+                               f'hold: run `workbench registry approve {ref} --key ~/.ssh/id_ed25519`.'); return
             if action == 'approve' and not pn.state.user:
                 said.object = 'An approval needs a signed-in user: serve the dashboard behind a login.'; return
             if not who: said.object = 'Say who you are: the audit log records it.'; return
@@ -215,15 +253,19 @@ def _admin(pn, ws:Workspace, pick, show):
     for a, b in buttons.items(): b.on_click(act(a))
     return pn.Column('#### Act (admin)', pn.Row(token, who_box, reason), pn.Row(*buttons.values()), said)
 
+# %% ../nbs/20_dashboard.ipynb #bd808ae7
 def _registry(pn, ws:Workspace):
     df = views.models(ws)
     if df.empty: return pn.pane.Markdown('No registered models yet.')
     refs = [f'{n}/{v}' for n, v in zip(df.name, df.version)]
     asked = _arg(pn, 'version')
-    if asked and asked not in refs: raise WorkbenchError(f"no model version {asked!r} here; versions: {', '.join(refs)}")
+    if asked and asked not in refs:
+        raise WorkbenchError(f"no model version {asked!r} here; versions: {', '.join(refs)}")
     pick = pn.widgets.Select(name='Version', options=refs, value=asked or refs[0])
-    cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by', 'created_at']
-    table, detail, history, now = _table(pn, df[cols]), pn.Column(sizing_mode='stretch_width'), pn.Column(sizing_mode='stretch_width'), {'models': df}
+    cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by',
+            'created_at']
+    table, now = _table(pn, df[cols]), {'models': df}
+    detail, history = pn.Column(sizing_mode='stretch_width'), pn.Column(sizing_mode='stretch_width')
     def show(*_, fresh=False):
         try:
             if fresh: now['models'] = views.models(ws); table.value = now['models'][cols]  # after an action
@@ -232,23 +274,28 @@ def _registry(pn, ws:Workspace):
             history.objects = ['#### Alias history', _table(pn, registry.history(ws, pick.value.split('/')[0]))]
         except WorkbenchError as e: detail.objects = [pn.pane.Alert(str(e), alert_type='warning')]
     pick.param.watch(show, 'value'); show()
-    return pn.Column(table, pick, detail, _admin(pn, ws, pick, lambda: show(fresh=True)), history, sizing_mode='stretch_width')
+    return pn.Column(table, pick, detail, _admin(pn, ws, pick, lambda: show(fresh=True)), history,
+                     sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #6a8993cf
+# %% ../nbs/20_dashboard.ipynb #ae092105
 def _cell(pn, ws, model, version, window, feature):
     c = views.drift_cell(ws, model, version, window, feature)
     shares = c['shares'].melt(id_vars='bin', var_name='side', value_name='share')
-    return pn.Column(f'### {feature} in window {window}', pn.pane.Bokeh(bars(shares, 'bin', 'share', 'side', 'share per bin: reference, then this window')),
-                     _table(pn, c['statistics']), sizing_mode='stretch_width')
+    chart = bars(shares, 'bin', 'share', 'side', 'share per bin: reference, then this window')
+    return pn.Column(f'### {feature} in window {window}', pn.pane.Bokeh(chart), _table(pn, c['statistics']),
+                     sizing_mode='stretch_width')
 
 def _drift(pn, ws:Workspace):
-    if 'drift' not in ws.tables(): return pn.pane.Markdown('No drift computed yet: run `workbench monitor drift MODEL@champion`.')
+    if 'drift' not in ws.tables():
+        return pn.pane.Markdown('No drift computed yet: run `workbench monitor drift MODEL@champion`.')
     computed = ws.sql('select distinct model, version from drift order by model, version desc').df()
     refs = [f'{m}/{v}' for m, v in zip(computed.model, computed.version)]
     asked = _arg(pn, 'version')
-    if asked and asked not in refs: raise WorkbenchError(f"no drift computed for {asked!r}; computed for: {', '.join(refs)}")
+    if asked and asked not in refs:
+        raise WorkbenchError(f"no drift computed for {asked!r}; computed for: {', '.join(refs)}")
     pick = pn.widgets.Select(name='Model version', options=refs, value=asked or refs[0])
-    stat = pn.widgets.Select(name='Statistic', options=['psi', 'js', 'kl', 'wasserstein', 'ks', 'missing', 'unseen', 'linf', 'chi2'], value='psi')
+    stat = pn.widgets.Select(name='Statistic', value='psi',
+                             options=['psi', 'js', 'kl', 'wasserstein', 'ks', 'missing', 'unseen', 'linf', 'chi2'])
     heat, cell = pn.Column(sizing_mode='stretch_width'), pn.Column(sizing_mode='stretch_width')
     def draw(*_):
         m, v = pick.value.split('/')
@@ -267,56 +314,70 @@ def _drift(pn, ws:Workspace):
         cell.objects = ['#### Largest values', _table(pn, top)]
     pick.param.watch(draw, 'value'); stat.param.watch(draw, 'value'); draw()
     alerts = audit.log(ws, 200)
-    alerts = alerts[alerts.action.isin(['alert.drift', 'alert.performance', 'alert.retrain'])][['time', 'action', 'subject', 'reason']]
+    alerts = alerts[alerts.action.isin(['alert.drift', 'alert.performance', 'alert.retrain'])]
+    alerts = alerts[['time', 'action', 'subject', 'reason']]
     return pn.Column(pn.Row(pick, stat), heat, cell, '### Alerts', _table(pn, alerts), sizing_mode='stretch_width')
 
-# %% ../nbs/20_dashboard.ipynb #e2c97f71
+# %% ../nbs/20_dashboard.ipynb #82c581f4
 def _serving(pn, ws:Workspace):
     df = views.models(ws)
-    if df.empty or 'predictions' not in ws.tables(): return pn.pane.Markdown('Nothing served yet: `workbench serve MODEL@champion`.')
+    if df.empty or 'predictions' not in ws.tables():
+        return pn.pane.Markdown('Nothing served yet: `workbench serve MODEL@champion`.')
     pick = pn.widgets.Select(name='Model', options=sorted(df.name.unique()))
     bucket = pn.widgets.Select(name='Step', options=['auto'] + views.STEPS, value='auto')
     out = pn.Column(sizing_mode='stretch_width')
     def draw(*_):
-        s, sc = views.serving(ws, pick.value, None if bucket.value == 'auto' else bucket.value), views.scores(ws, pick.value)
+        s = views.serving(ws, pick.value, None if bucket.value == 'auto' else bucket.value)
+        sc = views.scores(ws, pick.value)
         if s.empty: out.objects = ['No predictions logged for this model.']; return
         s['variant'] = s.variant + ' v' + s.version.astype(str)
         canary = s[s.variant.str.startswith('canary')]
         chart = lambda df, y, title: pn.pane.Bokeh(lines(df, 't', y, 'variant', title))
-        out.objects = [_tabs(pn,
-            ('Traffic', pn.Row(chart(s, 'requests_per_s', f"requests per second (per {s.attrs['bucket']})"), chart(s, 'errors', "the model's errors"), sizing_mode='stretch_width')),
-            ('Latency', pn.Row(chart(s, 'p50_ms', 'p50 latency (ms)'), chart(s, 'p99_ms', 'p99 latency (ms)'), sizing_mode='stretch_width')),
-            ('Canary', pn.Column(*([chart(canary, 'share', "the canary's share of rows")] if len(canary) else []),
-                                 '#### Share set and decisions, with the errors and latency the server counted', _table(pn, views.canary_events(ws, pick.value)))),
-            ('Scores', pn.pane.Bokeh(bars(sc.assign(variant=sc.variant + ' v' + sc.version.astype(str), score=sc.score.map('{:.2f}'.format)), 'score', 'rows', 'variant', 'scores'))))]
+        traffic = pn.Row(chart(s, 'requests_per_s', f"requests per second (per {s.attrs['bucket']})"),
+                         chart(s, 'errors', "the model's errors"), sizing_mode='stretch_width')
+        latency = pn.Row(chart(s, 'p50_ms', 'p50 latency (ms)'), chart(s, 'p99_ms', 'p99 latency (ms)'),
+                         sizing_mode='stretch_width')
+        shares = [chart(canary, 'share', "the canary's share of rows")] if len(canary) else []
+        decided = '#### Share set and decisions, with the errors and latency the server counted'
+        decisions = _table(pn, views.canary_events(ws, pick.value))
+        sc = sc.assign(variant=sc.variant + ' v' + sc.version.astype(str), score=sc.score.map('{:.2f}'.format))
+        out.objects = [_tabs(pn, ('Traffic', traffic), ('Latency', latency),
+            ('Canary', pn.Column(*shares, decided, decisions)),
+            ('Scores', pn.pane.Bokeh(bars(sc, 'score', 'rows', 'variant', 'scores'))))]
     pick.param.watch(draw, 'value'); bucket.param.watch(draw, 'value'); draw()
     return pn.Column(pn.Row(pick, bucket), out, sizing_mode='stretch_width')
 
+# %% ../nbs/20_dashboard.ipynb #9602eeab
 def _data(pn, ws:Workspace):
     df = views.datasets(ws)
     if df.empty: return pn.pane.Markdown('No datasets yet: `workbench data commit NAME FILE`.')
     refs = df.ref.tolist()
-    same = [r for r in refs if r.split('@')[0] == refs[0].split('@')[0]]  # by default the newest version against its predecessor
-    a, b = pn.widgets.Select(name='From', options=refs, value=same[min(1, len(same) - 1)]), pn.widgets.Select(name='To', options=refs, value=refs[0])
+    # by default the newest version against its predecessor
+    same = [r for r in refs if r.split('@')[0] == refs[0].split('@')[0]]
+    a = pn.widgets.Select(name='From', options=refs, value=same[min(1, len(same) - 1)])
+    b = pn.widgets.Select(name='To', options=refs, value=refs[0])
     diff = pn.pane.Markdown()
     def show(*_):
         try: diff.object = f'```\n{data.diff(ws, a.value, b.value)}\n```'
         except WorkbenchError as e: diff.object = f'**{e}**'
     a.param.watch(show, 'value'); b.param.watch(show, 'value'); show()
-    return pn.Column(_table(pn, df), '### Diff', pn.Row(a, b), diff, '### Validations', _table(pn, views.validations(ws)))
+    return pn.Column(_table(pn, df), '### Diff', pn.Row(a, b), diff, '### Validations',
+                     _table(pn, views.validations(ws)))
 
+# %% ../nbs/20_dashboard.ipynb #35e10d30
 def _audit(pn, ws:Workspace):
     events, check = views.audit_log(ws)
     return pn.Column(pn.pane.Alert(str(check), alert_type='success' if check.ok else 'danger'), _table(pn, events))
 
+# %% ../nbs/20_dashboard.ipynb #51653f13
 BUILD = dict(experiments=_experiments, registry=_registry, drift=_drift, serving=_serving, data=_data, audit=_audit)
 
-# %% ../nbs/20_dashboard.ipynb #e439afb1
 def pages(ws:Workspace) -> dict:
     "Path → a function making that page for a new browser session, as `panel.serve` takes them."
     pn = _pn()
     return {p: (lambda p=p: _guarded(pn, p, BUILD[p], ws)) for p in PAGES}
 
+# %% ../nbs/20_dashboard.ipynb #41dd967d
 def serve(ws:Workspace, host:str='127.0.0.1', port:int=5006, show:bool=False,
           prefix:str='', # the path it is served under, e.g. '/workbench-dashboard' behind Jupyter's proxy
           origins:list|None=None, # more allowed websocket origins (`host:port`, `*` as a wildcard), e.g. the proxy's
@@ -324,5 +385,5 @@ def serve(ws:Workspace, host:str='127.0.0.1', port:int=5006, show:bool=False,
     "Serve the dashboard until interrupted (`threaded=True` in `kw` returns the running server instead)."
     import panel as pn
     allowed = [f'{h}:{port}' for h in {host, '127.0.0.1', 'localhost'}] + list(origins or [])
-    return pn.serve(pages(ws), address=host, port=port, websocket_origin=allowed, show=show, title='MLOps Workbench', warm=True,
-                    prefix=prefix.strip('/'), **kw)
+    return pn.serve(pages(ws), address=host, port=port, websocket_origin=allowed, show=show, title='MLOps Workbench',
+                    warm=True, prefix=prefix.strip('/'), **kw)

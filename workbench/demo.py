@@ -16,7 +16,7 @@ import numpy as np, pandas as pd
 from numbers import Integral
 from .config import WorkbenchError
 from .workspace import Workspace
-from . import approvals, audit, data, drift, performance, pipelines, registry, releases, serving, signatures, traffic, validation
+from . import approvals, audit, data, drift, performance, pipelines, registry, releases, serving, signatures, suites, traffic
 
 # %% ../nbs/04_demo.ipynb #8f8e46d9
 REGIONS = {'Northern Harbour': .33, 'Southern Harbour': .17, 'South Eastern': .15, # NSO regions, by population
@@ -169,10 +169,10 @@ def commit_demo(ws, # the workspace to fill
         batch = apps['month'].isin(months[first:]).values & (labels['observed_at'] <= end).values
         if batch.any(): out.append(d.commit(ws, 'labels', labels[batch].reset_index(drop=True), f'labels observed by {end:%Y-%m-%d}', 'demo'))
     for v in out: progress(f"  {v.ref:<28} {v.rows:>6} rows  {v.message}")
-    if validation.roles(ws, 'credit') is None:  # the columns' roles, recorded once as a team does with `workbench data suite`
+    if suites.roles(ws, 'credit') is None:  # the columns' roles, recorded once as a team does with `workbench data suite`
         p = PIPELINE_PARAMS
-        suite = validation.infer_suite(ws, out[0].ref, [p['keys']], p['target'], time=p['time'], sensitive=[p['sensitive']])
-        progress(f"  suite credit saved to {validation.save_suite(ws, suite)}: {validation.describe_roles(suite.roles)}")
+        suite = suites.infer_suite(ws, out[0].ref, [p['keys']], p['target'], time=p['time'], sensitive=[p['sensitive']])
+        progress(f"  suite credit saved to {suites.save_suite(ws, suite)}: {suites.describe_roles(suite.roles)}")
     return out
 
 # %% ../nbs/04_demo.ipynb #5b3bc2cd
@@ -264,8 +264,8 @@ def retrain_and_canary(ws, portfolio:dict, server, url:str, stop, drifted:list, 
     why = f"the drift alert ({', '.join(drifted)}) calls for retraining" if drifted else 'no drift: the scheduled retraining'
     say(f"[7/7] {why} on all {len(months)} months; canary the challenger at {server.share:.0%}")
     v = data.commit(ws, 'credit', training_frame(portfolio, len(months)), f'training data {months[0]}..{months[-1]}', 'demo')
-    old = validation.load_suite(ws, 'credit')  # the team has reviewed the drift: the new months are the reference from now on
-    say(f"  suite credit re-inferred from {v.ref} (the drifted months are the new reference): {validation.save_suite(ws, validation.infer_suite(ws, v.ref, old.keys, old.target, positive=old.positive, time=old.time, sensitive=old.sensitive))}")
+    old = suites.load_suite(ws, 'credit')  # the team has reviewed the drift: the new months are the reference from now on
+    say(f"  suite credit re-inferred from {v.ref} (the drifted months are the new reference): {suites.save_suite(ws, suites.infer_suite(ws, v.ref, old.keys, old.target, positive=old.positive, time=old.time, sensitive=old.sensitive))}")
     r = pipelines.retrain(ws, server.champion.ref, v.ref, reason=f"drift alert: {', '.join(drifted)}" if drifted else 'scheduled', actor='demo')
     for stage, s in r['stages'].items(): say(f"  {stage:<9} {s['status']:<18} {s['message']}")
     if r['status'] == 'failed': stop(); raise WorkbenchError(f"the demo stopped: retraining failed at {r['message']}")

@@ -8,7 +8,7 @@ Docs: https://mlops-workbench.github.io/workbench/drift.html.md"""
 __all__ = ['memory_limit', 'engine', 'features_of', 'training_roles', 'version_roles', 'monitored_features', 'reference',
            'drifted_features', 'drift', 'summary', 'history']
 
-# %% ../nbs/34_drift.ipynb #0fa81085
+# %% ../nbs/34_drift.ipynb #38c4520c
 import json, os, shutil, uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -21,11 +21,11 @@ from .stats import STATISTICS, compare, profile_of
 from .windows import OUTPUT, fill_windows, load_parquet, parse_time, span_label, sql_aliases, windows_of
 from .workspace import Workspace
 from . import alerts, data, pipelines, registry
-from .onnx import OnnxModel
+from .deployed import OnnxModel
 
-# %% ../nbs/34_drift.ipynb #d8f4dcf9
+# %% ../nbs/34_drift.ipynb #877d2a9d
 def memory_limit(settings) -> str:
-    "The memory DuckDB may use for monitoring: `drift.memory_limit`, or when it is empty a quarter of this machine's memory (or of its container's limit)."
+    "The memory DuckDB may use for monitoring: `drift.memory_limit`, or a quarter of the machine's (or container's)."
     if v := str(settings['drift.memory_limit']).replace(' ', ''): return v
     try: total = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
     except (AttributeError, ValueError, OSError): total = 16 * 2**30  # no sysconf (Windows): assume 16 GiB
@@ -33,18 +33,20 @@ def memory_limit(settings) -> str:
     except (OSError, ValueError): pass  # no container limit ('max'), or no cgroup v2
     return f"{max(total // 4 // 2**20, 256)}MiB"
 
-# %% ../nbs/34_drift.ipynb #96174271
+# %% ../nbs/34_drift.ipynb #860bec7f
 def _open(ws:Workspace, con, name:str):
-    "Open table `name` as a view through DuckDB's own Parquet reader, whose memory counts within its limit (a pyarrow dataset reads ahead outside it)."
+    "Open table `name` as a view through DuckDB's own Parquet reader, whose memory counts within its limit."
     from deltalake import DeltaTable
     t = DeltaTable(str(ws.table_path(name)))
-    files = t.file_uris()
-    if not files or any('://' in f for f in files): return con.register(name, t.to_pyarrow_dataset())  # empty, or on object storage: DuckDB has no reader for it here
-    con.execute(f"create or replace view {name} as select * from read_parquet([{', '.join(map(literal, files))}], union_by_name = true)")
+    files = t.file_uris()  # (a pyarrow dataset would read ahead outside the limit)
+    if not files or any('://' in f for f in files):  # empty, or on object storage: DuckDB has no reader for it here
+        return con.register(name, t.to_pyarrow_dataset())
+    con.execute(f"create or replace view {name} as "
+                f"select * from read_parquet([{', '.join(map(literal, files))}], union_by_name = true)")
 
 @contextmanager
 def engine(ws:Workspace, tables:list=()): # the workspace, and the tables to open as views
-    "A DuckDB connection for monitoring: memory bounded by `drift.memory_limit`, spilling to a folder in the workspace removed afterwards."
+    "A DuckDB connection for monitoring: memory bounded by `drift.memory_limit`, spilling to a folder removed after."
     import duckdb
     limit, spill = memory_limit(ws.settings), ws.root/'monitoring'/f'.tmp-{uuid.uuid4().hex}-spill'
     spill.parent.mkdir(parents=True, exist_ok=True)
@@ -52,27 +54,31 @@ def engine(ws:Workspace, tables:list=()): # the workspace, and the tables to ope
     for name in tables: _open(ws, con, name)
     try:
         try: con.execute(f"set memory_limit = {literal(limit)}")
-        except duckdb.Error: raise WorkbenchError(f"drift.memory_limit {limit!r} is not a size DuckDB accepts; write e.g. 4GB or 512MiB") from None
+        except duckdb.Error:
+            raise WorkbenchError(f"drift.memory_limit {limit!r} is not a size DuckDB accepts; "
+                                 "write e.g. 4GB or 512MiB") from None
         con.execute(f"set temp_directory = {literal(str(spill))}")
         yield con
     except duckdb.OutOfMemoryException:
-        raise WorkbenchError(f"monitoring needed more memory than drift.memory_limit ({limit}) allows; raise it (e.g. --set drift.memory_limit=8GB) or use a smaller --window") from None
+        raise WorkbenchError(f"monitoring needed more memory than drift.memory_limit ({limit}) allows; raise it "
+                             "(e.g. --set drift.memory_limit=8GB) or use a smaller --window") from None
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
 
-# %% ../nbs/34_drift.ipynb #f86dbc22
+# %% ../nbs/34_drift.ipynb #d7261985
 def features_of(model) -> dict:
     "An ONNX model's inputs as features: text inputs are categorical, the rest numeric."
     return {s['name']: 'categorical' if s['type'] == 'string' else 'numeric' for s in model.signature}
 
-# %% ../nbs/34_drift.ipynb #870b4e66
+# %% ../nbs/34_drift.ipynb #cc99af32
 def training_roles(tags:dict) -> dict:
     "What training recorded of a model version in its tags: task, positive class, classes, keys, inputs."
     listed = lambda k: json.loads(tags.get(f'workbench.{k}') or '[]')
     return dict(task=tags.get('workbench.task') or 'binary', positive=tags.get('workbench.positive_class') or None,
                 classes=listed('classes'), keys=listed('keys'), inputs=listed('features'))
 
+# %% ../nbs/34_drift.ipynb #ca4c90cd
 def version_roles(ws:Workspace, mv) -> dict:
     "The `training_roles` of model version `mv`: its tags over its run's."
     c = registry.client(ws)
@@ -82,29 +88,36 @@ def monitored_features(feats:dict, roles:dict) -> dict:
     "`feats` less the key columns training recorded (`roles['keys']`): monitoring never looks at keys."
     return {f: k for f, k in feats.items() if f not in set(roles['keys'])}
 
-# %% ../nbs/34_drift.ipynb #9dcce48a
+# %% ../nbs/34_drift.ipynb #9f78e60f
 def _named(prof:dict, real:dict) -> dict:
     "A profile computed under aliases, with each feature under its own name again (`real`: alias → name)."
-    return prof | dict(features={real[a]: p for a, p in prof['features'].items()}, histograms=prof['histograms'].assign(feature=prof['histograms'].feature.map(real)))
+    h = prof['histograms']
+    return prof | dict(features={real[a]: p for a, p in prof['features'].items()},
+                       histograms=h.assign(feature=h.feature.map(real)))
 
+# %% ../nbs/34_drift.ipynb #0060e63f
 def _build(ws:Workspace, mv, model, folder:Path):
     "Write the reference of model version `mv` into `folder`."
     try: path = str(ws.root/data.resolve(ws, mv.dataset).path)
-    except WorkbenchError: raise WorkbenchError(f"{mv.ref} was trained on {mv.dataset or 'no recorded dataset'}, which this workspace does not have, so it has no reference to monitor against") from None
+    except WorkbenchError:
+        raise WorkbenchError(f"{mv.ref} was trained on {mv.dataset or 'no recorded dataset'}, which this workspace "
+                             "does not have, so it has no reference to monitor against") from None
     feats = monitored_features(features_of(model), version_roles(ws, mv))
     alias = sql_aliases([*feats, OUTPUT])
     with engine(ws) as con:
         load_parquet(con, 'reference', path, feats, alias, model)
-        prof = _named(profile_of(con, 'reference', {alias[f]: k for f, k in (feats | {OUTPUT: 'numeric'}).items()}, ws.settings['drift.bins']), {a: f for f, a in alias.items()})
+        kinds = {alias[f]: k for f, k in (feats | {OUTPUT: 'numeric'}).items()}
+        prof = _named(profile_of(con, 'reference', kinds, ws.settings['drift.bins']), {a: f for f, a in alias.items()})
         numeric = {f: alias[f] for f, p in prof['features'].items() if p['kind'] == 'numeric'}
-        con.execute(f"copy (select {', '.join(numeric.values())} from reference) to {literal(str(folder/'values.parquet'))} (format parquet)")
+        con.execute(f"copy (select {', '.join(numeric.values())} from reference) "
+                    f"to {literal(str(folder/'values.parquet'))} (format parquet)")
     prof.pop('histograms').to_parquet(folder/'histograms.parquet', index=False)
-    (folder/'profile.json').write_text(json.dumps(prof | dict(model=mv.name, version=mv.version, dataset=mv.dataset, dataset_id=mv.dataset_id, values=numeric,
-                                                              created_at=datetime.now(timezone.utc).isoformat()), indent=1, default=float))
+    about = dict(model=mv.name, version=mv.version, dataset=mv.dataset, dataset_id=mv.dataset_id, values=numeric,
+                 created_at=datetime.now(timezone.utc).isoformat())
+    (folder/'profile.json').write_text(json.dumps(prof | about, indent=1, default=float))
 
-# %% ../nbs/34_drift.ipynb #52d67c94
 def reference(ws:Workspace, ref:str) -> tuple:
-    "The reference profile of a model version (`NAME/VERSION` or `NAME@ALIAS`), computed on first use; returns (profile, values.parquet path)."
+    "A version's (`NAME/VERSION` or `NAME@ALIAS`) reference profile, computed on first use: (profile, values path)."
     mv = registry.get(ws, ref)
     folder = ws.root/'monitoring'/'profiles'/mv.name/str(mv.version)
     if not (folder/'profile.json').exists():
@@ -119,39 +132,53 @@ def reference(ws:Workspace, ref:str) -> tuple:
     prof['histograms'] = pd.read_parquet(folder/'histograms.parquet')
     return prof, folder/'values.parquet'
 
-# %% ../nbs/34_drift.ipynb #e10b2d0f
+# %% ../nbs/34_drift.ipynb #1d0d49e8
 def _done(ws:Workspace, mv, source:str) -> set:
     "Windows of this version and source already in the drift table."
-    return {r[0] for r in ws.sql('select distinct "window" from drift where model = ? and version = ? and source = ?', [mv.name, mv.version, source]).fetchall()}
+    q = 'select distinct "window" from drift where model = ? and version = ? and source = ?'
+    return {r[0] for r in ws.sql(q, [mv.name, mv.version, source]).fetchall()}
 
-# %% ../nbs/34_drift.ipynb #b5675b75
+# %% ../nbs/34_drift.ipynb #6bc85c23
 def drifted_features(rows:pd.DataFrame, # drift table rows of one window
                      settings, # the policy: `drift.decide_by` and `drift.alert_features`
                      alerting:bool=False) -> list: # only the features `drift.alert_features` names
     "The features whose deciding statistics drifted, in the order of the rows."
     by = {s.strip() for s in settings['drift.decide_by'].split(',') if s.strip()}
-    if bad := by - set(STATISTICS): raise WorkbenchError(f"drift.decide_by names unknown statistic {sorted(bad)[0]!r}; use any of {', '.join(STATISTICS)}")
+    if bad := by - set(STATISTICS):
+        raise WorkbenchError(f"drift.decide_by names unknown statistic {sorted(bad)[0]!r}; "
+                             f"use any of {', '.join(STATISTICS)}")
     hit = rows[rows.statistic.isin(by) & rows.drifted].feature
     watch = {s.strip() for s in settings['drift.alert_features'].split(',') if s.strip()}
     return [f for f in dict.fromkeys(hit) if not (alerting and watch) or f in watch]
 
-# %% ../nbs/34_drift.ipynb #a57bf098
+# %% ../nbs/34_drift.ipynb #bf345a7b
 def _aliased(prof:dict, values:Path, feats:dict) -> tuple:
-    "The profile of `feats` and the score under their aliases, for `compare`; the SQL of its reference values, likewise; and alias → name."
+    "`feats` and the score under their aliases: the profile, the SQL of its reference values, and alias → name."
     names = [*feats, OUTPUT]
     alias, h = sql_aliases(names), prof['histograms']
-    cols = prof.get('values') or {f: f for f, p in prof['features'].items() if p['kind'] == 'numeric'}  # a profile made before aliases kept its values under their names
-    p = prof | dict(features={alias[f]: prof['features'][f] for f in names}, histograms=h[h.feature.isin(names)].assign(feature=lambda d: d.feature.map(alias)))
-    rel = f"(select {', '.join(f'{identifier(cols[f])} as {alias[f]}' for f in names if f in cols) or 'null as none'} from read_parquet({literal(str(values))}))"
+    # a profile made before aliases kept its values under their names
+    cols = prof.get('values') or {f: f for f, p in prof['features'].items() if p['kind'] == 'numeric'}
+    p = prof | dict(features={alias[f]: prof['features'][f] for f in names},
+                    histograms=h[h.feature.isin(names)].assign(feature=lambda d: d.feature.map(alias)))
+    picked = ', '.join(f'{identifier(cols[f])} as {alias[f]}' for f in names if f in cols) or 'null as none'
+    rel = f"(select {picked} from read_parquet({literal(str(values))}))"
     return p, rel, {a: f for f, a in alias.items()}
 
-# %% ../nbs/34_drift.ipynb #0f9698b5
+# %% ../nbs/34_drift.ipynb #1be27392
+def _append(ws:Workspace, mv, source:str, rows:pd.DataFrame) -> pd.DataFrame:
+    "Append the windows no other process has appended meanwhile."
+    with ws.lock('drift'):
+        rows = rows[~rows.window.isin(_done(ws, mv, source))]
+        if len(rows): ws.append('drift', rows[DRIFT.names])
+    return rows.reset_index(drop=True)
+
+# %% ../nbs/34_drift.ipynb #3cbb5c22
 def drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
           source:str='predictions', # the prediction log, a dataset version, or Parquet files (a path or glob)
           window:str|None=None, # 1d, 6h, 15m or Nrows; `drift.window` for the log, the whole source otherwise
           since=None, until=None, # only windows inside these times (ISO text or datetimes)
           alert:bool=True) -> pd.DataFrame: # send alerts for drifted windows (and retrain if `drift.retrain`)
-    "Compute the drift of every complete window not yet in the drift table, append it there, and return the new rows (with none, `attrs['note']` says why)."
+    "Drift of every complete window not yet in the drift table, appended there; the new rows (none: `attrs['note']`)."
     since, until = parse_time(since, 'since'), parse_time(until, 'until')
     mv = registry.get(ws, ref)
     prof, values = reference(ws, mv.ref)
@@ -164,8 +191,9 @@ def drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champ
         todo, cur = win[~win.window.isin(_done(ws, mv, source))], con.cursor()
         for w in fill_windows(con, cur, mv, source, feats, alias, kind, size, todo):
             rows = compare(cur, 'current', p, rel, ws.settings.values)
-            new.append(rows.assign(feature=rows.feature.map(real), time=datetime.now(timezone.utc), model=mv.name, version=mv.version, source=source,
-                                   window=w.window, window_start=w.start, window_end=w.end, rows=w.rows, report=''))
+            new.append(rows.assign(feature=rows.feature.map(real), time=datetime.now(timezone.utc), model=mv.name,
+                                   version=mv.version, source=source, window=w.window, window_start=w.start,
+                                   window_end=w.end, rows=w.rows, report=''))
         note = '' if new else _why_none(con, mv, source, win, kind, size, since, until)
         cur.close()
     out = _append(ws, mv, source, pd.concat(new, ignore_index=True)) if new else pd.DataFrame(columns=DRIFT.names)
@@ -173,47 +201,52 @@ def drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champ
     out.attrs['note'] = note
     return out
 
-def _append(ws:Workspace, mv, source:str, rows:pd.DataFrame) -> pd.DataFrame:
-    "Append the windows no other process has appended meanwhile."
-    with ws.lock('drift'):
-        rows = rows[~rows.window.isin(_done(ws, mv, source))]
-        if len(rows): ws.append('drift', rows[DRIFT.names])
-    return rows.reset_index(drop=True)
-
-# %% ../nbs/34_drift.ipynb #b54d4ed0
+# %% ../nbs/34_drift.ipynb #104e5624
 def summary(rows:pd.DataFrame, # drift table rows
             settings) -> pd.DataFrame: # the policy, for `drift.decide_by`
     "One line per window: its rows, the drifted features, and the largest PSI."
     out = []
     for (src, w), g in rows[rows.statistic != 'evidently'].groupby(['source', 'window'], sort=False):
         psi = g[g.statistic == 'psi'].sort_values('value', ascending=False)
-        out.append(dict(source=src, window=w, rows=int(g.rows.iloc[0]), drifted=', '.join(drifted_features(g, settings)),
+        out.append(dict(source=src, window=w, rows=int(g.rows.iloc[0]),
+                        drifted=', '.join(drifted_features(g, settings)),
                         top_psi=f"{psi.feature.iloc[0]} {psi.value.iloc[0]:.3f}" if len(psi) else ''))
     return pd.DataFrame(out, columns=['source', 'window', 'rows', 'drifted', 'top_psi'])
 
-# %% ../nbs/34_drift.ipynb #c80c76a7
+# %% ../nbs/34_drift.ipynb #14e7956a
 def _why_none(con, mv, source:str, win:pd.DataFrame, kind, size, since, until) -> str:
     "Why `drift` found no new complete window, and what to try."
     what = f"{span_label(size) if kind == 'time' else f'{size}-row'} window" if kind else 'window'
-    if len(win): return f"no new complete window: all {len(win)} complete {what}s of {source} for {mv.ref} are in the drift table already (each is computed once); --all prints them"
+    if len(win):
+        return (f"no new complete window: all {len(win)} complete {what}s of {source} for {mv.ref} are in the drift "
+                "table already (each is computed once); --all prints them")
     if source != 'predictions': return f"no new complete window: {source} holds fewer rows than one {what}"
-    n, first, last = con.execute("select count(*), min(time), max(time) from predictions where model = ? and version = ?", [mv.name, mv.version]).fetchall()[0]
-    if not n: return f"no new complete window: the prediction log has no rows of {mv.ref} yet; serve or batch-score with it first"
-    return (f"no new complete window: the prediction log holds {n:,} rows of {mv.ref} from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC, which make no complete {what}"
-            f"{' within --since/--until' if since or until else ''} yet; try a row window such as --window {min(n, 1000)}rows")
+    q = "select count(*), min(time), max(time) from predictions where model = ? and version = ?"
+    n, first, last = con.execute(q, [mv.name, mv.version]).fetchall()[0]
+    if not n:
+        return (f"no new complete window: the prediction log has no rows of {mv.ref} yet; "
+                "serve or batch-score with it first")
+    return (f"no new complete window: the prediction log holds {n:,} rows of {mv.ref} from {first:%Y-%m-%d %H:%M} to "
+            f"{last:%Y-%m-%d %H:%M} UTC, which make no complete {what}"
+            f"{' within --since/--until' if since or until else ''} yet; "
+            f"try a row window such as --window {min(n, 1000)}rows")
 
+# %% ../nbs/34_drift.ipynb #a3db8095
 def history(ws:Workspace, ref:str, source:str='predictions') -> pd.DataFrame:
     "Every statistic of every window in the drift table for a model version and source, oldest window first."
     mv = registry.get(ws, ref)
-    rows = ws.sql("select * from drift where model = ? and version = ? and source = ? and statistic != 'evidently'", [mv.name, mv.version, source]).df()
+    q = "select * from drift where model = ? and version = ? and source = ? and statistic != 'evidently'"
+    rows = ws.sql(q, [mv.name, mv.version, source]).df()
     return rows.sort_values(['window_start', 'time'], kind='stable', na_position='last').reset_index(drop=True)
 
-# %% ../nbs/34_drift.ipynb #734a83f5
+# %% ../nbs/34_drift.ipynb #96351d57
 def _alert(ws:Workspace, mv, rows:pd.DataFrame):
-    hits = {w: f for w, g in rows.groupby('window', sort=False) if (f := drifted_features(g, ws.settings, alerting=True))}
+    hits = {w: f for w, g in rows.groupby('window', sort=False)
+            if (f := drifted_features(g, ws.settings, alerting=True))}
     for w, feats in hits.items():
         g = rows[(rows.window == w) & rows.feature.isin(feats)]
         top = g[g.statistic == 'psi'].set_index('feature').value.round(3).to_dict()
-        alerts.send(ws, 'drift', mv.ref, f"{', '.join(feats)} drifted in window {w} (PSI {', '.join(f'{k} {v}' for k, v in top.items())})",
+        psi = ', '.join(f'{k} {v}' for k, v in top.items())
+        alerts.send(ws, 'drift', mv.ref, f"{', '.join(feats)} drifted in window {w} (PSI {psi})",
                     dict(window=w, features=feats, psi=top), source='monitoring')
     if hits and ws.settings['drift.retrain']: pipelines.retrain_and_alert(ws, mv.ref, f"drift in {', '.join(hits)}")

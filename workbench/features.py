@@ -9,7 +9,7 @@ __all__ = ['parse_ttl', 'FeatureView', 'definition', 'ttl_text', 'digest', 'from
            'apply', 'get', 'list_views', 'get_training_frame', 'materialize', 'OnlineStore', 'get_online_features',
            'check_skew', 'views_in', 'Filler', 'log_views']
 
-# %% ../nbs/25_features.ipynb #4a4317be
+# %% ../nbs/25_features.ipynb #fe785b4d
 import hashlib, importlib, json, re, uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -23,7 +23,7 @@ from .sources import files, is_query
 from .workspace import Workspace
 from . import audit
 
-# %% ../nbs/25_features.ipynb #150b6713
+# %% ../nbs/25_features.ipynb #d4bad7a3
 _NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,62}')
 
 def parse_ttl(ttl) -> int|None:
@@ -37,6 +37,7 @@ def parse_ttl(ttl) -> int|None:
     if s <= 0: raise WorkbenchError(f"ttl {ttl!r} must be longer than nothing")
     return int(s)
 
+# %% ../nbs/25_features.ipynb #22533529
 @dataclass
 class FeatureView:
     "Features of one entity, computed from one source, valid for `ttl` after their event time."
@@ -52,70 +53,82 @@ class FeatureView:
     @property
     def keys(self) -> list: return [self.entity] if isinstance(self.entity, str) else list(self.entity)
 
-# %% ../nbs/25_features.ipynb #2fa7029b
-_PYTHON = re.compile(r'[A-Za-z_][\w.]*:[A-Za-z_][\w.]*')  # module:function; SQL never looks like this ('a::double' does not)
+# %% ../nbs/25_features.ipynb #30f37144
+_PYTHON = re.compile(r'[A-Za-z_][\w.]*:[A-Za-z_][\w.]*')  # module:function; SQL never looks like this ('a::double')
 
 def _python_name(f) -> str:
     if isinstance(f, str): return f
     mod, qual = getattr(f, '__module__', None), getattr(f, '__qualname__', '')
-    if not mod or '<' in qual or mod == '__main__': raise WorkbenchError(f"Python feature {f!r} must be an importable module-level function (not a lambda, a nested function or one defined in __main__)")
+    if not mod or '<' in qual or mod == '__main__':
+        raise WorkbenchError(f"Python feature {f!r} must be an importable module-level function "
+                             "(not a lambda, a nested function or one defined in __main__)")
     return f'{mod}:{qual}'
 
+# %% ../nbs/25_features.ipynb #b1c76e75
 def _function(name:str):
     from functools import reduce
     mod, _, fn = name.partition(':')
     try: return reduce(getattr, fn.split('.'), importlib.import_module(mod))
-    except (ImportError, AttributeError, ValueError): raise WorkbenchError(f"Python feature {name!r} is not an importable module:function") from None
+    except (ImportError, AttributeError, ValueError):
+        raise WorkbenchError(f"Python feature {name!r} is not an importable module:function") from None
 
+# %% ../nbs/25_features.ipynb #4a1b3039
 def definition(view:FeatureView) -> dict:
     "The view as plain data, checked: what is stored, compared and audited."
-    if not isinstance(view.name, str) or not _NAME.fullmatch(view.name): raise WorkbenchError(f"feature view name {view.name!r} must be letters, digits and _, not starting with a digit")
-    if not view.keys or not all(isinstance(k, str) and k for k in view.keys): raise WorkbenchError(f"feature view {view.name}: entity must name one or more key columns")
-    if not isinstance(view.timestamp, str) or not view.timestamp: raise WorkbenchError(f"feature view {view.name}: timestamp must name the source's event-time column")
-    if not isinstance(view.features, dict) or not view.features: raise WorkbenchError(f"feature view {view.name}: features must map names to SQL expressions or Python functions")
+    def bad(why): raise WorkbenchError(f"feature view {view.name}: {why}")
+    if not isinstance(view.name, str) or not _NAME.fullmatch(view.name):
+        raise WorkbenchError(f"feature view name {view.name!r} must be letters, digits and _, "
+                             "not starting with a digit")
+    if not view.keys or not all(isinstance(k, str) and k for k in view.keys):
+        bad("entity must name one or more key columns")
+    if not isinstance(view.timestamp, str) or not view.timestamp:
+        bad("timestamp must name the source's event-time column")
+    if not isinstance(view.features, dict) or not view.features:
+        bad("features must map names to SQL expressions or Python functions")
     feats = {}
     for n, f in view.features.items():
-        if not isinstance(n, str) or not _NAME.fullmatch(n): raise WorkbenchError(f"feature view {view.name}: feature name {n!r} must be letters, digits and _")
-        if n in view.keys or n == view.timestamp: raise WorkbenchError(f"feature view {view.name}: feature {n!r} has the name of a key or the timestamp")
-        feats[n] = {'python': _python_name(f)} if callable(f) or isinstance(f, str) and _PYTHON.fullmatch(f.strip()) else {'sql': str(f).strip()}
-        if 'sql' in feats[n] and not feats[n]['sql']: raise WorkbenchError(f"feature view {view.name}: feature {n!r} has an empty expression")
-    return dict(name=view.name, entity=view.keys, timestamp=view.timestamp, source=str(view.source).strip(), features=feats,
-                ttl_seconds=parse_ttl(view.ttl), description=view.description)
+        if not isinstance(n, str) or not _NAME.fullmatch(n): bad(f"feature name {n!r} must be letters, digits and _")
+        if n in view.keys or n == view.timestamp: bad(f"feature {n!r} has the name of a key or the timestamp")
+        python = callable(f) or isinstance(f, str) and _PYTHON.fullmatch(f.strip())
+        feats[n] = {'python': _python_name(f)} if python else {'sql': str(f).strip()}
+        if 'sql' in feats[n] and not feats[n]['sql']: bad(f"feature {n!r} has an empty expression")
+    return dict(name=view.name, entity=view.keys, timestamp=view.timestamp, source=str(view.source).strip(),
+                features=feats, ttl_seconds=parse_ttl(view.ttl), description=view.description)
 
+# %% ../nbs/25_features.ipynb #1590c9fb
 def ttl_text(seconds:int|None) -> str|None:
     "A TTL in seconds as `parse_ttl` reads it: '30d', '12h', '15m' or '90s'."
     if seconds is None: return None
     return next(f'{seconds // n}{u}' for n, u in ((86400, 'd'), (3600, 'h'), (60, 'm'), (1, 's')) if seconds % n == 0)
 
+# %% ../nbs/25_features.ipynb #91268dd5
 def digest(d:dict) -> str: return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 def from_definition(d:dict, version:int|None=None) -> FeatureView:
     ttl = d['ttl_seconds']
     return FeatureView(d['name'], d['entity'][0] if len(d['entity']) == 1 else d['entity'], d['timestamp'], d['source'],
-                       {n: f.get('sql') or f['python'] for n, f in d['features'].items()}, ttl_text(ttl), d['description'], version)
+                       {n: f.get('sql') or f['python'] for n, f in d['features'].items()}, ttl_text(ttl),
+                       d['description'], version)
 
-# %% ../nbs/25_features.ipynb #c9e9ca8f
+# %% ../nbs/25_features.ipynb #1722258f
 def _source_sql(ws:Workspace, source:str) -> str:
     "The view's source as a DuckDB table expression."
     if is_query(source): return f'({source})'
     path, kind = files(ws, source)
     return f"read_parquet({literal(path)})" if kind == 'parquet' else f"read_csv({literal(path)})"
 
+# %% ../nbs/25_features.ipynb #2856e8d1
 def connect(ws:Workspace):
     "A DuckDB connection with the workspace's tables, in UTC."
     con = ws.connect()
     con.execute("set TimeZone = 'UTC'")
     return con
 
-def view_sql(ws:Workspace, d:dict, con) -> str:
-    "A table expression for the view's rows: its keys, `__ts` and every feature (Python ones computed here, batch by batch)."
-    src = _source_sql(ws, d['source'])
-    cols = [identifier(k) for k in d['entity']] + [f"{identifier(d['timestamp'])}::timestamptz as __ts"]
-    cols += [f"({f['sql']}) as {identifier(n)}" for n, f in d['features'].items() if 'sql' in f]
-    py = {n: _function(f['python']) for n, f in d['features'].items() if 'python' in f}
-    if not py: return f"(select {', '.join(cols)} from {src})"
+# %% ../nbs/25_features.ipynb #7a573514
+def _python_features(d:dict, con, src:str, cols:list, py:dict) -> str:
+    "Register the view's rows with its Python features `py` computed batch by batch; returns the registered name."
     parts, names = [], d['entity'] + ['__ts'] + [n for n in d['features'] if n not in py]
-    own = [r[0] for r in con.execute(f"describe select * from {src}").fetchall()]  # the source's columns, for the Python functions
+    own = [r[0] for r in con.execute(f"describe select * from {src}").fetchall()]  # the source's columns, for Python
     both = cols + [f"{identifier(c)} as {identifier(f'__src{i}')}" for i, c in enumerate(own)]
     for b in con.sql(f"select {', '.join(both)} from {src}").to_arrow_reader(65536):
         t = pa.Table.from_batches([b])
@@ -123,41 +136,63 @@ def view_sql(ws:Workspace, d:dict, con) -> str:
         out = {n: t.column(i) for i, n in enumerate(names)}
         for n, f in py.items():
             try: v = np.asarray(f(df))
-            except Exception as e: raise WorkbenchError(f"Python feature {n} of {d['name']} failed: {type(e).__name__}: {e}") from None
-            if v.shape != (len(df),): raise WorkbenchError(f"Python feature {n} of {d['name']} returned {v.shape} values for {len(df)} rows")
+            except Exception as e:
+                raise WorkbenchError(f"Python feature {n} of {d['name']} failed: {type(e).__name__}: {e}") from None
+            if v.shape != (len(df),):
+                raise WorkbenchError(f"Python feature {n} of {d['name']} returned {v.shape} values for {len(df)} rows")
             out[n] = pa.array(v)
         parts.append(pa.table({n: out[n] for n in names[:len(d['entity']) + 1] + list(d['features'])}))
     name = f"__view_{d['name']}"
-    if not parts: return f"(select {', '.join(cols + [f'null as {identifier(n)}' for n in py])} from {src})"  # an empty source
+    if not parts: return f"(select {', '.join(cols + [f'null as {identifier(n)}' for n in py])} from {src})"  # no rows
     con.register(name, pa.concat_tables(parts))
     return name
 
-# %% ../nbs/25_features.ipynb #c76adba3
+def view_sql(ws:Workspace, d:dict, con) -> str:
+    "A table expression for the view's rows: its keys, `__ts` and every feature (Python ones computed here)."
+    src = _source_sql(ws, d['source'])
+    cols = [identifier(k) for k in d['entity']] + [f"{identifier(d['timestamp'])}::timestamptz as __ts"]
+    cols += [f"({f['sql']}) as {identifier(n)}" for n, f in d['features'].items() if 'sql' in f]
+    py = {n: _function(f['python']) for n, f in d['features'].items() if 'python' in f}
+    if not py: return f"(select {', '.join(cols)} from {src})"
+    return _python_features(d, con, src, cols, py)
+
+# %% ../nbs/25_features.ipynb #b42ef128
 def check(ws:Workspace, view:FeatureView) -> dict:
     "The view's definition, once its source has the columns it names and its expressions compile."
     d = definition(view)
-    con = connect(ws)
-    try: cols = {c[0]: c[1] for c in con.execute(f"describe select * from {_source_sql(ws, d['source'])}").fetchall()}
+    con, name, ts = connect(ws), d['name'], d['timestamp']
+    try:
+        src = _source_sql(ws, d['source'])
+        cols = {c[0]: c[1] for c in con.execute(f"describe select * from {src}").fetchall()}
     except WorkbenchError: raise
-    except Exception as e: raise WorkbenchError(f"feature view {d['name']}: cannot read its source {d['source']!r}: {str(e).splitlines()[0]}") from None
-    for c in d['entity'] + [d['timestamp']]:
-        if c not in cols: raise WorkbenchError(f"feature view {d['name']}: the source has no column {c!r} (it has {', '.join(cols)})")
-    if not any(t in cols[d['timestamp']].upper() for t in ('TIMESTAMP', 'DATE')): raise WorkbenchError(f"feature view {d['name']}: timestamp column {d['timestamp']!r} holds {cols[d['timestamp']]}, not times")
+    except Exception as e:
+        why = str(e).splitlines()[0]
+        raise WorkbenchError(f"feature view {name}: cannot read its source {d['source']!r}: {why}") from None
+    for c in d['entity'] + [ts]:
+        if c not in cols:
+            raise WorkbenchError(f"feature view {name}: the source has no column {c!r} (it has {', '.join(cols)})")
+    if not any(t in cols[ts].upper() for t in ('TIMESTAMP', 'DATE')):
+        raise WorkbenchError(f"feature view {name}: timestamp column {ts!r} holds {cols[ts]}, not times")
     for n, f in d['features'].items():
         if 'python' in f: _function(f['python']); continue
-        try: con.execute(f"select ({f['sql']}) from {_source_sql(ws, d['source'])} limit 0")
-        except Exception as e: raise WorkbenchError(f"feature view {d['name']}: feature {n} = {f['sql']!r} does not compile: {str(e).splitlines()[0]}") from None
+        try: con.execute(f"select ({f['sql']}) from {src} limit 0")
+        except Exception as e:
+            raise WorkbenchError(f"feature view {name}: feature {n} = {f['sql']!r} does not compile: "
+                                 f"{str(e).splitlines()[0]}") from None
     return d
 
+# %% ../nbs/25_features.ipynb #752786f4
 def _latest(ws:Workspace) -> dict:
     "name -> (version, digest, definition) of each view's newest version."
     if 'feature_views' not in ws.tables(): return {}
-    rows = ws.sql("select name, arg_max(version, version), arg_max(digest, version), arg_max(definition, version) from feature_views group by name").fetchall()
+    rows = ws.sql("""select name, arg_max(version, version), arg_max(digest, version), arg_max(definition, version)
+                     from feature_views group by name""").fetchall()
     return {r[0]: (r[1], r[2], json.loads(r[3])) for r in rows}
 
+# %% ../nbs/25_features.ipynb #c1f31ef8
 def apply(ws:Workspace, views:list, # FeatureViews
           actor:str|None=None) -> pd.DataFrame:
-    "Register each view: a new version when its definition changed (audited as `features.apply`); returns what happened."
+    "Register each view: a new version when its definition changed (audited as `features.apply`); what happened."
     views = [views] if isinstance(views, FeatureView) else list(views)
     if len({v.name for v in views}) != len(views): raise WorkbenchError("two views of the same name in one apply")
     defs = [check(ws, v) for v in views]  # every view checked before any is stored
@@ -166,95 +201,122 @@ def apply(ws:Workspace, views:list, # FeatureViews
         latest, changed = _latest(ws), []
         for d in defs:
             old = latest.get(d['name'])
-            if old and old[1] == digest(d): out.append(dict(name=d['name'], version=old[0], status='unchanged')); continue
-            row = dict(name=d['name'], version=old[0] + 1 if old else 1, digest=digest(d), definition=json.dumps(d, sort_keys=True),
-                       applied_at=datetime.now(timezone.utc), actor=actor or audit.current_actor(ws))
+            if old and old[1] == digest(d):
+                out.append(dict(name=d['name'], version=old[0], status='unchanged')); continue
+            row = dict(name=d['name'], version=old[0] + 1 if old else 1, digest=digest(d),
+                       definition=json.dumps(d, sort_keys=True), applied_at=datetime.now(timezone.utc),
+                       actor=actor or audit.current_actor(ws))
             changed.append((row, d, old and old[2]))
             out.append(dict(name=d['name'], version=row['version'], status='updated' if old else 'created'))
         if changed:
             ws.append('feature_views', [row for row, _, _ in changed])
-            for row, d, before in changed: audit.record(ws, 'features.apply', f"{d['name']}/{row['version']}", before=before, after=d, actor=row['actor'])
+            for row, d, before in changed:
+                audit.record(ws, 'features.apply', f"{d['name']}/{row['version']}", before=before, after=d,
+                             actor=row['actor'])
     return pd.DataFrame(out, columns=['name', 'version', 'status'])
 
+# %% ../nbs/25_features.ipynb #dc95edd1
 def get(ws:Workspace, name:str, version:int|None=None) -> FeatureView:
     "A registered view: its newest version, or `version`."
     if 'feature_views' in ws.tables():
-        q = "select version, definition from feature_views where name = $n" + (" and version = $v" if version else "") + " order by version desc limit 1"
+        q = ("select version, definition from feature_views where name = $n" + (" and version = $v" if version else "")
+             + " order by version desc limit 1")
         r = ws.sql(q, dict(n=name, v=version) if version else dict(n=name)).fetchall()
         if r: return from_definition(json.loads(r[0][1]), r[0][0])
     known = sorted(_latest(ws))
-    raise WorkbenchError(f"no feature view {name!r}" + (f" version {version}" if version else '') + f" (views here: {', '.join(known) or 'none'}; register one with features.apply)")
+    raise WorkbenchError(f"no feature view {name!r}" + (f" version {version}" if version else '')
+                         + f" (views here: {', '.join(known) or 'none'}; register one with features.apply)")
 
+# %% ../nbs/25_features.ipynb #63dbc801
 def list_views(ws:Workspace) -> pd.DataFrame:
     "Every registered view's newest version: entity, timestamp, source, features, ttl."
     rows = [dict(name=n, version=v, entity=', '.join(d['entity']), timestamp=d['timestamp'], source=d['source'],
-                 features=', '.join(d['features']), ttl=ttl_text(d['ttl_seconds'])) for n, (v, _, d) in sorted(_latest(ws).items())]
+                 features=', '.join(d['features']), ttl=ttl_text(d['ttl_seconds']))
+            for n, (v, _, d) in sorted(_latest(ws).items())]
     return pd.DataFrame(rows, columns=['name', 'version', 'entity', 'timestamp', 'source', 'features', 'ttl'])
 
-# %% ../nbs/25_features.ipynb #61951785
+# %% ../nbs/25_features.ipynb #4ff60e7f
 def _wanted(ws:Workspace, features:list) -> list:
     "[(view, [feature names])] for references like 'view', 'view:feature', 'view@2', 'view@2:feature'."
     if isinstance(features, str): features = [features]
     out = {}
     for ref in features:
         m = re.fullmatch(r'([A-Za-z_]\w*)(?:@(\d+))?(?::([A-Za-z_]\w*))?', str(ref).strip())
-        if not m: raise WorkbenchError(f"{ref!r} is not a feature reference; write VIEW, VIEW:FEATURE or VIEW@VERSION[:FEATURE]")
+        if not m:
+            raise WorkbenchError(f"{ref!r} is not a feature reference; "
+                                 "write VIEW, VIEW:FEATURE or VIEW@VERSION[:FEATURE]")
         key = (m[1], int(m[2]) if m[2] else None)
         if key not in out: out[key] = (get(ws, *key), [])
         view, names = out[key]
-        if m[3] and m[3] not in view.features: raise WorkbenchError(f"feature view {view.name} has no feature {m[3]!r} (it has {', '.join(view.features)})")
+        if m[3] and m[3] not in view.features:
+            raise WorkbenchError(f"feature view {view.name} has no feature {m[3]!r} "
+                                 f"(it has {', '.join(view.features)})")
         names.extend([m[3]] if m[3] else [n for n in view.features if n not in names])
     if len({k[0] for k in out}) != len(out): raise WorkbenchError("two versions of one feature view in one frame")
     return list(out.values())
 
+# %% ../nbs/25_features.ipynb #c49dd78e
 def _entities(con, entity_df, timestamp:str) -> list:
     "Register the entity rows, numbered in their order (`__row`), as `__entities`; returns their columns."
     import pyarrow.parquet as pq
     if isinstance(entity_df, (str, Path)):
         s = str(entity_df)
         try: t = con.sql(s).to_arrow_table() if is_query(s) else pq.read_table(s)
-        except Exception as e: raise WorkbenchError(f"cannot read the entity rows {s!r}: {str(e).splitlines()[0]}") from None
+        except Exception as e:
+            raise WorkbenchError(f"cannot read the entity rows {s!r}: {str(e).splitlines()[0]}") from None
     elif isinstance(entity_df, pd.DataFrame): t = pa.Table.from_pandas(entity_df, preserve_index=False)
     elif isinstance(entity_df, pa.Table): t = entity_df
-    else: raise WorkbenchError(f"entity rows must be a DataFrame, an Arrow table, a Parquet path or a query, not {type(entity_df).__name__}")
+    else: raise WorkbenchError("entity rows must be a DataFrame, an Arrow table, a Parquet path or a query, "
+                               f"not {type(entity_df).__name__}")
     cols = t.column_names
-    if timestamp not in cols: raise WorkbenchError(f"the entity rows have no time column {timestamp!r} (they have {', '.join(cols)}); name it with timestamp=")
-    if not (pa.types.is_timestamp(typ := t.schema.field(timestamp).type) or pa.types.is_date(typ)): raise WorkbenchError(f"the entity rows' {timestamp!r} holds {typ}, not times")
+    if timestamp not in cols:
+        raise WorkbenchError(f"the entity rows have no time column {timestamp!r} (they have {', '.join(cols)}); "
+                             "name it with timestamp=")
+    if not (pa.types.is_timestamp(typ := t.schema.field(timestamp).type) or pa.types.is_date(typ)):
+        raise WorkbenchError(f"the entity rows' {timestamp!r} holds {typ}, not times")
     con.register('__entities', t.append_column('__row', pa.array(np.arange(t.num_rows), pa.int64())))
     return cols
 
-def get_training_frame(ws:Workspace, entity_df, # the rows to give features: a DataFrame, Arrow table, Parquet path or query, with each view's keys and a time
+# %% ../nbs/25_features.ipynb #be2ee533
+def get_training_frame(ws:Workspace, entity_df, # the rows to give features: a DataFrame, Arrow table, Parquet path or
+                                                # query, with each view's keys and a time
                        features:list, # 'view', 'view:feature', 'view@2', ...
                        timestamp:str='event_timestamp', # the entity rows' time column
                        full_names:bool=False) -> pd.DataFrame: # name columns 'view__feature'
-    "The entity rows, in their order, with each feature's latest value at or before their time and within its view's TTL."
+    "The entity rows, in their order, with each feature's latest value at or before their time and within its TTL."
     con = connect(ws)
     cols = _entities(con, entity_df, timestamp)
     wanted = _wanted(ws, features)
     taken, select, joins = set(cols), [], []
     for i, (view, names) in enumerate(wanted):
         d = definition(view)
-        if missing := [k for k in d['entity'] if k not in cols]: raise WorkbenchError(f"the entity rows have no key column {missing[0]!r}, which feature view {view.name} is keyed on")
+        if missing := [k for k in d['entity'] if k not in cols]:
+            raise WorkbenchError(f"the entity rows have no key column {missing[0]!r}, "
+                                 f"which feature view {view.name} is keyed on")
         on = ' and '.join(f"e.{identifier(k)} = v{i}.{identifier(k)}" for k in d['entity'])
         joins.append(f"asof left join {view_sql(ws, d, con)} v{i} on {on} and e.__ets >= v{i}.__ts")
         fresh = 'true' if d['ttl_seconds'] is None else f"v{i}.__ts >= e.__ets - to_seconds({d['ttl_seconds']})"
         for n in names:
             out = f'{view.name}__{n}' if full_names else n
-            if out in taken: raise WorkbenchError(f"two columns would be named {out!r}: pass full_names=True to name them view__feature")
+            if out in taken:
+                raise WorkbenchError(f"two columns would be named {out!r}: "
+                                     "pass full_names=True to name them view__feature")
             taken.add(out); select.append(f"case when {fresh} then v{i}.{identifier(n)} end as {identifier(out)}")
-    q = (f"select e.* exclude (__row, __ets), {', '.join(select)} from (select *, {identifier(timestamp)}::timestamptz as __ets from __entities) e "
+    q = (f"select e.* exclude (__row, __ets), {', '.join(select)} "
+         f"from (select *, {identifier(timestamp)}::timestamptz as __ets from __entities) e "
          + ' '.join(joins) + " order by e.__row")
     try: df = con.sql(q).df()
     except Exception as e: raise WorkbenchError(f"the point-in-time join failed: {str(e).splitlines()[0]}") from None
     df.attrs['feature_views'] = {view.name: view.version for view, _ in wanted}
     return df
 
-# %% ../nbs/25_features.ipynb #3a9ade4d
+# %% ../nbs/25_features.ipynb #f10134cc
 def _as_of(t) -> datetime:
     if t is None: return datetime.now(timezone.utc)
     t = pd.Timestamp(t)
     return (t.tz_localize('UTC') if t.tzinfo is None else t.tz_convert('UTC')).to_pydatetime()
 
+# %% ../nbs/25_features.ipynb #31a3ff93
 def materialize(ws:Workspace, views:list|None=None, # view names; every registered view when None
                 as_of=None, actor:str|None=None) -> pd.DataFrame:
     "Write each view's latest values per entity as of `as_of` to the online store; returns what was written."
@@ -266,36 +328,43 @@ def materialize(ws:Workspace, views:list|None=None, # view names; every register
         view = get(ws, name); d = definition(view)
         fresh = '' if d['ttl_seconds'] is None else f" and __ts >= $t - to_seconds({d['ttl_seconds']})"
         keys = ', '.join(identifier(k) for k in d['entity'])
-        t = con.sql(f"select * from {view_sql(ws, d, con)} where __ts <= $t{fresh} qualify row_number() over (partition by {keys} order by __ts desc) = 1 order by {keys}",
+        t = con.sql(f"""select * from {view_sql(ws, d, con)} where __ts <= $t{fresh}
+                        qualify row_number() over (partition by {keys} order by __ts desc) = 1 order by {keys}""",
                     params=dict(t=when)).to_arrow_table()
         folder = ws.root/'online'/name; folder.mkdir(parents=True, exist_ok=True)
         path = folder/f'{view.version}-{when:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet'
         tmp = path.with_name('.tmp-' + path.name)
         pq.write_table(t, tmp); tmp.replace(path)
-        row = dict(view=name, version=view.version, as_of=when, materialized_at=datetime.now(timezone.utc), rows=t.num_rows, path=str(path.relative_to(ws.root)))
+        row = dict(view=name, version=view.version, as_of=when, materialized_at=datetime.now(timezone.utc),
+                   rows=t.num_rows, path=str(path.relative_to(ws.root)))
         ws.append('materializations', [row])
-        audit.record(ws, 'features.materialize', f'{name}/{view.version}', after={k: str(v) for k, v in row.items()}, actor=actor)
+        audit.record(ws, 'features.materialize', f'{name}/{view.version}', after={k: str(v) for k, v in row.items()},
+                     actor=actor)
         out.append(row)
     return pd.DataFrame(out, columns=MATERIALIZATIONS.names)
 
-# %% ../nbs/25_features.ipynb #7542c60f
+# %% ../nbs/25_features.ipynb #2ba3063d
 class OnlineStore:
     "The newest materialization of each view, in memory: key -> row."
     def __init__(self, ws:Workspace):
         import pyarrow.parquet as pq
         self.ws, self.views = ws, {}
         if 'materializations' not in ws.tables(): return
-        for view, version, as_of, path in ws.sql("select view, arg_max(version, materialized_at), arg_max(as_of, materialized_at), arg_max(path, materialized_at) from materializations group by view").fetchall():
+        q = """select view, arg_max(version, materialized_at), arg_max(as_of, materialized_at),
+                      arg_max(path, materialized_at) from materializations group by view"""
+        for view, version, as_of, path in ws.sql(q).fetchall():
             d = definition(get(ws, view, version))
             t = pq.read_table(ws.root/path)
             keys = list(zip(*(t.column(k).to_pylist() for k in d['entity'])))
             ts = t.column('__ts').cast(pa.timestamp('us', 'UTC')).cast(pa.int64()).to_numpy()
-            self.views[view] = dict(definition=d, version=version, as_of=as_of, table=t, ts=ts, index={k: i for i, k in enumerate(keys)})
+            self.views[view] = dict(definition=d, version=version, as_of=as_of, table=t, ts=ts,
+                                    index={k: i for i, k in enumerate(keys)})
 
     def lookup(self, view:str, keys:list, # one tuple of key values per row
                names:list|None=None, at=None) -> dict:
-        "Each feature of `view` (or `names`) for each key: its value, or None when unknown or older than the TTL at `at` (now)."
-        if view not in self.views: raise WorkbenchError(f"feature view {view!r} has no materialization yet: run features.materialize")
+        "Each feature of `view` (or `names`) per key: its value, or None when unknown or older than the TTL at `at`."
+        if view not in self.views:
+            raise WorkbenchError(f"feature view {view!r} has no materialization yet: run features.materialize")
         v = self.views[view]; d, t = v['definition'], v['table']
         names = names or list(d['features'])
         rows = [v['index'].get(tuple(k)) for k in keys]
@@ -305,6 +374,7 @@ class OnlineStore:
         take = pa.array(rows, pa.int64())
         return {n: t.column(n).take(take).to_pylist() for n in names}
 
+# %% ../nbs/25_features.ipynb #62f517e5
 def get_online_features(ws:Workspace, keys, # a DataFrame (or list of dicts) with each view's key columns
                         features:list, at=None, store:OnlineStore|None=None) -> pd.DataFrame:
     "The online values of `features` for each row of `keys`."
@@ -313,19 +383,21 @@ def get_online_features(ws:Workspace, keys, # a DataFrame (or list of dicts) wit
     out = rows.copy()
     for view, names in _wanted(ws, features):
         d = definition(view)
-        if missing := [k for k in d['entity'] if k not in rows]: raise WorkbenchError(f"no key column {missing[0]!r} for feature view {view.name}")
+        if missing := [k for k in d['entity'] if k not in rows]:
+            raise WorkbenchError(f"no key column {missing[0]!r} for feature view {view.name}")
         got = store.lookup(view.name, list(zip(*(rows[k].tolist() for k in d['entity']))), names, at)
         for n in names: out[n] = got[n]
     return out
 
-# %% ../nbs/25_features.ipynb #0ac76566
+# %% ../nbs/25_features.ipynb #f6cbf572
 def check_skew(ws:Workspace, views:list|None=None, sample:int=1000, seed:int=0) -> pd.DataFrame:
     "Per view: entities compared, values that differ, and the first difference."
     store = OnlineStore(ws)
     names = sorted(store.views) if views is None else [views] if isinstance(views, str) else list(views)
     out = []
     for name in names:
-        if name not in store.views: raise WorkbenchError(f"feature view {name!r} has no materialization yet: run features.materialize")
+        if name not in store.views:
+            raise WorkbenchError(f"feature view {name!r} has no materialization yet: run features.materialize")
         v = store.views[name]; d = v['definition']
         t = v['table']
         pick = np.random.default_rng(seed).permutation(t.num_rows)[:sample]
@@ -337,11 +409,16 @@ def check_skew(ws:Workspace, views:list|None=None, sample:int=1000, seed:int=0) 
             a, b = offline[n].to_numpy(dtype=object), online[n].to_numpy(dtype=object)
             same = [(x is None or x != x) and (y is None or y != y) or x == y for x, y in zip(a, b)]
             diffs += [(n, i) for i, s in enumerate(same) if not s]
-        first = '' if not diffs else f"{diffs[0][0]} of {dict(ents.iloc[diffs[0][1]][d['entity']])}: offline {offline[diffs[0][0]].iloc[diffs[0][1]]!r}, online {online[diffs[0][0]].iloc[diffs[0][1]]!r}"
-        out.append(dict(view=name, version=v['version'], as_of=v['as_of'], entities=len(ents), differing=len(diffs), first=first))
+        first = ''
+        if diffs:
+            (n, i) = diffs[0]
+            first = (f"{n} of {dict(ents.iloc[i][d['entity']])}: offline {offline[n].iloc[i]!r}, "
+                     f"online {online[n].iloc[i]!r}")
+        out.append(dict(view=name, version=v['version'], as_of=v['as_of'], entities=len(ents), differing=len(diffs),
+                        first=first))
     return pd.DataFrame(out, columns=['view', 'version', 'as_of', 'entities', 'differing', 'first'])
 
-# %% ../nbs/25_features.ipynb #fa073bd8
+# %% ../nbs/25_features.ipynb #b4790ee2
 def views_in(path) -> list:
     "The FeatureViews a Python file defines at its top level."
     import runpy
@@ -353,7 +430,7 @@ def views_in(path) -> list:
     if not views: raise WorkbenchError(f"{p} defines no FeatureView at its top level")
     return views
 
-# %% ../nbs/25_features.ipynb #5a363cbe
+# %% ../nbs/25_features.ipynb #40d883f6
 class Filler:
     "Fills a request's missing model inputs from the online store, by the entity keys it carries."
     def __init__(self, ws:Workspace, views:dict): # view -> the version the model was trained on
@@ -382,20 +459,24 @@ class Filler:
             want = [f for f in d['features'] if f in names and f not in columns]
             if not want: continue
             if absent := [k for k in d['entity'] if k not in columns]:
-                raise BadRequest(f"missing column {want[0]!r}: send it, or the key {absent[0]!r} to look up feature view {view}")
+                raise BadRequest(f"missing column {want[0]!r}: send it, "
+                                 f"or the key {absent[0]!r} to look up feature view {view}")
             have = self.store.views.get(view, {}).get('version')
             if have != int(self.views[view]):
-                raise BadRequest(f"feature view {view} is materialized at version {have} but the model was trained on version {self.views[view]}: materialize it", 503)
+                raise BadRequest(f"feature view {view} is materialized at version {have} but the model was trained on "
+                                 f"version {self.views[view]}: materialize it", 503)
             keys = list(zip(*(columns[k] for k in d['entity'])))
             out |= self.store.lookup(view, keys, want)
         return out
 
-# %% ../nbs/25_features.ipynb #ee6cb707
+# %% ../nbs/25_features.ipynb #b6a86807
 def log_views(frame_or_views) -> dict:
-    "Record in the active training run the feature views (and versions) its frame came from; `registry.register` copies them to the model version."
+    "Record in the active training run the feature views (and versions) its frame came from, for `registry.register`."
     import mlflow
-    views = frame_or_views.attrs.get('feature_views', {}) if isinstance(frame_or_views, pd.DataFrame) else dict(frame_or_views)
+    views = (frame_or_views.attrs.get('feature_views', {}) if isinstance(frame_or_views, pd.DataFrame)
+             else dict(frame_or_views))
     if not views: raise WorkbenchError("no feature views to record: build the frame with features.get_training_frame")
-    if mlflow.active_run() is None: raise WorkbenchError("no active training run: call log_views inside tracking.start_run")
+    if mlflow.active_run() is None:
+        raise WorkbenchError("no active training run: call log_views inside tracking.start_run")
     mlflow.set_tag('workbench.feature_views', json.dumps(views, sort_keys=True))
     return views

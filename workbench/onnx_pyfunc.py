@@ -11,7 +11,7 @@ __all__ = ['MISSING_TEXT', 'OnnxPyfunc']
 import json
 import numpy as np, pandas as pd
 
-MISSING_TEXT = '' # how a missing text value is fed, as `workbench.onnx.MISSING_TEXT`
+MISSING_TEXT = '' # how a missing text value is fed, as `workbench.deployed.MISSING_TEXT`
 _NUMPY = {'tensor(double)': np.float64, 'tensor(float)': np.float32, 'tensor(int64)': np.int64, 'tensor(int32)': np.int32, 'tensor(bool)': np.bool_}
 
 def _column(df:pd.DataFrame, name:str, typ:str) -> np.ndarray:

@@ -7,7 +7,7 @@ Docs: https://mlops-workbench.github.io/workbench/performance.html.md"""
 # %% auto #0
 __all__ = ['MAIN', 'ingest_labels', 'performance', 'report']
 
-# %% ../nbs/35_performance.ipynb #8d763984
+# %% ../nbs/35_performance.ipynb #1dbc8a1c
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,12 +16,18 @@ from .config import WorkbenchError
 from .drift import engine, monitored_features, reference, version_roles
 from .sql import literal
 from .tables import DRIFT, PERFORMANCE
-from .windows import OUTPUT, complete_windows, fill_windows, json_pointer, load_parquet, parse_time, parse_window
-from .windows import sql_aliases, window_key, windows_of
+from .windows import OUTPUT, complete_windows, fill_windows, json_pointer, load_parquet, parse_time
+from .windows import parse_window, sql_aliases, window_key, windows_of
 from .workspace import Workspace
 from . import alerts, audit, data, pipelines, registry
 
-# %% ../nbs/35_performance.ipynb #0dd5be22
+# %% ../nbs/35_performance.ipynb #4a8844c8
+def _some(names:list, most:int=8) -> str:
+    "`names` for a message: at most `most` of them, and how many more."
+    if not names: return 'none'
+    return ', '.join(names[:most]) + (f' and {len(names) - most} more' if len(names) > most else '')
+
+# %% ../nbs/35_performance.ipynb #7cd5c7ce
 def _joinable(ws:Workspace, model) -> tuple:
     "What labels can join on: `(what, keys, inputs)` of `model`, else of every version in the prediction log."
     if model is not None: mvs = [model]
@@ -32,65 +38,79 @@ def _joinable(ws:Workspace, model) -> tuple:
     keys, inputs = (list(dict.fromkeys(c for r in roles for c in r[k])) for k in ('keys', 'inputs'))
     return (model.ref if model is not None else 'any model in the prediction log'), keys, inputs
 
-def _some(names:list, most:int=8) -> str:
-    return ', '.join(names[:most]) + (f' and {len(names) - most} more' if len(names) > most else '') if names else 'none'
-
-# %% ../nbs/35_performance.ipynb #6a493ad3
-def _as_labels(y:pd.Series, name:str, roles:dict|None, ref:str) -> pd.Series:
-    "Labels as numbers: a binary model's positive class 1 and its other class 0; other numbers as they are."
-    if roles and roles['task'] == 'binary' and roles['positive'] is not None:
-        v = y.dropna()
-        if bad := sorted({str(x) for x in v} - set(map(str, roles['classes'])) - {str(c) for c in v if _number_in(c, roles['classes'])}):
-            raise WorkbenchError(f"label column {name!r} holds {bad[0]!r}, which is not a class of {ref} (its classes are {' and '.join(map(repr, roles['classes']))})")
-        return y.map(lambda x: None if pd.isna(x) else float(str(x) == roles['positive'] or _number_in(x, [roles['positive']])))
-    n = pd.to_numeric(y.astype('float64') if y.dtype == bool else y, errors='coerce')
-    if (bad := n.isna() & y.notna()).any():
-        raise WorkbenchError(f"label column {name!r} must hold numbers, got {y[bad].iloc[0]!r}" + (f" ({ref} is a {roles['task']} model)" if roles else
-                             "; for text labels of a binary model name the model with --model REF: its positive class, recorded at training, becomes 1"))
-    return n
-
+# %% ../nbs/35_performance.ipynb #a644b3e8
 def _number_in(x, values) -> bool:
     try: return any(float(x) == float(v) for v in values)
     except (TypeError, ValueError): return False
 
-# %% ../nbs/35_performance.ipynb #8c7e706c
+# %% ../nbs/35_performance.ipynb #8f8e8895
+def _as_labels(y:pd.Series, name:str, roles:dict|None, ref:str) -> pd.Series:
+    "Labels as numbers: a binary model's positive class 1 and its other class 0; other numbers as they are."
+    if roles and roles['task'] == 'binary' and roles['positive'] is not None:
+        v = y.dropna()
+        known = set(map(str, roles['classes'])) | {str(c) for c in v if _number_in(c, roles['classes'])}
+        if bad := sorted({str(x) for x in v} - known):
+            raise WorkbenchError(f"label column {name!r} holds {bad[0]!r}, which is not a class of {ref} "
+                                 f"(its classes are {' and '.join(map(repr, roles['classes']))})")
+        positive = lambda x: float(str(x) == roles['positive'] or _number_in(x, [roles['positive']]))
+        return y.map(lambda x: None if pd.isna(x) else positive(x))
+    n = pd.to_numeric(y.astype('float64') if y.dtype == bool else y, errors='coerce')
+    if (bad := n.isna() & y.notna()).any():
+        hint = (f" ({ref} is a {roles['task']} model)" if roles else
+                "; for text labels of a binary model name the model with --model REF: its positive class, "
+                "recorded at training, becomes 1")
+        raise WorkbenchError(f"label column {name!r} must hold numbers, got {y[bad].iloc[0]!r}" + hint)
+    return n
+
+# %% ../nbs/35_performance.ipynb #2eca903e
 def ingest_labels(ws:Workspace, source, # a CSV or Parquet file, a DataFrame or an Arrow table
                   key:str='request_id', # the labels' key column
                   label:str|None=None, # the label column; the only other column (besides observed_at) when None
-                  on:str|None=None, # what the key matches in the prediction log: request_id, or a model input or key; None: `key` if it is a key of `model`, else request_id
+                  on:str|None=None, # what the key matches in the prediction log: request_id, or a model input or key;
+                                    # None: `key` if it is a key of `model`, else request_id
                   actor:str|None=None,
-                  model:str|None=None) -> int: # the model version the labels are for; needed for text labels (its positive class is 1)
+                  model:str|None=None) -> int: # the labels' model version; text labels need it (positive class: 1)
     "Append late ground truth to the `labels` table; returns the rows added."
     mv = registry.get(ws, model) if model else None
     roles = mv and version_roles(ws, mv)
     on = on or (key if roles and key in roles['keys'] else 'request_id')
     if on != 'request_id' and on not in (j := _joinable(ws, mv))[1] + j[2]:
-        raise WorkbenchError(f"labels cannot join on {on!r}: it is neither request_id nor a key ({_some(j[1])}) or an input ({_some(j[2])}) of {j[0]}; choose one of those with --on")
+        raise WorkbenchError(f"labels cannot join on {on!r}: it is neither request_id nor a key ({_some(j[1])}) "
+                             f"or an input ({_some(j[2])}) of {j[0]}; choose one of those with --on")
     t = data.read_source(source).to_pandas()
-    if key not in t.columns: raise WorkbenchError(f"the labels have no column {key!r} (columns: {', '.join(map(str, t.columns))}); pass --key")
+    columns = ', '.join(map(str, t.columns))
+    if key not in t.columns: raise WorkbenchError(f"the labels have no column {key!r} (columns: {columns}); pass --key")
     others = [c for c in t.columns if c not in (key, 'observed_at')]
     label = label or (others[0] if len(others) == 1 else None)
-    if label is None: raise WorkbenchError(f"which column is the label? pass --label, one of {', '.join(map(str, others)) or 'none'}")
-    if label not in t.columns: raise WorkbenchError(f"the labels have no column {label!r} (columns: {', '.join(map(str, t.columns))})")
+    if label is None:
+        raise WorkbenchError(f"which column is the label? pass --label, one of {', '.join(map(str, others)) or 'none'}")
+    if label not in t.columns: raise WorkbenchError(f"the labels have no column {label!r} (columns: {columns})")
     y = _as_labels(t[label], label, roles, mv and mv.ref)
-    if (n := int(y.isna().sum() + t[key].isna().sum())): raise WorkbenchError(f"{n} label row(s) lack a {key} or a {label}; drop or fill them first")
+    if (n := int(y.isna().sum() + t[key].isna().sum())):
+        raise WorkbenchError(f"{n} label row(s) lack a {key} or a {label}; drop or fill them first")
     now = datetime.now(timezone.utc)
     obs = pd.to_datetime(t['observed_at'], utc=True) if 'observed_at' in t.columns else pd.Series(now, index=t.index)
-    rows = pd.DataFrame(dict(key=t[key].astype(str), key_column=on, label=y.astype('float64'), observed_at=obs, ingested_at=now, source=str(source) if isinstance(source, (str, Path)) else type(source).__name__))
+    rows = pd.DataFrame(dict(key=t[key].astype(str), key_column=on, label=y.astype('float64'), observed_at=obs,
+                             ingested_at=now,
+                             source=str(source) if isinstance(source, (str, Path)) else type(source).__name__))
     ws.append('labels', rows)
-    audit.record(ws, 'labels.ingest', on, after=dict(rows=len(rows), key=key, label=label, model=mv and mv.ref, source=rows.source.iloc[0] if len(rows) else ''), actor=actor)
+    audit.record(ws, 'labels.ingest', on, actor=actor,
+                 after=dict(rows=len(rows), key=key, label=label, model=mv and mv.ref,
+                            source=rows.source.iloc[0] if len(rows) else ''))
     return len(rows)
 
-# %% ../nbs/35_performance.ipynb #8c18c39a
+# %% ../nbs/35_performance.ipynb #cfc3d900
 _JOINED = """with latest as (select key, key_column, arg_max(label, ingested_at) as label from labels group by all),
-j as (select w, score as s, label as y, prediction{extra} from win join latest on latest.key_column = ? and latest.key = win.k)"""
+j as (select w, score as s, label as y, prediction{extra} from win
+      join latest on latest.key_column = ? and latest.key = win.k)"""
 
 _REALIZED = {  # per task: the realized metrics of each window's labelled predictions (`s` the score, `y` the label)
     'binary': _JOINED.format(extra='') + """,
 g as (select w, s, count(*) as c, sum(y) as p from j group by all),
 r as (select w, p, sum(c) over (partition by w order by s rows unbounded preceding) - c + (c + 1) / 2.0 as rank from g),
 auc as (select w, sum(p * rank) as rp from r group by w)
-select w, count(*) as labelled, (any_value(rp) - sum(y) * (sum(y) + 1) / 2) / nullif(sum(y) * (count(*) - sum(y)), 0) as auc,
+select w, count(*) as labelled,
+       (any_value(rp) - sum(y) * (sum(y) + 1) / 2) / nullif(sum(y) * (count(*) - sum(y)), 0) as auc,
        avg(((s >= 0.5)::int = y)::int) as accuracy, avg((s - y) ^ 2) as brier, avg(y) as label_rate
 from j join auc using (w) group by w order by w""",
     'multiclass': _JOINED.format(extra=", json_extract(outputs, '$.probabilities')::double[] as p") + """
@@ -103,7 +123,7 @@ select w, count(*) as labelled, sqrt(avg((s - y) ^ 2)) as rmse, avg(abs(s - y)) 
 from (select *, avg(y) over (partition by w) as ybar from j) group by w order by w"""}
 MAIN = {'binary': 'auc', 'multiclass': 'accuracy', 'regression': 'r2'} # the metric judged against the held-out figure
 
-# %% ../nbs/35_performance.ipynb #b245e18b
+# %% ../nbs/35_performance.ipynb #e51cd677
 def _business(ws:Workspace, con, w:int, on:str) -> float|None:
     "The business figure `performance.business_metric` computes from a window's labelled predictions."
     import importlib
@@ -111,11 +131,15 @@ def _business(ws:Workspace, con, w:int, on:str) -> float|None:
     if not spec: return None
     mod, _, fn = spec.partition(':')
     try: f = getattr(importlib.import_module(mod), fn)
-    except (ImportError, AttributeError, ValueError): raise WorkbenchError(f"performance.business_metric {spec!r} is not an importable module:function") from None
-    rows = con.execute("select score, prediction, label from win join (select key, arg_max(label, ingested_at) as label from labels where key_column = ? group by key) l on l.key = win.k where w = ?",
-                       [on, w]).df()
+    except (ImportError, AttributeError, ValueError):
+        raise WorkbenchError(f"performance.business_metric {spec!r} is not an importable module:function") from None
+    q = """select score, prediction, label from win
+           join (select key, arg_max(label, ingested_at) as label from labels where key_column = ? group by key) l
+             on l.key = win.k where w = ?"""
+    rows = con.execute(q, [on, w]).df()
     return float(f(rows))
 
+# %% ../nbs/35_performance.ipynb #3ae4752a
 def _baseline(ws:Workspace, mv, metric:str) -> float|None:
     "The held-out figure of `metric` its gates judged (or training measured)."
     m = registry.client(ws).get_run(mv.run_id).data.metrics
@@ -126,60 +150,82 @@ def _label_key(ws:Workspace, roles:dict) -> str:
     found = {r[0] for r in ws.sql("select distinct key_column from labels").fetchall()}
     return next((k for k in roles['keys'] if k in found), 'request_id')
 
-# %% ../nbs/35_performance.ipynb #dff38004
+# %% ../nbs/35_performance.ipynb #22bcbe5f
 def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
                 window:str|None=None, # 1d, 6h, 15m or Nrows; `drift.window` when None
-                on:str|None=None, # what labels were ingested `on`: request_id, or a model input or key; None: a key of the model labels have, else request_id
+                on:str|None=None, # what labels were ingested `on`: request_id, or a model input or key;
+                                  # None: a key of the model labels have, else request_id
                 since=None, until=None, alert:bool=True) -> pd.DataFrame:
-    "Realized metrics per complete window of the version's prediction log with labels (the task's own); appends windows with new labels to `performance`."
+    "Realized metrics per complete window of the version's labelled log; windows with new labels go to `performance`."
     mv = registry.get(ws, ref)
     for t in ('predictions', 'labels'):
-        if t not in ws.tables(): raise WorkbenchError(f"the workspace has no {t} yet: " + ("serve or batch-score the model first" if t == 'predictions' else f"ingest some with `workbench monitor labels ingest FILE --key COLUMN --model {ref}`"))
+        if t not in ws.tables():
+            how = ("serve or batch-score the model first" if t == 'predictions'
+                   else f"ingest some with `workbench monitor labels ingest FILE --key COLUMN --model {ref}`")
+            raise WorkbenchError(f"the workspace has no {t} yet: " + how)
     roles = version_roles(ws, mv)
     task, on = roles['task'], on or _label_key(ws, roles)
     kind, size = parse_window(window or ws.settings['drift.window'])
     since, until = parse_time(since, 'since'), parse_time(until, 'until')
     with engine(ws, ['predictions', 'labels']) as con:  # memory bounded by drift.memory_limit, as drift's
         k = 'request_id' if on == 'request_id' else f"json_extract_string(inputs, {literal(json_pointer(on))})"
-        con.execute(f"create temp table win as select {k} as k, score, prediction, {'outputs, ' if task == 'multiclass' else ''}time, {window_key(kind, size)} as w "
-                    "from predictions where model = ? and version = ?", [mv.name, mv.version])
-        win = complete_windows(con.execute("select w, min(time) as first, max(time) as last, count(*) as rows from win group by w order by w").df(), kind, size, since, until)
-        m = con.execute(_REALIZED[task], [on] + ([[float(c) if _number_in(c, [c]) else float('nan') for c in roles['classes']]] if task == 'multiclass' else [])).df().merge(win, on='w')
+        con.execute(f"""create temp table win as select {k} as k, score, prediction,
+                        {'outputs, ' if task == 'multiclass' else ''}time, {window_key(kind, size)} as w
+                        from predictions where model = ? and version = ?""", [mv.name, mv.version])
+        q = "select w, min(time) as first, max(time) as last, count(*) as rows from win group by w order by w"
+        win = complete_windows(con.execute(q).df(), kind, size, since, until)
+        classes = ([[float(c) if _number_in(c, [c]) else float('nan') for c in roles['classes']]]
+                   if task == 'multiclass' else [])
+        m = con.execute(_REALIZED[task], [on] + classes).df().merge(win, on='w')
         main = MAIN[task]
         base, out, drop = _baseline(ws, mv, main), [], ws.settings['performance.max_auc_drop']
         for w in m.itertuples():
-            vals = {c: getattr(w, c) for c in m.columns if c not in ('w', 'labelled', 'window', 'start', 'end', 'rows', 'first', 'last')}
+            vals = {c: getattr(w, c) for c in m.columns
+                    if c not in ('w', 'labelled', 'window', 'start', 'end', 'rows', 'first', 'last')}
             if (b := _business(ws, con, w.w, on)) is not None: vals['business'] = b
             for metric, v in vals.items():
-                out.append(dict(time=datetime.now(timezone.utc), model=mv.name, version=mv.version, window=w.window, window_start=w.start, window_end=w.end,
-                                rows=w.rows, labelled=w.labelled, metric=metric, value=None if pd.isna(v) else float(v), baseline=base if metric == main else None,
-                                degraded=bool(metric == main and base is not None and not pd.isna(v) and base - v >= drop)))
+                out.append(dict(time=datetime.now(timezone.utc), model=mv.name, version=mv.version, window=w.window,
+                                window_start=w.start, window_end=w.end, rows=w.rows, labelled=w.labelled, metric=metric,
+                                value=None if pd.isna(v) else float(v), baseline=base if metric == main else None,
+                                degraded=bool(metric == main and base is not None and not pd.isna(v)
+                                              and base - v >= drop)))
         out = _record_performance(ws, mv, pd.DataFrame(out, columns=PERFORMANCE.names), alert)
         out.attrs['labelled_windows'] = len(m)  # windows with any label: 0 means none has any yet
         return out
 
-# %% ../nbs/35_performance.ipynb #623ba033
+# %% ../nbs/35_performance.ipynb #b17cd226
 def _record_performance(ws:Workspace, mv, rows:pd.DataFrame, alert:bool) -> pd.DataFrame:
-    "Append the windows whose labelled count is new, and alert on a realized figure (AUC, accuracy, R²) that fell too far."
+    "Append the windows whose labelled count is new; alert on a realized figure (AUC, accuracy, R²) that fell too far."
     with ws.lock('performance'):
-        seen = {tuple(r) for r in ws.sql('select distinct "window", labelled from performance where model = ? and version = ?', [mv.name, mv.version]).fetchall()}
-        rows = rows[np.array([(w, n) not in seen for w, n in zip(rows.window, rows.labelled)], dtype=bool)].reset_index(drop=True)
+        q = 'select distinct "window", labelled from performance where model = ? and version = ?'
+        seen = {tuple(r) for r in ws.sql(q, [mv.name, mv.version]).fetchall()}
+        new = np.array([(w, n) not in seen for w, n in zip(rows.window, rows.labelled)], dtype=bool)
+        rows = rows[new].reset_index(drop=True)
         if len(rows): ws.append('performance', rows)
     for r in rows[rows.degraded].itertuples() if alert else ():
-        alerts.send(ws, 'performance', mv.ref, f"realized {r.metric} {r.value:.3f} in window {r.window} is {r.baseline - r.value:.3f} below the held-out {r.baseline:.3f} ({r.labelled} labels)",
-                    dict(window=r.window, metric=r.metric, value=r.value, baseline=r.baseline, labelled=r.labelled) | ({'auc': r.value} if r.metric == 'auc' else {}), source='monitoring')
+        alerts.send(ws, 'performance', mv.ref,
+                    f"realized {r.metric} {r.value:.3f} in window {r.window} is {r.baseline - r.value:.3f} below the "
+                    f"held-out {r.baseline:.3f} ({r.labelled} labels)",
+                    dict(window=r.window, metric=r.metric, value=r.value, baseline=r.baseline, labelled=r.labelled)
+                    | ({'auc': r.value} if r.metric == 'auc' else {}), source='monitoring')
     if alert and rows.degraded.any() and ws.settings['drift.retrain']:
         pipelines.retrain_and_alert(ws, mv.ref, f"realized {rows[rows.degraded].metric.iloc[0]} fell")
     return rows
 
-# %% ../nbs/35_performance.ipynb #a94673e0
+# %% ../nbs/35_performance.ipynb #25551f77
 def _size_of(label:str) -> str|None:
-    "The window size a window's label shows: `rows 2001-4000` → 2000rows, `2025-10-01T00:00Z/1d` → 1d; None for a whole source."
+    "The window size a label shows: `rows 2001-4000` → 2000rows, `2025-10-01T00:00Z/1d` → 1d; None: a whole source."
     import re
     if m := re.search(r'rows (\d+)-(\d+)$', label): return f"{int(m[2]) - int(m[1]) + 1}rows"
     if m := re.search(r'Z/(\d+[dhm])$', label): return m[1]
     return None
 
+# %% ../nbs/35_performance.ipynb #f4aa1f0d
+def _slug(s:str) -> str:
+    import re
+    return re.sub(r'[^A-Za-z0-9]+', '-', s).strip('-')[:80]
+
+# %% ../nbs/35_performance.ipynb #e6f52e1a
 def _samples(ws:Workspace, mv, source:str, window:str, window_size:str|None, feats:dict, n:int) -> tuple:
     "Up to `n` rows of `window` and of the reference's features, drawn with DuckDB's seeded reservoir sampling."
     alias = sql_aliases([*feats, OUTPUT])
@@ -187,10 +233,12 @@ def _samples(ws:Workspace, mv, source:str, window:str, window_size:str|None, fea
     with engine(ws, ['predictions'] if source == 'predictions' else []) as con:
         win, kind, size = windows_of(ws, con, mv, source, feats, alias, window_size, None, None)
         if window not in set(win.window):
-            raise WorkbenchError(f"window {window!r} is not one of the {window_size or 'default'} windows of {source}; pass --window-size with the --window monitor drift used, e.g. --window-size 2000rows")
+            raise WorkbenchError(f"window {window!r} is not one of the {window_size or 'default'} windows of {source}; "
+                                 "pass --window-size with the --window monitor drift used, e.g. --window-size 2000rows")
         cur = con.cursor()
         for _ in fill_windows(con, cur, mv, source, feats, alias, kind, size, win[win.window == window]):
-            current = cur.execute(f"select {cols} from current {sample}").df().set_axis(list(feats), axis=1)  # the aliases: DuckDB would merge `Age` and `age`
+            # the aliases: DuckDB would merge `Age` and `age`
+            current = cur.execute(f"select {cols} from current {sample}").df().set_axis(list(feats), axis=1)
         load_parquet(cur, 'reference', str(ws.root/data.resolve(ws, mv.dataset).path), feats, alias)
         ref = cur.execute(f"select {cols} from reference {sample}").df().set_axis(list(feats), axis=1)
         cur.close()
@@ -199,37 +247,42 @@ def _samples(ws:Workspace, mv, source:str, window:str, window_size:str|None, fea
 def report(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
            window:str|None=None, # a window label from the drift table; the newest computed window when None
            source:str='predictions', # as for `drift`
-           window_size:str|None=None) -> Path: # the window size `drift` used for that label; read from the label when None
+           window_size:str|None=None) -> Path: # the window size `drift` used for that label; None: read from the label
     "Write Evidently's HTML data drift report for one window, record it in the drift table, and return its path."
     import warnings
     mv = registry.get(ws, ref)
-    done = ws.sql('select "window", min(window_start) as s, max(window_end) as e, max(time) as t from drift where model = ? and version = ? and source = ? group by "window" order by e, t',
-                  [mv.name, mv.version, source]).df()
-    if done.empty: raise WorkbenchError(f"no drift computed yet for {mv.ref} on {source}: run `workbench monitor drift {ref}` first")
+    q = """select "window", min(window_start) as s, max(window_end) as e, max(time) as t from drift
+           where model = ? and version = ? and source = ? group by "window" order by e, t"""
+    done = ws.sql(q, [mv.name, mv.version, source]).df()
+    if done.empty:
+        raise WorkbenchError(f"no drift computed yet for {mv.ref} on {source}: "
+                             f"run `workbench monitor drift {ref}` first")
     window = window or done.window.iloc[-1]
-    if window not in set(done.window): raise WorkbenchError(f"no window {window!r} in the drift table for {mv.ref} on {source}; computed: {', '.join(done.window.tail(5))}")
+    if window not in set(done.window):
+        raise WorkbenchError(f"no window {window!r} in the drift table for {mv.ref} on {source}; "
+                             f"computed: {', '.join(done.window.tail(5))}")
     prof, _ = reference(ws, mv.ref)
     kinds = {f: p['kind'] for f, p in prof['features'].items() if f != OUTPUT}
     feats = monitored_features(kinds, version_roles(ws, mv))
-    cur, refdf = _samples(ws, mv, source, window, window_size or _size_of(window), feats, ws.settings['drift.report_rows'])
+    n = ws.settings['drift.report_rows']
+    cur, refdf = _samples(ws, mv, source, window, window_size or _size_of(window), feats, n)
     from evidently import Report, Dataset, DataDefinition
     from evidently.presets import DataDriftPreset
     num = [f for f in feats if feats[f] == 'numeric']
     dd = DataDefinition(numerical_columns=num, categorical_columns=[f for f in feats if f not in num])
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        snap = Report([DataDriftPreset()]).run(Dataset.from_pandas(cur, data_definition=dd), Dataset.from_pandas(refdf, data_definition=dd))
+        snap = Report([DataDriftPreset()]).run(Dataset.from_pandas(cur, data_definition=dd),
+                                               Dataset.from_pandas(refdf, data_definition=dd))
     out = ws.root/'monitoring'/'reports'/f"{mv.name}-{mv.version}-{_slug(source)}-{_slug(window)}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f'.tmp-{uuid.uuid4().hex}.html')
     snap.save_html(str(tmp)); tmp.replace(out)
     share = float(snap.dict()['metrics'][0]['value']['share'])
     w = done.set_index('window').loc[window]
-    row = dict(time=datetime.now(timezone.utc), model=mv.name, version=mv.version, source=source, window=window, window_start=w.s, window_end=w.e, rows=len(cur),
-               feature='*', kind='report', statistic='evidently', value=share, p_value=None, threshold=0.5, drifted=share >= 0.5, bins='', report=str(out.relative_to(ws.root)))
+    row = dict(time=datetime.now(timezone.utc), model=mv.name, version=mv.version, source=source, window=window,
+               window_start=w.s, window_end=w.e, rows=len(cur), feature='*', kind='report', statistic='evidently',
+               value=share, p_value=None, threshold=0.5, drifted=share >= 0.5, bins='',
+               report=str(out.relative_to(ws.root)))
     ws.append('drift', pd.DataFrame([row])[DRIFT.names])
     return out
-
-def _slug(s:str) -> str:
-    import re
-    return re.sub(r'[^A-Za-z0-9]+', '-', s).strip('-')[:80]

@@ -7,17 +7,17 @@ Docs: https://mlops-workbench.github.io/workbench/predictions.html.md"""
 # %% auto #0
 __all__ = ['CHUNK', 'to_table', 'PredictionLog']
 
-# %% ../nbs/13_predictions.ipynb #51b2bb85
+# %% ../nbs/13_predictions.ipynb #500f0d3b
 import threading, time, sys
 import orjson
 import numpy as np, pyarrow as pa
 from .canary import scores
 from .workspace import Workspace
 
-# %% ../nbs/13_predictions.ipynb #824eac57
+# %% ../nbs/13_predictions.ipynb #ae545e81
 from .tables import PREDICTIONS, SERVING_ERRORS  # the tables this log writes
 
-# %% ../nbs/13_predictions.ipynb #ce480523
+# %% ../nbs/13_predictions.ipynb #af382735
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 def _json_rows(columns:dict, n:int) -> list:
@@ -27,12 +27,27 @@ def _json_rows(columns:dict, n:int) -> list:
     values = [c.tolist() if isinstance(c, np.ndarray) else c for c in columns.values()]
     return [orjson.dumps(dict(zip(names, row)), option=_NUMPY) for row in zip(*values)]
 
-# %% ../nbs/13_predictions.ipynb #69da6310
+# %% ../nbs/13_predictions.ipynb #f926ec8a
 def _outputs(batch:list) -> dict:
     "Each output of the requests in `batch` (which share their output names), stacked: `[rows, width]`."
     return {k: np.concatenate([np.asarray(o[k]).reshape(n, -1) for _, _, n, o in batch]) for k in batch[0][3]}
 
-CHUNK = 256 # requests converted at a time: Arrow holds the GIL while it converts, so small pieces keep the server's pauses short
+# %% ../nbs/13_predictions.ipynb #ebd660df
+def _table(batch:list) -> pa.Table:
+    out = _outputs(batch)
+    score = scores(out)
+    pred = (out['label'] if 'label' in out else next(iter(out.values()))).ravel().astype(str)
+    per_row = [a.ravel().tolist() if a.shape[1] == 1 else a.tolist() for a in out.values()]
+    meta = ('request_id', 'time', 'model', 'version', 'variant', 'source', 'latency_ms')
+    cols = {k: [m[k] for m, _, n, _ in batch for _ in range(n)] for k in meta}
+    cols['row'] = [i for _, _, n, _ in batch for i in range(n)]
+    cols['inputs'] = [j for _, c, n, _ in batch for j in _json_rows(c, n)]
+    cols |= dict(prediction=pred, score=score, outputs=[orjson.dumps(dict(zip(out, vals))) for vals in zip(*per_row)])
+    return pa.table({k: cols[k] for k in PREDICTIONS.names}, schema=PREDICTIONS)
+
+# %% ../nbs/13_predictions.ipynb #9a514d25
+# Arrow holds the GIL while it converts, so small pieces keep the server's pauses short
+CHUNK = 256 # requests converted at a time
 
 def to_table(batch:list) -> pa.Table:
     "The rows of buffered requests, each `(meta, columns, n, outputs)`, as a `predictions` table."
@@ -45,24 +60,15 @@ def to_table(batch:list) -> pa.Table:
         except Exception:  # one request we cannot turn into rows must not cost the others theirs
             for b in g:
                 try: tables.append(_table([b]))
-                except Exception as e: print(f"prediction log: request {b[0]['request_id']} cannot be logged: {type(e).__name__}: {e}", file=sys.stderr)
+                except Exception as e:
+                    print(f"prediction log: request {b[0]['request_id']} cannot be logged: {type(e).__name__}: {e}",
+                          file=sys.stderr)
     return pa.concat_tables(tables) if tables else PREDICTIONS.empty_table()
 
-def _table(batch:list) -> pa.Table:
-    out = _outputs(batch)
-    score = scores(out)
-    pred = (out['label'] if 'label' in out else next(iter(out.values()))).ravel().astype(str)
-    per_row = [a.ravel().tolist() if a.shape[1] == 1 else a.tolist() for a in out.values()]
-    cols = {k: [m[k] for m, _, n, _ in batch for _ in range(n)] for k in ('request_id', 'time', 'model', 'version', 'variant', 'source', 'latency_ms')}
-    cols['row'] = [i for _, _, n, _ in batch for i in range(n)]
-    cols['inputs'] = [j for _, c, n, _ in batch for j in _json_rows(c, n)]
-    cols |= dict(prediction=pred, score=score, outputs=[orjson.dumps(dict(zip(out, vals))) for vals in zip(*per_row)])
-    return pa.table({k: cols[k] for k in PREDICTIONS.names}, schema=PREDICTIONS)
-
-# %% ../nbs/13_predictions.ipynb #ab0d7c55
+# %% ../nbs/13_predictions.ipynb #fd7e2b14
 class PredictionLog:
     "Buffers scored requests and appends them to the workspace's `predictions` table from a background thread."
-    def __init__(self, ws:Workspace, flush_seconds:float|None=None, # how often to write; `serving.flush_seconds` when None
+    def __init__(self, ws:Workspace, flush_seconds:float|None=None, # how often to write; None: `serving.flush_seconds`
                  flush_rows:int|None=None): # write sooner when this many rows wait; `serving.flush_rows` when None
         self.ws, self.buffer, self.errors, self.rows, self.written, self.failures = ws, [], [], 0, 0, 0
         self.flush_seconds = flush_seconds or ws.settings['serving.flush_seconds']
@@ -81,9 +87,26 @@ class PredictionLog:
         "Buffer one request a model failed to score: `meta` as for `add`, and what went wrong."
         with self._lock: self.errors.append({k: meta[k] for k in SERVING_ERRORS.names[:-1]} | {'error': error[:2000]})
 
-# %% ../nbs/13_predictions.ipynb #6ead7181
+    def _run(self):
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_seconds); self._wake.clear()
+            try: self.flush()
+            except Exception as e: print(f"prediction log: flush failed: {type(e).__name__}: {e}", file=sys.stderr)
+
+# %% ../nbs/13_predictions.ipynb #e10fa77d
 from fastcore.basics import patch
 
+@patch
+def _flush_errors(self:PredictionLog):
+    with self._lock: errors, self.errors = self.errors, []
+    if not errors: return
+    try: self.ws.append('serving_errors', pa.Table.from_pylist(errors, SERVING_ERRORS))
+    except Exception as e:
+        print(f"prediction log: could not write {len(errors)} serving errors ({type(e).__name__}: {e}); "
+              "retrying at the next flush", file=sys.stderr)
+        with self._lock: self.errors[:0] = errors
+
+# %% ../nbs/13_predictions.ipynb #2bfb5755
 @patch
 def flush(self:PredictionLog) -> int:
     "Write what is buffered now; returns the number of rows written."
@@ -101,22 +124,7 @@ def flush(self:PredictionLog) -> int:
     with self._lock: self.buffer[:0], self.rows = batch, self.rows + t.num_rows  # keep it for the next flush
     return 0
 
-@patch
-def _flush_errors(self:PredictionLog):
-    with self._lock: errors, self.errors = self.errors, []
-    if not errors: return
-    try: self.ws.append('serving_errors', pa.Table.from_pylist(errors, SERVING_ERRORS))
-    except Exception as e:
-        print(f"prediction log: could not write {len(errors)} serving errors ({type(e).__name__}: {e}); retrying at the next flush", file=sys.stderr)
-        with self._lock: self.errors[:0] = errors
-
-@patch
-def _run(self:PredictionLog):
-    while not self._stop.is_set():
-        self._wake.wait(self.flush_seconds); self._wake.clear()
-        try: self.flush()
-        except Exception as e: print(f"prediction log: flush failed: {type(e).__name__}: {e}", file=sys.stderr)
-
+# %% ../nbs/13_predictions.ipynb #e42ca73b
 @patch
 def close(self:PredictionLog):
     "Stop the thread and write everything still buffered."

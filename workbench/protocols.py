@@ -10,9 +10,8 @@ __all__ = ['MAX_DEPTH', 'FORMATS', 'nesting', 'loads', 'parse_invocation', 'infl
 # %% ../nbs/30_protocols.ipynb #55593804
 import csv, io, json, zlib
 import numpy as np, orjson
-from .deployed import Deployed
+from .deployed import Deployed, column_list
 from .errors import BadRequest
-from .onnx import column_list
 
 # %% ../nbs/30_protocols.ipynb #222ede3c
 MAX_DEPTH = 32 # the deepest a request body may nest arrays and objects

@@ -19,7 +19,7 @@ from .config import WorkbenchError
 from .workspace import Workspace
 from . import approvals, audit, data, gates, onnx_pyfunc, signatures, tracking
 from .errors import PolicyError
-from .onnx import OnnxModel
+from .deployed import OnnxModel
 
 # %% ../nbs/09_registry.ipynb #2a7b09fd
 def client(ws:Workspace):

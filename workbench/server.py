@@ -7,7 +7,7 @@ Docs: https://mlops-workbench.github.io/workbench/server.html.md"""
 # %% auto #0
 __all__ = ['Metrics', 'Server']
 
-# %% ../nbs/31_server.ipynb #d9822f05
+# %% ../nbs/31_server.ipynb #0986f15d
 import threading, time
 from datetime import datetime, timezone
 import numpy as np
@@ -17,20 +17,23 @@ from .deployed import Deployed
 from .errors import BadRequest
 from . import canary
 
-# %% ../nbs/31_server.ipynb #3d77c1f8
+# %% ../nbs/31_server.ipynb #16b4d83b
 class Metrics:
     "The server's Prometheus metrics, in a registry of its own."
     def __init__(self):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
         r, by = CollectorRegistry(), ['model', 'version', 'variant']
         self.registry = r
-        self.http = Counter('workbench_http_requests', 'HTTP requests by endpoint and status code', ['endpoint', 'status'], registry=r)
-        self.requests = Counter('workbench_model_requests', 'Requests scored, per model version and variant', by, registry=r)
+        self.http = Counter('workbench_http_requests', 'HTTP requests by endpoint and status code',
+                            ['endpoint', 'status'], registry=r)
+        self.requests = Counter('workbench_model_requests', 'Requests scored, per model version and variant', by,
+                                registry=r)
         self.rows = Counter('workbench_model_rows', 'Rows scored, per model version and variant', by, registry=r)
         self.errors = Counter('workbench_model_errors', 'Requests a variant failed to score', by, registry=r)
         self.latency = Histogram('workbench_model_latency_seconds', 'Scoring latency per request', by, registry=r,
                                  buckets=(.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
-        self.scores = Histogram('workbench_prediction_score', 'Distribution of predicted scores', by, registry=r, buckets=[i / 10 for i in range(1, 11)])
+        self.scores = Histogram('workbench_prediction_score', 'Distribution of predicted scores', by, registry=r,
+                                buckets=[i / 10 for i in range(1, 11)])
         self.in_flight = Gauge('workbench_in_flight_requests', 'Scoring requests being served', registry=r)
         self.share = Gauge('workbench_canary_share', 'Share of traffic routed to the canary', ['model'], registry=r)
         self.logged = Gauge('workbench_prediction_log_rows', 'Prediction rows written to the workspace', registry=r)
@@ -41,31 +44,34 @@ class Metrics:
         key = (d.ref, variant)
         if key not in self._children:
             labels = (d.name, str(d.version), variant)
-            self._children[key] = tuple(m.labels(*labels) for m in (self.requests, self.rows, self.errors, self.latency, self.scores))
+            self._children[key] = tuple(m.labels(*labels)
+                                        for m in (self.requests, self.rows, self.errors, self.latency, self.scores))
         req, rows, errors, latency, hist = self._children[key]
         req.inc()
         if error: errors.inc(); return
         rows.inc(len(scores)); latency.observe(seconds)
         for s in scores.tolist(): hist.observe(s)
 
-# %% ../nbs/31_server.ipynb #ac8beab9
+# %% ../nbs/31_server.ipynb #0b25264e
 class Server:
     "What a model server scores with: the champion, an optional challenger (canary or shadow), its share, the log."
     def __init__(self, champion:Deployed, challenger:Deployed|None=None,
-                 mode:str='canary', # 'canary' routes `share` of traffic to the challenger; 'shadow' scores every request with it too
+                 mode:str='canary', # 'canary' routes `share` of traffic to it; 'shadow' has it score every request too
                  share:float|None=None, # the challenger's share of traffic; `canary.share` when None
                  ws=None, # the workspace: registry, audit, prediction log; None serves the given models only
-                 refs:dict|None=None, # 'champion'/'challenger' -> registry reference to follow, e.g. 'credit-default@champion'
+                 refs:dict|None=None, # 'champion'/'challenger' -> registry reference to follow, e.g. 'model@champion'
                  settings=None, log=True): # settings when there is no workspace; whether to keep a prediction log
         if mode not in ('canary', 'shadow'): raise WorkbenchError(f"mode must be 'canary' or 'shadow', not {mode!r}")
         self.champion, self.challenger, self.mode, self.ws, self.refs = champion, challenger, mode, ws, refs or {}
         self.settings = ws.settings if ws is not None else settings or load_settings()
         self.share = self.settings['canary.share'] if share is None else float(share)
-        if not 0 <= self.share <= 1: raise WorkbenchError(f"the canary share must lie between 0 and 1, not {self.share}")
+        if not 0 <= self.share <= 1:
+            raise WorkbenchError(f"the canary share must lie between 0 and 1, not {self.share}")
         self.keeps_log, self.log = ws is not None and log, None  # the log itself starts with the app
         self.variants, self.metrics, self.held, self.started = {}, Metrics(), None, datetime.now(timezone.utc)
         self._acting, self._share_seq = threading.Lock(), None
-        self.max_rows, self.max_bytes = self.settings['serving.max_rows'], int(self.settings['serving.max_body_mb'] * 2**20)
+        self.max_rows = self.settings['serving.max_rows']
+        self.max_bytes = int(self.settings['serving.max_body_mb'] * 2**20)
 
     def variant(self, role:str, d:Deployed) -> canary.Variant:
         "The running figures of `d` in `role` ('champion', 'canary' or 'shadow')."
@@ -76,7 +82,7 @@ class Server:
     @property
     def models(self) -> list: return [d for d in (self.champion, self.challenger) if d is not None]
 
-# %% ../nbs/31_server.ipynb #69e2cb56
+# %% ../nbs/31_server.ipynb #9b11e0b9
 @patch
 def _record(self:Server, d:Deployed, role:str, t0:float, columns:dict, n:int, out:dict, request_id:str, source:str):
     seconds = time.perf_counter() - t0
@@ -84,29 +90,35 @@ def _record(self:Server, d:Deployed, role:str, t0:float, columns:dict, n:int, ou
     self.variant(role, d).record(seconds * 1000, scores)
     self.metrics.scored(d, role, seconds, scores)
     if self.log:
-        meta = dict(request_id=request_id, time=datetime.now(timezone.utc), model=d.name, version=d.version, variant=role, source=source, latency_ms=seconds * 1000)
+        meta = dict(request_id=request_id, time=datetime.now(timezone.utc), model=d.name, version=d.version,
+                    variant=role, source=source, latency_ms=seconds * 1000)
         self.log.add(meta, columns, n, out)
 
+# %% ../nbs/31_server.ipynb #da5a52b6
 @patch
 def _failed(self:Server, d:Deployed, role:str, request_id:str, source:str, e:Exception):
     "Count a request `d` failed to score as its error, and log it."
     self.variant(role, d).record(0, error=True); self.metrics.scored(d, role, 0, None, error=True)
     if self.log:
-        meta = dict(request_id=request_id, time=datetime.now(timezone.utc), model=d.name, version=d.version, variant=role, source=source)
+        meta = dict(request_id=request_id, time=datetime.now(timezone.utc), model=d.name, version=d.version,
+                    variant=role, source=source)
         self.log.failed(meta, f'{type(e).__name__}: {e}')
 
+# %% ../nbs/31_server.ipynb #12e7b7fd
 @patch
 def _attempt(self:Server, d:Deployed, role:str, columns:dict, n:int, request_id:str, source:str):
     "The challenger's outputs, or None when it failed (counted as its error) on a request the champion can score."
     t0 = time.perf_counter()
     try: out = d.run(d.feeds(columns, n))
     except Exception as e:
-        if isinstance(e, BadRequest): self.champion.feeds(columns, n)  # the client's error if the champion refuses it too
+        if isinstance(e, BadRequest):
+            self.champion.feeds(columns, n)  # the client's error if the champion refuses it too
         self._failed(d, role, request_id, source, e)
         return None
     self._record(d, role, t0, columns, n, out, request_id, source)
     return out
 
+# %% ../nbs/31_server.ipynb #93d5165e
 @patch
 def _pair(self:Server, d:Deployed, role:str, columns:dict, n:int, out:dict, key:str|None=None):
     "Score the rows `d` answered with the champion too, so the canary compares both models on the same rows."
@@ -114,17 +126,19 @@ def _pair(self:Server, d:Deployed, role:str, columns:dict, n:int, out:dict, key:
     except Exception: return  # the champion's own failures count where it answers
     self.variant(role, d).pair(reference, canary.scores(out), key)
 
-# %% ../nbs/31_server.ipynb #e734f3a2
+# %% ../nbs/31_server.ipynb #f441d991
 @patch
 def score(self:Server, columns:dict, n:int, # the request's columns (name -> values) and row count
           request_id:str, key:str|None=None, # the request id; a sticky routing key
           source:str='online', pin:Deployed|None=None) -> tuple: # pin: score with this version, no routing
     "Score one request: `(deployed version, role, outputs)`; raises `BadRequest` for input the model cannot take."
     if n == 0: raise BadRequest("the request has no rows")
-    if n > self.max_rows: raise BadRequest(f"the request has {n} rows, more than serving.max_rows allows ({self.max_rows})", 413)
+    if n > self.max_rows:
+        raise BadRequest(f"the request has {n} rows, more than serving.max_rows allows ({self.max_rows})", 413)
     champ, chall, role = self.champion, self.challenger, 'champion'
     if pin is not None: champ, chall, role = pin, None, 'champion' if pin is self.champion else self.mode
-    if champ.online is not None: columns = champ.online.fill(columns, n, champ.names)  # logged with the features it was given
+    if champ.online is not None:
+        columns = champ.online.fill(columns, n, champ.names)  # logged with the features it was given
     if chall is not None and self.mode == 'canary' and canary.to_challenger(self.share, key):
         if (out := self._attempt(chall, 'canary', columns, n, request_id, source)) is not None:
             self._pair(chall, 'canary', columns, n, out, key)
@@ -136,6 +150,7 @@ def score(self:Server, columns:dict, n:int, # the request's columns (name -> val
     self._record(champ, role, t0, columns, n, out, request_id, source)
     return champ, role, out
 
+# %% ../nbs/31_server.ipynb #9c318d2e
 @patch
 def shadow(self:Server, columns:dict, n:int, request_id:str, source:str='online'):
     "Score a request the champion answered with the shadow challenger too; its answer is only logged."
@@ -144,15 +159,18 @@ def shadow(self:Server, columns:dict, n:int, request_id:str, source:str='online'
         except BadRequest: return
         if out is not None: self._pair(d, 'shadow', columns, n, out)
 
-# %% ../nbs/31_server.ipynb #f468ebda
+# %% ../nbs/31_server.ipynb #e34d1ddc
 @patch
 def status(self:Server) -> dict:
     "What the server serves and how each variant is doing."
     def fig(role, d):
         v = self.variant(role, d)
-        return dict(model=d.name, version=d.version, role=role, requests=v.requests, errors=v.errors, rows=v.rows, p99_ms=round(v.p99_ms, 3))
-    out = dict(champion=fig('champion', self.champion), challenger=None, mode=self.mode, share=self.share, started=self.started.isoformat())
+        return dict(model=d.name, version=d.version, role=role, requests=v.requests, errors=v.errors, rows=v.rows,
+                    p99_ms=round(v.p99_ms, 3))
+    out = dict(champion=fig('champion', self.champion), challenger=None, mode=self.mode, share=self.share,
+               started=self.started.isoformat())
     if (d := self.challenger) is not None:
-        out['challenger'] = fig(self.mode, d) | {'decision': vars(canary.judge(self.variant('champion', self.champion), self.variant(self.mode, d), self.settings)), 'held': self.held == d.version}
+        decision = canary.judge(self.variant('champion', self.champion), self.variant(self.mode, d), self.settings)
+        out['challenger'] = fig(self.mode, d) | {'decision': vars(decision), 'held': self.held == d.version}
     if self.log: out['log'] = dict(written=self.log.written, buffered=self.log.rows)
     return out

@@ -8,7 +8,7 @@ Docs: https://mlops-workbench.github.io/workbench/serving.html.md"""
 __all__ = ['scoring', 'invocation', 'infer', 'v2_model', 'v2_ready', 'model_config', 'v2_config', 'admin', 'openapi',
            'create_app', 'check_port', 'app_from_environment', 'serve']
 
-# %% ../nbs/15_serving.ipynb #707984c3
+# %% ../nbs/15_serving.ipynb #6ca1e281
 import gc, hmac, os, re, threading, uuid, json
 import orjson
 from . import __version__
@@ -19,7 +19,7 @@ from .protocols import inflate, loads, parse_invocation, parse_v2, v2_outputs, v
 from .server import Server
 from .releases import from_registry
 
-# %% ../nbs/15_serving.ipynb #33c68335
+# %% ../nbs/15_serving.ipynb #b9271d3d
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -29,32 +29,44 @@ from starlette.routing import Route
 def _json(data, status:int=200, headers:dict|None=None) -> Response:
     return Response(orjson.dumps(data), status, headers, media_type='application/json')
 
+# %% ../nbs/15_serving.ipynb #99e7efa5
 async def _receive(receive, length:str|None, limit:int) -> bytes:
     "The request's body from the ASGI `receive`, refused with 413 beyond `limit` bytes."
-    if length and length.isdigit() and int(length) > limit: raise BadRequest(f"the body is {int(length)} bytes, more than serving.max_body_mb allows ({limit} bytes)", 413)
+    if length and length.isdigit() and int(length) > limit:
+        raise BadRequest(f"the body is {int(length)} bytes, more than serving.max_body_mb allows ({limit} bytes)", 413)
     chunks, size = [], 0
     while True:
         msg = await receive()
         if msg['type'] == 'http.disconnect': raise BadRequest("the client disconnected before sending the whole body")
         chunks.append(msg.get('body', b''))
-        if (size := size + len(chunks[-1])) > limit: raise BadRequest(f"the body is more than serving.max_body_mb allows ({limit} bytes)", 413)
+        if (size := size + len(chunks[-1])) > limit:
+            raise BadRequest(f"the body is more than serving.max_body_mb allows ({limit} bytes)", 413)
         if not msg.get('more_body'): return b''.join(chunks)
 
+# %% ../nbs/15_serving.ipynb #7eb11093
 _ids, _PROCESS = __import__('itertools').count(1), uuid.uuid4().hex[:12]
-
-def _echo_id(headers:dict) -> list:
-    "The client's request id for a refused request's answer, when it is one we could have used."
-    try: return [(b'x-request-id', _request_id(headers).encode())] if 'x-request-id' in headers else []
-    except BadRequest: return []
 
 def _request_id(headers:dict) -> str:
     "The client's `X-Request-ID`, or one unique to this process and request (cheaper than a fresh UUID per request)."
     rid = headers.get('x-request-id')
     if rid is None: return f'{_PROCESS}-{next(_ids)}'
-    if not (0 < len(rid) <= 128 and rid.isascii() and rid.isprintable()): raise BadRequest("the X-Request-ID header must be 1 to 128 printable ASCII characters")
+    if not (0 < len(rid) <= 128 and rid.isascii() and rid.isprintable()):
+        raise BadRequest("the X-Request-ID header must be 1 to 128 printable ASCII characters")
     return rid
 
-# %% ../nbs/15_serving.ipynb #1d09f33d
+# %% ../nbs/15_serving.ipynb #46134423
+def _echo_id(headers:dict) -> list:
+    "The client's request id for a refused request's answer, when it is one we could have used."
+    try: return [(b'x-request-id', _request_id(headers).encode())] if 'x-request-id' in headers else []
+    except BadRequest: return []
+
+# %% ../nbs/15_serving.ipynb #368b9f83
+def _mlflow_error(e) -> dict:
+    return {'error_code': 'BAD_REQUEST' if getattr(e, 'status', 500) < 500 else 'INTERNAL_ERROR', 'message': str(e)}
+
+def _v2_error(e) -> dict: return {'error': str(e)}
+
+# %% ../nbs/15_serving.ipynb #efb8d17f
 def _handler(server:Server, endpoint:str, error_body):
     "Wrap an async handler: count it, turn `BadRequest` into its 4xx, and any other failure into a 500 that says so."
     def wrap(f):
@@ -71,12 +83,7 @@ def _handler(server:Server, endpoint:str, error_body):
         return handle
     return wrap
 
-def _mlflow_error(e) -> dict:
-    return {'error_code': 'BAD_REQUEST' if getattr(e, 'status', 500) < 500 else 'INTERNAL_ERROR', 'message': str(e)}
-
-def _v2_error(e) -> dict: return {'error': str(e)}
-
-# %% ../nbs/15_serving.ipynb #e9086120
+# %% ../nbs/15_serving.ipynb #34b84dab
 def scoring(server:Server, answer, # `invocation` or `infer`
             endpoint:str, error_body):
     "A plain ASGI app for a scoring endpoint: the body, `answer`'s JSON, or the 4xx its `BadRequest` names."
@@ -91,62 +98,77 @@ def scoring(server:Server, answer, # `invocation` or `infer`
         except BadRequest as e: status, payload, extra = e.status, orjson.dumps(error_body(e)), _echo_id(headers)
         except Exception as e:
             import traceback; traceback.print_exc()
-            status, payload, extra = 500, orjson.dumps(error_body(WorkbenchError(f"internal error: {type(e).__name__}: {e}"))), []
+            failure = WorkbenchError(f"internal error: {type(e).__name__}: {e}")
+            status, payload, extra = 500, orjson.dumps(error_body(failure)), []
         finally: m.in_flight.dec()
-        typed = extra if any(k == b'content-type' for k, _ in extra) else [(b'content-type', b'application/json'), *extra]  # binary v2 answers give their own
-        await send({'type': 'http.response.start', 'status': status, 'headers': [(b'content-length', str(len(payload)).encode()), *typed]})
+        typed = extra  # binary v2 answers give their own content type
+        if not any(k == b'content-type' for k, _ in extra): typed = [(b'content-type', b'application/json'), *extra]
+        await send({'type': 'http.response.start', 'status': status,
+                    'headers': [(b'content-length', str(len(payload)).encode()), *typed]})
         await send({'type': 'http.response.body', 'body': payload})
         if status not in counted: counted[status] = m.http.labels(endpoint, str(status))
         counted[status].inc()
         if after: after()
     return app
 
-# %% ../nbs/15_serving.ipynb #24004a8a
+# %% ../nbs/15_serving.ipynb #d59da267
 def _answer_headers(d:Deployed, role:str, rid:str) -> list:
     return [(b'x-request-id', rid.encode()), (b'x-model-version', d.ref.encode()), (b'x-variant', role.encode())]
 
 def _shadow(server:Server, columns:dict, n:int, rid:str):
     if server.mode == 'shadow' and server.challenger is not None: return lambda: server.shadow(columns, n, rid)
 
+# %% ../nbs/15_serving.ipynb #f5e9d3ef
 def invocation(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     "Answer MLflow's `POST /invocations`: the JSON answer, its extra headers, and work to do after answering."
     columns, n, params = parse_invocation(body, headers.get('content-type'), server.champion.types)
     method = params.get('predict_method', 'predict')
-    if method not in ('predict', 'predict_proba'): raise BadRequest(f"params.predict_method must be 'predict' or 'predict_proba', not {method!r}")
-    if method == 'predict_proba' and server.champion.model.classes is None: raise BadRequest("predict_proba needs a classifier; this model is a regressor")
+    if method not in ('predict', 'predict_proba'):
+        raise BadRequest(f"params.predict_method must be 'predict' or 'predict_proba', not {method!r}")
+    if method == 'predict_proba' and server.champion.model.classes is None:
+        raise BadRequest("predict_proba needs a classifier; this model is a regressor")
     rid = _request_id(headers)
     d, role, out = server.score(columns, n, rid, headers.get('x-canary-key'))
     preds = out['probabilities'] if method == 'predict_proba' else out[d.model.outputs[0]].ravel()
-    return orjson.dumps({'predictions': preds.tolist()}), _answer_headers(d, role, rid), _shadow(server, columns, n, rid)
+    answer = orjson.dumps({'predictions': preds.tolist()})
+    return answer, _answer_headers(d, role, rid), _shadow(server, columns, n, rid)
 
-# %% ../nbs/15_serving.ipynb #e2f365ff
+# %% ../nbs/15_serving.ipynb #198ab760
 def _served(server:Server, name:str, version:str|None=None) -> Deployed:
-    if name != server.champion.name: raise BadRequest(f"unknown model {name!r}; this server serves {server.champion.name}", 404)
+    if name != server.champion.name:
+        raise BadRequest(f"unknown model {name!r}; this server serves {server.champion.name}", 404)
     if version is None: return server.champion
     for d in server.models:
         if str(d.version) == version: return d
-    raise BadRequest(f"model {name} has no version {version!r} on this server (it serves {', '.join(str(d.version) for d in server.models)})", 404)
+    served = ', '.join(str(d.version) for d in server.models)
+    raise BadRequest(f"model {name} has no version {version!r} on this server (it serves {served})", 404)
 
+# %% ../nbs/15_serving.ipynb #eb5f2b87
 def infer(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     "Answer the Open Inference Protocol's `POST /v2/models/{name}[/versions/{version}]/infer`."
     pinned = _served(server, path['name'], path.get('version'))
     body = inflate(body, headers.get('content-encoding'), server.max_bytes)
     columns, n, outputs, rid = parse_v2(body, pinned, headers.get('inference-header-content-length'))
     rid = rid or _request_id(headers)
-    d, role, out = server.score(columns, n, rid, headers.get('x-canary-key'), pin=pinned if path.get('version') else None)
+    pin = pinned if path.get('version') else None
+    d, role, out = server.score(columns, n, rid, headers.get('x-canary-key'), pin=pin)
     tensors, raw = v2_outputs(out, outputs)
-    answer, extra = orjson.dumps({'model_name': d.name, 'model_version': str(d.version), 'id': rid, 'outputs': tensors}), _answer_headers(d, role, rid)
+    answer = orjson.dumps({'model_name': d.name, 'model_version': str(d.version), 'id': rid, 'outputs': tensors})
+    extra = _answer_headers(d, role, rid)
     if any(outputs.values()):  # binary data after the JSON, whose length a header gives
-        extra += [(b'content-type', b'application/octet-stream'), (b'inference-header-content-length', str(len(answer)).encode())]; answer += raw
+        extra += [(b'content-type', b'application/octet-stream'),
+                  (b'inference-header-content-length', str(len(answer)).encode())]
+        answer += raw
     return answer, extra, None if path.get('version') else _shadow(server, columns, n, rid)
 
-# %% ../nbs/15_serving.ipynb #4bfa4724
+# %% ../nbs/15_serving.ipynb #5e3c1f17
 def v2_model(server:Server):
     @_handler(server, '/v2/models', _v2_error)
     async def handle(request):
         d = _served(server, request.path_params['name'], request.path_params.get('version'))
         ins, outs = v2_tensors(d)
-        return _json({'name': d.name, 'versions': [str(m.version) for m in server.models], 'platform': 'onnxruntime_onnx', 'inputs': ins, 'outputs': outs})
+        return _json({'name': d.name, 'versions': [str(m.version) for m in server.models],
+                      'platform': 'onnxruntime_onnx', 'inputs': ins, 'outputs': outs})
     return handle
 
 def v2_ready(server:Server):
@@ -156,27 +178,39 @@ def v2_ready(server:Server):
         return _json({'name': request.path_params['name'], 'ready': True})
     return handle
 
-# %% ../nbs/15_serving.ipynb #f6e123ac
-_TRITON_TYPES = {'BYTES': 'TYPE_STRING', 'FP64': 'TYPE_FP64', 'FP32': 'TYPE_FP32', 'INT64': 'TYPE_INT64', 'INT32': 'TYPE_INT32', 'BOOL': 'TYPE_BOOL'}
+# %% ../nbs/15_serving.ipynb #07731ba4
+_TRITON_TYPES = {'BYTES': 'TYPE_STRING', 'FP64': 'TYPE_FP64', 'FP32': 'TYPE_FP32', 'INT64': 'TYPE_INT64',
+                 'INT32': 'TYPE_INT32', 'BOOL': 'TYPE_BOOL'}
 
 def model_config(server:Server, d:Deployed) -> dict:
     "Triton's model configuration of `d` as JSON, as `tritonclient`'s `get_model_config` reads it."
-    spec = lambda t: {'name': t['name'], 'data_type': _TRITON_TYPES[t['datatype']], 'dims': t['shape'][1:] or [1]} | ({} if t['shape'][1:] else {'reshape': {'shape': []}})
+    def spec(t):
+        dims = t['shape'][1:]
+        config = {'name': t['name'], 'data_type': _TRITON_TYPES[t['datatype']], 'dims': dims or [1]}
+        return config if dims else config | {'reshape': {'shape': []}}
     ins, outs = v2_tensors(d)
     return {'name': d.name, 'platform': 'onnxruntime_onnx', 'backend': 'onnxruntime', 'max_batch_size': server.max_rows,
-            'version_policy': {'specific': {'versions': [m.version for m in server.models]}}, 'input': list(map(spec, ins)), 'output': list(map(spec, outs))}
+            'version_policy': {'specific': {'versions': [m.version for m in server.models]}},
+            'input': list(map(spec, ins)), 'output': list(map(spec, outs))}
 
+# %% ../nbs/15_serving.ipynb #263a104c
 def v2_config(server:Server):
     @_handler(server, '/v2/models/config', _v2_error)
-    async def handle(request): return _json(model_config(server, _served(server, request.path_params['name'], request.path_params.get('version'))))
+    async def handle(request):
+        p = request.path_params
+        return _json(model_config(server, _served(server, p['name'], p.get('version'))))
     return handle
 
-# %% ../nbs/15_serving.ipynb #bf41c82d
+# %% ../nbs/15_serving.ipynb #b3de0394
 def _authorized(request):
     token = os.environ.get('WORKBENCH_ADMIN_TOKEN', '')
     if not token: raise BadRequest("admin endpoints are disabled: start the server with WORKBENCH_ADMIN_TOKEN set", 403)
     given = request.headers.get('authorization', '')
-    if not given.startswith('Bearer ') or not hmac.compare_digest(given[7:].encode(), token.encode()): raise BadRequest("admin endpoints need 'Authorization: Bearer <WORKBENCH_ADMIN_TOKEN>'", 401)
+    if not given.startswith('Bearer ') or not hmac.compare_digest(given[7:].encode(), token.encode()):
+        raise BadRequest("admin endpoints need 'Authorization: Bearer <WORKBENCH_ADMIN_TOKEN>'", 401)
+
+# %% ../nbs/15_serving.ipynb #49bf1071
+_ADMIN_ACTIONS = ('canary', 'promote', 'rollback', 'reload')
 
 def admin(server:Server, action:str):
     @_handler(server, f'/admin/{action}', _mlflow_error)
@@ -200,85 +234,128 @@ def admin(server:Server, action:str):
         return _json(server.status())
     return handle
 
-# %% ../nbs/15_serving.ipynb #97baa5e5
+# %% ../nbs/15_serving.ipynb #1c964d85
 def openapi(server:Server) -> dict:
     "An OpenAPI 3 document for the server's endpoints, with the model's columns in the request schemas."
     d = server.champion
-    value = lambda t, nullable: ({'type': 'string'} if t == 'string' else {'type': 'number'}) | ({'nullable': True} if nullable else {})
-    record = {'type': 'object', 'properties': {n: value(t, nl) for n, t, nl in d.inputs}, 'required': d.names, 'additionalProperties': False}
-    body = {'oneOf': [{'type': 'object', 'required': ['dataframe_split'], 'properties': {'dataframe_split': {'type': 'object', 'required': ['columns', 'data'],
-                        'properties': {'columns': {'type': 'array', 'items': {'type': 'string'}}, 'data': {'type': 'array', 'items': {'type': 'array'}}}}, 'params': {'type': 'object'}}},
-                      {'type': 'object', 'required': ['dataframe_records'], 'properties': {'dataframe_records': {'type': 'array', 'items': record}}},
-                      {'type': 'object', 'required': ['instances'], 'properties': {'instances': {'type': 'array', 'items': record}}},
-                      {'type': 'object', 'required': ['inputs'], 'properties': {'inputs': {'type': 'object', 'properties': {n: {'type': 'array', 'items': value(t, nl)} for n, t, nl in d.inputs}}}}]}
-    tensor = {'type': 'object', 'required': ['name', 'shape', 'datatype', 'data'], 'properties': {'name': {'type': 'string', 'enum': d.names},
-              'shape': {'type': 'array', 'items': {'type': 'integer', 'minimum': 0}}, 'datatype': {'type': 'string'}, 'data': {'type': 'array'}}}
-    infer = {'type': 'object', 'required': ['inputs'], 'properties': {'id': {'type': 'string'}, 'inputs': {'type': 'array', 'items': tensor},
-             'outputs': {'type': 'array', 'items': {'type': 'object', 'properties': {'name': {'type': 'string'}}}}}}
-    error = {'description': 'the request is refused; the message says why', 'content': {'application/json': {'schema': {'type': 'object'}}}}
+    def value(t, nullable):
+        return ({'type': 'string'} if t == 'string' else {'type': 'number'}) | ({'nullable': True} if nullable else {})
+    record = {'type': 'object', 'properties': {n: value(t, nl) for n, t, nl in d.inputs}, 'required': d.names,
+              'additionalProperties': False}
+    split = {'type': 'object', 'required': ['columns', 'data'],
+             'properties': {'columns': {'type': 'array', 'items': {'type': 'string'}},
+                            'data': {'type': 'array', 'items': {'type': 'array'}}}}
+    columns = {n: {'type': 'array', 'items': value(t, nl)} for n, t, nl in d.inputs}
+    one = lambda key, schema, **more: {'type': 'object', 'required': [key], 'properties': {key: schema, **more}}
+    body = {'oneOf': [one('dataframe_split', split, params={'type': 'object'}),
+                      one('dataframe_records', {'type': 'array', 'items': record}),
+                      one('instances', {'type': 'array', 'items': record}),
+                      one('inputs', {'type': 'object', 'properties': columns})]}
+    tensor = {'type': 'object', 'required': ['name', 'shape', 'datatype', 'data'],
+              'properties': {'name': {'type': 'string', 'enum': d.names},
+                             'shape': {'type': 'array', 'items': {'type': 'integer', 'minimum': 0}},
+                             'datatype': {'type': 'string'}, 'data': {'type': 'array'}}}
+    named = {'type': 'object', 'properties': {'name': {'type': 'string'}}}
+    infer = {'type': 'object', 'required': ['inputs'],
+             'properties': {'id': {'type': 'string'}, 'inputs': {'type': 'array', 'items': tensor},
+                            'outputs': {'type': 'array', 'items': named}}}
+    error = {'description': 'the request is refused; the message says why',
+             'content': {'application/json': {'schema': {'type': 'object'}}}}
     ok = lambda desc: {'description': desc, 'content': {'application/json': {'schema': {'type': 'object'}}}}
     name = {'name': 'name', 'in': 'path', 'required': True, 'schema': {'type': 'string'}}
-    get = lambda desc, params=(): {'get': {'summary': desc, 'parameters': list(params), 'responses': {'200': ok(desc), '404': error}}}
-    post = lambda desc, schema, params=(), extra={}: {'post': {'summary': desc, 'parameters': list(params), 'requestBody': {'required': True, 'content': {'application/json': {'schema': schema}} | extra},
-                                                               'responses': {'200': ok(desc), '400': error, '404': error, '413': error, '415': error}}}
-    admin = lambda desc: {'post': {'summary': desc, 'security': [{'bearer': []}], 'responses': {'200': ok(desc), '401': error, '403': error, '409': error}}}
+    def get(desc, params=()):
+        return {'get': {'summary': desc, 'parameters': list(params), 'responses': {'200': ok(desc), '404': error}}}
+    def post(desc, schema, params=(), extra={}):
+        return {'post': {'summary': desc, 'parameters': list(params),
+                         'requestBody': {'required': True, 'content': {'application/json': {'schema': schema}} | extra},
+                         'responses': {'200': ok(desc), '400': error, '404': error, '413': error, '415': error}}}
+    def admin(desc):
+        return {'post': {'summary': desc, 'security': [{'bearer': []}],
+                         'responses': {'200': ok(desc), '401': error, '403': error, '409': error}}}
+    text = {'text/plain': {'schema': {'type': 'string'}}}
+    binary = {'application/octet-stream': {'schema': {'type': 'string', 'format': 'binary'}}}
+    csv = {'text/csv': {'schema': {'type': 'string'}}}
+    metrics = {'get': {'summary': 'Prometheus metrics',
+                       'responses': {'200': {'description': 'metrics', 'content': text}}}}
+    paths = {'/invocations': post("Score rows (MLflow's scoring protocol)", body, extra=csv),
+             '/v2/health/live': get('Liveness'), '/v2/health/ready': get('Readiness'), '/v2': get('Server metadata'),
+             '/v2/models/{name}': get('Model metadata', [name]),
+             '/v2/models/{name}/ready': get('Model readiness', [name]),
+             '/v2/models/{name}/infer': post('Score rows (Open Inference Protocol; binary tensor data after the JSON '
+                                             'as application/octet-stream)', infer, [name], extra=binary),
+             '/v2/models/{name}/config': get("Model configuration (Triton's)", [name]),
+             '/health': get('Health'), '/status': get('Served versions and canary figures'), '/metrics': metrics,
+             **{f'/admin/{a}': admin(f'{a} (needs the admin token)') for a in _ADMIN_ACTIONS}}
     return {'openapi': '3.0.3', 'info': {'title': f'workbench serve {d.name}', 'version': str(d.version)},
-            'components': {'securitySchemes': {'bearer': {'type': 'http', 'scheme': 'bearer'}}},
-            'paths': {'/invocations': post("Score rows (MLflow's scoring protocol)", body, extra={'text/csv': {'schema': {'type': 'string'}}}),
-                      '/v2/health/live': get('Liveness'), '/v2/health/ready': get('Readiness'), '/v2': get('Server metadata'),
-                      '/v2/models/{name}': get('Model metadata', [name]), '/v2/models/{name}/ready': get('Model readiness', [name]),
-                      '/v2/models/{name}/infer': post('Score rows (Open Inference Protocol; binary tensor data after the JSON as application/octet-stream)', infer, [name],
-                                                      extra={'application/octet-stream': {'schema': {'type': 'string', 'format': 'binary'}}}),
-                      '/v2/models/{name}/config': get("Model configuration (Triton's)", [name]),
-                      '/health': get('Health'), '/status': get('Served versions and canary figures'),
-                      '/metrics': {'get': {'summary': 'Prometheus metrics', 'responses': {'200': {'description': 'metrics', 'content': {'text/plain': {'schema': {'type': 'string'}}}}}}},
-                      **{f'/admin/{a}': admin(f'{a} (needs the admin token)') for a in ('canary', 'promote', 'rollback', 'reload')}}}
+            'components': {'securitySchemes': {'bearer': {'type': 'http', 'scheme': 'bearer'}}}, 'paths': paths}
 
-# %% ../nbs/15_serving.ipynb #386fd304
-_INFER = re.compile(r'/v2/models/([^/]+)(?:/versions/([^/]+))?/infer')
-
-def create_app(server:Server):
-    "The ASGI app serving `server`; starting it starts the prediction log and, for a registry server, the reload thread."
+# %% ../nbs/15_serving.ipynb #1e4ac1ea
+def _lifespan(server:Server):
+    "Start the prediction log and, for a registry server, the reload thread with the app; stop them with it."
     from contextlib import asynccontextmanager
-    from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
     @asynccontextmanager
     async def lifespan(app):
         stop = threading.Event()
         if server.keeps_log:
             from workbench.predictions import PredictionLog  # here: a serving bundle has no workspace, so no log
             server.log = PredictionLog(server.ws)
-        watcher = threading.Thread(target=server.watch, args=(stop,), name='registry-watch', daemon=True) if server.ws is not None and server.refs else None
-        if watcher: watcher.start()
+        watcher = None
+        if server.ws is not None and server.refs:
+            watcher = threading.Thread(target=server.watch, args=(stop,), name='registry-watch', daemon=True)
+            watcher.start()
         gc.collect(); gc.freeze()  # what is loaded now lives as long as the server: full collections need not scan it
         try: yield
         finally:
             stop.set()
             if watcher: watcher.join()
             if server.log: server.log.close()
+    return lifespan
+
+# %% ../nbs/15_serving.ipynb #e5b9c38b
+def _routes(server:Server) -> list:
+    "The Starlette routes: metadata, health, metrics, status, the OpenAPI document and admin."
+    from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
     async def metrics(request):
-        server.metrics.share.labels(server.champion.name).set(server.share if server.challenger is not None and server.mode == 'canary' else 0)
+        canary_share = server.share if server.challenger is not None and server.mode == 'canary' else 0
+        server.metrics.share.labels(server.champion.name).set(canary_share)
         if server.log: server.metrics.logged.set(server.log.written)
         return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
     plain = lambda data: (lambda request: _json(data() if callable(data) else data))
-    routes = [Route('/v2/models/{name}', v2_model(server)), Route('/v2/models/{name}/versions/{version}', v2_model(server)),
-              Route('/v2/models/{name}/config', v2_config(server)), Route('/v2/models/{name}/versions/{version}/config', v2_config(server)),
-              Route('/v2/models/{name}/ready', v2_ready(server)), Route('/v2/models/{name}/versions/{version}/ready', v2_ready(server)),
-              Route('/v2/health/live', plain({'live': True})), Route('/v2/health/ready', plain({'ready': True})),
-              Route('/v2', plain({'name': 'workbench', 'version': __version__, 'extensions': ['binary_tensor_data', 'model_configuration']})),
-              Route('/health', plain(lambda: {'status': 'ok', 'model': server.champion.ref})), Route('/ping', plain({'status': 'ok'})),
-              Route('/status', plain(server.status)), Route('/metrics', metrics), Route('/openapi.json', plain(lambda: openapi(server))),
-              *[Route(f'/admin/{a}', admin(server, a), methods=['POST']) for a in ('canary', 'promote', 'rollback', 'reload')]]
-    async def unrouted(request, e): return _json({'error': f"no {request.method} {request.url.path} here" + (" (see /openapi.json)" if e.status_code == 404 else '')}, e.status_code, e.headers)
-    rest = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: unrouted})  # JSON errors, as Triton's client parses them
-    invocations, v2 = scoring(server, invocation, '/invocations', _mlflow_error), scoring(server, infer, '/v2/models/infer', _v2_error)
+    v2_server = {'name': 'workbench', 'version': __version__,
+                 'extensions': ['binary_tensor_data', 'model_configuration']}
+    return [Route('/v2/models/{name}', v2_model(server)),
+            Route('/v2/models/{name}/versions/{version}', v2_model(server)),
+            Route('/v2/models/{name}/config', v2_config(server)),
+            Route('/v2/models/{name}/versions/{version}/config', v2_config(server)),
+            Route('/v2/models/{name}/ready', v2_ready(server)),
+            Route('/v2/models/{name}/versions/{version}/ready', v2_ready(server)),
+            Route('/v2/health/live', plain({'live': True})), Route('/v2/health/ready', plain({'ready': True})),
+            Route('/v2', plain(v2_server)),
+            Route('/health', plain(lambda: {'status': 'ok', 'model': server.champion.ref})),
+            Route('/ping', plain({'status': 'ok'})), Route('/status', plain(server.status)), Route('/metrics', metrics),
+            Route('/openapi.json', plain(lambda: openapi(server))),
+            *[Route(f'/admin/{a}', admin(server, a), methods=['POST']) for a in _ADMIN_ACTIONS]]
+
+# %% ../nbs/15_serving.ipynb #8cc8f072
+_INFER = re.compile(r'/v2/models/([^/]+)(?:/versions/([^/]+))?/infer')
+
+def create_app(server:Server):
+    "The ASGI app serving `server`; starting it starts the prediction log and, for a registry server, the reloads."
+    async def unrouted(request, e):
+        hint = " (see /openapi.json)" if e.status_code == 404 else ''
+        return _json({'error': f"no {request.method} {request.url.path} here" + hint}, e.status_code, e.headers)
+    rest = Starlette(routes=_routes(server), lifespan=_lifespan(server), exception_handlers={HTTPException: unrouted})
+    invocations = scoring(server, invocation, '/invocations', _mlflow_error)
+    v2 = scoring(server, infer, '/v2/models/infer', _v2_error)
     async def app(scope, receive, send):
         if scope['type'] == 'http' and scope['method'] == 'POST':
             if scope['path'] == '/invocations': return await invocations(scope, receive, send, {})
-            if m := _INFER.fullmatch(scope['path']): return await v2(scope, receive, send, {'name': m[1], 'version': m[2]})
+            if m := _INFER.fullmatch(scope['path']):
+                return await v2(scope, receive, send, {'name': m[1], 'version': m[2]})
         await rest(scope, receive, send)
     return app
 
-# %% ../nbs/15_serving.ipynb #9bdca718
+# %% ../nbs/15_serving.ipynb #4ef32efe
 def check_port(host:str, port:int):
     "Raise a `WorkbenchError` saying what to do when a server could not listen on `host`:`port`."
     import errno, socket
@@ -286,10 +363,12 @@ def check_port(host:str, port:int):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try: s.bind((host, port))
         except OSError as e:
-            if e.errno == errno.EADDRINUSE: raise WorkbenchError(f"port {port} on {host} is in use; pass --port") from None
-            raise WorkbenchError(f"cannot listen on port {port} on {host} ({e.strerror or e}); pass another --host or --port") from None
+            if e.errno == errno.EADDRINUSE:
+                raise WorkbenchError(f"port {port} on {host} is in use; pass --port") from None
+            raise WorkbenchError(f"cannot listen on port {port} on {host} ({e.strerror or e}); "
+                                 "pass another --host or --port") from None
 
-# %% ../nbs/15_serving.ipynb #1a0515a2
+# %% ../nbs/15_serving.ipynb #cc2645d0
 def app_from_environment():
     "The app for one uvicorn worker, configured by `WORKBENCH_SERVE` (set by `serve`)."
     from workbench.workspace import open_workspace  # here: a serving bundle has no workspace
@@ -297,16 +376,22 @@ def app_from_environment():
     ws = open_workspace(c['workspace'], load_settings(c['settings_file'], c['overrides']), create=False)
     return create_app(from_registry(ws, c['ref'], c['canary'], c['shadow']))
 
+# %% ../nbs/15_serving.ipynb #59c37a8a
 def serve(ws, ref:str, canary:str|None=None, shadow:str|None=None, host:str='127.0.0.1', port:int=8080, workers:int=1,
         settings_file:str|None=None, overrides:dict|None=None, echo=print):
     "Serve `ref` (and a canary or shadow challenger) until SIGTERM or Ctrl-C."
     import uvicorn
     server = from_registry(ws, ref, canary, shadow)  # fails here, with a clear message, before any worker starts
     check_port(host, port)
-    chall = f", {server.mode} {server.challenger.ref}" + (f" at {server.share:.0%}" if server.mode == 'canary' else '') if server.challenger else ''
+    chall = ''
+    if server.challenger:
+        share = f" at {server.share:.0%}" if server.mode == 'canary' else ''
+        chall = f", {server.mode} {server.challenger.ref}{share}"
     echo(f"Serving {server.champion.ref}{chall} on http://{host}:{port} ({workers} worker{'s' * (workers > 1)}); "
          f"MLflow: POST /invocations, KServe v2: POST /v2/models/{server.champion.name}/infer, metrics: /metrics")
-    opts = dict(host=host, port=port, loop='uvloop', http='httptools', access_log=False, log_level='warning', timeout_graceful_shutdown=30)
+    opts = dict(host=host, port=port, loop='uvloop', http='httptools', access_log=False, log_level='warning',
+                timeout_graceful_shutdown=30)
     if workers == 1: return uvicorn.run(create_app(server), **opts)
-    os.environ['WORKBENCH_SERVE'] = json.dumps(dict(workspace=str(ws.root), ref=ref, canary=canary, shadow=shadow, settings_file=settings_file, overrides=overrides or {}))
+    os.environ['WORKBENCH_SERVE'] = json.dumps(dict(workspace=str(ws.root), ref=ref, canary=canary, shadow=shadow,
+                                                    settings_file=settings_file, overrides=overrides or {}))
     uvicorn.run('workbench.serving:app_from_environment', factory=True, workers=workers, **opts)

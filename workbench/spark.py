@@ -7,7 +7,7 @@ Docs: https://mlops-workbench.github.io/workbench/spark.html.md"""
 # %% auto #0
 __all__ = ['session', 'frame', 'score']
 
-# %% ../nbs/24_spark.ipynb #5051b607
+# %% ../nbs/24_spark.ipynb #bc94fbba
 import hashlib, os, re, sys, threading, time
 import pyarrow as pa
 from .config import WorkbenchError
@@ -15,35 +15,40 @@ from .arrow_batches import arrow_feeds, batch_model, check_schema, output_keys, 
 from .sources import files, is_query
 from .workspace import Workspace
 
-# %% ../nbs/24_spark.ipynb #f981f038
+# %% ../nbs/24_spark.ipynb #1ab4b06f
 def session(master:str='local[*]'): # e.g. local[2], spark://host:7077, yarn
     "The Spark session scoring runs in (the running one, if there is one); its Python workers run this Python."
     try: from pyspark.sql import SparkSession
-    except ImportError: raise WorkbenchError("the Spark engine needs PySpark and Java 17 or later: pip install 'mlops-workbench[spark]'") from None
+    except ImportError:
+        raise WorkbenchError("the Spark engine needs PySpark and Java 17 or later: "
+                             "pip install 'mlops-workbench[spark]'") from None
     os.environ.setdefault('PYSPARK_PYTHON', sys.executable)
     os.environ.setdefault('PYSPARK_DRIVER_PYTHON', sys.executable)
-    b = (SparkSession.builder.master(master).appName('workbench batch score').config('spark.sql.session.timeZone', 'UTC')
+    b = (SparkSession.builder.master(master).appName('workbench batch score')
+         .config('spark.sql.session.timeZone', 'UTC')
          .config('spark.sql.caseSensitive', 'true')  # `Age` and `age` are two columns, as in the data
          .config('spark.ui.showConsoleProgress', 'false'))  # the batch command draws its own progress bar
     if master.startswith('local'):
         os.environ.setdefault('SPARK_LOCAL_IP', '127.0.0.1')
-        b = b.config('spark.driver.host', '127.0.0.1').config('spark.driver.bindAddress', '127.0.0.1').config('spark.ui.enabled', 'false')
+        b = (b.config('spark.driver.host', '127.0.0.1').config('spark.driver.bindAddress', '127.0.0.1')
+             .config('spark.ui.enabled', 'false'))
     s = b.getOrCreate()
     s.sparkContext.setLogLevel('ERROR')
     return s
 
-# %% ../nbs/24_spark.ipynb #b4004d7b
+# %% ../nbs/24_spark.ipynb #7b3b55a5
 _MODELS = {}
 
 def _deployed(key:tuple, model):
-    "The broadcast `model` of `key` (name, version, digest of its bytes) in an ONNX Runtime session, made once per worker."
+    "The broadcast `model` of `key` (name, version, digest of its bytes) in an ONNX Runtime session, once per worker."
     if key not in _MODELS:
         if len(_MODELS) >= 4: _MODELS.clear()
         _MODELS[key] = batch_model(key[0], key[1], model.value)
     return _MODELS[key]
 
+# %% ../nbs/24_spark.ipynb #b6ee93cd
 def _scorer(key:tuple, model, schema:pa.Schema, rows, names:list):
-    "The function `mapInArrow` runs on each partition: its batches, under their columns' own `names`, scored, counted in the accumulator `rows`."
+    "What `mapInArrow` runs on each partition: its batches, under their own `names`, scored, counted in `rows`."
     def run(batches):
         d = _deployed(key, model)
         for b in batches:
@@ -52,23 +57,26 @@ def _scorer(key:tuple, model, schema:pa.Schema, rows, names:list):
                 rows.add(b.num_rows)
     return run
 
-# %% ../nbs/24_spark.ipynb #c0d2f34c
-def frame(spark, ws:Workspace, source:str):
-    "A Spark DataFrame over Parquet or CSV files (a path, glob or URI Spark reads) or a dataset version."
-    if is_query(source): raise WorkbenchError("the Spark engine reads files, not a SQL query over the workspace: give Parquet or CSV files or a dataset version, or use the DuckDB engine")
-    s = str(source).strip()
-    if '://' in s: path, kind = s, 'csv' if s.lower().endswith(('.csv', '.csv.gz', '.tsv')) else 'parquet'
-    else: path, kind = files(ws, s)
-    try: return spark.read.parquet(path) if kind == 'parquet' else spark.read.csv(path, header=True, inferSchema=True)
-    except Exception as e: raise WorkbenchError(f"Spark cannot read {s!r}: {_reason(e)}") from None
-
+# %% ../nbs/24_spark.ipynb #5829a560
 def _reason(e:Exception) -> str:
     "The useful line of a Spark or Py4J error: our own message when a worker raised one."
     text = str(e)
     if m := re.search(r'WorkbenchError: (.+)', text): return m.group(1).strip()
     return next((l.strip() for l in text.splitlines() if l.strip()), type(e).__name__)[:500]
 
-# %% ../nbs/24_spark.ipynb #fb7c8f67
+# %% ../nbs/24_spark.ipynb #07f227e2
+def frame(spark, ws:Workspace, source:str):
+    "A Spark DataFrame over Parquet or CSV files (a path, glob or URI Spark reads) or a dataset version."
+    if is_query(source):
+        raise WorkbenchError("the Spark engine reads files, not a SQL query over the workspace: "
+                             "give Parquet or CSV files or a dataset version, or use the DuckDB engine")
+    s = str(source).strip()
+    if '://' in s: path, kind = s, 'csv' if s.lower().endswith(('.csv', '.csv.gz', '.tsv')) else 'parquet'
+    else: path, kind = files(ws, s)
+    try: return spark.read.parquet(path) if kind == 'parquet' else spark.read.csv(path, header=True, inferSchema=True)
+    except Exception as e: raise WorkbenchError(f"Spark cannot read {s!r}: {_reason(e)}") from None
+
+# %% ../nbs/24_spark.ipynb #789443f3
 def score(ws:Workspace, d, onnx_bytes:bytes, # the workspace, and the model deployed on the driver, with its ONNX bytes
           source:str, output:str, batch_size:int, keys:list|None, # as for `workbench.batch.score`
           progress, sample, master:str) -> int: # progress callback, the `batch.Sample` for monitoring, Spark's master
@@ -87,16 +95,21 @@ def score(ws:Workspace, d, onnx_bytes:bytes, # the workspace, and the model depl
     if progress:
         progress(0, 0.0, None)
         threading.Thread(target=watch, daemon=True, name='spark-progress').start()
-    key = (d.name, d.version, hashlib.sha256(onnx_bytes).hexdigest())  # the same name and version in two workspaces are two models
-    names, by_position = df.columns, df.toDF(*[f'_c{i}' for i in range(len(df.columns))])  # Spark reads `a.b` as field b of a: columns go by position
-    try: by_position.mapInArrow(_scorer(key, model, out_schema, rows, names), from_arrow_schema(out_schema)).write.parquet(output)
+    # the same name and version in two workspaces are two models
+    key = (d.name, d.version, hashlib.sha256(onnx_bytes).hexdigest())
+    # Spark reads `a.b` as field b of a: columns go by position
+    names, by_position = df.columns, df.toDF(*[f'_c{i}' for i in range(len(df.columns))])
+    try:
+        scored = by_position.mapInArrow(_scorer(key, model, out_schema, rows, names), from_arrow_schema(out_schema))
+        scored.write.parquet(output)
     except WorkbenchError: raise
     except Exception as e: raise WorkbenchError(f"scoring on Spark failed: {_reason(e)}") from None
     finally: done.set(); model.unpersist()
     n = rows.value
     if progress: progress(n, n / (time.perf_counter() - t0), n)
     if sample.size and n:  # a second, column-pruned pass draws monitoring's sample; the driver scores it
-        part = by_position.select(*[f'_c{names.index(c)}' for c in d.names]).sample(False, min(1.0, 2.0 * sample.size / n), seed=0).limit(sample.size)
+        used = by_position.select(*[f'_c{names.index(c)}' for c in d.names])
+        part = used.sample(False, min(1.0, 2.0 * sample.size / n), seed=0).limit(sample.size)
         part, start = part.toArrow().rename_columns(d.names), 0
         for b in part.to_batches(max_chunksize=batch_size):
             sample.add(b, d.names, d.run(arrow_feeds(b, d.spec, codes=d.codes)), start); start += b.num_rows

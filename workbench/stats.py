@@ -8,13 +8,13 @@ Docs: https://mlops-workbench.github.io/workbench/stats.html.md"""
 __all__ = ['EPSILON', 'FINE', 'COARSE', 'GRID', 'STATISTICS', 'psi', 'quantile_shares', 'psi_noise', 'psi_bin', 'profile_of',
            'kl', 'js', 'ks_pvalue', 'psi_pvalue', 'compare']
 
-# %% ../nbs/33_stats.ipynb #67180dc7
+# %% ../nbs/33_stats.ipynb #b63cea92
 import json, math
 import numpy as np, pandas as pd
 from .config import WorkbenchError
 from .sql import identifier
 
-# %% ../nbs/33_stats.ipynb #54ec8dcb
+# %% ../nbs/33_stats.ipynb #c753b00e
 EPSILON = 1e-4 # share given to an empty PSI bin
 
 def psi(expected, actual) -> float:
@@ -22,7 +22,7 @@ def psi(expected, actual) -> float:
     e, a = np.maximum(np.asarray(expected, float), EPSILON), np.maximum(np.asarray(actual, float), EPSILON)
     return float(np.sum((a - e) * np.log(a / e)))
 
-# %% ../nbs/33_stats.ipynb #6b0f90ea
+# %% ../nbs/33_stats.ipynb #5e59db8e
 def quantile_shares(expected, # reference sample, e.g. the champion's scores
                     actual, # the sample compared with it
                     bins:int=10) -> tuple:
@@ -32,76 +32,56 @@ def quantile_shares(expected, # reference sample, e.g. the champion's scores
     share = lambda x: np.bincount(np.searchsorted(edges, x, side='right'), minlength=len(edges) + 1) / len(x)
     return share(expected), share(actual)
 
-# %% ../nbs/33_stats.ipynb #ef79925c
+# %% ../nbs/33_stats.ipynb #454936fb
 def psi_noise(n1:int, n2:int, bins:int=10) -> float:
     "The PSI two samples of sizes `n1` and `n2` of one distribution show by chance, on average."
     return (bins - 1) * (1 / n1 + 1 / n2)
 
-# %% ../nbs/33_stats.ipynb #7098ab19
-FINE, COARSE = 65536, 1024 # fine bins of about equal reference mass, placed through the reference's equal-width coarse histogram
+# %% ../nbs/33_stats.ipynb #9ff691d7
+FINE, COARSE = 65536, 1024 # fine bins of about equal reference mass, placed through the reference's even coarse bins
 
 def _value(col:str, kind:str) -> str:
     "SQL for a column's value: a finite double for numbers, text for categories; missing otherwise."
-    return f"(case when isfinite(try_cast({identifier(col)} as double)) then {identifier(col)}::double end)" if kind == 'numeric' else f"{identifier(col)}::varchar"
+    if kind != 'numeric': return f"{identifier(col)}::varchar"
+    return f"(case when isfinite(try_cast({identifier(col)} as double)) then {identifier(col)}::double end)"
 
 def _num(x:float) -> str:
     "A number as an SQL literal, infinities included."
     x = float(x)
     return repr(x) if math.isfinite(x) else f"'{x}'::double"
 
-# %% ../nbs/33_stats.ipynb #1eedf7a6
+# %% ../nbs/33_stats.ipynb #89c7de99
+def _scan(con, relation:str, features:dict, ranges:bool=True) -> dict:
+    "Rows, and per feature its non-missing count (and for numbers, given `ranges`, min, max, mean and std)."
+    aggs = ['count(*)']
+    for f, kind in features.items():
+        v = _value(f, kind)
+        numbers = kind == 'numeric' and ranges
+        aggs += [f'count({v})'] + ([f'min({v})', f'max({v})', f'avg({v})', f'stddev_pop({v})'] if numbers else [])
+    row = iter(con.execute(f"select {', '.join(aggs)} from {relation}").fetchall()[0])
+    out = {'rows': next(row)}
+    for f, kind in features.items():
+        out[f] = dict(count=next(row))
+        if kind == 'numeric' and ranges: out[f] |= dict(zip(['lo', 'hi', 'mean', 'std'], row))
+    return out
+
+# %% ../nbs/33_stats.ipynb #acb86023
+def _each(con, queries:list, columns:list, together:int=4) -> pd.DataFrame:
+    "The rows of all `queries`, run a few at a time: enough for DuckDB's threads, little enough for its memory limit."
+    if not queries: return pd.DataFrame(columns=columns)
+    parts = [con.execute(' union all '.join(queries[i:i + together])).df() for i in range(0, len(queries), together)]
+    return pd.concat(parts, ignore_index=True)
+
+# %% ../nbs/33_stats.ipynb #4995c7a6
 def _coarse(v:str, p:dict) -> str:
     "SQL for the coarse bin of `v`, 0 to COARSE-1 (clamped)."
     scale = COARSE / (p['hi'] - p['lo']) if p['hi'] > p['lo'] else 0.0
     return f"least(greatest(floor(({v} - {_num(p['lo'])}) * {_num(scale)}), 0), {COARSE - 1})::integer"
 
-def _binned(relation:str, f:str, i:int, p:dict) -> str:
-    "SQL of (v, bin) for the non-missing values of numeric feature `f` (the `i`-th), binned through the `fine_map` table."
-    lo, hi = _num(p['lo']), _num(p['hi'])
-    return (f"(select v, (case when v >= {hi} then {FINE} when v < {lo} then -1 else least(greatest(fs + floor((v - start) * k), fs), fe) end)::integer as bin "
-            f"from (select v, {_coarse('v', p)} as c from (select {_value(f, 'numeric')} as v from {relation}) where v is not null) t "
-            f"join (select c, fs, fe, start, k from fine_map where feature = {int(i)}) m on m.c = t.c)")
-
-# %% ../nbs/33_stats.ipynb #2891a85d
-def _fine_map(con, numeric:dict):
-    "Create the temp table `fine_map`: per numeric feature (in order) and coarse bin, its fine bins and their spacing."
-    rows = []
-    for i, p in enumerate(numeric.values()):
-        fs, w = np.asarray(p['fs']), (p['hi'] - p['lo']) / COARSE
-        rows.append(pd.DataFrame(dict(feature=i, c=np.arange(COARSE), fs=fs[:-1], fe=fs[1:], start=p['lo'] + np.arange(COARSE) * w,
-                                      k=(fs[1:] - fs[:-1]) / w if w > 0 else 0.0)))
-    con.register('fine_map_rows', pd.concat(rows) if rows else pd.DataFrame(columns=['feature', 'c', 'fs', 'fe', 'start', 'k']))
-    con.execute("create or replace temp table fine_map as select * from fine_map_rows")
-    con.unregister('fine_map_rows')
-
-def _edges(p:dict) -> np.ndarray:
-    "The value at which each fine bin 0..FINE starts (its last: the reference's maximum); a bin spans any empty coarse bins after it."
-    fs, w = np.asarray(p['fs']), (p['hi'] - p['lo']) / COARSE
-    j = np.arange(FINE + 1)
-    c = np.minimum(np.searchsorted(fs[1:], j, side='left'), COARSE - 1)  # the first coarse bin that reaches fine bin j
-    return np.minimum(p['lo'] + c * w + (j - fs[c]) / np.maximum(fs[c + 1] - fs[c], 1) * w, p['hi'])
-
-# %% ../nbs/33_stats.ipynb #559e524d
-def _scan(con, relation:str, features:dict, ranges:bool=True) -> dict:
-    "Rows, and per feature its non-missing count (and for numbers, given `ranges`, min, max, mean and standard deviation)."
-    aggs = ['count(*)']
-    for f, kind in features.items():
-        v = _value(f, kind)
-        aggs += [f'count({v})'] + ([f'min({v})', f'max({v})', f'avg({v})', f'stddev_pop({v})'] if kind == 'numeric' and ranges else [])
-    row = iter(con.execute(f"select {', '.join(aggs)} from {relation}").fetchall()[0])
-    out = {'rows': next(row)}
-    for f, kind in features.items():
-        out[f] = dict(count=next(row)) | (dict(zip(['lo', 'hi', 'mean', 'std'], row)) if kind == 'numeric' and ranges else {})
-    return out
-
-def _each(con, queries:list, columns:list, together:int=4) -> pd.DataFrame:
-    "The rows of all `queries`, run a few at a time: enough for DuckDB's threads, little enough to stay within its memory limit."
-    if not queries: return pd.DataFrame(columns=columns)
-    return pd.concat([con.execute(' union all '.join(queries[i:i + together])).df() for i in range(0, len(queries), together)], ignore_index=True)
-
 def _coarse_counts(con, relation:str, numeric:dict) -> dict:
     "Per numeric feature, the fine bins each coarse bin owns: `fs`, COARSE + 1 cumulative bin numbers from 0 to FINE."
-    parts = [f"select {i} as feature, {_coarse('v', p)} as c, count(*) as n from (select {_value(f, 'numeric')} as v from {relation}) where v is not null group by all"
+    parts = [f"select {i} as feature, {_coarse('v', p)} as c, count(*) as n "
+             f"from (select {_value(f, 'numeric')} as v from {relation}) where v is not null group by all"
              for i, (f, p) in enumerate(numeric.items())]
     df = _each(con, parts, ['feature', 'c', 'n'])
     out = {}
@@ -110,23 +90,56 @@ def _coarse_counts(con, relation:str, numeric:dict) -> dict:
         out[f] = np.round(np.concatenate([[0], np.cumsum(n)]) / n.sum() * FINE).astype(int).tolist()
     return out
 
-# %% ../nbs/33_stats.ipynb #2ad0d436
+# %% ../nbs/33_stats.ipynb #59ffa65f
+def _fine_map(con, numeric:dict):
+    "Create the temp table `fine_map`: per numeric feature (in order) and coarse bin, its fine bins and their spacing."
+    rows = []
+    for i, p in enumerate(numeric.values()):
+        fs, w = np.asarray(p['fs']), (p['hi'] - p['lo']) / COARSE
+        rows.append(pd.DataFrame(dict(feature=i, c=np.arange(COARSE), fs=fs[:-1], fe=fs[1:],
+                                      start=p['lo'] + np.arange(COARSE) * w,
+                                      k=(fs[1:] - fs[:-1]) / w if w > 0 else 0.0)))
+    empty = pd.DataFrame(columns=['feature', 'c', 'fs', 'fe', 'start', 'k'])
+    con.register('fine_map_rows', pd.concat(rows) if rows else empty)
+    con.execute("create or replace temp table fine_map as select * from fine_map_rows")
+    con.unregister('fine_map_rows')
+
+def _edges(p:dict) -> np.ndarray:
+    "Where each fine bin 0..FINE starts (the last: the reference's maximum); a bin spans empty coarse bins after it."
+    fs, w = np.asarray(p['fs']), (p['hi'] - p['lo']) / COARSE
+    j = np.arange(FINE + 1)
+    c = np.minimum(np.searchsorted(fs[1:], j, side='left'), COARSE - 1)  # the first coarse bin that reaches fine bin j
+    return np.minimum(p['lo'] + c * w + (j - fs[c]) / np.maximum(fs[c + 1] - fs[c], 1) * w, p['hi'])
+
+def _binned(relation:str, f:str, i:int, p:dict) -> str:
+    "SQL of (v, bin) for the non-missing values of numeric feature `f` (the `i`-th), binned through table `fine_map`."
+    lo, hi = _num(p['lo']), _num(p['hi'])
+    return (f"(select v, (case when v >= {hi} then {FINE} when v < {lo} then -1 "
+            f"else least(greatest(fs + floor((v - start) * k), fs), fe) end)::integer as bin "
+            f"from (select v, {_coarse('v', p)} as c from (select {_value(f, 'numeric')} as v from {relation}) "
+            f"where v is not null) t "
+            f"join (select c, fs, fe, start, k from fine_map where feature = {int(i)}) m on m.c = t.c)")
+
+# %% ../nbs/33_stats.ipynb #42755a96
 def _histograms(con, relation:str, numeric:dict) -> pd.DataFrame:
     "Per numeric feature (name → its `lo`, `hi` and `fs`, in `fine_map`'s order): rows per fine bin, and their sum."
     if not numeric: return pd.DataFrame(columns=['feature', 'bin', 'n', 'total'])
-    parts = [f"select {i} as feature, bin, count(*) as n, sum(v) as total from {_binned(relation, f, i, p)} group by all" for i, (f, p) in enumerate(numeric.items())]
+    parts = [f"select {i} as feature, bin, count(*) as n, sum(v) as total from {_binned(relation, f, i, p)} "
+             "group by all"
+             for i, (f, p) in enumerate(numeric.items())]
     df = _each(con, parts, ['feature', 'bin', 'n', 'total'])
     df['feature'] = np.asarray(list(numeric), dtype=object)[df.feature.to_numpy(dtype=int)]
     return df
 
-
+# %% ../nbs/33_stats.ipynb #ae4276d3
 def _categories(con, relation:str, names:list) -> pd.DataFrame:
     "Rows per category of each categorical feature."
     if not names: return pd.DataFrame(columns=['feature', 'category', 'n'])
-    parts = [f"select ? as feature, {_value(f, 'categorical')} as category, count(*) as n from {relation} where category is not null group by all" for f in names]
+    parts = [f"select ? as feature, {_value(f, 'categorical')} as category, count(*) as n from {relation} "
+             "where category is not null group by all" for f in names]
     return con.execute(' union all '.join(parts), names).df()
 
-# %% ../nbs/33_stats.ipynb #2753f2cf
+# %% ../nbs/33_stats.ipynb #1cf7bac3
 GRID = np.arange(-1, FINE + 1) # every fine bin, the two open tails included
 
 def _dense(hist:pd.DataFrame, names:list) -> dict:
@@ -136,11 +149,12 @@ def _dense(hist:pd.DataFrame, names:list) -> dict:
     for i, f in enumerate(names):
         m = code == i
         at = hist.bin.to_numpy()[m].astype(np.int64) + 1
-        out[f] = (np.bincount(at, hist.n.to_numpy()[m], len(GRID)), np.bincount(at, hist.total.to_numpy()[m], len(GRID)))
+        out[f] = tuple(np.bincount(at, hist[c].to_numpy()[m], len(GRID)) for c in ('n', 'total'))
     return out
 
+# %% ../nbs/33_stats.ipynb #4bd5dd9b
 def _cuts(n:np.ndarray, bins:int) -> list:
-    "Fine bins that start a PSI bin: where the reference's cumulative share (rows per bin over `GRID`) first reaches 1/bins, 2/bins, …"
+    "Fine bins starting a PSI bin: where the reference's cumulative share (rows per bin over `GRID`) reaches 1/bins, …"
     cum = np.cumsum(n)
     at = GRID[np.searchsorted(cum, [k / bins * cum[-1] for k in range(1, bins)])]
     return sorted(int(b) for b in set(at) if b > GRID[np.argmax(n > 0)])
@@ -149,12 +163,13 @@ def psi_bin(fine_bins, cuts:list) -> np.ndarray:
     "The PSI bin of each fine bin."
     return np.searchsorted(np.asarray(cuts), fine_bins, side='right')
 
-# %% ../nbs/33_stats.ipynb #08713d81
+# %% ../nbs/33_stats.ipynb #37d8bcc3
 def profile_of(con, relation:str, # a DuckDB connection, and a table, view or table function in it
                features:dict, # feature name → 'numeric' or 'categorical'
                bins:int=10) -> dict: # PSI bins, cut at the reference's quantiles
-    "The reference profile of `features` in `relation`: plain data, with the numeric histograms as a DataFrame under `histograms`."
-    if bad := {f: k for f, k in features.items() if k not in ('numeric', 'categorical')}: raise WorkbenchError(f"feature kinds must be numeric or categorical, got {bad}")
+    "The reference profile of `features` in `relation`: plain data; the numeric histograms, a DataFrame, `histograms`."
+    if bad := {f: k for f, k in features.items() if k not in ('numeric', 'categorical')}:
+        raise WorkbenchError(f"feature kinds must be numeric or categorical, got {bad}")
     s = _scan(con, relation, features)
     if s['rows'] == 0: raise WorkbenchError("the reference data has no rows, so it has no profile")
     numeric = {f: s[f] for f, kind in features.items() if kind == 'numeric' and s[f]['count']}
@@ -169,15 +184,17 @@ def profile_of(con, relation:str, # a DuckDB connection, and a table, view or ta
         if f in numeric:
             p |= {k: s[f][k] for k in ('lo', 'hi', 'mean', 'std', 'fs')} | dict(cuts=_cuts(dense[f][0], bins))
             p['edges'] = _edges(p)[p['cuts']].tolist()
-        elif kind == 'categorical': p['categories'] = cats[cats.feature == f].set_index('category').n.sort_index().to_dict()
+        elif kind == 'categorical':
+            p['categories'] = cats[cats.feature == f].set_index('category').n.sort_index().to_dict()
     return out
 
-# %% ../nbs/33_stats.ipynb #4ad612de
+# %% ../nbs/33_stats.ipynb #eb8364ab
 def kl(expected, actual) -> float:
     "KL divergence of `actual` from `expected`, shares floored at `EPSILON`."
     e, a = np.maximum(np.asarray(expected, float), EPSILON), np.maximum(np.asarray(actual, float), EPSILON)
     return float(np.sum(a * np.log(a / e)))
 
+# %% ../nbs/33_stats.ipynb #903381b8
 def js(expected, actual) -> float:
     "Jensen–Shannon distance (natural log) between two lists of shares."
     from scipy.special import rel_entr
@@ -186,19 +203,21 @@ def js(expected, actual) -> float:
     m = (e + a) / 2
     return float(np.sqrt(max(0.0, (rel_entr(e, m).sum() + rel_entr(a, m).sum()) / 2)))
 
-# %% ../nbs/33_stats.ipynb #e3474a88
+# %% ../nbs/33_stats.ipynb #407c05a6
 def ks_pvalue(d:float, n1:int, n2:int) -> float:
-    "Two-sided p-value of the two-sample KS statistic `d` for samples of `n1` and `n2` values, as `scipy.stats.ks_2samp`."
+    "Two-sided p-value of the two-sample KS statistic `d` for samples of `n1` and `n2` values, as `stats.ks_2samp`."
     from scipy.stats import distributions
     if max(n1, n2) <= 10000:
         try: from scipy.stats._stats_py import _attempt_exact_2kssamp  # the function ks_2samp itself calls
-        except ImportError: raise WorkbenchError("this scipy has no _attempt_exact_2kssamp: pin scipy to a version workbench supports") from None
+        except ImportError:
+            raise WorkbenchError("this scipy has no _attempt_exact_2kssamp: "
+                                 "pin scipy to a version workbench supports") from None
         ok, _, p = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), d, 'two-sided')
         if ok: return float(np.clip(p, 0, 1))
     m, n = sorted([float(n1), float(n2)], reverse=True)
     return float(np.clip(distributions.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
 
-# %% ../nbs/33_stats.ipynb #8e857331
+# %% ../nbs/33_stats.ipynb #0b4207d2
 def _ks_candidates(rn:np.ndarray, cn:np.ndarray, nr:int, nc:int) -> tuple:
     "The largest CDF gap at the ends of the fine bins, and the bins inside which a larger gap is possible."
     R, C = np.cumsum(rn), np.cumsum(cn)
@@ -206,88 +225,98 @@ def _ks_candidates(rn:np.ndarray, cn:np.ndarray, nr:int, nc:int) -> tuple:
     inside = np.maximum(R / nr - (C - cn) / nc, C / nc - (R - rn) / nr)
     return low, GRID[inside > low]
 
-# %% ../nbs/33_stats.ipynb #c2fe041e
+# %% ../nbs/33_stats.ipynb #b3a41deb
 def _ks_inside(rn:np.ndarray, cn:np.ndarray, nr:int, nc:int, values:dict) -> float:
     "The largest CDF gap inside the bins of `values` (bin → sorted reference values, sorted current values)."
     below_r, below_c, best = np.cumsum(rn) - rn, np.cumsum(cn) - cn, 0.0
     for b, (rv, cv) in values.items():
         i = b + 1
         u = np.concatenate([rv, cv])
-        d = (below_r[i] + np.searchsorted(rv, u, side='right')) / nr - (below_c[i] + np.searchsorted(cv, u, side='right')) / nc
+        d = ((below_r[i] + np.searchsorted(rv, u, side='right')) / nr
+             - (below_c[i] + np.searchsorted(cv, u, side='right')) / nc)
         best = max(best, float(np.abs(d).max()))
     return best
 
-# %% ../nbs/33_stats.ipynb #9a6d43eb
+# %% ../nbs/33_stats.ipynb #122aa182
 def _wasserstein(r:tuple, c:tuple, nr:int, nc:int, p:dict) -> float:
     "Normed Wasserstein distance from the two fine histograms (rows per bin and their sum)."
     (rn, rt), (cn, ct), x = r, c, _edges(p)
     a, b = x[:-1], x[1:]
-    before = (np.cumsum(rn) - rn)[1:-1] / nr - (np.cumsum(cn) - cn)[1:-1] / nc  # the CDF gap where each inner bin starts
-    inner = (b - a) * before + (rn[1:-1] * b - rt[1:-1]) / nr - (cn[1:-1] * b - ct[1:-1]) / nc  # ∫ of the gap over each inner bin
+    # the CDF gap where each inner bin starts, and its integral over the bin
+    before = (np.cumsum(rn) - rn)[1:-1] / nr - (np.cumsum(cn) - cn)[1:-1] / nc
+    inner = (b - a) * before + (rn[1:-1] * b - rt[1:-1]) / nr - (cn[1:-1] * b - ct[1:-1]) / nc
     below, above = (cn[0] * p['lo'] - ct[0]) / nc, (ct[-1] - cn[-1] * p['hi']) / nc
     return float((np.abs(inner).sum() + below + above) / (p['std'] or 1.0))
 
-# %% ../nbs/33_stats.ipynb #b54d21b3
+# %% ../nbs/33_stats.ipynb #d2309d83
 def _numeric(p:dict, r:tuple, c:tuple, nr:int, nc:int) -> dict:
-    "PSI, JS, KL, Wasserstein and the KS gap at the fine bins' ends, with the bins KS must look inside, from the dense histograms."
+    "PSI, JS, KL, Wasserstein, the KS gap at the fine bins' ends (and bins to look inside), from the dense histograms."
     rn, cn = r[0], c[0]
     k, at = len(p['cuts']) + 1, psi_bin(GRID, p['cuts'])
     rs, cs = np.bincount(at, rn, k) / nr, np.bincount(at, cn, k) / nc
     low, inside = _ks_candidates(rn, cn, nr, nc)
-    return dict(psi=psi(rs, cs), js=js(rs, cs), kl=kl(rs, cs), wasserstein=_wasserstein(r, c, nr, nc, p), ks=low, inside=inside, fine=(rn, cn),
-                bins=dict(edges=p['edges'], reference=rs.tolist(), current=cs.tolist()))
+    return dict(psi=psi(rs, cs), js=js(rs, cs), kl=kl(rs, cs), wasserstein=_wasserstein(r, c, nr, nc, p), ks=low,
+                inside=inside, fine=(rn, cn), bins=dict(edges=p['edges'], reference=rs.tolist(), current=cs.tolist()))
 
+# %% ../nbs/33_stats.ipynb #fea12429
 def _categorical(p:dict, c:dict) -> dict:
     "PSI, JS, KL, χ², L∞ and the unseen share of current category counts `c` against the profile's."
     from scipy.stats import chi2_contingency
     ref = p['categories']
     new = sorted(set(c) - set(ref))
-    r = np.array([ref.get(k, 0) for k in [*ref, *new]], float); cur = np.array([c.get(k, 0) for k in [*ref, *new]], float)
+    r, cur = (np.array([d.get(k, 0) for k in [*ref, *new]], float) for d in (ref, c))
     rs, cs = r / r.sum(), cur / cur.sum()
     both = np.vstack([r, cur])[:, (r + cur) > 0]
     chi = chi2_contingency(both, correction=False) if both.shape[1] > 1 else None
     pr, pc = np.append(rs[:len(ref)], 0.0), np.append(cs[:len(ref)], cs[len(ref):].sum())  # unseen values share one bin
-    return dict(psi=psi(pr, pc), js=js(pr, pc), kl=kl(pr, pc), linf=float(np.abs(rs - cs).max()), unseen=float(cs[len(ref):].sum()),
+    return dict(psi=psi(pr, pc), js=js(pr, pc), kl=kl(pr, pc), linf=float(np.abs(rs - cs).max()),
+                unseen=float(cs[len(ref):].sum()),
                 bins=dict(categories=[*ref, '(unseen)'], reference=pr.tolist(), current=pc.tolist()),
                 chi2=(float(chi.statistic), float(chi.pvalue)) if chi else (0.0, 1.0), new=new)
 
-# %% ../nbs/33_stats.ipynb #5edec237
+# %% ../nbs/33_stats.ipynb #2d639496
 def psi_pvalue(value:float, n_ref:int, n_cur:int, bins:int) -> float:
-    "The chance that two samples of one distribution, of sizes `n_ref` and `n_cur` over `bins` bins, show a PSI of `value` or more."
+    "The chance that two samples of one distribution (sizes `n_ref`, `n_cur`; `bins` bins) show a PSI of `value`+."
     from scipy import stats
     if not n_ref or not n_cur: return 1.0
     return float(stats.chi2.sf(value * n_ref * n_cur / (n_ref + n_cur), max(bins - 1, 1)))
 
-# %% ../nbs/33_stats.ipynb #fa36de6e
-STATISTICS = { # statistic → (its threshold's setting, whether a p-value below it, rather than a value at or above it, means drift)
+# %% ../nbs/33_stats.ipynb #a5ab7e3c
+# statistic → (its threshold's setting, whether a p-value below it, rather than a value at or above it, means drift)
+STATISTICS = {
     'psi': ('drift.psi_threshold', False), 'ks': ('drift.ks_pvalue', True), 'js': ('drift.js_threshold', False),
-    'kl': ('drift.kl_threshold', False), 'wasserstein': ('drift.wasserstein_threshold', False), 'chi2': ('drift.chi2_pvalue', True),
-    'linf': ('drift.linf_threshold', False), 'missing': ('drift.missing_threshold', False), 'unseen': ('drift.unseen_threshold', False)}
+    'kl': ('drift.kl_threshold', False), 'wasserstein': ('drift.wasserstein_threshold', False),
+    'chi2': ('drift.chi2_pvalue', True), 'linf': ('drift.linf_threshold', False),
+    'missing': ('drift.missing_threshold', False), 'unseen': ('drift.unseen_threshold', False)}
 
 def _row(f, kind, stat, value, thresholds, p_value=None, bins=None) -> dict:
     key, by_p = STATISTICS[stat]
     t = thresholds[key]
     drifted = p_value < t if by_p else value >= t
-    if stat == 'psi' and p_value is not None: drifted = drifted and p_value < thresholds['drift.psi_pvalue']  # and more than sampling noise
+    if stat == 'psi' and p_value is not None:  # and more than sampling noise
+        drifted = drifted and p_value < thresholds['drift.psi_pvalue']
     return dict(feature=f, kind=kind, statistic=stat, value=float(value), p_value=p_value, threshold=t,
                 drifted=bool(drifted), bins=json.dumps(bins) if bins else '')
 
-# %% ../nbs/33_stats.ipynb #feac4946
+# %% ../nbs/33_stats.ipynb #58d9df34
 def _inside_values(con, relation:str, wanted:dict, order:list) -> dict:
-    "The values of each feature (name → (profile, bins)) in those fine bins of `relation`: (feature, bin) → sorted array."
+    "The values of each feature (name → (profile, bins)) in those fine bins of `relation`: (feature, bin) → sorted."
     parts = []
     for f, (p, bins) in wanted.items():
         if not len(bins): continue
-        x, w = _edges(p), (p['hi'] - p['lo']) / COARSE  # a value range that holds the bins, widened by a coarse bin: rounding cannot lose one
-        lo, hi = (-math.inf if min(bins) < 0 else x[min(bins)] - w), (math.inf if max(bins) >= FINE - 1 else x[max(bins) + 1] + w)
+        # a value range that holds the bins, widened by a coarse bin: rounding cannot lose one
+        x, w = _edges(p), (p['hi'] - p['lo']) / COARSE
+        lo = -math.inf if min(bins) < 0 else x[min(bins)] - w
+        hi = math.inf if max(bins) >= FINE - 1 else x[max(bins) + 1] + w
         parts.append(f"select {order.index(f)} as feature, bin, v from {_binned(relation, f, order.index(f), p)} "
                      f"where v >= {_num(lo)} and v < {_num(hi)} and bin in ({', '.join(str(int(b)) for b in bins)})")
     d = _each(con, parts, ['feature', 'bin', 'v']).sort_values(['feature', 'bin', 'v'])
     key = d.feature.to_numpy(dtype=np.int64) * (FINE + 2) + d.bin.to_numpy(dtype=np.int64) + 1
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else []
-    return {(order[int(key[i]) // (FINE + 2)], int(d.bin.iloc[i])): v for i, v in zip(starts, np.split(d.v.to_numpy(), starts[1:]))}
+    return {(order[int(key[i]) // (FINE + 2)], int(d.bin.iloc[i])): v
+            for i, v in zip(starts, np.split(d.v.to_numpy(), starts[1:]))}
 
-# %% ../nbs/33_stats.ipynb #bfe1c0d1
+# %% ../nbs/33_stats.ipynb #db411eb4
 def compare(con, current:str, # a DuckDB connection, and the window's table, view or table function in it
             profile:dict, # `profile_of`'s result for the reference
             reference:str, # the reference's relation, read only inside the few fine bins KS must look into
@@ -304,19 +333,22 @@ def compare(con, current:str, # a DuckDB connection, and the window's table, vie
     n = {f: int(cur[f][0].sum()) if f in cur else sum(cats.get(f, {}).values()) for f in feats}
     stats_of = {f: _numeric(p, ref[f], cur[f], p['count'], n[f]) for f, p in numeric.items() if n[f]}
     wanted = {f: (numeric[f], st['inside']) for f, st in stats_of.items()}
-    rv, cv, out = _inside_values(con, reference, wanted, list(numeric)), _inside_values(con, current, wanted, list(numeric)), []
+    rv, cv = (_inside_values(con, rel, wanted, list(numeric)) for rel in (reference, current))
+    out = []
     for f, p in feats.items():
         out.append(_row(f, p['kind'], 'missing', (1 - n[f] / rows) - p['missing'], thresholds))
         if f in stats_of:
             st = stats_of[f]
             inside = {b: (rv.get((f, b), np.empty(0)), cv.get((f, b), np.empty(0))) for b in st['inside']}
             d = max(st['ks'], _ks_inside(*st['fine'], p['count'], n[f], inside))
-            out.append(_row(f, 'numeric', 'psi', st['psi'], thresholds, psi_pvalue(st['psi'], p['count'], n[f], len(st['bins']['reference'])), st['bins']))
+            pv = psi_pvalue(st['psi'], p['count'], n[f], len(st['bins']['reference']))
+            out.append(_row(f, 'numeric', 'psi', st['psi'], thresholds, pv, st['bins']))
             out += [_row(f, 'numeric', k, st[k], thresholds) for k in ('js', 'kl', 'wasserstein')]
             out.append(_row(f, 'numeric', 'ks', d, thresholds, ks_pvalue(d, p['count'], n[f])))
         elif p['kind'] == 'categorical' and n[f]:
             st = _categorical(p, cats[f])
-            out.append(_row(f, 'categorical', 'psi', st['psi'], thresholds, psi_pvalue(st['psi'], p['count'], n[f], sum(x > 0 for x in st['bins']['reference']) + 1), st['bins']))
+            pv = psi_pvalue(st['psi'], p['count'], n[f], sum(x > 0 for x in st['bins']['reference']) + 1)
+            out.append(_row(f, 'categorical', 'psi', st['psi'], thresholds, pv, st['bins']))
             out += [_row(f, 'categorical', k, st[k], thresholds) for k in ('js', 'kl', 'linf', 'unseen')]
             out.append(_row(f, 'categorical', 'chi2', st['chi2'][0], thresholds, st['chi2'][1]))
     return pd.DataFrame(out)

@@ -8,31 +8,18 @@ Docs: https://mlops-workbench.github.io/workbench/views.html.md"""
 __all__ = ['STEPS', 'runs', 'metric_history', 'comparison', 'models', 'lineage', 'drift_heatmap', 'drift_cell', 'serving',
            'canary_events', 'scores', 'datasets', 'validations', 'audit_log']
 
-# %% ../nbs/19_views.ipynb #d40c3aa0
+# %% ../nbs/19_views.ipynb #cc1fd0d3
 import json
 import pandas as pd
 from .config import WorkbenchError
 from .workspace import Workspace
-from . import audit, data, registry, tracking
+from . import audit, data, registry
+from . import runs as mlflow_runs
 
-# %% ../nbs/19_views.ipynb #fe98de4e
-def runs(ws:Workspace, search:str='', # text to find in the run's name, experiment, model or dataset (case-insensitive)
-         filter:str='', # an MLflow search filter, e.g. "metrics.auc > 0.8 and params.C = '1.0'"
-         experiment:str|None=None, limit:int=10_000) -> pd.DataFrame:
-    "Tracked runs, newest first, with their params and latest metrics as columns."
-    if not isinstance(limit, int) or limit < 1: raise WorkbenchError(f"limit must be a whole number of at least 1, got {limit!r}")
-    clauses = _clauses(filter)
-    df = tracking.runs(ws, experiment)
-    if search and len(df):
-        text = df[[c for c in ('run_name', 'experiment', 'params.model', 'dataset') if c in df]].astype(str).agg(' '.join, axis=1)
-        df = df[text.str.contains(str(search), case=False, regex=False)]
-    for c in clauses: df = df[_matches(df, c)]
-    return df.head(limit).reset_index(drop=True)
-
-# %% ../nbs/19_views.ipynb #8b1aa5d0
+# %% ../nbs/19_views.ipynb #58df7287
 _PREFIX = {'metric': 'metrics.', 'parameter': 'params.', 'tag': 'tags.', 'attribute': ''}
-_ATTRIBUTES = {'run_name': 'run_name', 'run_id': 'run_id', 'status': 'status', 'experiment': 'experiment', 'dataset': 'dataset',
-               'user_id': 'user', 'user': 'user'}
+_ATTRIBUTES = {'run_name': 'run_name', 'run_id': 'run_id', 'status': 'status', 'experiment': 'experiment',
+               'dataset': 'dataset', 'user_id': 'user', 'user': 'user'}
 
 def _clauses(filter:str) -> list:
     "The parsed clauses of an MLflow filter string, or a WorkbenchError naming what is wrong with it."
@@ -42,22 +29,29 @@ def _clauses(filter:str) -> list:
     try: clauses = SearchUtils.parse_search_filter(str(filter))
     except MlflowException as e: raise WorkbenchError(f"bad filter {filter!r}: {e.message}") from None
     for c in clauses:
-        if c['type'] not in _PREFIX: raise WorkbenchError(f"bad filter {filter!r}: {c['type']} clauses are not supported here")
+        if c['type'] not in _PREFIX:
+            raise WorkbenchError(f"bad filter {filter!r}: {c['type']} clauses are not supported here")
         if c['type'] == 'attribute' and c['key'] not in _ATTRIBUTES:
-            raise WorkbenchError(f"bad filter {filter!r}: no attribute {c['key']!r}; attributes: {', '.join(sorted(_ATTRIBUTES))}")
+            raise WorkbenchError(f"bad filter {filter!r}: no attribute {c['key']!r}; "
+                                 f"attributes: {', '.join(sorted(_ATTRIBUTES))}")
     return clauses
+
+# %% ../nbs/19_views.ipynb #761ef515
+def _like(value:str) -> str:
+    "The regular expression of SQL LIKE pattern `value`."
+    import re
+    return '^' + ''.join('.*' if ch == '%' else '.' if ch == '_' else re.escape(ch) for ch in value) + '$'
 
 def _matches(df:pd.DataFrame, c:dict) -> pd.Series:
     "Which rows of `df` satisfy clause `c`."
     col = _ATTRIBUTES[c['key']] if c['type'] == 'attribute' else _PREFIX[c['type']] + c['key']
     if col not in df:
-        known = sorted(k.removeprefix(_PREFIX[c['type']]) for k in df if k.startswith(_PREFIX[c['type']])) if c['type'] != 'attribute' else []
-        raise WorkbenchError(f"no run has {c['type']} {c['key']!r}" + (f"; known: {', '.join(known[:20])}" if known else ''))
+        known = (sorted(k.removeprefix(_PREFIX[c['type']]) for k in df if k.startswith(_PREFIX[c['type']]))
+                 if c['type'] != 'attribute' else [])
+        raise WorkbenchError(f"no run has {c['type']} {c['key']!r}"
+                             + (f"; known: {', '.join(known[:20])}" if known else ''))
     op, value, s = c['comparator'].upper(), c['value'], df[col]
-    if op in ('LIKE', 'ILIKE'):
-        import re
-        pattern = '^' + ''.join('.*' if ch == '%' else '.' if ch == '_' else re.escape(ch) for ch in value) + '$'
-        return s.astype(str).str.match(pattern, case=op == 'LIKE') & s.notna()
+    if op in ('LIKE', 'ILIKE'): return s.astype(str).str.match(_like(value), case=op == 'LIKE') & s.notna()
     if op in ('IN', 'NOT IN'):
         hit = s.astype(str).isin([str(v) for v in value])
         return hit if op == 'IN' else ~hit & s.notna()
@@ -66,34 +60,51 @@ def _matches(df:pd.DataFrame, c:dict) -> pd.Series:
     cmp = {'=': s.eq, '!=': s.ne, '<': s.lt, '<=': s.le, '>': s.gt, '>=': s.ge}[op]
     return cmp(value) & s.notna()
 
-# %% ../nbs/19_views.ipynb #01187bae
+# %% ../nbs/19_views.ipynb #e102f3c7
+def runs(ws:Workspace, search:str='', # text to find in the run's name, experiment, model or dataset (case-insensitive)
+         filter:str='', # an MLflow search filter, e.g. "metrics.auc > 0.8 and params.C = '1.0'"
+         experiment:str|None=None, limit:int=10_000) -> pd.DataFrame:
+    "Tracked runs, newest first, with their params and latest metrics as columns."
+    if not isinstance(limit, int) or limit < 1:
+        raise WorkbenchError(f"limit must be a whole number of at least 1, got {limit!r}")
+    clauses = _clauses(filter)
+    df = mlflow_runs.runs(ws, experiment)
+    if search and len(df):
+        cols = [c for c in ('run_name', 'experiment', 'params.model', 'dataset') if c in df]
+        text = df[cols].astype(str).agg(' '.join, axis=1)
+        df = df[text.str.contains(str(search), case=False, regex=False)]
+    for c in clauses: df = df[_matches(df, c)]
+    return df.head(limit).reset_index(drop=True)
+
+# %% ../nbs/19_views.ipynb #f39075c3
 def metric_history(ws:Workspace, run_ids:list) -> pd.DataFrame:
     "Every logged value of every metric of `run_ids`: run_id, key, step, value."
-    con = tracking.connect_runs(ws, run_ids=list(run_ids))
+    con = mlflow_runs.connect_runs(ws, run_ids=list(run_ids))
     return con.execute("select run_id, key, step, value from metric_history order by run_id, key, step").df()
 
-# %% ../nbs/19_views.ipynb #fb718f19
+# %% ../nbs/19_views.ipynb #fd459a28
 def comparison(ws:Workspace, run_ids:list) -> dict:
-    "What a comparison of `run_ids` shows: the side-by-side `table`, `metrics` (run_id, key, value), the `params` that differ (key × run) and `history`."
+    "What a comparison of `run_ids` shows: `table`, `metrics` (run_id, key, value), differing `params`, `history`."
     ids = list(dict.fromkeys(run_ids))
-    table = tracking.compare(ws, ids)
+    table = mlflow_runs.compare(ws, ids)
     metrics = table[table.kind == 'metric'].set_index('key')[ids].apply(pd.to_numeric, errors='coerce')
     metrics = metrics.reset_index().melt(id_vars='key', var_name='run_id', value_name='value').dropna()
     params = table[(table.kind == 'param') & table.differs].set_index('key')[ids]
     return dict(table=table, metrics=metrics, params=params, history=metric_history(ws, ids))
 
-# %% ../nbs/19_views.ipynb #68934477
+# %% ../nbs/19_views.ipynb #5646d597
 def models(ws:Workspace) -> pd.DataFrame:
     "Every registered version with its aliases, gates, parity, approvals and training data, newest first per model."
     df = registry.versions(ws)
     df['aliases'] = df.aliases.map(', '.join); df['approvals'] = df.approvals.map(', '.join)
     return df
 
+# %% ../nbs/19_views.ipynb #e8d6348e
 def lineage(ws:Workspace, ref:str) -> dict:
     "Dataset versions → run → model version → its deployments (alias moves, canary decisions) for `ref`."
     return registry.lineage(ws, ref)
 
-# %% ../nbs/19_views.ipynb #dc1b4032
+# %% ../nbs/19_views.ipynb #4b62940c
 def drift_heatmap(ws:Workspace, model:str, # the registered model's name
                   version:int|None=None, # its version; the newest with drift computed when None
                   source:str='predictions', statistic:str='psi') -> pd.DataFrame:
@@ -107,43 +118,51 @@ def drift_heatmap(ws:Workspace, model:str, # the registered model's name
     order = df.drop_duplicates('window').sort_values(['window_end', 'window']).window.tolist()
     return df.pivot_table(index='feature', columns='window', values='value', aggfunc='last')[order]
 
+# %% ../nbs/19_views.ipynb #cc242950
 def drift_cell(ws:Workspace, model:str, version:int, window:str, feature:str, source:str='predictions') -> dict:
     "Every statistic of one feature in one window, and the reference's and the window's share per PSI bin (`shares`)."
     q = """select statistic, value, p_value, threshold, drifted, bins from drift
            where model = $m and version = $v and source = $s and "window" = $w and feature = $f"""
-    df = ws.sql(q, dict(m=model, v=int(version), s=source, w=window, f=feature)).df() if 'drift' in ws.tables() else pd.DataFrame()
+    args = dict(m=model, v=int(version), s=source, w=window, f=feature)
+    df = ws.sql(q, args).df() if 'drift' in ws.tables() else pd.DataFrame()
     if df.empty: raise WorkbenchError(f"no drift of {feature!r} in window {window!r} of {model}/{version} on {source}")
     b = json.loads(next(b for b in df.bins if b)) if df.bins.astype(bool).any() else {}
-    labels = b.get('categories') or ([f'< {b["edges"][0]:.4g}'] + [f'≥ {e:.4g}' for e in b['edges']] if b.get('edges') else [])
+    edges = [f'< {b["edges"][0]:.4g}'] + [f'≥ {e:.4g}' for e in b['edges']] if b.get('edges') else []
+    labels = b.get('categories') or edges
     shares = pd.DataFrame(dict(bin=labels, reference=b.get('reference', []), current=b.get('current', [])))
     return dict(statistics=df.drop(columns='bins'), shares=shares)
 
-# %% ../nbs/19_views.ipynb #4146f1cc
+# %% ../nbs/19_views.ipynb #757a97d3
 STEPS = ['1 second', '10 seconds', '1 minute', '10 minutes', '1 hour', '6 hours', '1 day', '7 days']
 
 def serving(ws:Workspace, model:str, # the registered model's name
-            bucket:str|None=None, # the time step, e.g. '1 minute'; when None the finest of `STEPS` giving at most `most` buckets
+            bucket:str|None=None, # the time step, e.g. '1 minute'; None: the finest of `STEPS` giving at most `most`
             most:int=200) -> pd.DataFrame:
-    "Per time bucket and variant: requests, requests per second, errors (the model's, from `serving_errors`), rows, p50 and p99 latency (ms), and the variant's share of the rows."
+    "Per time bucket and variant: requests and their rate, errors (`serving_errors`), rows, p50/p99 ms, share of rows."
     if bucket is not None:
         try: step = pd.Timedelta(bucket)
-        except ValueError: raise WorkbenchError(f"bucket {bucket!r} is not a time step; write e.g. '1 minute' or '1 hour'") from None
+        except ValueError:
+            raise WorkbenchError(f"bucket {bucket!r} is not a time step; write e.g. '1 minute' or '1 hour'") from None
     if 'predictions' not in ws.tables(): return pd.DataFrame()
     if bucket is None:
-        lo, hi = ws.sql("select min(time), max(time) from predictions where model = $m and variant != 'batch'", dict(m=model)).fetchall()[0]
+        q = "select min(time), max(time) from predictions where model = $m and variant != 'batch'"
+        lo, hi = ws.sql(q, dict(m=model)).fetchall()[0]
         span = (hi - lo) if lo is not None else pd.Timedelta(0)
         bucket = next((b for b in STEPS if span / pd.Timedelta(b) <= most), STEPS[-1])
         step = pd.Timedelta(bucket)
-    q = """with p as (select time_bucket(cast($b as interval), time) as t, variant, version, count(*) filter (where "row" = 0) as requests,
-                         count(*) as rows, quantile_cont(latency_ms, 0.5) filter (where "row" = 0) as p50_ms,
+    q = """with p as (select time_bucket(cast($b as interval), time) as t, variant, version,
+                         count(*) filter (where "row" = 0) as requests, count(*) as rows,
+                         quantile_cont(latency_ms, 0.5) filter (where "row" = 0) as p50_ms,
                          quantile_cont(latency_ms, 0.99) filter (where "row" = 0) as p99_ms  -- per request, not per row
                   from predictions where model = $m and variant != 'batch' group by all),  -- batch runs are not traffic
                 e as ({})
-           select t, variant, version, coalesce(requests, 0) + coalesce(errors, 0) as requests, coalesce(errors, 0) as errors,
-                  coalesce(rows, 0) as rows, p50_ms, p99_ms
+           select t, variant, version, coalesce(requests, 0) + coalesce(errors, 0) as requests,
+                  coalesce(errors, 0) as errors, coalesce(rows, 0) as rows, p50_ms, p99_ms
            from p full join e using (t, variant, version) order by t, variant"""
-    errors = ("""select time_bucket(cast($b as interval), time) as t, variant, version, count(*) as errors from serving_errors where model = $m group by all"""
-              if 'serving_errors' in ws.tables() else "select null::timestamptz as t, null as variant, null::int as version, 0 as errors where false")
+    errors = ("""select time_bucket(cast($b as interval), time) as t, variant, version, count(*) as errors
+                 from serving_errors where model = $m group by all"""
+              if 'serving_errors' in ws.tables()
+              else "select null::timestamptz as t, null as variant, null::int as version, 0 as errors where false")
     df = ws.sql(q.format(errors), dict(b=bucket, m=model)).df()
     df.insert(4, 'requests_per_s', df.requests / step.total_seconds())
     df.insert(6, 'error_rate', df.errors / df.requests)
@@ -151,14 +170,18 @@ def serving(ws:Workspace, model:str, # the registered model's name
     df.attrs['bucket'] = bucket
     return df
 
+# %% ../nbs/19_views.ipynb #43030026
 def canary_events(ws:Workspace, model:str) -> pd.DataFrame:
     "The canary's share changes and decisions for `model`, newest first, with the figures each decision was made on."
+    figures = ['share', 'requests', 'errors', 'error_rate', 'p99_ms', 'divergence']
     df = audit.log(ws, 10_000)
-    df = df[df.action.isin(['canary.share', 'canary.promote', 'canary.rollback']) & ((df.subject == model) | df.subject.str.startswith(model + '/'))]
-    if df.empty: return pd.DataFrame(columns=['time', 'action', 'subject', 'share', 'requests', 'errors', 'error_rate', 'p99_ms', 'divergence', 'reason'])
+    df = df[df.action.isin(['canary.share', 'canary.promote', 'canary.rollback'])
+            & ((df.subject == model) | df.subject.str.startswith(model + '/'))]
+    if df.empty: return pd.DataFrame(columns=['time', 'action', 'subject', *figures, 'reason'])
     after = pd.DataFrame([json.loads(a) if isinstance(a, str) else (a or {}) for a in df.after], index=df.index)
-    return df[['time', 'action', 'subject']].join(after.reindex(columns=['share', 'requests', 'errors', 'error_rate', 'p99_ms', 'divergence'])).join(df.reason)
+    return df[['time', 'action', 'subject']].join(after.reindex(columns=figures)).join(df.reason)
 
+# %% ../nbs/19_views.ipynb #f2ab57bc
 def scores(ws:Workspace, model:str, bins:int=20) -> pd.DataFrame:
     "The distribution of logged scores per version and variant: rows per score bin of width 1/bins."
     if 'predictions' not in ws.tables(): return pd.DataFrame()
@@ -166,16 +189,19 @@ def scores(ws:Workspace, model:str, bins:int=20) -> pd.DataFrame:
            from predictions where model = $m and score is not null group by all order by all"""
     return ws.sql(q, dict(m=model, n=int(bins))).df()
 
-# %% ../nbs/19_views.ipynb #cb83ca3c
+# %% ../nbs/19_views.ipynb #11bc42bb
 def datasets(ws:Workspace) -> pd.DataFrame:
     "Every dataset version, newest first."
     return data.log(ws)
 
+# %% ../nbs/19_views.ipynb #007802c2
 def validations(ws:Workspace, dataset:str|None=None) -> pd.DataFrame:
     "Validation results, failures first, newest run first."
     if 'validations' not in ws.tables(): return pd.DataFrame()
-    return ws.sql("select * from validations where $d is null or dataset = $d order by time desc, passed, \"column\"", dict(d=dataset)).df()
+    q = "select * from validations where $d is null or dataset = $d order by time desc, passed, \"column\""
+    return ws.sql(q, dict(d=dataset)).df()
 
+# %% ../nbs/19_views.ipynb #d8c8da79
 def audit_log(ws:Workspace, limit:int=1000) -> tuple:
     "The newest audit events, and whether the whole chain verifies."
     return audit.log(ws, limit), audit.verify(ws)

@@ -17,7 +17,7 @@ from .config import WorkbenchError
 from .workspace import Workspace
 from . import data, registry
 from .canary import scores
-from .onnx import OnnxModel
+from .deployed import OnnxModel
 
 # %% ../nbs/36_windows.ipynb #d572848b
 OUTPUT = 'model_score' # the feature name of the model's score

@@ -71,7 +71,7 @@ def make(root:str, rows:int):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
-    from workbench import data, onnx, predictions, registry, tracking
+    from workbench import data, deployed, onnx, predictions, registry, tracking
     from workbench.config import load_settings
     from workbench.workspace import open_workspace
     ws = open_workspace(root, load_settings(env={}))
@@ -84,7 +84,7 @@ def make(root:str, rows:int):
         ex = onnx.export(make_pipeline(pre, LogisticRegression(max_iter=300)).fit(ref[feats], ref.label), ref[feats][-5000:])
         registry.log_candidate(ws, run.run_id, ex)
     mv = registry.register(ws, run.run_id, MODEL, actor='bench')
-    model, start = onnx.OnnxModel(ex.onnx), datetime(2026, 1, 1, tzinfo=timezone.utc)
+    model, start = deployed.OnnxModel(ex.onnx), datetime(2026, 1, 1, tzinfo=timezone.utc)
     for i, at in enumerate(range(0, rows, CHUNK)):
         cur, _ = _frame(min(CHUNK, rows - at), True, 1 + i)
         meta = dict(request_id=f'bench-{i:05d}', time=start + timedelta(seconds=i), model=mv.name, version=mv.version, variant='batch', source='bench', latency_ms=0.0)

@@ -75,7 +75,7 @@ def row(workspace):
     from workbench.config import load_settings
     from workbench.workspace import open_workspace
     from workbench import registry, data
-    from workbench.onnx import OnnxModel
+    from workbench.deployed import OnnxModel
     ws = open_workspace(workspace, load_settings(env={}), create=False)
     onnx_bytes, mv = registry.load_onnx(ws, f'{MODEL}/{VERSION}')
     m = OnnxModel(onnx_bytes)
