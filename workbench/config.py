@@ -124,6 +124,16 @@ DEFAULTS = {
         'max_rows': (10000, 'Most rows one request may carry'),
         'max_body_mb': (16.0, 'Largest request body, in MiB'),
     },
+    'maintenance': {
+        'every_minutes': (5.0, 'How often a model server compacts, checkpoints and vacuums the tables it writes, on a '
+                               'thread of its own; 0: never, run `workbench maintain` from cron instead'),
+        'file_retention_minutes': (30.0, 'How long a data file stays after a compaction replaced it, so that a query '
+                                         'still reading an older snapshot finds it; vacuum removes only older ones'),
+        'log_retention_minutes': (30.0, 'How long Delta log entries stay once a checkpoint holds them; time travel '
+                                        'reaches no further back'),
+        'checkpoint_interval': (50, 'Commits between the checkpoints every writer of a table writes, so that opening '
+                                    'it reads at most this many log entries'),
+    },
     'batch': {
         'batch_size': (65536, 'Rows per Arrow batch in batch scoring; memory grows with it, not with the data'),
         'threads': (0, 'Batches scored at once, each on one thread; 0 means one per core'),
@@ -178,11 +188,13 @@ LIMITS = {
     'canary.share': _SHARE, 'canary.max_disagreement': _SHARE, 'canary.max_error_rate': _SHARE,
     'canary.promote_after': _ONE_OR_MORE, 'canary.min_requests': _ONE_OR_MORE,
     'serving.flush_rows': _ONE_OR_MORE, 'serving.max_rows': _ONE_OR_MORE,
+    'maintenance.every_minutes': _COUNT, 'maintenance.checkpoint_interval': _ONE_OR_MORE,
     'batch.batch_size': _ONE_OR_MORE, 'batch.threads': _COUNT, 'batch.monitor_rows': _COUNT,
 }
 POSITIVE = {'gates.max_latency_ms', 'validation.false_alarm_rate', 'drift.psi_threshold', 'drift.kl_threshold',
             'drift.wasserstein_threshold', 'canary.max_p99_ms',
-            'canary.max_disagreement', 'serving.flush_seconds', 'serving.reload_seconds', 'serving.max_body_mb'}
+            'canary.max_disagreement', 'serving.flush_seconds', 'serving.reload_seconds', 'serving.max_body_mb',
+            'maintenance.file_retention_minutes', 'maintenance.log_retention_minutes'}
 CHOICES = {'alerts.sinks': {'console', 'jsonl', 'webhook', 'audit'},
            'drift.decide_by': {'psi', 'ks', 'js', 'kl', 'wasserstein', 'chi2', 'linf', 'missing', 'unseen'}}
 

@@ -6,7 +6,7 @@ Docs: https://mlops-workbench.github.io/workbench/tables.html.md"""
 
 # %% auto #0
 __all__ = ['TIME', 'AUDIT', 'DATASETS', 'VALIDATIONS', 'PIPELINE_RUNS', 'PREDICTIONS', 'SERVING_ERRORS', 'DRIFT', 'LABELS',
-           'PERFORMANCE', 'FEATURE_VIEWS', 'MATERIALIZATIONS', 'TABLES']
+           'PERFORMANCE', 'FEATURE_VIEWS', 'MATERIALIZATIONS', 'TABLES', 'table_properties']
 
 # %% ../nbs/00_tables.ipynb #7e419e2a
 import pyarrow as pa
@@ -78,3 +78,12 @@ TABLES = dict(audit=AUDIT, datasets=DATASETS, validations=VALIDATIONS, pipeline_
               predictions=PREDICTIONS, serving_errors=SERVING_ERRORS, drift=DRIFT, labels=LABELS,
               performance=PERFORMANCE, feature_views=FEATURE_VIEWS,
               materializations=MATERIALIZATIONS) # table name -> its columns
+
+# %% ../nbs/00_tables.ipynb #d2e2ffc5
+def table_properties(settings # the project's `Settings` (or any mapping with the `maintenance.*` keys)
+                    ) -> dict:
+    "The Delta table properties that bound a table's log and removed files, from the `maintenance` settings."
+    interval = lambda key: f"interval {max(1, round(settings[key] * 60))} seconds"
+    return {'delta.checkpointInterval': str(settings['maintenance.checkpoint_interval']),
+            'delta.logRetentionDuration': interval('maintenance.log_retention_minutes'),
+            'delta.deletedFileRetentionDuration': interval('maintenance.file_retention_minutes')}

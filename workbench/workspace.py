@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 from fastcore.basics import patch
 from .config import Settings, WorkbenchError, load_settings
-from .tables import TABLES
+from .tables import TABLES, table_properties
 
 # %% ../nbs/01_workspace.ipynb #878ec846
 @dataclass
@@ -97,12 +97,13 @@ def tables(self:Workspace) -> list:
 # %% ../nbs/01_workspace.ipynb #78540c29
 @patch
 def create_table(self:Workspace, name:str, schema:pa.Schema):
-    "Create the Delta table `name` with `schema` unless it exists."
+    "Create the Delta table `name` with `schema` unless it exists, with properties that bound its log and files."
     from deltalake import DeltaTable
     p = self.table_path(name)
     for attempt in range(20):
         if DeltaTable.is_deltatable(str(p)): return
-        try: return DeltaTable.create(str(p), schema, mode='ignore', name=name)
+        try: return DeltaTable.create(str(p), schema, mode='ignore', name=name,
+                                      configuration=table_properties(self.settings))
         except Exception:  # another process committed version 0 first
             time.sleep(0.05)
     DeltaTable(str(p))  # raises a clear delta-rs error if the table is still unreadable
@@ -231,22 +232,34 @@ def remove_stale_temps(folder, # where writers put their temporary files
         gone.append(p)
     return gone
 
+# %% ../nbs/01_workspace.ipynb #2c895b67
+def _tidy(dt, name:str, # a table, and its name
+          props:dict, # the properties it should have (`tables.table_properties`)
+          retention_hours:int|None=None) -> int: # keep replaced files this long; None: the table's own retention
+    "Compact `dt`, checkpoint it, delete its expired log entries and vacuum it; returns the number of files deleted."
+    from deltalake.exceptions import CommitFailedError
+    try:
+        if {k: dt.metadata().configuration.get(k) for k in props} != props: dt.alter.set_table_properties(props)
+    except CommitFailedError: pass  # a concurrent commit won; the next run sets them
+    try: dt.optimize.compact(writer_properties=_writer(name))
+    except CommitFailedError: pass  # a concurrent compaction won
+    dt.create_checkpoint(); dt.cleanup_metadata()
+    kw = {} if retention_hours is None else dict(retention_hours=retention_hours, enforce_retention_duration=False)
+    return len(dt.vacuum(dry_run=False, full=True, **kw))  # full: also files no commit referenced, once as old
+
 # %% ../nbs/01_workspace.ipynb #a1a9fe64
 @patch
 def maintain(self:Workspace, name:str|None=None, # one table, or all when None
-             retention_hours:int=1, # keep unreferenced files this long (whole hours) for readers of old snapshots
+             retention_hours:int|None=None, # keep replaced files this long; None: `maintenance.file_retention_minutes`
              folders:list=()): # more folders to clear of temporary files left by killed writers (batch outputs)
-    "Compact, checkpoint and vacuum tables, and remove stale temporary files; returns `{table: files removed}`."
+    "Compact, checkpoint, trim the log of and vacuum tables, and remove stale temporary files; `{table: files removed}`."
     from deltalake import DeltaTable
-    if not isinstance(retention_hours, int) or retention_hours < 0:
+    if retention_hours is not None and (not isinstance(retention_hours, int) or retention_hours < 0):
         raise WorkbenchError(f"retention_hours must be a whole number of hours, 0 or more, got {retention_hours!r}")
     if name is not None and name not in self.tables():
         raise WorkbenchError(f"no table {name!r} in {self.root} (tables here: {', '.join(self.tables()) or 'none'})")
-    out = {}
-    for n in ([name] if name else self.tables()):
-        dt = DeltaTable(str(self.table_path(n)))
-        dt.optimize.compact(writer_properties=_writer(n))
-        dt.create_checkpoint()
-        out[n] = len(dt.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False))
+    props = table_properties(self.settings)
+    out = {n: _tidy(DeltaTable(str(self.table_path(n))), n, props, retention_hours)
+           for n in ([name] if name else self.tables())}
     for folder in [*(self.root/'datasets').glob('*/'), *map(Path, folders)]: remove_stale_temps(folder)
     return out
