@@ -207,11 +207,12 @@ def _batch_folders(ws) -> list:
 # %% ../nbs/05_cli.ipynb #f2accd54
 @cli.command()
 @click.argument('table', required=False)
-@click.option('--retention-hours', default=1, type=click.IntRange(min=0), show_default=True,
-              help='Keep unreferenced files this long for readers of old snapshots.')
+@click.option('--retention-hours', type=click.IntRange(min=0),
+              help='Keep replaced files this long for readers of old snapshots '
+                   '[default: maintenance.file_retention_minutes].')
 @click.pass_context
 def maintain(ctx, table, retention_hours):
-    "Compact, checkpoint and vacuum TABLE (all tables when omitted); remove files left by killed writers."
+    "Compact, checkpoint, trim the log of and vacuum TABLE (all when omitted); remove files left by killed writers."
     ws = _ws(ctx)
     for name, removed in ws.maintain(table, retention_hours, _batch_folders(ws)).items():
         click.echo(f"{name}: compacted, {removed} old files removed")

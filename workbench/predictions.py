@@ -73,6 +73,8 @@ class PredictionLog:
         self.ws, self.buffer, self.errors, self.rows, self.written, self.failures = ws, [], [], 0, 0, 0
         self.flush_seconds = flush_seconds or ws.settings['serving.flush_seconds']
         self.flush_rows = flush_rows or ws.settings['serving.flush_rows']
+        self.maintain_every = ws.settings['maintenance.every_minutes'] * 60  # seconds between maintenances; 0: never
+        self.maintenances, self._maintained, self._maintenance = 0, time.monotonic(), None
         self._lock, self._wake, self._stop = threading.Lock(), threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name='prediction-log', daemon=True)
         self._thread.start()
@@ -106,6 +108,27 @@ def _flush_errors(self:PredictionLog):
               "retrying at the next flush", file=sys.stderr)
         with self._lock: self.errors[:0] = errors
 
+# %% ../nbs/13_predictions.ipynb #c0a0a4ac
+@patch
+def _maintain(self:PredictionLog):
+    "Compact, checkpoint, trim the log of and vacuum the tables this log writes; a failure is reported, never raised."
+    for name in ('predictions', 'serving_errors'):
+        if name not in self.ws.tables(): continue
+        try: self.ws.maintain(name); self.maintenances += 1
+        except Exception as e:
+            print(f"prediction log: maintenance of {name} failed ({type(e).__name__}: {e}); the next one retries",
+                  file=sys.stderr)
+
+# %% ../nbs/13_predictions.ipynb #7c00fbcb
+@patch
+def _maybe_maintain(self:PredictionLog):
+    "Start `_maintain` on a thread of its own if `maintain_every` seconds passed since it last started and it is done."
+    if not self.maintain_every or time.monotonic() - self._maintained < self.maintain_every: return
+    if self._maintenance is not None and self._maintenance.is_alive(): return
+    self._maintained = time.monotonic()
+    self._maintenance = threading.Thread(target=self._maintain, name='prediction-log-maintenance', daemon=True)
+    self._maintenance.start()
+
 # %% ../nbs/13_predictions.ipynb #2bfb5755
 @patch
 def flush(self:PredictionLog) -> int:
@@ -116,17 +139,20 @@ def flush(self:PredictionLog) -> int:
     t = to_table(batch)
     if not t.num_rows: return 0
     for attempt in range(5):
-        try: self.ws.append('predictions', t); self.written += t.num_rows; return t.num_rows
+        try: self.ws.append('predictions', t)
         except Exception as e:
             self.failures += 1
             print(f"prediction log: append failed ({type(e).__name__}: {e}); retrying", file=sys.stderr)
-            time.sleep(0.2 * (attempt + 1))
+            time.sleep(0.2 * (attempt + 1)); continue
+        self.written += t.num_rows; self._maybe_maintain()
+        return t.num_rows
     with self._lock: self.buffer[:0], self.rows = batch, self.rows + t.num_rows  # keep it for the next flush
     return 0
 
 # %% ../nbs/13_predictions.ipynb #e42ca73b
 @patch
 def close(self:PredictionLog):
-    "Stop the thread and write everything still buffered."
+    "Stop the thread, write everything still buffered and wait for a maintenance under way."
     self._stop.set(); self._wake.set(); self._thread.join()
     self.flush()
+    if self._maintenance is not None: self._maintenance.join()

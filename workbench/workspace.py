@@ -137,13 +137,24 @@ def _writer(name:str):
     from deltalake import WriterProperties
     return WriterProperties(compression='UNCOMPRESSED' if name in UNCOMPRESSED else 'ZSTD')
 
+# %% ../nbs/01_workspace.ipynb #d244110d
+def _compact(ws:Workspace, dt, name:str) -> bool:
+    "Compact table `name` (`dt`) unless another thread or process here is compacting it; whether it ran."
+    with open(ws.root/'locks'/f'compact_{check_name(name)}.lock', 'a+') as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError: return False  # being compacted now: once is enough
+        try:
+            dt.update_incremental()  # files a compaction replaced meanwhile are not compacted twice
+            dt.optimize.compact(writer_properties=_writer(name)); return True
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
 # %% ../nbs/01_workspace.ipynb #3b04e4e2
-def _commit(dt, name:str, t:pa.Table, metadata:dict|None):
+def _commit(ws:Workspace, dt, name:str, t:pa.Table, metadata:dict|None):
     from deltalake import write_deltalake, CommitProperties
     props = CommitProperties(custom_metadata={k: str(v) for k, v in metadata.items()}) if metadata else None
     write_deltalake(dt, t, mode='append', writer_properties=_writer(name), commit_properties=props)
     if dt.version() % COMPACT_EVERY == 0:
-        try: dt.optimize.compact(writer_properties=_writer(name))
+        try: _compact(ws, dt, name)
         except Exception: pass  # someone else's commit won: the next multiple compacts
 
 # %% ../nbs/01_workspace.ipynb #90bfefbf
@@ -161,7 +172,7 @@ def append(self:Workspace, name:str, # table name
     dt = DeltaTable(p)
     t = _as_arrow(data, pa.schema(dt.schema().to_arrow()))
     for attempt in range(50):  # delta-rs retries conflicts itself; this covers the rare case it gives up
-        try: _commit(dt, name, t, metadata); return dt.version()
+        try: _commit(self, dt, name, t, metadata); return dt.version()
         except CommitFailedError:
             time.sleep(0.01 * (attempt + 1))
             dt = DeltaTable(p)
@@ -233,7 +244,7 @@ def remove_stale_temps(folder, # where writers put their temporary files
     return gone
 
 # %% ../nbs/01_workspace.ipynb #2c895b67
-def _tidy(dt, name:str, # a table, and its name
+def _tidy(ws:Workspace, dt, name:str, # the workspace, a table and its name
           props:dict, # the properties it should have (`tables.table_properties`)
           retention_hours:int|None=None) -> int: # keep replaced files this long; None: the table's own retention
     "Compact `dt`, checkpoint it, delete its expired log entries and vacuum it; returns the number of files deleted."
@@ -241,8 +252,8 @@ def _tidy(dt, name:str, # a table, and its name
     try:
         if {k: dt.metadata().configuration.get(k) for k in props} != props: dt.alter.set_table_properties(props)
     except CommitFailedError: pass  # a concurrent commit won; the next run sets them
-    try: dt.optimize.compact(writer_properties=_writer(name))
-    except CommitFailedError: pass  # a concurrent compaction won
+    try: _compact(ws, dt, name)
+    except CommitFailedError: pass  # a concurrent property change won
     dt.create_checkpoint(); dt.cleanup_metadata()
     kw = {} if retention_hours is None else dict(retention_hours=retention_hours, enforce_retention_duration=False)
     return len(dt.vacuum(dry_run=False, full=True, **kw))  # full: also files no commit referenced, once as old
@@ -259,7 +270,7 @@ def maintain(self:Workspace, name:str|None=None, # one table, or all when None
     if name is not None and name not in self.tables():
         raise WorkbenchError(f"no table {name!r} in {self.root} (tables here: {', '.join(self.tables()) or 'none'})")
     props = table_properties(self.settings)
-    out = {n: _tidy(DeltaTable(str(self.table_path(n))), n, props, retention_hours)
+    out = {n: _tidy(self, DeltaTable(str(self.table_path(n))), n, props, retention_hours)
            for n in ([name] if name else self.tables())}
     for folder in [*(self.root/'datasets').glob('*/'), *map(Path, folders)]: remove_stale_temps(folder)
     return out
