@@ -149,13 +149,15 @@ def _compact(ws:Workspace, dt, name:str) -> bool:
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 # %% ../nbs/01_workspace.ipynb #3b04e4e2
-def _commit(ws:Workspace, dt, name:str, t:pa.Table, metadata:dict|None):
+def _commit(ws:Workspace, dt, name:str, t:pa.Table, metadata:dict|None) -> int:
+    "Append `t` to `dt` and compact if its version is a multiple of `COMPACT_EVERY`; returns the version appended."
     from deltalake import write_deltalake, CommitProperties
     props = CommitProperties(custom_metadata={k: str(v) for k, v in metadata.items()}) if metadata else None
     write_deltalake(dt, t, mode='append', writer_properties=_writer(name), commit_properties=props)
-    if dt.version() % COMPACT_EVERY == 0:
+    if (version := dt.version()) % COMPACT_EVERY == 0:
         try: _compact(ws, dt, name)
         except Exception: pass  # someone else's commit won: the next multiple compacts
+    return version
 
 # %% ../nbs/01_workspace.ipynb #90bfefbf
 @patch
@@ -172,7 +174,7 @@ def append(self:Workspace, name:str, # table name
     dt = DeltaTable(p)
     t = _as_arrow(data, pa.schema(dt.schema().to_arrow()))
     for attempt in range(50):  # delta-rs retries conflicts itself; this covers the rare case it gives up
-        try: _commit(self, dt, name, t, metadata); return dt.version()
+        try: return _commit(self, dt, name, t, metadata)
         except CommitFailedError:
             time.sleep(0.01 * (attempt + 1))
             dt = DeltaTable(p)
