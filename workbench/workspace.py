@@ -265,7 +265,7 @@ def _tidy(ws:Workspace, dt, name:str, # the workspace, a table and its name
 def maintain(self:Workspace, name:str|None=None, # one table, or all when None
              retention_hours:int|None=None, # keep replaced files this long; None: `maintenance.file_retention_minutes`
              folders:list=()): # more folders to clear of temporary files left by killed writers (batch outputs)
-    "Compact, checkpoint, trim the log of and vacuum tables, and remove stale temporary files; `{table: files removed}`."
+    "Compact, checkpoint, trim the log of and vacuum tables; remove stale temporary files; `{table: files removed}`."
     from deltalake import DeltaTable
     if retention_hours is not None and (not isinstance(retention_hours, int) or retention_hours < 0):
         raise WorkbenchError(f"retention_hours must be a whole number of hours, 0 or more, got {retention_hours!r}")
