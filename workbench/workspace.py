@@ -273,12 +273,12 @@ def append(self:Workspace, name:str, # table name
            data, # rows: a list of dicts, a DataFrame or an Arrow table, with the table's columns
            metadata:dict|None=None) -> int: # recorded with the commit, readable from `DeltaTable.history`
     "Append `data` to table `name` atomically; returns the table version it committed."
-    from deltalake import DeltaTable
-    from deltalake.exceptions import CommitFailedError
-    if not DeltaTable.is_deltatable(str(self.table_path(name)), storage_options=self.storage_options):
-        if name not in TABLES: raise WorkbenchError(f"no table {name!r} in {self.location}")
+    from deltalake.exceptions import CommitFailedError, TableNotFoundError
+    try: dt = self.delta(name)  # one round trip fewer than asking first whether it exists (on object storage)
+    except TableNotFoundError:
+        if name not in TABLES: raise WorkbenchError(f"no table {name!r} in {self.location}") from None
         self.create_table(name, TABLES[name])  # the first write makes a known table
-    dt = self.delta(name)
+        dt = self.delta(name)
     t = _as_arrow(data, pa.schema(dt.schema().to_arrow()))
     for attempt in range(50):  # delta-rs retries conflicts itself; this covers the rare case it gives up
         try: _commit(dt, name, t, metadata); return dt.version()
