@@ -10,7 +10,7 @@ __all__ = ['LAYOUT', 'URL', 'BUCKET', 'S3_VARIABLES', 'UNCOMPRESSED', 'COMPACT_E
            'remove_stale_temps']
 
 # %% ../nbs/01_workspace.ipynb #574e7d47
-import atexit, fcntl, os, re, threading, time
+import atexit, fcntl, os, re, threading, time, uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -216,6 +216,34 @@ def tables(self:Workspace) -> list:
     logs = fs.get_file_info([f'{base}/tables/{n}/_delta_log' for n in names])
     return sorted(n for n, i in zip(names, logs) if i.type == FileType.Directory)
 
+# %% ../nbs/01_workspace.ipynb #6dc731ea
+@patch
+def save_file(self:Workspace, path:str): # relative to the workspace, e.g. `datasets/credit/<id>.parquet`
+    "Store the file `path`, written in the workspace's folder, where the workspace keeps its files."
+    if not self.uri: return
+    from pyarrow import fs
+    s3, base = self.storage()
+    try: fs.copy_files(str(self.root/path), f'{base}/{path}', fs.LocalFileSystem(), s3)
+    except OSError as e:
+        raise WorkbenchError(f"cannot store {path} at {self.uri}: {str(e).splitlines()[0]}; "
+                             "check the object store and the AWS_* credentials") from None
+
+# %% ../nbs/01_workspace.ipynb #76b3c0f4
+@patch
+def local_file(self:Workspace, path:str) -> Path: # relative to the workspace; a file that never changes once written
+    "A local path to the workspace file `path`: the file itself, or on object storage this machine's copy of it."
+    local = self.root/path
+    if not self.uri or local.exists(): return local
+    from pyarrow import fs
+    s3, base = self.storage()
+    local.parent.mkdir(parents=True, exist_ok=True)
+    tmp = local.parent/f'.tmp-{uuid.uuid4().hex}-{local.name}'  # `maintain` removes it if this process dies
+    try: fs.copy_files(f'{base}/{path}', str(tmp), s3, fs.LocalFileSystem()); os.replace(tmp, local)
+    except OSError as e:
+        raise WorkbenchError(f"cannot read {path} from {self.uri}: {str(e).splitlines()[0]}") from None
+    finally: tmp.unlink(missing_ok=True)
+    return local
+
 # %% ../nbs/01_workspace.ipynb #78540c29
 @patch
 def create_table(self:Workspace, name:str, schema:pa.Schema):
@@ -259,9 +287,10 @@ def _writer(name:str):
     return WriterProperties(compression='UNCOMPRESSED' if name in UNCOMPRESSED else 'ZSTD')
 
 # %% ../nbs/01_workspace.ipynb #3b04e4e2
-def _commit(dt, name:str, t:pa.Table, metadata:dict|None):
+def _commit(dt, name:str, t:pa.Table, metadata:dict|None, retries:int|None=None):
     from deltalake import write_deltalake, CommitProperties
-    props = CommitProperties(custom_metadata={k: str(v) for k, v in metadata.items()}) if metadata else None
+    props = CommitProperties(custom_metadata={k: str(v) for k, v in (metadata or {}).items()},
+                             max_commit_retries=retries)
     write_deltalake(dt, t, mode='append', writer_properties=_writer(name), commit_properties=props)
     if dt.version() % COMPACT_EVERY == 0:
         try: dt.optimize.compact(writer_properties=_writer(name))
@@ -271,7 +300,8 @@ def _commit(dt, name:str, t:pa.Table, metadata:dict|None):
 @patch
 def append(self:Workspace, name:str, # table name
            data, # rows: a list of dicts, a DataFrame or an Arrow table, with the table's columns
-           metadata:dict|None=None) -> int: # recorded with the commit, readable from `DeltaTable.history`
+           metadata:dict|None=None, # recorded with the commit, readable from `DeltaTable.history`
+           after:int|None=None) -> int: # commit only as the version right after this one, else `CommitFailedError`
     "Append `data` to table `name` atomically; returns the table version it committed."
     from deltalake.exceptions import CommitFailedError, TableNotFoundError
     try: dt = self.delta(name)  # one round trip fewer than asking first whether it exists (on object storage)
@@ -280,6 +310,10 @@ def append(self:Workspace, name:str, # table name
         self.create_table(name, TABLES[name])  # the first write makes a known table
         dt = self.delta(name)
     t = _as_arrow(data, pa.schema(dt.schema().to_arrow()))
+    if after is not None:  # a compare-and-swap on the table version: `data` was computed from version `after`
+        from deltalake import DeltaTable
+        dt = DeltaTable(str(self.table_path(name)), version=after, storage_options=self.storage_options)
+        _commit(dt, name, t, metadata, retries=0); return dt.version()
     for attempt in range(50):  # delta-rs retries conflicts itself; this covers the rare case it gives up
         try: _commit(dt, name, t, metadata); return dt.version()
         except CommitFailedError:
