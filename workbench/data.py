@@ -227,6 +227,7 @@ def commit(ws:Workspace, name:str, # dataset name: lower-case letters, digits an
                     datetime.now(timezone.utc), message, f'datasets/{name}/{vid}.parquet',
                     str(Path(source).resolve()) if isinstance(source, (str, Path)) else type(source).__name__)
         _write_atomic(t, ws.root/v.path)
+        ws.save_file(v.path)  # on object storage, uploaded before the version is recorded
         ws.append('datasets', [asdict(v)])
         return _audited(ws, v, parent)
 
@@ -267,7 +268,7 @@ def load(ws:Workspace, ref:str, # a dataset reference
          kind:str='pandas'): # 'pandas', 'arrow' or 'duckdb' (a relation on DuckDB's default connection)
     "The data of version `ref`."
     v = resolve(ws, ref)
-    path = str(ws.root/v.path)
+    path = str(ws.local_file(v.path))
     if kind == 'duckdb':
         import duckdb
         return duckdb.read_parquet(path)
@@ -280,7 +281,7 @@ def load(ws:Workspace, ref:str, # a dataset reference
 def profile(ws:Workspace, ref:str) -> 'pd.DataFrame':
     "Per-column summary of version `ref`: type, min, max, mean, std, distinct values, missing share."
     import duckdb
-    path = str(ws.root/resolve(ws, ref).path)
+    path = str(ws.local_file(resolve(ws, ref).path))
     return duckdb.connect().execute('summarize select * from read_parquet(?)', [path]).df()
 
 # %% ../nbs/03_data.ipynb #18331088
@@ -333,7 +334,7 @@ def diff(ws:Workspace, a:str, b:str) -> Diff:
     va, vb = resolve(ws, a), resolve(ws, b)
     ta, tb = dict(va.fields), dict(vb.fields)
     common = {c: t for c, t in ta.items() if c in tb and tb[c] == t}
-    con, pa_, pb = duckdb.connect(), str(ws.root/va.path), str(ws.root/vb.path)
+    con, pa_, pb = duckdb.connect(), str(ws.local_file(va.path)), str(ws.local_file(vb.path))
     cols = ', '.join(map(identifier, common))
     except_all = f"select {cols} from read_parquet(?) except all select {cols} from read_parquet(?)"
     only = lambda x, y: con.execute(f"select count(*) from ({except_all})", [x, y]).fetchone()[0]
