@@ -10,7 +10,7 @@ __all__ = ['LAYOUT', 'URL', 'BUCKET', 'S3_VARIABLES', 'UNCOMPRESSED', 'COMPACT_E
            'remove_stale_temps']
 
 # %% ../nbs/01_workspace.ipynb #574e7d47
-import atexit, fcntl, os, re, threading, time, uuid
+import atexit, fcntl, os, re, shutil, threading, time, uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -97,6 +97,8 @@ def s3_storage_options(env=None) -> dict:
 def _s3(endpoint:str, region:str, key:str|None, secret:str|None, token:str|None):
     from pyarrow import fs
     atexit.register(fs.finalize_s3)  # else pyarrow's S3 may abort the interpreter at exit
+    # S3-compatible stores (SeaweedFS, Ceph, older MinIO) refuse the checksum trailers newer AWS SDKs send by default
+    os.environ.setdefault('AWS_REQUEST_CHECKSUM_CALCULATION', 'when_required')
     kw = dict(endpoint_override=endpoint.split('://', 1)[-1], scheme=endpoint.split('://', 1)[0]) if endpoint else {}
     if key: kw |= dict(access_key=key, secret_key=secret, session_token=token)
     return fs.S3FileSystem(region=region, connect_timeout=5, request_timeout=30, **kw)
@@ -221,9 +223,10 @@ def tables(self:Workspace) -> list:
 def save_file(self:Workspace, path:str): # relative to the workspace, e.g. `datasets/credit/<id>.parquet`
     "Store the file `path`, written in the workspace's folder, where the workspace keeps its files."
     if not self.uri: return
-    from pyarrow import fs
     s3, base = self.storage()
-    try: fs.copy_files(str(self.root/path), f'{base}/{path}', fs.LocalFileSystem(), s3)
+    try:  # the object appears when the stream closes, whole; a failed upload raises there
+        with open(self.root/path, 'rb') as src, s3.open_output_stream(f'{base}/{path}') as out:
+            shutil.copyfileobj(src, out, 1 << 22)
     except OSError as e:
         raise WorkbenchError(f"cannot store {path} at {self.uri}: {str(e).splitlines()[0]}; "
                              "check the object store and the AWS_* credentials") from None
@@ -234,11 +237,13 @@ def local_file(self:Workspace, path:str) -> Path: # relative to the workspace; a
     "A local path to the workspace file `path`: the file itself, or on object storage this machine's copy of it."
     local = self.root/path
     if not self.uri or local.exists(): return local
-    from pyarrow import fs
     s3, base = self.storage()
     local.parent.mkdir(parents=True, exist_ok=True)
     tmp = local.parent/f'.tmp-{uuid.uuid4().hex}-{local.name}'  # `maintain` removes it if this process dies
-    try: fs.copy_files(f'{base}/{path}', str(tmp), s3, fs.LocalFileSystem()); os.replace(tmp, local)
+    try:
+        with s3.open_input_stream(f'{base}/{path}') as src, open(tmp, 'wb') as out:
+            shutil.copyfileobj(src, out, 1 << 22)
+        os.replace(tmp, local)
     except OSError as e:
         raise WorkbenchError(f"cannot read {path} from {self.uri}: {str(e).splitlines()[0]}") from None
     finally: tmp.unlink(missing_ok=True)
