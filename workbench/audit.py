@@ -80,8 +80,9 @@ def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'mo
            subject:str, # what it happened to, e.g. 'credit@3f2a9c1b7d4e'
            before=None, after=None, # the state before and after, JSON-serializable
            reason:str='', # why, in the actor's words
-           actor:str|None=None) -> dict: # who; `current_actor(ws)` when None
-    "Append one event to the audit chain and return it."
+           actor:str|None=None, # who; `current_actor(ws)` when None
+           once:bool=False) -> dict: # record nothing if the chain holds an event of this action and subject already
+    "Append one event to the audit chain and return it (with `once`, the one already there, if any)."
     from deltalake.exceptions import CommitFailedError
     ws.create_table('audit', SCHEMA)
     dump = lambda v: None if v is None else json.dumps(v, sort_keys=True, default=str)
@@ -89,6 +90,8 @@ def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'mo
         for attempt in range(100):
             dt = ws.delta('audit')
             seq, prev, first = _head(ws, dt)
+            q = 'select * from audit where action = $a and subject = $s limit 1'
+            if once and (had := ws.sql(q, dict(a=action, s=subject)).to_arrow_table().to_pylist()): return had[0]
             e = dict(seq=seq + 1, time=datetime.now(timezone.utc), actor=actor or current_actor(ws), action=action,
                      subject=subject, before=dump(before), after=dump(after), reason=reason or '', prev_hash=prev)
             e['hash'] = event_hash(e)
