@@ -98,7 +98,7 @@ def _named(prof:dict, real:dict) -> dict:
 # %% ../nbs/34_drift.ipynb #0060e63f
 def _build(ws:Workspace, mv, model, folder:Path):
     "Write the reference of model version `mv` into `folder`."
-    try: path = str(ws.root/data.resolve(ws, mv.dataset).path)
+    try: path = str(ws.local_file(data.resolve(ws, mv.dataset).path))
     except WorkbenchError:
         raise WorkbenchError(f"{mv.ref} was trained on {mv.dataset or 'no recorded dataset'}, which this workspace "
                              "does not have, so it has no reference to monitor against") from None
