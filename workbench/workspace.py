@@ -103,6 +103,7 @@ def _s3(endpoint:str, region:str, key:str|None, secret:str|None, token:str|None)
     if key: kw |= dict(access_key=key, secret_key=secret, session_token=token)
     return fs.S3FileSystem(region=region, connect_timeout=5, request_timeout=30, **kw)
 
+# %% ../nbs/01_workspace.ipynb #b2410b0e
 def s3_filesystem(env=None):
     "A pyarrow S3 filesystem for the store the `AWS_*` environment variables name."
     o = s3_storage_options(env)
@@ -114,22 +115,6 @@ def state_folder(url:str) -> Path:
     "This machine's folder for the local state of the workspace at `url`."
     base = Path(os.environ.get('XDG_STATE_HOME') or '~/.local/state').expanduser()
     return base/'workbench'/'s3'/url.removeprefix('s3://')
-
-# %% ../nbs/01_workspace.ipynb #778ea7d7
-def open_workspace(path:str|Path|None=None, # workspace folder or s3://bucket/prefix; overrides everything else
-                   settings:Settings|None=None, # policy; `load_settings()` when None
-                   create:bool=True): # create the folder and its layout when missing; else a missing one is an error
-    "Open (and by default create) the project's workspace."
-    s = settings or load_settings()
-    where = _locate(path, s)
-    if url := object_store_url(where): return _open_store(url, s, create)
-    root = _folder(where).expanduser().resolve()
-    if root.exists() and not root.is_dir(): raise WorkbenchError(f"workspace {root} is a file, not a folder")
-    if not create and not (root/'tables').is_dir():
-        raise WorkbenchError(f"no workspace at {root}; create one with `workbench init` (or the first "
-                             "`workbench data commit`), or point --workspace/WORKBENCH_HOME at an existing one")
-    _make_layout(root)
-    return Workspace(root, s)
 
 # %% ../nbs/01_workspace.ipynb #cc65ecab
 def _make_layout(root:Path):
@@ -161,6 +146,22 @@ def _open_store(url:str, s:Settings, create:bool) -> Workspace:
     _make_layout(root := state_folder(url))
     return Workspace(root, s, url)
 
+# %% ../nbs/01_workspace.ipynb #778ea7d7
+def open_workspace(path:str|Path|None=None, # workspace folder or s3://bucket/prefix; overrides everything else
+                   settings:Settings|None=None, # policy; `load_settings()` when None
+                   create:bool=True): # create the folder and its layout when missing; else a missing one is an error
+    "Open (and by default create) the project's workspace."
+    s = settings or load_settings()
+    where = _locate(path, s)
+    if url := object_store_url(where): return _open_store(url, s, create)
+    root = _folder(where).expanduser().resolve()
+    if root.exists() and not root.is_dir(): raise WorkbenchError(f"workspace {root} is a file, not a folder")
+    if not create and not (root/'tables').is_dir():
+        raise WorkbenchError(f"no workspace at {root}; create one with `workbench init` (or the first "
+                             "`workbench data commit`), or point --workspace/WORKBENCH_HOME at an existing one")
+    _make_layout(root)
+    return Workspace(root, s)
+
 # %% ../nbs/01_workspace.ipynb #6d8e290e
 def check_name(name, # a table, dataset, suite or lock name
                what='table') -> str: # what the name is of, for the message
@@ -185,28 +186,31 @@ def lock(self:Workspace, name:str): # what is locked, e.g. 'audit'
         try: yield
         finally: held.discard(key); fcntl.flock(f, fcntl.LOCK_UN)
 
-# %% ../nbs/01_workspace.ipynb #92b42f46
-@patch
-def table_path(self:Workspace, name:str) -> Path|str:
-    "Folder of the Delta table `name`, or its URL on object storage."
-    return f'{self.uri}/tables/{check_name(name)}' if self.uri else self.root/'tables'/check_name(name)
-
+# %% ../nbs/01_workspace.ipynb #ab0083c4
 @patch(as_prop=True)
 def storage_options(self:Workspace) -> dict|None:
     "delta-rs storage options for the workspace's tables: from the environment on object storage, else None."
     return s3_storage_options() if self.uri else None
 
+# %% ../nbs/01_workspace.ipynb #de4c6029
 @patch
 def storage(self:Workspace) -> tuple:
     "The pyarrow filesystem the workspace's files are on, and the workspace's path in it."
     from pyarrow import fs
     return (s3_filesystem(), self.uri.removeprefix('s3://')) if self.uri else (fs.LocalFileSystem(), str(self.root))
 
+# %% ../nbs/01_workspace.ipynb #fb39a647
 @patch
 def delta(self:Workspace, name:str):
     "The Delta table `name` (a `deltalake.DeltaTable`)."
     from deltalake import DeltaTable
     return DeltaTable(str(self.table_path(name)), storage_options=self.storage_options)
+
+# %% ../nbs/01_workspace.ipynb #92b42f46
+@patch
+def table_path(self:Workspace, name:str) -> Path|str:
+    "Folder of the Delta table `name`, or its URL on object storage."
+    return f'{self.uri}/tables/{check_name(name)}' if self.uri else self.root/'tables'/check_name(name)
 
 @patch
 def tables(self:Workspace) -> list:
