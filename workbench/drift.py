@@ -36,8 +36,7 @@ def memory_limit(settings) -> str:
 # %% ../nbs/34_drift.ipynb #860bec7f
 def _open(ws:Workspace, con, name:str):
     "Open table `name` as a view through DuckDB's own Parquet reader, whose memory counts within its limit."
-    from deltalake import DeltaTable
-    t = DeltaTable(str(ws.table_path(name)))
+    t = ws.delta(name)
     files = t.file_uris()  # (a pyarrow dataset would read ahead outside the limit)
     if not files or any('://' in f for f in files):  # empty, or on object storage: DuckDB has no reader for it here
         return con.register(name, t.to_pyarrow_dataset())
