@@ -53,8 +53,10 @@ def seaweedfs_server(folder:Path, timeout:float=60):
     log = open(folder/'weed.log', 'w+')
     cmd = [WEED, 'server', f'-dir={folder/"data"}', '-ip=127.0.0.1', '-ip.bind=127.0.0.1', '-s3', f'-s3.port={s3}',
            f'-master.port={master}', f'-volume.port={volume}', f'-filer.port={filer}', '-s3.port.iceberg=0',
-           '-s3.port.lance=0', '-volume.max=0', '-master.volumeSizeLimitMB=64']
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+           '-s3.port.lance=0', '-volume.max=0', '-master.volumeSizeLimitMB=64',
+           f'-filer.localSocket={folder/"filer.sock"}', f'-s3.localSocket={folder/"s3.sock"}']
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                            env=dict(os.environ, TMPDIR=str(folder)))  # its log files go there too
     endpoint = f'http://127.0.0.1:{s3}'
     try:
         deadline = time.monotonic() + timeout
@@ -74,6 +76,8 @@ def seaweedfs_server(folder:Path, timeout:float=60):
             try: proc.wait(2)
             except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
         log.close()
+        for port in (s3, master, volume, filer):  # the gRPC sockets it always makes in /tmp, left by a killed server
+            for sock in Path('/tmp').glob(f'seaweedfs-*-{port + 10000}.sock'): sock.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope='session')
