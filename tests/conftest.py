@@ -1,6 +1,7 @@
 import contextlib, os, shutil, signal, socket, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 import pytest
+from object_store import seaweedfs  # noqa: F401  (the session's S3-compatible store)
 
 BIN = Path(sys.executable).parent
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'

@@ -9,11 +9,12 @@ __all__ = ['SCHEMA', 'GENESIS', 'event_hash', 'current_actor', 'anchor_file', 'a
            'verify']
 
 # %% ../nbs/02_audit.ipynb #fa95305f
-import getpass, hashlib, json, socket, sys
+import getpass, hashlib, json, random, socket, sys, time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 import pyarrow as pa
+from .errors import WorkbenchError
 from .tables import AUDIT
 from .workspace import Workspace
 
@@ -41,10 +42,9 @@ def _first(ws:Workspace) -> str:
     rows = ws.sql('select hash from audit where seq = 1').fetchall()
     return rows[0][0] if rows else GENESIS
 
-def _head(ws:Workspace):
+def _head(ws:Workspace, dt):
     "Sequence number and hash of the last event, and the first event's hash: from the last commit's metadata, else by a scan."
-    from deltalake import DeltaTable
-    last = DeltaTable(str(ws.table_path('audit'))).history(1)[0]
+    last = dt.history(1)[0]
     if 'workbench.audit.first' in last:
         return int(last['workbench.audit.seq']), last['workbench.audit.hash'], last['workbench.audit.first']
     rows = ws.sql('select seq, hash from audit order by seq desc limit 1').fetchall()  # after creation or compaction
@@ -53,7 +53,7 @@ def _head(ws:Workspace):
 # %% ../nbs/02_audit.ipynb #9650f016
 def anchor_file(ws:Workspace) -> Path:
     "The file in `audit.anchor` holding this workspace's heads."
-    key = hashlib.sha256(str(ws.root).encode()).hexdigest()[:16]
+    key = hashlib.sha256(ws.location.encode()).hexdigest()[:16]
     return Path(ws.settings['audit.anchor']).expanduser()/f'{key}.jsonl'
 
 def _anchor(ws:Workspace, seq:int, h:str, first:str):
@@ -80,18 +80,26 @@ def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'mo
            subject:str, # what it happened to, e.g. 'credit@3f2a9c1b7d4e'
            before=None, after=None, # the state before and after, JSON-serializable
            reason:str='', # why, in the actor's words
-           actor:str|None=None) -> dict: # who; `current_actor(ws)` when None
-    "Append one event to the audit chain and return it."
+           actor:str|None=None, # who; `current_actor(ws)` when None
+           once:bool=False) -> dict: # record nothing if the chain holds an event of this action and subject already
+    "Append one event to the audit chain and return it (with `once`, the one already there, if any)."
+    from deltalake.exceptions import CommitFailedError
     ws.create_table('audit', SCHEMA)
     dump = lambda v: None if v is None else json.dumps(v, sort_keys=True, default=str)
-    with ws.lock('audit'):
-        seq, prev, first = _head(ws)
-        e = dict(seq=seq + 1, time=datetime.now(timezone.utc), actor=actor or current_actor(ws), action=action,
-                 subject=subject, before=dump(before), after=dump(after), reason=reason or '', prev_hash=prev)
-        e['hash'] = event_hash(e)
-        first = e['hash'] if e['seq'] == 1 else first
-        ws.append('audit', pa.Table.from_pylist([e], schema=SCHEMA),
-                  {'workbench.audit.seq': e['seq'], 'workbench.audit.hash': e['hash'], 'workbench.audit.first': first})
+    with ws.lock('audit'):  # this machine's writers queue here; the commit below catches those of other machines
+        for attempt in range(100):
+            dt = ws.delta('audit')
+            seq, prev, first = _head(ws, dt)
+            q = 'select * from audit where action = $a and subject = $s limit 1'
+            if once and (had := ws.sql(q, dict(a=action, s=subject)).to_arrow_table().to_pylist()): return had[0]
+            e = dict(seq=seq + 1, time=datetime.now(timezone.utc), actor=actor or current_actor(ws), action=action,
+                     subject=subject, before=dump(before), after=dump(after), reason=reason or '', prev_hash=prev)
+            e['hash'] = event_hash(e)
+            first = e['hash'] if e['seq'] == 1 else first
+            meta = {'workbench.audit.seq': e['seq'], 'workbench.audit.hash': e['hash'], 'workbench.audit.first': first}
+            try: ws.append('audit', pa.Table.from_pylist([e], schema=SCHEMA), meta, after=dt.version()); break
+            except CommitFailedError: time.sleep(random.uniform(0.01, 0.05) * min(attempt + 1, 10))  # read it again
+        else: raise WorkbenchError("could not record the audit event: too many writers at once; try again")
         _anchor(ws, e['seq'], e['hash'], first)
     return e
 
@@ -134,10 +142,10 @@ def _first_problem(events:list):
 # %% ../nbs/02_audit.ipynb #2d9bde59
 def _read_events(ws:Workspace):
     import pyarrow.parquet as pq
-    from deltalake import DeltaTable
-    events, damaged = [], []
-    for f in DeltaTable(str(ws.table_path('audit'))).file_uris():
-        try: events += pq.read_table(f.removeprefix('file://')).select(SCHEMA.names).cast(SCHEMA).to_pylist()
+    events, damaged, (fs, _) = [], [], ws.storage()
+    for f in ws.delta('audit').file_uris():
+        path = f.removeprefix('s3://') if ws.uri else f.removeprefix('file://')
+        try: events += pq.read_table(path, filesystem=fs).select(SCHEMA.names).cast(SCHEMA).to_pylist()
         except Exception as e: damaged.append(f"{f.rsplit('/', 1)[-1]} ({str(e).splitlines()[0][:80]})")
     return sorted(events, key=lambda e: (e['seq'], e['hash'])), damaged
 
@@ -162,8 +170,7 @@ def verify(ws:Workspace) -> Verification:
     heads = anchors(ws)  # before the events: a writer anchors a head only once its event is committed
     events, damaged = _read_events(ws)
     bad, problem = _first_problem(events)
-    from deltalake import DeltaTable
-    emptied = not events and DeltaTable(str(ws.table_path('audit'))).version() > 0  # else a new table: a new chain
+    emptied = not events and ws.delta('audit').version() > 0  # else a new table: a new chain
     if not problem: bad, problem = _anchor_problem(events, heads if events or emptied else [])
     if damaged: problem = (problem + '; ' if problem else '') + 'unreadable audit file(s): ' + ', '.join(damaged)
     head = events[-1]['hash'] if events else GENESIS

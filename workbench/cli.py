@@ -127,7 +127,7 @@ def init(ctx):
     for name in ('audit', 'datasets'): ws.create_table(name, TABLES[name])  # so `workbench sql` finds them at once
     f = ctx.find_root().obj['settings_file'] or find_settings()
     if not f: (f := Path('settings.ini')).write_text(render_settings())
-    click.echo(f"workspace ready at {ws.root}\nsettings in {Path(f).resolve()}\nMLflow tracking URI: {ws.tracking_uri}")
+    click.echo(f"workspace ready at {ws.location}\nsettings in {Path(f).resolve()}\nMLflow tracking URI: {ws.tracking_uri}")
 
 # %% ../nbs/05_cli.ipynb #2bdfc27e
 @cli.command('config')
@@ -145,7 +145,7 @@ def summary(ws) -> tuple:
     ds = ws.sql("""select name, count(*) as versions, arg_max(name || '@' || left(id, 12), seq) as latest,
                    arg_max(rows, seq) as rows, arg_max(columns, seq) as columns
                    from datasets group by name order by name""").df()
-    lines = [f"workspace   {ws.root}", f"tracking    {ws.tracking_uri}", f"tables      {', '.join(ws.tables())}",
+    lines = [f"workspace   {ws.location}", f"tracking    {ws.tracking_uri}", f"tables      {', '.join(ws.tables())}",
              f"datasets    {len(ds)} ({int(ds.versions.sum()) if len(ds) else 0} versions)"]
     lines += ['  ' + l for l in ds.to_string(index=False).splitlines()] if len(ds) else []
     v, found = audit.verify(ws), governance.check(ws)
@@ -774,5 +774,5 @@ def dashboard(ctx, host, port, show, prefix, origins):
     from workbench import dashboard as d
     ws = _ws(ctx, create=False)
     path = '/' + prefix.strip('/') if prefix.strip('/') else ''
-    click.echo(f"dashboard of {ws.root} at http://{host}:{port}{path}/experiments (Ctrl-C stops it)")
+    click.echo(f"dashboard of {ws.location} at http://{host}:{port}{path}/experiments (Ctrl-C stops it)")
     d.serve(ws, host, port, show, prefix, list(origins))

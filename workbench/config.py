@@ -24,7 +24,8 @@ def _hint(word:str, known) -> str:
 # %% ../nbs/00_config.ipynb #353ce2ea
 DEFAULTS = {
     'workspace': {
-        'path': ('workspace', 'Folder holding the project state, relative to this file (WORKBENCH_HOME overrides it)'),
+        'path': ('workspace', 'Folder holding the project state, relative to this file, or an s3://bucket/prefix URL '
+                             '(WORKBENCH_HOME overrides it)'),
         'tracking_uri': ('', 'MLflow tracking URI; empty means sqlite:///<workspace>/mlflow.db'),
         'actor': ('', 'Name recorded in audit events; empty means $USER@hostname'),
     },
@@ -264,7 +265,7 @@ def _read_file(f:Path, values:dict, sources:dict):
 
 # %% ../nbs/00_config.ipynb #2569340a
 ENVIRONMENT = { # the workbench's environment variables that are not settings
-    'WORKBENCH_HOME': 'the workspace folder', 'WORKBENCH_ACTOR': 'who is acting, for the audit log',
+    'WORKBENCH_HOME': 'the workspace folder or s3:// URL', 'WORKBENCH_ACTOR': 'who is acting, for the audit log',
     'WORKBENCH_ADMIN_TOKEN': "the model server's admin token", 'WORKBENCH_SOURCE': 'the notebook a pipeline step runs',
     'WORKBENCH_SERVE': "a server worker's configuration", 'WORKBENCH_DEBUG': 'show full tracebacks',
     'WORKBENCH_ARTIFACTS': "the tests' screenshot folder", 'WORKBENCH_SIGNING_KEY': "the approver's SSH private key",

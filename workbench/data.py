@@ -9,7 +9,7 @@ __all__ = ['SCHEMA', 'CATEGORICAL_MAX', 'canonical', 'dataset_id', 'read_source'
            'resolve', 'log', 'load', 'profile', 'Diff', 'diff']
 
 # %% ../nbs/03_data.ipynb #7e5b474c
-import hashlib, json, os, re, uuid
+import hashlib, json, os, random, re, time, uuid
 from dataclasses import dataclass, asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -196,7 +196,8 @@ def _audited(ws:Workspace, v:Version, parent:Version|None=None, late:bool=False)
         if parent is None and v.parent: parent = next(p for p in versions(ws, v.name) if p.id == v.parent)
         note = ' (recorded late: its commit stopped before its audit event)' if late else ''
         audit.record(ws, 'dataset.commit', v.ref, before=parent and {'version': parent.id},
-                     after={'version': v.id, 'rows': v.rows, 'columns': v.columns}, reason=v.message + note, actor=v.author)
+                     after={'version': v.id, 'rows': v.rows, 'columns': v.columns}, reason=v.message + note, actor=v.author,
+                     once=True)  # a committer on another machine may be recording it late right now
     return v
 
 def unaudited(ws:Workspace, name:str|None=None) -> list:
@@ -216,18 +217,25 @@ def commit(ws:Workspace, name:str, # dataset name: lower-case letters, digits an
     if t.num_rows == 0:
         what = source if isinstance(source, (str, Path)) else 'the data'
         raise WorkbenchError(f"{what} has no rows; nothing to commit")
-    vid = dataset_id(t)
-    with ws.lock(f'dataset_{name}'):
+    vid, stored = dataset_id(t), False
+    from deltalake.exceptions import CommitFailedError
+    ws.create_table('datasets', SCHEMA)
+    with ws.lock(f'dataset_{name}'):  # this machine's committers queue here; the commit catches other machines'
         for v in unaudited(ws, name): _audited(ws, v, late=True)  # a commit killed before its event, finished now
-        old = versions(ws, name)
-        if same := [v for v in old if v.id == vid]: return _audited(ws, same[0])
-        parent = old[-1] if old else None
-        v = Version(name, vid, len(old) + 1, parent and parent.id, t.num_rows, t.num_columns,
-                    json.dumps([[f.name, str(f.type)] for f in t.schema]), author or audit.current_actor(ws),
-                    datetime.now(timezone.utc), message, f'datasets/{name}/{vid}.parquet',
-                    str(Path(source).resolve()) if isinstance(source, (str, Path)) else type(source).__name__)
-        _write_atomic(t, ws.root/v.path)
-        ws.append('datasets', [asdict(v)])
+        for attempt in range(100):
+            seen = ws.delta('datasets').version()  # the versions below are read at this version or later
+            old = versions(ws, name)
+            if same := [v for v in old if v.id == vid]: return _audited(ws, same[0])
+            parent = old[-1] if old else None
+            v = Version(name, vid, len(old) + 1, parent and parent.id, t.num_rows, t.num_columns,
+                        json.dumps([[f.name, str(f.type)] for f in t.schema]), author or audit.current_actor(ws),
+                        datetime.now(timezone.utc), message, f'datasets/{name}/{vid}.parquet',
+                        str(Path(source).resolve()) if isinstance(source, (str, Path)) else type(source).__name__)
+            if not stored:  # on object storage, uploaded before the version is recorded
+                _write_atomic(t, ws.root/v.path); ws.save_file(v.path); stored = True
+            try: ws.append('datasets', [asdict(v)], after=seen); break  # only if no commit came since `seen`
+            except CommitFailedError: time.sleep(random.uniform(0.01, 0.05) * min(attempt + 1, 10))
+        else: raise WorkbenchError(f"could not commit {name}: too many commits at once; try again")
         return _audited(ws, v, parent)
 
 # %% ../nbs/03_data.ipynb #bee7dfc2
@@ -267,7 +275,7 @@ def load(ws:Workspace, ref:str, # a dataset reference
          kind:str='pandas'): # 'pandas', 'arrow' or 'duckdb' (a relation on DuckDB's default connection)
     "The data of version `ref`."
     v = resolve(ws, ref)
-    path = str(ws.root/v.path)
+    path = str(ws.local_file(v.path))
     if kind == 'duckdb':
         import duckdb
         return duckdb.read_parquet(path)
@@ -280,7 +288,7 @@ def load(ws:Workspace, ref:str, # a dataset reference
 def profile(ws:Workspace, ref:str) -> 'pd.DataFrame':
     "Per-column summary of version `ref`: type, min, max, mean, std, distinct values, missing share."
     import duckdb
-    path = str(ws.root/resolve(ws, ref).path)
+    path = str(ws.local_file(resolve(ws, ref).path))
     return duckdb.connect().execute('summarize select * from read_parquet(?)', [path]).df()
 
 # %% ../nbs/03_data.ipynb #18331088
@@ -333,7 +341,7 @@ def diff(ws:Workspace, a:str, b:str) -> Diff:
     va, vb = resolve(ws, a), resolve(ws, b)
     ta, tb = dict(va.fields), dict(vb.fields)
     common = {c: t for c, t in ta.items() if c in tb and tb[c] == t}
-    con, pa_, pb = duckdb.connect(), str(ws.root/va.path), str(ws.root/vb.path)
+    con, pa_, pb = duckdb.connect(), str(ws.local_file(va.path)), str(ws.local_file(vb.path))
     cols = ', '.join(map(identifier, common))
     except_all = f"select {cols} from read_parquet(?) except all select {cols} from read_parquet(?)"
     only = lambda x, y: con.execute(f"select count(*) from ({except_all})", [x, y]).fetchone()[0]

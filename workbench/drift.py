@@ -36,8 +36,7 @@ def memory_limit(settings) -> str:
 # %% ../nbs/34_drift.ipynb #860bec7f
 def _open(ws:Workspace, con, name:str):
     "Open table `name` as a view through DuckDB's own Parquet reader, whose memory counts within its limit."
-    from deltalake import DeltaTable
-    t = DeltaTable(str(ws.table_path(name)))
+    t = ws.delta(name)
     files = t.file_uris()  # (a pyarrow dataset would read ahead outside the limit)
     if not files or any('://' in f for f in files):  # empty, or on object storage: DuckDB has no reader for it here
         return con.register(name, t.to_pyarrow_dataset())
@@ -98,7 +97,7 @@ def _named(prof:dict, real:dict) -> dict:
 # %% ../nbs/34_drift.ipynb #0060e63f
 def _build(ws:Workspace, mv, model, folder:Path):
     "Write the reference of model version `mv` into `folder`."
-    try: path = str(ws.root/data.resolve(ws, mv.dataset).path)
+    try: path = str(ws.local_file(data.resolve(ws, mv.dataset).path))
     except WorkbenchError:
         raise WorkbenchError(f"{mv.ref} was trained on {mv.dataset or 'no recorded dataset'}, which this workspace "
                              "does not have, so it has no reference to monitor against") from None

@@ -62,7 +62,7 @@ def summary(ws:Workspace, runs:int=20) -> dict: # runs: how many of the newest r
     "What JupyterLab's workbench sidebar and status bar show, as JSON-ready data."
     models = _models(ws)
     alerts = _open_alerts(ws, models)
-    return dict(workspace=str(ws.root), models=models, runs=_runs(ws, runs), alerts=alerts, open_alerts=len(alerts),
+    return dict(workspace=ws.location, models=models, runs=_runs(ws, runs), alerts=alerts, open_alerts=len(alerts),
                 dashboard=f'{DASHBOARD}/')
 
 # %% ../nbs/22_jupyter.ipynb #73e50177

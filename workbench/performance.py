@@ -239,7 +239,7 @@ def _samples(ws:Workspace, mv, source:str, window:str, window_size:str|None, fea
         for _ in fill_windows(con, cur, mv, source, feats, alias, kind, size, win[win.window == window]):
             # the aliases: DuckDB would merge `Age` and `age`
             current = cur.execute(f"select {cols} from current {sample}").df().set_axis(list(feats), axis=1)
-        load_parquet(cur, 'reference', str(ws.root/data.resolve(ws, mv.dataset).path), feats, alias)
+        load_parquet(cur, 'reference', str(ws.local_file(data.resolve(ws, mv.dataset).path)), feats, alias)
         ref = cur.execute(f"select {cols} from reference {sample}").df().set_axis(list(feats), axis=1)
         cur.close()
     return current, ref

@@ -267,7 +267,7 @@ def run(ws:Workspace, name:str, # a pipeline ('validate', 'train', 'evaluate', '
     out = ws.root/'pipelines'/f'{run_id}-{name}.ipynb'
     out.parent.mkdir(exist_ok=True)
     res = out.with_suffix('.json')
-    own = dict(workspace=str(ws.root), results_path=str(res), **_policy(ws))
+    own = dict(workspace=ws.location, results_path=str(res), **_policy(ws))
     error = _execute(name, src, out, given | {k: v for k, v in own.items() if k in declared},
                      {'WORKBENCH_SOURCE': str(src), 'WORKBENCH_ACTOR': actor, **_quiet()})
     results = json.loads(res.read_text()) if res.exists() else {}

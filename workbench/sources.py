@@ -26,7 +26,7 @@ def files(ws:Workspace, source:str) -> tuple:
         if not glob.glob(s): raise WorkbenchError(f"no file matches {s!r}")
         return s, 'parquet' if low.endswith(('.parquet', '.pq')) else 'csv'
     if '/' in s or '\\' in s or '*' in s: raise WorkbenchError(f"{s!r} is neither a Parquet or CSV file or glob nor a dataset version such as credit@latest")
-    return str(ws.root/data.resolve(ws, s).path), 'parquet'
+    return str(ws.local_file(data.resolve(ws, s).path)), 'parquet'
 
 def relation(ws:Workspace, source:str, text:list=()): # columns a CSV holds as text, whatever they look like
     "A DuckDB relation over `source`: a query (`select ...`), a dataset version, or Parquet/CSV files."

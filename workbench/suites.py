@@ -322,7 +322,7 @@ def infer_suite(ws:Workspace, ref:str, # the reference dataset version, e.g. `cr
                 sensitive:list|None=None) -> Suite: # sensitive attributes (fairness)
     "A suite with the columns' roles inferred from version `ref`, floors from `[validation]` (not saved: `save_suite`)."
     v, s = data.resolve(ws, ref), ws.settings.section('validation')
-    keys, sensitive, types, path = list(keys or []), list(sensitive or []), dict(v.fields), ws.root/v.path
+    keys, sensitive, types, path = list(keys or []), list(sensitive or []), dict(v.fields), ws.local_file(v.path)
     role = _check_roles(v, path, keys, target, time, sensitive)
     n, first = _first_scan(path, types, distinct=[target] if target else [])
     if nulls := [k for k in keys if first[k]['count'] < n]:

@@ -188,7 +188,7 @@ def _alpha(suite:Suite) -> float:
 def run_suite(ws:Workspace, ref:str, suite:Suite) -> pd.DataFrame:
     "Every check of `suite` on version `ref`: a DataFrame of column, check, observed, threshold, passed, message."
     v = data.resolve(ws, ref)
-    types, path, rows, alpha = dict(v.fields), ws.root/v.path, suite.rows.get('reference', 0), _alpha(suite)
+    types, path, rows, alpha = dict(v.fields), ws.local_file(v.path), suite.rows.get('reference', 0), _alpha(suite)
     out, ok = _schema_results(suite, types)
     n, st = column_stats(path, ok)
     for c, spec in ok.items():

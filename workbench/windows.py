@@ -162,7 +162,7 @@ def _file_windows(ws:Workspace, con, mv, feats:dict, alias:dict, source:str, kin
     is_glob = any(c in source for c in '*?[')
     if is_glob or source.endswith(('.parquet', '.pq')) or Path(source).exists():
         path, label = (sorted(glob.glob(source)) or source) if is_glob else source, source
-    else: path, label = str(ws.root/(v := data.resolve(ws, source)).path), v.ref
+    else: path, label = str(ws.local_file((v := data.resolve(ws, source)).path)), v.ref
     model = OnnxModel(registry.load_onnx(ws, mv.ref)[0])
     load_parquet(con, 'log', path, feats, alias, model, int(size) if kind == 'rows' else 1 << 62)
     win = con.execute("select w, count(*) as rows from log group by w order by w").df()
