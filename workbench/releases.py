@@ -82,7 +82,8 @@ def alias_version(client, name:str, alias:str) -> int|None:
     from mlflow.exceptions import MlflowException
     try: return int(client.get_model_version_by_alias(name, alias).version)
     except MlflowException as e:
-        if e.error_code == 'RESOURCE_DOES_NOT_EXIST': return None
+        # no such model: RESOURCE_DOES_NOT_EXIST; no such alias on the model: INVALID_PARAMETER_VALUE
+        if e.error_code in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'): return None
         raise
 
 # %% ../nbs/32_releases.ipynb #cfa6bbf3
