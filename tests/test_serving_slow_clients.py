@@ -55,7 +55,7 @@ def test_a_million_empty_csv_rows_are_refused_quickly_while_another_client_stays
     attack = b'income,product\n' + b',\n' * 1_000_000
     victim = http.client.HTTPConnection('127.0.0.1', server, timeout=30)
     quiet = [post(victim, ROW)[2] for _ in range(50)]  # its latency with no attack, for the message
-    latencies, refused, done = [], [], threading.Event()
+    latencies, refused = [], []
 
     def attacker():
         conn = http.client.HTTPConnection('127.0.0.1', server, timeout=60)
