@@ -12,15 +12,12 @@ and give no non-2xx response and no socket error under it. One line of JSON repo
 of each server and the ratios. Targets at concurrency 8: at least 5x MLflow's requests/s, at most 1/3 of its p99,
 and at least 60% of the bare app's requests/s.
 
-Payload: every server gets the same request, MLflow's tensor form
-`{"inputs": {"age": [[39.0]], ..., "region": [["Western"]]}}` (every number written as a float). It is the only form
-MLflow scores for this model: `dataframe_split` does not work with MLflow's ONNX flavor here: it feeds each DataFrame column as a 1-D array of the column's
-dtype, and the model (as skl2onnx exports a pipeline) takes one `[None, 1]` tensor per column, doubles for numbers,
-so ONNX Runtime rejects it ("Invalid rank for input", "Actual: (tensor(int64)), expected: (tensor(double))").
-(`workbench serve` takes both). Answers: each server's default for the request. MLflow's ONNX flavor answers every
-output, `{"predictions": {"label": [0], "probabilities": [[...]]}}`; workbench answers the label, `{"predictions":[0]}`
-(its probabilities, asked for with `params.predict_method=predict_proba`, are checked once before the load); the bare
-app returns workbench's answer as a constant.
+Payload: every server gets the same request, MLflow's `dataframe_split` with one row
+(`{"dataframe_split": {"columns": ["age", ...], "data": [[39, ...]]}}`). The registered version's pyfunc loader
+(`onnx_pyfunc`, since issue 18) takes it and enforces its column signature, so MLflow now refuses the tensor form
+(`{"inputs": {"age": [[39.0]], ...}}`) this benchmark used to send. Answers: each server's default for the request,
+the label, `{"predictions": [0]}` (workbench's probabilities, asked for with `params.predict_method=predict_proba`, are
+checked once before the load); the bare app returns that answer as a constant.
 
 MLServer 1.7 (`mlserver` with `mlserver-sklearn`, installed by this benchmark into a venv of its own, by default
 ~/.cache/workbench-bench/mlserver-venv, $WORKBENCH_BENCH_MLSERVER_VENV; the same scikit-learn version as ours so that
@@ -257,24 +254,24 @@ def test_serving(workspace, row, tmp_path):
     with serving('bare', [sys.executable, '-m', 'uvicorn', 'bench_serving:bare_app', '--app-dir', str(HERE), '--host', '127.0.0.1',
                           '--port', str(port), '--workers', '1', '--loop', 'uvloop', '--http', 'httptools', '--no-access-log',
                           '--log-level', 'warning', '--timeout-graceful-shutdown', '30'], port, tmp_path/'bare.log') as base:
-        results['bare'] = load('bare', base, row['tensors'], check_bare, tmp_path)
+        results['bare'] = load('bare', base, row['split'], check_bare, tmp_path)
 
     port = free_port()
     with serving('mlflow', [str(BIN/'mlflow'), 'models', 'serve', '-m', f'models:/{MODEL}/{VERSION}', '--env-manager', 'local',
                             '-h', '127.0.0.1', '-p', str(port), '--workers', '1'], port, tmp_path/'mlflow.log',
                  env={'MLFLOW_TRACKING_URI': f'sqlite:///{ws}/mlflow.db'}) as base:
-        status, answer = _post(f'{base}/invocations', row['split'])  # documents why MLflow gets the tensor form
-        assert status != 200, f'MLflow now scores dataframe_split for this model ({answer[:300]!r}): the benchmark could send dataframe_split to all'
-        results['mlflow'] = load('mlflow', base, row['tensors'], lambda b: check_answer(b, [label, *proba]), tmp_path)  # label and probabilities
+        status, answer = _post(f'{base}/invocations', row['tensors'])  # documents why every server gets dataframe_split
+        assert status != 200, f'MLflow scores the tensor form again ({answer[:300]!r})'
+        results['mlflow'] = load('mlflow', base, row['split'], lambda b: check_answer(b, [label]), tmp_path)
 
     port = free_port()
     with serving('workbench', [str(BIN/'workbench'), '--workspace', str(ws), 'serve', f'{MODEL}/{VERSION}', '--port', str(port),
                                '--workers', '1'], port, tmp_path/'workbench.log') as base:
-        proba_body = json.dumps({**json.loads(row['tensors']), 'params': {'predict_method': 'predict_proba'}})
+        proba_body = json.dumps({**json.loads(row['split']), 'params': {'predict_method': 'predict_proba'}})
         status, answer = _post(f'{base}/invocations', proba_body)
         assert status == 200, f'workbench answered {status}: {answer[:1000]!r}'
         check_answer(answer, proba)  # the probabilities are right too; the load asks for the default answer, the label
-        results['workbench'] = load('workbench', base, row['tensors'], lambda b: check_answer(b, [label]), tmp_path)
+        results['workbench'] = load('workbench', base, row['split'], lambda b: check_answer(b, [label]), tmp_path)
 
     mls = mlserver_venv()  # first, so that a failed installation says so before the rest runs
     pipe = sklearn_twin(ws, row['columns'])
@@ -306,7 +303,7 @@ def test_serving(workspace, row, tmp_path):
 
     report = {'benchmark': 'serving', 'model': f'{MODEL}/{VERSION}', 'seconds': SECONDS, 'load': 'wrk -t1, one row per POST',
               'cpus': os.cpu_count(), 'loadavg_1m_before': load_before,  # other work on the machine skews the figures
-              'payload': 'inputs (tensor dict), the same for all', 'payload_bytes': len(row['tensors'])}
+              'payload': 'dataframe_split, one row, the same for all', 'payload_bytes': len(row['split'])}
     for c in CONCURRENCY:
         ours, theirs, bare = results['workbench'][c], results['mlflow'][c], results['bare'][c]
         report[f'c{c}'] = {'workbench': ours, 'mlflow': theirs, 'bare': bare,
