@@ -29,7 +29,8 @@ def server(tmp_path_factory):
     rng = np.random.default_rng(0)
     X = pd.DataFrame({'income': rng.normal(3000, 800, 400), 'product': rng.choice(['card', 'loan'], 400)})
     y = (X.income + rng.normal(0, 500, 400) < 2800).astype(int)
-    pre = ColumnTransformer([('num', 'passthrough', ['income']), ('cat', OneHotEncoder(handle_unknown='ignore'), ['product'])])
+    pre = ColumnTransformer([('num', 'passthrough', ['income']),
+                             ('cat', OneHotEncoder(handle_unknown='ignore'), ['product'])])
     pipe = make_pipeline(pre, LogisticRegression()).fit(X, y)
     ws = open_workspace(root/'ws', load_settings(env={}))
     version = data.commit(ws, 'toy', X.assign(defaulted=y), 'the toy data', 'ana')
@@ -37,8 +38,8 @@ def server(tmp_path_factory):
         registry.log_candidate(ws, training.run_id, wonnx.export(pipe, X))
     registry.register(ws, training.run_id, 'toy', actor='ana')
     port = free_port()
-    cmd = [BIN/'workbench', '--workspace', root/'ws', '--set', f'serving.read_timeout_seconds={TIMEOUT}', 'serve', 'toy/1',
-           '--port', port]
+    cmd = [BIN/'workbench', '--workspace', root/'ws', '--set', f'serving.read_timeout_seconds={TIMEOUT}',
+           'serve', 'toy/1', '--port', port]
     with started(cmd, f'http://127.0.0.1:{port}/health', log=root/'serve.log', env=clean_env(), cwd=root):
         yield port
 
@@ -73,8 +74,8 @@ def test_a_million_empty_csv_rows_are_refused_quickly_while_another_client_stays
     slowest = max(s for _, _, s in refused)
     assert slowest < 5, f'a refusal took {slowest:.2f} s'
     p50 = statistics.median(latencies)
-    assert len(latencies) >= 5 and p50 < 0.1, \
-        f"the other client's p50 was {p50 * 1000:.1f} ms over {len(latencies)} requests during the attack (quiet: {statistics.median(quiet) * 1000:.1f} ms)"
+    assert len(latencies) >= 5 and p50 < 0.1, (f"the other client's p50 was {p50 * 1000:.1f} ms over {len(latencies)} "
+                                               f"requests during the attack (quiet: {statistics.median(quiet) * 1000:.1f} ms)")
 
 
 def slow(port:int, first:bytes, then:bytes, every:float=0.2) -> tuple:
@@ -97,9 +98,9 @@ def slow(port:int, first:bytes, then:bytes, every:float=0.2) -> tuple:
 
 
 @pytest.mark.parametrize('first, then', [
-    (b'POST /invocations HTTP/1.1\r\nHost: x\r\n', b'Content-Type: application/json\r\n' * 20),  # headers a byte at a time
-    (b'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n' % len(ROW),
-     ROW.encode()[:-1]),  # the body a byte at a time, never the last one
+    (b'POST /invocations HTTP/1.1\r\nHost: x\r\n', b'Content-Type: application/json\r\n' * 20),  # headers, a byte at a time
+    (b'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+     b'Content-Length: %d\r\n\r\n' % len(ROW), ROW.encode()[:-1]),  # the body a byte at a time, never the last one
     (b'', b''),  # a connection that sends nothing
 ], ids=['slow headers', 'slow body', 'silent'])
 def test_slow_clients_are_answered_408_within_the_timeout(server, first, then):

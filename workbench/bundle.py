@@ -67,7 +67,8 @@ if __name__ == '__main__':
     host, port = os.environ.get('HOST', '127.0.0.1'), int(os.environ.get('PORT', '8080'))
     print(f"Serving {champion.ref} on http://{host}:{port}; MLflow: POST /invocations, "
           f"KServe v2: POST /v2/models/{champion.name}/infer, metrics: /metrics", flush=True)
-    uvicorn.run(app, host=host, port=port, http=TimedHttp, access_log=False, log_level='warning', timeout_graceful_shutdown=30)
+    uvicorn.run(app, host=host, port=port, http=TimedHttp, access_log=False, log_level='warning',
+                timeout_graceful_shutdown=30)
 '''
 
 # %% ../nbs/16_bundle.ipynb #9b15f06d

@@ -88,7 +88,7 @@ def _tensor(v, names:list, what:str) -> tuple:
 FORMATS = ('dataframe_split', 'dataframe_records', 'instances', 'inputs')
 
 def parse_invocation(body:bytes, content_type:str|None, # the request's body and Content-Type
-                     types:dict, # the model's inputs, name -> ONNX type, in order (for CSV and payloads without column names)
+                     types:dict, # the model's inputs, name -> ONNX type, in order (for CSV, payloads without names)
                      max_rows:int|None=None) -> tuple: # most rows a CSV body may have, refused before it is all read
     "The columns (name -> values), row count and params of an MLflow `/invocations` request."
     ct, names = (content_type or 'application/json').split(';')[0].strip().lower(), list(types)
@@ -113,14 +113,16 @@ def _number(c:str, i:int, x:str):
     try: return float(x)
     except ValueError: raise BadRequest(f"column {c!r} must hold numbers, got {x!r} in row {i} of the CSV body") from None
 
-def _too_many(max_rows:int): return BadRequest(f"the CSV body has more rows than serving.max_rows allows ({max_rows})", 413)
+def _too_many(max_rows:int):
+    return BadRequest(f"the CSV body has more rows than serving.max_rows allows ({max_rows})", 413)
 
 def _csv_rows(body:bytes, max_rows:int|None=None) -> list:
     "The CSV body's lines as lists of cells; more than `max_rows` rows are refused before they are all read."
-    if max_rows is not None and b'"' not in body and body.count(b'\n') > max_rows + 1: raise _too_many(max_rows)  # no quoted line breaks: lines are rows
+    if max_rows is not None and b'"' not in body and body.count(b'\n') > max_rows + 1:  # nothing quoted: lines are rows
+        raise _too_many(max_rows)
     rows = []
     try:
-        for row in csv.reader(io.StringIO(body.decode('utf-8-sig'))):  # a Python loop: another thread may run between rows
+        for row in csv.reader(io.StringIO(body.decode('utf-8-sig'))):  # in Python: other threads run between rows
             rows.append(row)
             if max_rows is not None and len(rows) > max_rows + 1: raise _too_many(max_rows)
     except (UnicodeDecodeError, csv.Error) as e: raise BadRequest(f"the CSV body cannot be read: {e}") from None
@@ -155,7 +157,8 @@ def _strings(raw:bytes, name:str, count:int|None=None) -> list: # count: the ele
     "A BYTES tensor's elements: each a 4-byte little-endian length, then that many bytes of UTF-8 text."
     out, i = [], 0
     while i < len(raw):
-        if count is not None and len(out) == count: raise BadRequest(f"input {name!r}: the binary data holds more than the {count} elements its shape gives")
+        if count is not None and len(out) == count:
+            raise BadRequest(f"input {name!r}: the binary data holds more than the {count} elements its shape gives")
         k = int.from_bytes(raw[i:i + 4], 'little')
         if i + 4 + k > len(raw): raise BadRequest(f"input {name!r}: the binary data ends inside element {len(out)}")
         try: out.append(raw[i + 4:i + 4 + k].decode())
@@ -163,12 +166,13 @@ def _strings(raw:bytes, name:str, count:int|None=None) -> list: # count: the ele
         i += 4 + k
     return out
 
-def _binary(raw:bytes, datatype:str, name:str, count:int|None=None) -> list: # count: the values the shape gives, if known
+def _binary(raw:bytes, datatype:str, name:str, count:int|None=None) -> list: # count: the values its shape gives
     "The values of one input's binary tensor data, as JSON would have given them."
     if datatype == 'BYTES': return _strings(raw, name, count)
     dtype = np.dtype(_NUMPY[datatype])
     if len(raw) % dtype.itemsize: raise BadRequest(f"input {name!r}: {len(raw)} bytes are not a whole number of {datatype} values ({dtype.itemsize} bytes each)")
-    if count is not None and len(raw) != count * dtype.itemsize: raise BadRequest(f"input {name!r}: its shape needs {count} values, its binary data holds {len(raw) // dtype.itemsize}")
+    if count is not None and len(raw) != count * dtype.itemsize:
+        raise BadRequest(f"input {name!r}: its shape needs {count} values, its binary data holds {len(raw) // dtype.itemsize}")
     return np.frombuffer(raw, dtype).tolist()
 
 # %% ../nbs/30_protocols.ipynb #a8f81c2f
@@ -225,12 +229,15 @@ def _v2_input(t, types:dict, raw:bytes|None=None, # raw: the input's binary data
     if name not in types: raise BadRequest(f"unknown input {name!r}; the model takes {column_list(list(types))}")
     if not isinstance(shape, list) or not 1 <= len(shape) <= 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape) or shape[1:] not in ([], [1]):
         raise BadRequest(f"input {name!r}: shape must be [rows] or [rows, 1], not {shape!r}")
-    if max_rows is not None and shape[0] > max_rows: raise BadRequest(f"input {name!r} has {shape[0]} rows, more than serving.max_rows allows ({max_rows})", 413)
+    if max_rows is not None and shape[0] > max_rows:
+        raise BadRequest(f"input {name!r} has {shape[0]} rows, more than serving.max_rows allows ({max_rows})", 413)
     want = _v2_type(types[name])
     if not isinstance(datatype, str) or (datatype != want and not (want != 'BYTES' and datatype in _V2_NUMERIC)):
         raise BadRequest(f"input {name!r}: datatype must be {want}, not {datatype!r}")
     params = t.get('parameters') or {}
-    if not isinstance(params, dict) or set(params) - {'binary_data_size', 'content_type'}: raise BadRequest(f"input {name!r}: parameters may only give binary_data_size and content_type (shared memory is not supported)")
+    if not isinstance(params, dict) or set(params) - {'binary_data_size', 'content_type'}:
+        raise BadRequest(f"input {name!r}: parameters may only give binary_data_size and content_type "
+                         "(shared memory is not supported)")
     if raw is not None:
         if data is not None: raise BadRequest(f"input {name!r} has both data and binary_data_size; send one")
         data = _binary(raw, datatype, name, shape[0])
@@ -240,7 +247,7 @@ def _v2_input(t, types:dict, raw:bytes|None=None, # raw: the input's binary data
     if datatype == 'BOOL': data = [int(v) if isinstance(v, bool) else v for v in data]
     return name, data, shape[0]
 
-def parse_v2(body:bytes, d:Deployed, header_length:str|None=None, # header_length: the Inference-Header-Content-Length header
+def parse_v2(body:bytes, d:Deployed, header_length:str|None=None, # the Inference-Header-Content-Length header
              max_rows:int|None=None) -> tuple: # most rows a request may have, refused before its data is decoded
     "The columns, row count, outputs to send (name -> as binary data?) and id of a KServe v2 inference request."
     head, rest = _header(body, header_length)

@@ -38,8 +38,8 @@ def _items(data:bytes) -> int:
 # %% ../nbs/15_serving.ipynb #99e7efa5
 async def _receive(receive, length:str|None, limit:int, # the Content-Length header; the most bytes
                    most_items:int|None=None, # the most `_items` the body may hold; None: not counted
-                   counted:int|None=None) -> bytes: # count them in the first `counted` bytes only (v2 binary data follows)
-    "The request's body from the ASGI `receive`, refused with 413 as soon as it has more than `limit` bytes or `most_items` items."
+                   counted:int|None=None) -> bytes: # count them in the first `counted` bytes (binary data follows)
+    "The request's body from the ASGI `receive`, refused with 413 once it has over `limit` bytes or `most_items` items."
     if length and length.isdigit() and int(length) > limit:
         raise BadRequest(f"the body is {int(length)} bytes, more than serving.max_body_mb allows ({limit} bytes)", 413)
     chunks, size, items = [], 0, 0
@@ -170,7 +170,8 @@ def infer(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     if (encoding := headers.get('content-encoding')) not in (None, '', 'identity'):
         body = inflate(body, encoding, server.max_bytes)
         if _items(body[:int(head)] if head and head.isdigit() else body) > server.max_items:
-            raise BadRequest("the inflated body holds more values than serving.max_rows rows of the model's columns need", 413)
+            raise BadRequest("the inflated body holds more values than serving.max_rows rows of the model's columns need",
+                             413)
     columns, n, outputs, rid = parse_v2(body, pinned, head, server.max_rows)
     rid = rid or _request_id(headers)
     pin = pinned if path.get('version') else None
@@ -344,7 +345,8 @@ class TimedHttp(HttpToolsProtocol):
 def _quiet_interpreter(thresholds:tuple|None=None, interval:float|None=None) -> tuple:
     "Freeze what is loaded, collect garbage rarely and switch threads often; or put back `thresholds` and `interval`."
     before = gc.get_threshold(), sys.getswitchinterval()
-    if thresholds is not None: gc.set_threshold(*thresholds); sys.setswitchinterval(interval); gc.unfreeze(); return before
+    if thresholds is not None:
+        gc.set_threshold(*thresholds); sys.setswitchinterval(interval); gc.unfreeze(); return before
     gc.collect(); gc.freeze()  # what is loaded now lives as long as the server: collections need not scan it
     gc.set_threshold(50_000, 20, 100); sys.setswitchinterval(0.0005)
     return before
