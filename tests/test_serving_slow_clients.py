@@ -60,7 +60,7 @@ def test_a_million_empty_csv_rows_are_refused_quickly_while_another_client_stays
 
     def attacker():
         conn = http.client.HTTPConnection('127.0.0.1', server, timeout=60)
-        for _ in range(5): refused.append(post(conn, attack, 'text/csv'))
+        for _ in range(10): refused.append(post(conn, attack, "text/csv"))
     threads = [threading.Thread(target=attacker) for _ in range(3)]
     for t in threads: t.start()
     while any(t.is_alive() for t in threads):
@@ -69,13 +69,14 @@ def test_a_million_empty_csv_rows_are_refused_quickly_while_another_client_stays
         latencies.append(seconds)
     for t in threads: t.join()
 
-    assert [s for s, _, _ in refused] == [413] * 15, [(s, a[:200]) for s, a, _ in refused]
+    assert [s for s, _, _ in refused] == [413] * 30, [(s, a[:200]) for s, a, _ in refused]
     assert b'more values than serving.max_rows' in refused[0][1], refused[0][1]
     slowest = max(s for _, _, s in refused)
     assert slowest < 5, f'a refusal took {slowest:.2f} s'
     p50 = statistics.median(latencies)
+    quiet_p50 = statistics.median(quiet)
     assert len(latencies) >= 5 and p50 < 0.1, (f"the other client's p50 was {p50 * 1000:.1f} ms over {len(latencies)} "
-                                               f"requests during the attack (quiet: {statistics.median(quiet) * 1000:.1f} ms)")
+                                               f"requests during the attack (quiet: {quiet_p50 * 1000:.1f} ms)")
 
 
 def slow(port:int, first:bytes, then:bytes, every:float=0.2) -> tuple:
@@ -98,7 +99,7 @@ def slow(port:int, first:bytes, then:bytes, every:float=0.2) -> tuple:
 
 
 @pytest.mark.parametrize('first, then', [
-    (b'POST /invocations HTTP/1.1\r\nHost: x\r\n', b'Content-Type: application/json\r\n' * 20),  # headers, a byte at a time
+    (b'POST /invocations HTTP/1.1\r\nHost: x\r\n', b'Content-Type: application/json\r\n' * 20),  # headers, bytewise
     (b'POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
      b'Content-Length: %d\r\n\r\n' % len(ROW), ROW.encode()[:-1]),  # the body a byte at a time, never the last one
     (b'', b''),  # a connection that sends nothing
