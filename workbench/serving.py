@@ -9,7 +9,7 @@ __all__ = ['scoring', 'invocation', 'infer', 'v2_model', 'v2_ready', 'model_conf
            'create_app', 'check_port', 'app_from_environment', 'serve']
 
 # %% ../nbs/15_serving.ipynb #6ca1e281
-import gc, hmac, os, re, sys, threading, uuid, json
+import gc, hmac, os, re, threading, uuid, json
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from . import __version__
@@ -342,13 +342,12 @@ class TimedHttp(HttpToolsProtocol):
         self.transport.close()
 
 # %% ../nbs/15_serving.ipynb #aa11bb02
-def _quiet_interpreter(thresholds:tuple|None=None, interval:float|None=None) -> tuple:
-    "Freeze what is loaded, collect garbage rarely and switch threads often; or put back `thresholds` and `interval`."
-    before = gc.get_threshold(), sys.getswitchinterval()
-    if thresholds is not None:
-        gc.set_threshold(*thresholds); sys.setswitchinterval(interval); gc.unfreeze(); return before
+def _quiet_interpreter(thresholds:tuple|None=None) -> tuple:
+    "Freeze what is loaded and collect garbage rarely, returning the thresholds found; or put back `thresholds`."
+    before = gc.get_threshold()
+    if thresholds is not None: gc.set_threshold(*thresholds); gc.unfreeze(); return before
     gc.collect(); gc.freeze()  # what is loaded now lives as long as the server: collections need not scan it
-    gc.set_threshold(50_000, 20, 100); sys.setswitchinterval(0.0005)
+    gc.set_threshold(50_000, 20, 100)
     return before
 
 # %% ../nbs/15_serving.ipynb #1e4ac1ea
@@ -365,10 +364,10 @@ def _lifespan(server:Server):
         if server.ws is not None and server.refs:
             watcher = threading.Thread(target=server.watch, args=(stop,), name='registry-watch', daemon=True)
             watcher.start()
-        pauses = _quiet_interpreter()
+        thresholds = _quiet_interpreter()
         try: yield
         finally:
-            _quiet_interpreter(*pauses)
+            _quiet_interpreter(thresholds)
             stop.set()
             if watcher: watcher.join()
             if server.log: server.log.close()
