@@ -53,7 +53,7 @@ sys.path.insert(0, str(HERE))  # the vendored workbench, whatever else is instal
 from mangum import Mangum
 from workbench.deployed import Deployed
 from workbench.server import Server
-from workbench.serving import create_app
+from workbench.serving import TimedHttp, create_app
 from workbench.config import load_settings
 
 about = json.loads((HERE/'model.json').read_text())
@@ -67,13 +67,14 @@ if __name__ == '__main__':
     host, port = os.environ.get('HOST', '127.0.0.1'), int(os.environ.get('PORT', '8080'))
     print(f"Serving {champion.ref} on http://{host}:{port}; MLflow: POST /invocations, "
           f"KServe v2: POST /v2/models/{champion.name}/infer, metrics: /metrics", flush=True)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level='warning', timeout_graceful_shutdown=30)
+    uvicorn.run(app, host=host, port=port, http=TimedHttp, access_log=False, log_level='warning',
+                timeout_graceful_shutdown=30)
 '''
 
 # %% ../nbs/16_bundle.ipynb #9b15f06d
 def settings_ini(settings) -> str:
     "The bundle's `settings.ini`: the `[serving]` limits of `settings`."
-    keys = ('max_rows', 'max_body_mb')
+    keys = ('max_rows', 'max_body_mb', 'read_timeout_seconds')
     return ('# Serving limits of this bundle; WORKBENCH_SERVING_<KEY> environment variables override them.\n[serving]\n'
             + ''.join(f"{k} = {settings[f'serving.{k}']}\n" for k in keys))
 

@@ -124,6 +124,8 @@ DEFAULTS = {
         'reload_seconds': (2.0, 'How often the server checks the registry for moved aliases'),
         'max_rows': (10000, 'Most rows one request may carry'),
         'max_body_mb': (16.0, 'Largest request body, in MiB'),
+        'read_timeout_seconds': (10.0, 'Longest a client may take to send a request, headers and body; a slower one '
+                                       'is answered 408 and disconnected'),
     },
     'maintenance': {
         'every_minutes': (5.0, 'How often a model server compacts, checkpoints and vacuums the tables it writes, on a '
@@ -195,7 +197,8 @@ LIMITS = {
 POSITIVE = {'gates.max_latency_ms', 'validation.false_alarm_rate', 'drift.psi_threshold', 'drift.kl_threshold',
             'drift.wasserstein_threshold', 'canary.max_p99_ms',
             'canary.max_disagreement', 'serving.flush_seconds', 'serving.reload_seconds', 'serving.max_body_mb',
-            'maintenance.file_retention_minutes', 'maintenance.log_retention_minutes'}
+            'serving.read_timeout_seconds', 'maintenance.file_retention_minutes',
+            'maintenance.log_retention_minutes'}
 CHOICES = {'alerts.sinks': {'console', 'jsonl', 'webhook', 'audit'},
            'drift.decide_by': {'psi', 'ks', 'js', 'kl', 'wasserstein', 'chi2', 'linf', 'missing', 'unseen'}}
 

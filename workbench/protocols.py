@@ -88,10 +88,11 @@ def _tensor(v, names:list, what:str) -> tuple:
 FORMATS = ('dataframe_split', 'dataframe_records', 'instances', 'inputs')
 
 def parse_invocation(body:bytes, content_type:str|None, # the request's body and Content-Type
-                     types:dict) -> tuple: # the model's inputs, name -> ONNX type, in order (for CSV and payloads without column names)
+                     types:dict, # the model's inputs, name -> ONNX type, in order (for CSV, payloads without names)
+                     max_rows:int|None=None) -> tuple: # most rows a CSV body may have, refused before it is all read
     "The columns (name -> values), row count and params of an MLflow `/invocations` request."
     ct, names = (content_type or 'application/json').split(';')[0].strip().lower(), list(types)
-    if ct in ('text/csv', 'application/csv'): return _csv(body, types) + ({},)
+    if ct in ('text/csv', 'application/csv'): return _csv(body, types, max_rows) + ({},)
     if ct != 'application/json': raise BadRequest(f"Content-Type {ct} is not supported; send application/json or text/csv", 415)
     d = loads(body)
     if not isinstance(d, dict): raise BadRequest(f"the body must be a JSON object with one of {', '.join(FORMATS)}")
@@ -112,10 +113,24 @@ def _number(c:str, i:int, x:str):
     try: return float(x)
     except ValueError: raise BadRequest(f"column {c!r} must hold numbers, got {x!r} in row {i} of the CSV body") from None
 
-def _csv(body:bytes, types:dict) -> tuple:
-    "CSV text to columns: an empty cell is missing, and a numeric input's cells are read as numbers."
-    try: rows = list(csv.reader(io.StringIO(body.decode('utf-8-sig'))))
+def _too_many(max_rows:int):
+    return BadRequest(f"the CSV body has more rows than serving.max_rows allows ({max_rows})", 413)
+
+def _csv_rows(body:bytes, max_rows:int|None=None) -> list:
+    "The CSV body's lines as lists of cells; more than `max_rows` rows are refused before they are all read."
+    if max_rows is not None and b'"' not in body and body.count(b'\n') > max_rows + 1:  # nothing quoted: lines are rows
+        raise _too_many(max_rows)
+    rows = []
+    try:
+        for row in csv.reader(io.StringIO(body.decode('utf-8-sig'))):  # in Python: other threads run between rows
+            rows.append(row)
+            if max_rows is not None and len(rows) > max_rows + 1: raise _too_many(max_rows)
     except (UnicodeDecodeError, csv.Error) as e: raise BadRequest(f"the CSV body cannot be read: {e}") from None
+    return rows
+
+def _csv(body:bytes, types:dict, max_rows:int|None=None) -> tuple:
+    "CSV text to columns: an empty cell is missing, and a numeric input's cells are read as numbers."
+    rows = _csv_rows(body, max_rows)
     if not rows: raise BadRequest("the CSV body is empty; send a header line and one line per row")
     cols, n = _rows(rows[1:], rows[0], 'the CSV body')
     numeric = lambda c: types.get(c, 'string') != 'string'
@@ -138,10 +153,12 @@ def _flat(data:list, name:str) -> list:
 _NUMPY = {'BOOL': '|b1', 'UINT8': '<u1', 'UINT16': '<u2', 'UINT32': '<u4', 'UINT64': '<u8', 'INT8': '<i1', 'INT16': '<i2',
           'INT32': '<i4', 'INT64': '<i8', 'FP16': '<f2', 'FP32': '<f4', 'FP64': '<f8'}
 
-def _strings(raw:bytes, name:str) -> list:
+def _strings(raw:bytes, name:str, count:int|None=None) -> list: # count: the elements the shape gives, if known
     "A BYTES tensor's elements: each a 4-byte little-endian length, then that many bytes of UTF-8 text."
     out, i = [], 0
     while i < len(raw):
+        if count is not None and len(out) == count:
+            raise BadRequest(f"input {name!r}: the binary data holds more than the {count} elements its shape gives")
         k = int.from_bytes(raw[i:i + 4], 'little')
         if i + 4 + k > len(raw): raise BadRequest(f"input {name!r}: the binary data ends inside element {len(out)}")
         try: out.append(raw[i + 4:i + 4 + k].decode())
@@ -149,11 +166,13 @@ def _strings(raw:bytes, name:str) -> list:
         i += 4 + k
     return out
 
-def _binary(raw:bytes, datatype:str, name:str) -> list:
+def _binary(raw:bytes, datatype:str, name:str, count:int|None=None) -> list: # count: the values its shape gives
     "The values of one input's binary tensor data, as JSON would have given them."
-    if datatype == 'BYTES': return _strings(raw, name)
+    if datatype == 'BYTES': return _strings(raw, name, count)
     dtype = np.dtype(_NUMPY[datatype])
     if len(raw) % dtype.itemsize: raise BadRequest(f"input {name!r}: {len(raw)} bytes are not a whole number of {datatype} values ({dtype.itemsize} bytes each)")
+    if count is not None and len(raw) != count * dtype.itemsize:
+        raise BadRequest(f"input {name!r}: its shape needs {count} values, its binary data holds {len(raw) // dtype.itemsize}")
     return np.frombuffer(raw, dtype).tolist()
 
 # %% ../nbs/30_protocols.ipynb #a8f81c2f
@@ -203,33 +222,39 @@ def _wanted(req:dict, d:Deployed) -> dict:
     return wanted
 
 # %% ../nbs/30_protocols.ipynb #982fa086
-def _v2_input(t, types:dict, raw:bytes|None=None) -> tuple: # raw: the input's binary data, when it was sent so
+def _v2_input(t, types:dict, raw:bytes|None=None, # raw: the input's binary data, when it was sent so
+              max_rows:int|None=None) -> tuple: # most rows a request may have
     if not isinstance(t, dict) or not isinstance(t.get('name'), str): raise BadRequest("each input must be an object with name, shape, datatype and data")
     name, shape, datatype, data = t['name'], t.get('shape'), t.get('datatype'), t.get('data')
     if name not in types: raise BadRequest(f"unknown input {name!r}; the model takes {column_list(list(types))}")
     if not isinstance(shape, list) or not 1 <= len(shape) <= 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape) or shape[1:] not in ([], [1]):
         raise BadRequest(f"input {name!r}: shape must be [rows] or [rows, 1], not {shape!r}")
+    if max_rows is not None and shape[0] > max_rows:
+        raise BadRequest(f"input {name!r} has {shape[0]} rows, more than serving.max_rows allows ({max_rows})", 413)
     want = _v2_type(types[name])
     if not isinstance(datatype, str) or (datatype != want and not (want != 'BYTES' and datatype in _V2_NUMERIC)):
         raise BadRequest(f"input {name!r}: datatype must be {want}, not {datatype!r}")
     params = t.get('parameters') or {}
-    if not isinstance(params, dict) or set(params) - {'binary_data_size'}: raise BadRequest(f"input {name!r}: parameters may only give binary_data_size (shared memory is not supported)")
+    if not isinstance(params, dict) or set(params) - {'binary_data_size', 'content_type'}:
+        raise BadRequest(f"input {name!r}: parameters may only give binary_data_size and content_type "
+                         "(shared memory is not supported)")
     if raw is not None:
         if data is not None: raise BadRequest(f"input {name!r} has both data and binary_data_size; send one")
-        data = _binary(raw, datatype, name)
+        data = _binary(raw, datatype, name, shape[0])
     if not isinstance(data, list): raise BadRequest(f"input {name!r}: data must be a list")
     data = _flat(data, name)
     if len(data) != shape[0]: raise BadRequest(f"input {name!r}: shape {shape} needs {shape[0]} values, data has {len(data)}")
     if datatype == 'BOOL': data = [int(v) if isinstance(v, bool) else v for v in data]
     return name, data, shape[0]
 
-def parse_v2(body:bytes, d:Deployed, header_length:str|None=None) -> tuple: # header_length: the Inference-Header-Content-Length header
+def parse_v2(body:bytes, d:Deployed, header_length:str|None=None, # the Inference-Header-Content-Length header
+             max_rows:int|None=None) -> tuple: # most rows a request may have, refused before its data is decoded
     "The columns, row count, outputs to send (name -> as binary data?) and id of a KServe v2 inference request."
     head, rest = _header(body, header_length)
     req = loads(head)
     if not isinstance(req, dict) or not isinstance(req.get('inputs'), list): raise BadRequest("the body must be an object with 'inputs', a list of tensors")
     types = {n: t for n, t, _ in d.inputs}
-    parsed = [_v2_input(t, types, raw) for t, raw in zip(req['inputs'], _parts(req, rest))]
+    parsed = [_v2_input(t, types, raw, max_rows) for t, raw in zip(req['inputs'], _parts(req, rest))]
     if len({p[0] for p in parsed}) != len(parsed): raise BadRequest("an input is given twice")
     if len(ns := {p[2] for p in parsed}) > 1: raise BadRequest(f"the inputs have different numbers of rows ({', '.join(map(str, sorted(ns)))})")
     outputs = _wanted(req, d)

@@ -8,7 +8,7 @@ Docs: https://mlops-workbench.github.io/workbench/releases.html.md"""
 __all__ = ['parse_canary', 'version_keys', 'deploy', 'from_registry', 'alias_version']
 
 # %% ../nbs/32_releases.ipynb #b715dfdd
-import json, sys, threading
+import json, os, sys, threading
 from fastcore.basics import patch
 from .config import WorkbenchError
 from .deployed import Deployed
@@ -171,13 +171,29 @@ def judge(self:Server) -> canary.Decision|None:
         except PolicyError: pass
     return decision
 
+# %% ../nbs/32_releases.ipynb #f0e1d2c4
+@patch
+def _stamp(self:Server) -> tuple|None:
+    "Size and modification time of the files a refresh reads; None when the registry is not a local SQLite file."
+    uri = self.ws.tracking_uri
+    if not uri.startswith('sqlite:///') or self.ws.uri: return None  # a server's or the object store's: ask
+    db = uri.removeprefix('sqlite:///')
+    def stat(p):
+        try: s = os.stat(p); return s.st_size, s.st_mtime_ns
+        except OSError: return None
+    return tuple(map(stat, (db, db + '-wal', self.ws.table_path('audit')/'_delta_log')))
+
 # %% ../nbs/32_releases.ipynb #25a00e40
 @patch
 def watch(self:Server, stop:threading.Event):
     "Refresh and judge every `serving.reload_seconds` until `stop` is set (the server's background thread)."
+    seen, ticks = None, 0
     while not stop.wait(self.settings['serving.reload_seconds']):
         try:
-            for change in self.refresh(): print(f"serve: {change}", file=sys.stderr)
+            stamp, ticks = self._stamp(), ticks + 1
+            if stamp is None or stamp != seen or ticks % 15 == 0:  # and now and then anyway
+                for change in self.refresh(): print(f"serve: {change}", file=sys.stderr)
+                seen = stamp
             self.judge()
         except Exception as e: print(f"serve: refresh failed: {type(e).__name__}: {e}", file=sys.stderr)
 

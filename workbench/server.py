@@ -70,8 +70,10 @@ class Server:
         self.keeps_log, self.log = ws is not None and log, None  # the log itself starts with the app
         self.variants, self.metrics, self.held, self.started = {}, Metrics(), None, datetime.now(timezone.utc)
         self._acting, self._share_seq = threading.Lock(), None
+        self._counting = threading.Lock()  # large requests are scored on worker threads: their counts must add up
         self.max_rows = self.settings['serving.max_rows']
         self.max_bytes = int(self.settings['serving.max_body_mb'] * 2**20)
+        self.read_timeout = self.settings['serving.read_timeout_seconds']
 
     def variant(self, role:str, d:Deployed) -> canary.Variant:
         "The running figures of `d` in `role` ('champion', 'canary' or 'shadow')."
@@ -82,13 +84,19 @@ class Server:
     @property
     def models(self) -> list: return [d for d in (self.champion, self.challenger) if d is not None]
 
+    @property
+    def max_items(self) -> int:
+        "Most commas, newlines and brackets a body may hold: three per value of `max_rows` rows, and some to spare."
+        return 3 * self.max_rows * (max(len(d.names) for d in self.models) + 1) + 65536
+
 # %% ../nbs/31_server.ipynb #9b11e0b9
 @patch
 def _record(self:Server, d:Deployed, role:str, t0:float, columns:dict, n:int, out:dict, request_id:str, source:str):
     seconds = time.perf_counter() - t0
     scores = canary.scores(out)
-    self.variant(role, d).record(seconds * 1000, scores)
-    self.metrics.scored(d, role, seconds, scores)
+    with self._counting:
+        self.variant(role, d).record(seconds * 1000, scores)
+        self.metrics.scored(d, role, seconds, scores)
     if self.log:
         meta = dict(request_id=request_id, time=datetime.now(timezone.utc), model=d.name, version=d.version,
                     variant=role, source=source, latency_ms=seconds * 1000)
@@ -98,7 +106,7 @@ def _record(self:Server, d:Deployed, role:str, t0:float, columns:dict, n:int, ou
 @patch
 def _failed(self:Server, d:Deployed, role:str, request_id:str, source:str, e:Exception):
     "Count a request `d` failed to score as its error, and log it."
-    self.variant(role, d).record(0, error=True); self.metrics.scored(d, role, 0, None, error=True)
+    with self._counting: self.variant(role, d).record(0, error=True); self.metrics.scored(d, role, 0, None, error=True)
     if self.log:
         meta = dict(request_id=request_id, time=datetime.now(timezone.utc), model=d.name, version=d.version,
                     variant=role, source=source)
