@@ -174,7 +174,7 @@ def judge(self:Server) -> canary.Decision|None:
 # %% ../nbs/32_releases.ipynb #f0e1d2c4
 @patch
 def _stamp(self:Server) -> tuple|None:
-    "Size and modification time of the files a refresh reads; None when the registry is not a local SQLite file."
+    "Size and modification time of the files a refresh reads; None unless the registry and the tables are local files."
     uri = self.ws.tracking_uri
     if not uri.startswith('sqlite:///') or self.ws.uri: return None  # a server's or the object store's: ask
     db = uri.removeprefix('sqlite:///')
