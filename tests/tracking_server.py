@@ -1,5 +1,5 @@
 "Test services for a team's tracking: a throwaway PostgreSQL 15 cluster and an `mlflow server` on it (issue 20)."
-import glob, os, shutil, subprocess, tempfile
+import glob, os, shutil, signal, subprocess, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 import pytest
@@ -93,4 +93,7 @@ def mlflow_server_for(pg:Postgres, folder:Path, database:str='mlflow'):
 def mlflow_server(postgres, tmp_path_factory):
     "An `mlflow server` whose backend store is PostgreSQL and which proxies artifacts; stopped at the session's end."
     server, ctx = mlflow_server_for(postgres, tmp_path_factory.mktemp('mlflow-server'))
-    with ctx: yield server
+    with ctx as proc:
+        yield server
+        os.killpg(proc.pid, signal.SIGKILL)  # a throwaway server with nothing to save: a graceful stop takes 10 s and more
+        proc.wait()

@@ -8,6 +8,7 @@ Docs: https://mlops-workbench.github.io/workbench/runs.html.md"""
 __all__ = ['connect_runs', 'runs', 'compare']
 
 # %% ../nbs/40_runs.ipynb #72f5d2fd
+import re
 from contextlib import closing
 from pathlib import Path
 import numpy as np, pyarrow as pa
@@ -101,6 +102,66 @@ def _read_sqlalchemy(uri:str, run_ids:list|None, history:bool) -> dict:
                     for n, (s, col) in q.items() if n != 'history' or history}
     finally: engine.dispose()
 
+# %% ../nbs/40_runs.ipynb #0d560aac
+def _pg_copies(run_ids:list|None, # only these runs; all when None
+               history:bool, lean:bool=False) -> dict: # `lean` leaves metric steps and times out
+    "name -> `COPY ... TO STDOUT` of MLflow's PostgreSQL tables in the columns of `_RAW[name]`."
+    where = lambda col: f' where {col} = any(%s)' if run_ids else ''
+    metric = lambda t: ("select run_uuid, key, case when is_nan then null else value end, "
+                        + ('null, null' if lean else 'step, "timestamp"') + f" from {t}{where('run_uuid')}")
+    sql = {'runs': "select r.run_uuid, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.user_id, "
+                   "r.lifecycle_stage, e.lifecycle_stage, r.artifact_uri "
+                   f"from runs r join experiments e using (experiment_id){where('r.run_uuid')}",
+           'params': f"select run_uuid, key, value from params{where('run_uuid')}",
+           'tags': f"select run_uuid, key, value from tags{where('run_uuid')}",
+           'latest': metric('latest_metrics'), 'history': metric('metrics')}
+    return {n: f'copy ({q}) to stdout (format csv)' for n, q in sql.items() if n != 'history' or history}
+
+# %% ../nbs/40_runs.ipynb #f99ec1f1
+def _csv(data, schema:pa.Schema) -> pa.Table:
+    "PostgreSQL's CSV `data` (bytes) as an Arrow table with `schema`: unquoted empty fields are NULL."
+    import pyarrow.csv as pc
+    if not len(data): return schema.empty_table()
+    return pc.read_csv(pa.BufferReader(data), read_options=pc.ReadOptions(column_names=schema.names),
+                       parse_options=pc.ParseOptions(newlines_in_values=True),
+                       convert_options=pc.ConvertOptions(column_types=schema, null_values=[''], strings_can_be_null=True,
+                                                         quoted_strings_can_be_null=False))
+
+# %% ../nbs/40_runs.ipynb #28627109
+def _libpq(uri:str) -> str:
+    "The PostgreSQL URI `uri` as libpq reads it: `postgresql+driver://` becomes `postgresql://`."
+    scheme, sep, rest = uri.partition('://')
+    if not sep or scheme.split('+')[0] not in ('postgresql', 'postgres'):
+        raise WorkbenchError(f"{_hidden(uri)} is not a PostgreSQL URI; use postgresql://user@host:port/database")
+    return 'postgresql://' + rest
+
+def _hidden(uri:str) -> str:
+    "`uri` with any password replaced by `***`."
+    return re.sub(r'(password=)[^&]*', r'\1***', re.sub(r'^([^/]*//[^/@:]*):[^/@]*@', r'\1:***@', uri))
+
+# %% ../nbs/40_runs.ipynb #ec54623a
+def _pg_reason(e:Exception) -> str:
+    "The gist of a libpq error: its first line, without the severity."
+    line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return re.sub(r'\s+', ' ', re.sub(r'\b(FATAL|ERROR):', '', line)).strip(' .')
+
+# %% ../nbs/40_runs.ipynb #2c4f044d
+def _read_postgres(uri:str, run_ids:list|None, history:bool, lean:bool=False) -> dict:
+    "The raw tables of MLflow's PostgreSQL database `uri`, copied out read-only in one snapshot."
+    import io, psycopg2
+    out = {}
+    try:
+        with closing(psycopg2.connect(_libpq(uri), connect_timeout=10)) as con:
+            con.set_session(isolation_level='REPEATABLE READ', readonly=True)  # one snapshot; nothing written
+            with con.cursor() as cur:
+                for n, sql in _pg_copies(run_ids, history, lean).items():
+                    out[n] = io.BytesIO()
+                    cur.copy_expert(cur.mogrify(sql, (list(run_ids),)).decode() if run_ids else sql, out[n])
+    except psycopg2.Error as e:
+        raise WorkbenchError(f"cannot read the tracking database {_hidden(uri)} ({_pg_reason(e)}); check "
+                             "workspace.tracking_db and its password (PGPASSWORD or ~/.pgpass)") from None
+    return {n: _csv(b.getbuffer(), _RAW[n]) for n, b in out.items()}
+
 # %% ../nbs/40_runs.ipynb #0dba2fb0
 def _pages(fetch):
     "Every item of a paged MLflow search; `fetch(page_token)` returns one page."
@@ -148,7 +209,8 @@ def _read(uri:str, run_ids:list|None=None, history:bool=True, lean:bool=False) -
     "The raw tables of the store at `uri`: runs, params, tags, latest (metrics) and, if `history`, every metric value."
     import pyarrow.compute as pc
     if db := sqlite_file(uri): raw = _read_sqlite(db, run_ids, history, lean)
-    elif uri.split(':', 1)[0].split('+')[0] in ('postgresql', 'mysql', 'mssql'):
+    elif uri.split(':', 1)[0].split('+')[0] in ('postgresql', 'postgres'): raw = _read_postgres(uri, run_ids, history, lean)
+    elif uri.split(':', 1)[0].split('+')[0] in ('mysql', 'mssql', 'oracle'):
         raw = _read_sqlalchemy(uri, run_ids, history)
     else: raw = _read_client(uri, run_ids, history)
     for n in ('latest', 'history'):  # MLflow stores NaN as a flag; our readers give null or NaN: make it NaN
@@ -180,9 +242,10 @@ def _views(deleted:bool, history:bool) -> str:
 
 # %% ../nbs/40_runs.ipynb #ab52b119
 def _store(ws:Workspace) -> str:
-    "The tracking URI to read; an existing SQLite store is prepared first (waiting while another process creates it)."
+    "Where runs are read: `workspace.tracking_db` if set, else the tracking URI, prepared (a server: checked)."
+    if db := ws.settings['workspace.tracking_db']: return db
     db = sqlite_file(ws.tracking_uri)
-    return prepare_store(ws) if db and db.exists() else ws.tracking_uri
+    return ws.tracking_uri if db and not db.exists() else prepare_store(ws)  # a missing SQLite store is not created
 
 # %% ../nbs/40_runs.ipynb #d1ba6b9a
 def _connect(con, raw:dict, deleted:bool, history:bool):
