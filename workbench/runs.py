@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np, pyarrow as pa
 from typing import TYPE_CHECKING
 if TYPE_CHECKING: import pandas as pd  # imported where used: `import workbench` stays quick
-from .config import WorkbenchError
+from .config import WorkbenchError, redacted
 from .workspace import Workspace
 from .tracking import read_only, sqlite_file, prepare_store
 
@@ -132,12 +132,8 @@ def _libpq(uri:str) -> str:
     "The PostgreSQL URI `uri` as libpq reads it: `postgresql+driver://` becomes `postgresql://`."
     scheme, sep, rest = uri.partition('://')
     if not sep or scheme.split('+')[0] not in ('postgresql', 'postgres'):
-        raise WorkbenchError(f"{_hidden(uri)} is not a PostgreSQL URI; use postgresql://user@host:port/database")
+        raise WorkbenchError(f"{redacted(uri)} is not a PostgreSQL URI; use postgresql://user@host:port/database")
     return 'postgresql://' + rest
-
-def _hidden(uri:str) -> str:
-    "`uri` with any password replaced by `***`."
-    return re.sub(r'(password=)[^&]*', r'\1***', re.sub(r'^([^/]*//[^/@:]*):[^/@]*@', r'\1:***@', uri))
 
 # %% ../nbs/40_runs.ipynb #ec54623a
 def _pg_reason(e:Exception) -> str:
@@ -158,7 +154,7 @@ def _read_postgres(uri:str, run_ids:list|None, history:bool, lean:bool=False) ->
                     out[n] = io.BytesIO()
                     cur.copy_expert(cur.mogrify(sql, (list(run_ids),)).decode() if run_ids else sql, out[n])
     except psycopg2.Error as e:
-        raise WorkbenchError(f"cannot read the tracking database {_hidden(uri)} ({_pg_reason(e)}); check "
+        raise WorkbenchError(f"cannot read the tracking database {redacted(uri)} ({_pg_reason(e)}); check "
                              "workspace.tracking_db and its password (PGPASSWORD or ~/.pgpass)") from None
     return {n: _csv(b.getbuffer(), _RAW[n]) for n, b in out.items()}
 
