@@ -103,29 +103,42 @@ def _read_sqlalchemy(uri:str, run_ids:list|None, history:bool) -> dict:
     finally: engine.dispose()
 
 # %% ../nbs/40_runs.ipynb #0d560aac
+_PG_TABLES = {'params': 'params', 'tags': 'tags', 'latest': 'latest_metrics', 'history': 'metrics'}
+
 def _pg_copies(run_ids:list|None, # only these runs; all when None
                history:bool, lean:bool=False) -> dict: # `lean` leaves metric steps and times out
-    "name -> `COPY ... TO STDOUT` of MLflow's PostgreSQL tables in the columns of `_RAW[name]`."
-    where = lambda col: f' where {col} = any(%s)' if run_ids else ''
-    metric = lambda t: ("select run_uuid, key, case when is_nan then null else value end, "
-                        + ('null, null' if lean else 'step, "timestamp"') + f" from {t}{where('run_uuid')}")
-    sql = {'runs': "select r.run_uuid, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.user_id, "
-                   "r.lifecycle_stage, e.lifecycle_stage, r.artifact_uri "
-                   f"from runs r join experiments e using (experiment_id){where('r.run_uuid')}",
-           'params': f"select run_uuid, key, value from params{where('run_uuid')}",
-           'tags': f"select run_uuid, key, value from tags{where('run_uuid')}",
-           'latest': metric('latest_metrics'), 'history': metric('metrics')}
-    return {n: f'copy ({q}) to stdout (format csv)' for n, q in sql.items() if n != 'history' or history}
+    "name -> `COPY ... TO STDOUT` of MLflow's PostgreSQL tables: whole tables as stored, or the rows of `run_ids`."
+    metric = 'run_uuid, key, value, is_nan' + ('' if lean else ', step, "timestamp"')
+    runs = ("select r.run_uuid, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.user_id, "
+            "r.lifecycle_stage, e.lifecycle_stage, r.artifact_uri from runs r join experiments e using (experiment_id)")
+    out = {'runs': f"copy ({runs}{' where r.run_uuid = any(%s)' if run_ids else ''}) to stdout (format csv)"}
+    for n in ['params', 'tags', 'latest'] + ['history'] * history:
+        cols, table = metric if n in ('latest', 'history') else 'run_uuid, key, value', _PG_TABLES[n]
+        out[n] = (f'copy (select {cols} from {table} where run_uuid = any(%s)) to stdout (format csv)' if run_ids
+                  else f'copy {table} ({cols}) to stdout (format csv)')
+    return out
 
 # %% ../nbs/40_runs.ipynb #f99ec1f1
 def _csv(data, schema:pa.Schema) -> pa.Table:
-    "PostgreSQL's CSV `data` (bytes) as an Arrow table with `schema`: unquoted empty fields are NULL."
+    "PostgreSQL's CSV `data` (bytes) as an Arrow table with `schema`: unquoted empty fields are NULL, t/f booleans."
     import pyarrow.csv as pc
     if not len(data): return schema.empty_table()
     return pc.read_csv(pa.BufferReader(data), read_options=pc.ReadOptions(column_names=schema.names),
                        parse_options=pc.ParseOptions(newlines_in_values=True),
                        convert_options=pc.ConvertOptions(column_types=schema, null_values=[''], strings_can_be_null=True,
-                                                         quoted_strings_can_be_null=False))
+                                                         quoted_strings_can_be_null=False, true_values=['t'],
+                                                         false_values=['f']))
+
+# %% ../nbs/40_runs.ipynb #2b2109ac
+_PG_METRIC = pa.schema([*_M[:3], ('is_nan', pa.bool_()), *_M[3:]])
+
+def _pg_metrics(data, lean:bool) -> pa.Table:
+    "A metric table copied from PostgreSQL (CSV `data`) as the raw table `_M`: NaN flags made null values."
+    import pyarrow.compute as pc
+    t = _csv(data, pa.schema(list(_PG_METRIC)[:4] if lean else _PG_METRIC))
+    value = pc.if_else(pc.fill_null(t['is_nan'], False), pa.scalar(None, pa.float64()), t['value'])
+    rest = [pa.nulls(t.num_rows, pa.int64())] * 2 if lean else [t['step'], t['timestamp']]
+    return pa.table([t['run_id'], t['key'], value, *rest], schema=pa.schema(_M))
 
 # %% ../nbs/40_runs.ipynb #28627109
 def _libpq(uri:str) -> str:
@@ -141,22 +154,41 @@ def _pg_reason(e:Exception) -> str:
     line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return re.sub(r'\s+', ' ', re.sub(r'\b(FATAL|ERROR):', '', line)).strip(' .')
 
-# %% ../nbs/40_runs.ipynb #2c4f044d
+# %% ../nbs/40_runs.ipynb #3340c136
+def _pg_reader(conninfo:str):
+    "A psycopg2 connection to `conninfo` whose transactions are read-only snapshots."
+    import psycopg2
+    con = psycopg2.connect(conninfo, connect_timeout=10)
+    con.set_session(isolation_level='REPEATABLE READ', readonly=True)
+    return con
+
+def _pg_copy(con, sql:str, args:tuple=(), snapshot:str|None=None): # a snapshot another transaction exported
+    "The output of the `COPY ... TO STDOUT` `sql` on psycopg2 connection `con`."
+    import io
+    with con.cursor() as cur:
+        if snapshot: cur.execute('set transaction snapshot %s', (snapshot,))
+        out = io.BytesIO()
+        cur.copy_expert(cur.mogrify(sql, args).decode() if args else sql, out)
+        return out.getbuffer()
+
+# %% ../nbs/40_runs.ipynb #04b3c89b
 def _read_postgres(uri:str, run_ids:list|None, history:bool, lean:bool=False) -> dict:
-    "The raw tables of MLflow's PostgreSQL database `uri`, copied out read-only in one snapshot."
-    import io, psycopg2
-    out = {}
+    "The raw tables of MLflow's PostgreSQL database `uri`, copied out read-only, at once, from one snapshot."
+    import psycopg2
+    from concurrent.futures import ThreadPoolExecutor
+    copies, args, conninfo = _pg_copies(run_ids, history, lean), (list(run_ids),) if run_ids else (), _libpq(uri)
+    parse = lambda n, data: _pg_metrics(data, lean) if n in ('latest', 'history') else _csv(data, _RAW[n])
+    def table(n, snapshot):
+        with closing(_pg_reader(conninfo)) as con:
+            return parse(n, _pg_copy(con, copies[n], args, snapshot))
     try:
-        with closing(psycopg2.connect(_libpq(uri), connect_timeout=10)) as con:
-            con.set_session(isolation_level='REPEATABLE READ', readonly=True)  # one snapshot; nothing written
-            with con.cursor() as cur:
-                for n, sql in _pg_copies(run_ids, history, lean).items():
-                    out[n] = io.BytesIO()
-                    cur.copy_expert(cur.mogrify(sql, (list(run_ids),)).decode() if run_ids else sql, out[n])
+        with closing(_pg_reader(conninfo)) as con, ThreadPoolExecutor(len(copies)) as pool:
+            with con.cursor() as cur: cur.execute('select pg_export_snapshot()'); snapshot = cur.fetchone()[0]
+            others = {n: pool.submit(table, n, snapshot) for n in copies if n != 'runs'}
+            return {'runs': parse('runs', _pg_copy(con, copies['runs'], args))} | {n: f.result() for n, f in others.items()}
     except psycopg2.Error as e:
         raise WorkbenchError(f"cannot read the tracking database {redacted(uri)} ({_pg_reason(e)}); check "
                              "workspace.tracking_db and its password (PGPASSWORD or ~/.pgpass)") from None
-    return {n: _csv(b.getbuffer(), _RAW[n]) for n, b in out.items()}
 
 # %% ../nbs/40_runs.ipynb #0dba2fb0
 def _pages(fetch):

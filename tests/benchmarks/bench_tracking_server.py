@@ -14,7 +14,7 @@ pytestmark = pytest.mark.benchmark
 RUNS, PARAMS, METRICS = int(os.environ.get('WORKBENCH_BENCH_RUNS', 100_000)), 20, 20
 SEARCH_RUNS = int(os.environ.get('WORKBENCH_BENCH_SEARCH_RUNS', 0))  # 0: time search_runs over every run
 T0 = 1_750_000_000_000
-RUN_ID = "md5('bench-' || i)"  # a 32-character hex id per run number i, as MLflow's uuid4().hex
+RUN_ID = "md5(%(exp)s || '-' || i)"  # a 32-character hex id per experiment and run number i, as MLflow's uuid4().hex
 VALUE = "mod(abs(hashtext(i || '-' || j)), 1000000) / 1000000.0::float8"  # metric j of run i, reproducible
 
 
