@@ -1,5 +1,6 @@
 "Issue 20: the lifecycle on a team's `mlflow server` whose backend store is PostgreSQL, artifacts proxied by the server."
-import pytest
+import sys
+import pandas as pd, pytest
 from sklearn.linear_model import LogisticRegression
 from conftest import approve
 from test_registry import NUM, CAT, candidate
@@ -19,6 +20,7 @@ def team(mlflow_server, tmp_path_factory):
     first, run1 = candidate(ws, credit, LogisticRegression(max_iter=500), NUM + CAT)
     with tracking.start_run(ws, 'credit-default', credit.ref, NUM, 'defaulted', {'model': 'LogisticRegression'}) as run:
         for step, auc in enumerate([0.55, 0.6]): tracking.log_metrics({'gate.auc': auc}, step=step)
+        tracking.log_metrics({'loss': float('nan'), 'upper': float('inf')})  # MLflow keeps NaN as a flag
     approve(ws, first.ref, 'bea')
     registry.promote(ws, first.ref, 'bea', 'first champion')
     return ws, credit, (first, run1), (None, run.run_id)
@@ -59,9 +61,11 @@ def test_runs_read_from_the_database(team, mlflow_server, monkeypatch):
     fast = runs.runs(direct)
     assert fast.columns.tolist() == through_server.columns.tolist()
     assert fast.drop(columns='artifact_uri').equals(through_server.drop(columns='artifact_uri'))
+    got = fast.set_index('run_id').loc[run2]
+    assert pd.isna(got['metrics.loss']) and got['metrics.upper'] == sys.float_info.max  # MLflow's SQL store keeps inf so
     con = runs.connect_runs(direct, run_ids=[run1])
     assert con.execute('select count(distinct run_id) from metric_history').fetchone()[0] == 1
-    history = runs.connect_runs(direct, run_ids=[run2]).execute('select step, value from metric_history order by step')
+    history = runs.connect_runs(direct, run_ids=[run2]).execute("select step, value from metric_history where key = 'gate.auc' order by step")
     assert history.fetchall() == [(0, 0.55), (1, 0.6)]
     assert runs.compare(direct, [run1, run2]).equals(runs.compare(ws, [run1, run2]))
     monkeypatch.setenv('PGPASSWORD', 'wrong')

@@ -26,9 +26,9 @@ DEFAULTS = {
     'workspace': {
         'path': ('workspace', 'Folder holding the project state, relative to this file (WORKBENCH_HOME overrides it)'),
         'tracking_uri': ('', 'MLflow tracking URI; empty means sqlite:///<workspace>/mlflow.db'),
-        'tracking_db': ('', "The tracking server's PostgreSQL database, read directly (read-only) to load many runs fast, e.g. "
-                            'postgresql://reader@db-host:5432/mlflow; its password comes from PGPASSWORD or ~/.pgpass, '
-                            'never this file; empty reads runs through the tracking URI'),
+        'tracking_db': ('', "The tracking server's PostgreSQL database, read directly (read-only) to load many runs "
+                            'fast, e.g. postgresql://reader@db-host:5432/mlflow; its password comes from PGPASSWORD or '
+                            '~/.pgpass, never this file; empty reads runs through the tracking URI'),
         'actor': ('', 'Name recorded in audit events; empty means $USER@hostname'),
     },
     'gates': {
@@ -194,10 +194,11 @@ def _check_tracking_db(uri:str, source:str):
     "Refuse a `workspace.tracking_db` that is no PostgreSQL URI, or that holds a password outside the environment."
     from urllib.parse import urlsplit, parse_qs
     try: u = urlsplit(uri); u.port
-    except ValueError as e: raise WorkbenchError(f"workspace.tracking_db is not a valid URI ({e}) (from {source})") from None
+    except ValueError as e:
+        raise WorkbenchError(f"workspace.tracking_db is not a valid URI ({e}) (from {source})") from None
     if u.scheme.split('+')[0] not in ('postgresql', 'postgres') or not u.hostname:
-        raise WorkbenchError("workspace.tracking_db must be a PostgreSQL URI such as "
-                             f"postgresql://reader@db-host:5432/mlflow, got a {u.scheme or 'bare'!r} one (from {source})")
+        raise WorkbenchError("workspace.tracking_db must be a PostgreSQL URI such as postgresql://reader@db-host:5432/"
+                             f"mlflow, got a {u.scheme or 'bare'!r} one (from {source})")
     if (u.password is not None or 'password' in parse_qs(u.query)) and not source.startswith('WORKBENCH_'):
         raise WorkbenchError(f"workspace.tracking_db holds a password (from {source}); remove it and set PGPASSWORD, "
                              "or give the whole URI in WORKBENCH_WORKSPACE_TRACKING_DB")

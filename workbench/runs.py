@@ -125,9 +125,9 @@ def _csv(data, schema:pa.Schema) -> pa.Table:
     if not len(data): return schema.empty_table()
     return pc.read_csv(pa.BufferReader(data), read_options=pc.ReadOptions(column_names=schema.names),
                        parse_options=pc.ParseOptions(newlines_in_values=True),
-                       convert_options=pc.ConvertOptions(column_types=schema, null_values=[''], strings_can_be_null=True,
-                                                         quoted_strings_can_be_null=False, true_values=['t'],
-                                                         false_values=['f']))
+                       convert_options=pc.ConvertOptions(column_types=schema, null_values=[''],
+                                                         strings_can_be_null=True, quoted_strings_can_be_null=False,
+                                                         true_values=['t'], false_values=['f']))
 
 # %% ../nbs/40_runs.ipynb #2b2109ac
 _PG_METRIC = pa.schema([*_M[:3], ('is_nan', pa.bool_()), *_M[3:]])
@@ -185,7 +185,8 @@ def _read_postgres(uri:str, run_ids:list|None, history:bool, lean:bool=False) ->
         with closing(_pg_reader(conninfo)) as con, ThreadPoolExecutor(len(copies)) as pool:
             with con.cursor() as cur: cur.execute('select pg_export_snapshot()'); snapshot = cur.fetchone()[0]
             others = {n: pool.submit(table, n, snapshot) for n in copies if n != 'runs'}
-            return {'runs': parse('runs', _pg_copy(con, copies['runs'], args))} | {n: f.result() for n, f in others.items()}
+            runs = parse('runs', _pg_copy(con, copies['runs'], args))  # this connection's own share
+            return {'runs': runs} | {n: f.result() for n, f in others.items()}
     except psycopg2.Error as e:
         raise WorkbenchError(f"cannot read the tracking database {redacted(uri)} ({_pg_reason(e)}); check "
                              "workspace.tracking_db and its password (PGPASSWORD or ~/.pgpass)") from None
@@ -237,8 +238,9 @@ def _read(uri:str, run_ids:list|None=None, history:bool=True, lean:bool=False) -
     "The raw tables of the store at `uri`: runs, params, tags, latest (metrics) and, if `history`, every metric value."
     import pyarrow.compute as pc
     if db := sqlite_file(uri): raw = _read_sqlite(db, run_ids, history, lean)
-    elif uri.split(':', 1)[0].split('+')[0] in ('postgresql', 'postgres'): raw = _read_postgres(uri, run_ids, history, lean)
-    elif uri.split(':', 1)[0].split('+')[0] in ('mysql', 'mssql', 'oracle'):
+    elif (dialect := uri.split(':', 1)[0].split('+')[0]) in ('postgresql', 'postgres'):
+        raw = _read_postgres(uri, run_ids, history, lean)
+    elif dialect in ('mysql', 'mssql', 'oracle'):
         raw = _read_sqlalchemy(uri, run_ids, history)
     else: raw = _read_client(uri, run_ids, history)
     for n in ('latest', 'history'):  # MLflow stores NaN as a flag; our readers give null or NaN: make it NaN
