@@ -122,3 +122,6 @@ def approve(ws, ref:str, who:str, comment:str=''):
     "`who` approves `ref`, signed with their key."
     from workbench import registry
     return registry.approve(ws, ref, who, comment, key=approver_key(ws, who))
+
+
+from tracking_server import mlflow_server, postgres  # noqa: E402,F401  session fixtures: PostgreSQL and an mlflow server on it

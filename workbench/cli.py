@@ -135,8 +135,9 @@ def init(ctx):
 def show_config(ctx):
     "Show the effective settings and where each comes from."
     import pandas as pd
+    from workbench.config import redacted
     s = _settings(ctx)
-    _show(pd.DataFrame([dict(setting=k, value=v, source=s.sources[k]) for k, v in s.values.items()]), max_width=80)
+    _show(pd.DataFrame([dict(setting=k, value=redacted(v), source=s.sources[k]) for k, v in s.values.items()]), max_width=80)
 
 # %% ../nbs/05_cli.ipynb #1101ef6a
 def summary(ws) -> tuple:

@@ -218,8 +218,9 @@ def register(ws:Workspace, run_id:str, # the run whose ONNX model to register
             'workbench.feature_views': run.data.tags.get('workbench.feature_views', '')}
     with ws.lock(_lock(name)):
         if not _exists(c, name): c.create_registered_model(name, description='Registered by the MLOps Workbench')
-        with tracking.using(ws):  # resolves models:/ globally
-            mv = c.create_model_version(name, uri, run_id=run_id, tags=tags)
+        with tracking.using(ws):  # resolves models:/ globally; a tracking server wants the logged model's id too
+            model_id = uri.removeprefix('models:/') if uri.startswith('models:/m-') else None
+            mv = c.create_model_version(name, uri, run_id=run_id, tags=tags, model_id=model_id)
         after = {'run_id': run_id, **{k.split('.')[1]: v for k, v in tags.items()}}
         audit.record(ws, 'model.register', f'{name}/{mv.version}', after=after, actor=actor)
     return _version(ws, c, name, mv.version)

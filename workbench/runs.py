@@ -8,12 +8,13 @@ Docs: https://mlops-workbench.github.io/workbench/runs.html.md"""
 __all__ = ['connect_runs', 'runs', 'compare']
 
 # %% ../nbs/40_runs.ipynb #72f5d2fd
+import re
 from contextlib import closing
 from pathlib import Path
 import numpy as np, pyarrow as pa
 from typing import TYPE_CHECKING
 if TYPE_CHECKING: import pandas as pd  # imported where used: `import workbench` stays quick
-from .config import WorkbenchError
+from .config import WorkbenchError, redacted
 from .workspace import Workspace
 from .tracking import read_only, sqlite_file, prepare_store
 
@@ -101,6 +102,95 @@ def _read_sqlalchemy(uri:str, run_ids:list|None, history:bool) -> dict:
                     for n, (s, col) in q.items() if n != 'history' or history}
     finally: engine.dispose()
 
+# %% ../nbs/40_runs.ipynb #0d560aac
+_PG_TABLES = {'params': 'params', 'tags': 'tags', 'latest': 'latest_metrics', 'history': 'metrics'}
+
+def _pg_copies(run_ids:list|None, # only these runs; all when None
+               history:bool, lean:bool=False) -> dict: # `lean` leaves metric steps and times out
+    "name -> `COPY ... TO STDOUT` of MLflow's PostgreSQL tables: whole tables as stored, or the rows of `run_ids`."
+    metric = 'run_uuid, key, value, is_nan' + ('' if lean else ', step, "timestamp"')
+    runs = ("select r.run_uuid, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.user_id, "
+            "r.lifecycle_stage, e.lifecycle_stage, r.artifact_uri from runs r join experiments e using (experiment_id)")
+    out = {'runs': f"copy ({runs}{' where r.run_uuid = any(%s)' if run_ids else ''}) to stdout (format csv)"}
+    for n in ['params', 'tags', 'latest'] + ['history'] * history:
+        cols, table = metric if n in ('latest', 'history') else 'run_uuid, key, value', _PG_TABLES[n]
+        out[n] = (f'copy (select {cols} from {table} where run_uuid = any(%s)) to stdout (format csv)' if run_ids
+                  else f'copy {table} ({cols}) to stdout (format csv)')
+    return out
+
+# %% ../nbs/40_runs.ipynb #f99ec1f1
+def _csv(data, schema:pa.Schema) -> pa.Table:
+    "PostgreSQL's CSV `data` (bytes) as an Arrow table with `schema`: unquoted empty fields are NULL, t/f booleans."
+    import pyarrow.csv as pc
+    if not len(data): return schema.empty_table()
+    return pc.read_csv(pa.BufferReader(data), read_options=pc.ReadOptions(column_names=schema.names),
+                       parse_options=pc.ParseOptions(newlines_in_values=True),
+                       convert_options=pc.ConvertOptions(column_types=schema, null_values=[''],
+                                                         strings_can_be_null=True, quoted_strings_can_be_null=False,
+                                                         true_values=['t'], false_values=['f']))
+
+# %% ../nbs/40_runs.ipynb #2b2109ac
+_PG_METRIC = pa.schema([*_M[:3], ('is_nan', pa.bool_()), *_M[3:]])
+
+def _pg_metrics(data, lean:bool) -> pa.Table:
+    "A metric table copied from PostgreSQL (CSV `data`) as the raw table `_M`: NaN flags made null values."
+    import pyarrow.compute as pc
+    t = _csv(data, pa.schema(list(_PG_METRIC)[:4] if lean else _PG_METRIC))
+    value = pc.if_else(pc.fill_null(t['is_nan'], False), pa.scalar(None, pa.float64()), t['value'])
+    rest = [pa.nulls(t.num_rows, pa.int64())] * 2 if lean else [t['step'], t['timestamp']]
+    return pa.table([t['run_id'], t['key'], value, *rest], schema=pa.schema(_M))
+
+# %% ../nbs/40_runs.ipynb #28627109
+def _libpq(uri:str) -> str:
+    "The PostgreSQL URI `uri` as libpq reads it: `postgresql+driver://` becomes `postgresql://`."
+    scheme, sep, rest = uri.partition('://')
+    if not sep or scheme.split('+')[0] not in ('postgresql', 'postgres'):
+        raise WorkbenchError(f"{redacted(uri)} is not a PostgreSQL URI; use postgresql://user@host:port/database")
+    return 'postgresql://' + rest
+
+# %% ../nbs/40_runs.ipynb #ec54623a
+def _pg_reason(e:Exception) -> str:
+    "The gist of a libpq error: its first line, without the severity."
+    line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return re.sub(r'\s+', ' ', re.sub(r'\b(FATAL|ERROR):', '', line)).strip(' .')
+
+# %% ../nbs/40_runs.ipynb #3340c136
+def _pg_reader(conninfo:str):
+    "A psycopg2 connection to `conninfo` whose transactions are read-only snapshots."
+    import psycopg2
+    con = psycopg2.connect(conninfo, connect_timeout=10)
+    con.set_session(isolation_level='REPEATABLE READ', readonly=True)
+    return con
+
+def _pg_copy(con, sql:str, args:tuple=(), snapshot:str|None=None): # a snapshot another transaction exported
+    "The output of the `COPY ... TO STDOUT` `sql` on psycopg2 connection `con`."
+    import io
+    with con.cursor() as cur:
+        if snapshot: cur.execute('set transaction snapshot %s', (snapshot,))
+        out = io.BytesIO()
+        cur.copy_expert(cur.mogrify(sql, args).decode() if args else sql, out)
+        return out.getbuffer()
+
+# %% ../nbs/40_runs.ipynb #04b3c89b
+def _read_postgres(uri:str, run_ids:list|None, history:bool, lean:bool=False) -> dict:
+    "The raw tables of MLflow's PostgreSQL database `uri`, copied out read-only, at once, from one snapshot."
+    import psycopg2
+    from concurrent.futures import ThreadPoolExecutor
+    copies, args, conninfo = _pg_copies(run_ids, history, lean), (list(run_ids),) if run_ids else (), _libpq(uri)
+    parse = lambda n, data: _pg_metrics(data, lean) if n in ('latest', 'history') else _csv(data, _RAW[n])
+    def table(n, snapshot):
+        with closing(_pg_reader(conninfo)) as con:
+            return parse(n, _pg_copy(con, copies[n], args, snapshot))
+    try:
+        with closing(_pg_reader(conninfo)) as con, ThreadPoolExecutor(len(copies)) as pool:
+            with con.cursor() as cur: cur.execute('select pg_export_snapshot()'); snapshot = cur.fetchone()[0]
+            others = {n: pool.submit(table, n, snapshot) for n in copies if n != 'runs'}
+            runs = parse('runs', _pg_copy(con, copies['runs'], args))  # this connection's own share
+            return {'runs': runs} | {n: f.result() for n, f in others.items()}
+    except psycopg2.Error as e:
+        raise WorkbenchError(f"cannot read the tracking database {redacted(uri)} ({_pg_reason(e)}); check "
+                             "workspace.tracking_db and its password (PGPASSWORD or ~/.pgpass)") from None
+
 # %% ../nbs/40_runs.ipynb #0dba2fb0
 def _pages(fetch):
     "Every item of a paged MLflow search; `fetch(page_token)` returns one page."
@@ -148,7 +238,9 @@ def _read(uri:str, run_ids:list|None=None, history:bool=True, lean:bool=False) -
     "The raw tables of the store at `uri`: runs, params, tags, latest (metrics) and, if `history`, every metric value."
     import pyarrow.compute as pc
     if db := sqlite_file(uri): raw = _read_sqlite(db, run_ids, history, lean)
-    elif uri.split(':', 1)[0].split('+')[0] in ('postgresql', 'mysql', 'mssql'):
+    elif (dialect := uri.split(':', 1)[0].split('+')[0]) in ('postgresql', 'postgres'):
+        raw = _read_postgres(uri, run_ids, history, lean)
+    elif dialect in ('mysql', 'mssql', 'oracle'):
         raw = _read_sqlalchemy(uri, run_ids, history)
     else: raw = _read_client(uri, run_ids, history)
     for n in ('latest', 'history'):  # MLflow stores NaN as a flag; our readers give null or NaN: make it NaN
@@ -180,9 +272,10 @@ def _views(deleted:bool, history:bool) -> str:
 
 # %% ../nbs/40_runs.ipynb #ab52b119
 def _store(ws:Workspace) -> str:
-    "The tracking URI to read; an existing SQLite store is prepared first (waiting while another process creates it)."
+    "Where runs are read: `workspace.tracking_db` if set, else the tracking URI, prepared (a server: checked)."
+    if db := ws.settings['workspace.tracking_db']: return db
     db = sqlite_file(ws.tracking_uri)
-    return prepare_store(ws) if db and db.exists() else ws.tracking_uri
+    return ws.tracking_uri if db and not db.exists() else prepare_store(ws)  # a missing SQLite store is not created
 
 # %% ../nbs/40_runs.ipynb #d1ba6b9a
 def _connect(con, raw:dict, deleted:bool, history:bool):

@@ -1,0 +1,86 @@
+"Issue 20: the lifecycle on a team's `mlflow server` whose backend store is PostgreSQL, artifacts proxied by the server."
+import sys
+import pandas as pd, pytest
+from sklearn.linear_model import LogisticRegression
+from conftest import approve
+from test_registry import NUM, CAT, candidate
+from tracking_server import READER_PASSWORD
+from workbench import data, demo, registry, runs, tracking, views
+from workbench.config import load_settings
+from workbench.errors import WorkbenchError
+from workbench.workspace import open_workspace
+
+
+@pytest.fixture(scope='module')
+def team(mlflow_server, tmp_path_factory):
+    "A workspace tracking to the server: a dataset, a run registered as version 1, approved and champion, a second run."
+    ws = open_workspace(tmp_path_factory.mktemp('team')/'ws',
+                        load_settings(env={'WORKBENCH_WORKSPACE_TRACKING_URI': mlflow_server.url}), create=True)
+    credit = data.commit(ws, 'credit', demo.training_frame(demo.generate(months=4, rows_per_month=800), 4), 'four months', 'ana')
+    first, run1 = candidate(ws, credit, LogisticRegression(max_iter=500), NUM + CAT)
+    with tracking.start_run(ws, 'credit-default', credit.ref, NUM, 'defaulted', {'model': 'LogisticRegression'}) as run:
+        for step, auc in enumerate([0.55, 0.6]): tracking.log_metrics({'gate.auc': auc}, step=step)
+        tracking.log_metrics({'loss': float('nan'), 'upper': float('inf')})  # MLflow keeps NaN as a flag
+    approve(ws, first.ref, 'bea')
+    registry.promote(ws, first.ref, 'bea', 'first champion')
+    return ws, credit, (first, run1), (None, run.run_id)
+
+
+def test_lifecycle_on_the_server(team, mlflow_server):
+    ws, credit, (first, run1), _ = team
+    assert ws.tracking_uri == mlflow_server.url and first.version == 1
+    assert registry.champion(ws, 'credit-default').version == 1
+    # artifacts went through the server into its artifact store, none into the workspace
+    assert list(mlflow_server.artifacts.rglob('model.onnx')) and not list(ws.root.rglob('model.onnx'))
+    model, mv = registry.load_onnx(ws, 'credit-default@champion')
+    assert mv.version == 1 and model
+    lineage = registry.lineage(ws, first.ref)
+    assert lineage['run']['run_id'] == run1 and lineage['datasets'][0]['id'] == credit.id
+    assert list(views.models(ws).version) == [1]
+
+
+def test_runs_compared_through_the_server(team):
+    ws, credit, (_, run1), (_, run2) = team
+    df = runs.runs(ws, 'credit-default')
+    assert list(df.run_id) == [run2, run1] and set(df.dataset) == {credit.ref}
+    assert (df['params.model'] == 'LogisticRegression').all() and df['metrics.gate.auc'].notna().all()
+    table = runs.compare(ws, [run1, run2])
+    assert table.set_index(['kind', 'key']).loc[('tag', 'workbench.features'), 'differs']
+    assert list(views.runs(ws, search='credit').run_id) == [run2, run1]
+    shown = views.comparison(ws, [run1, run2])
+    assert set(shown['metrics'].run_id) == {run1, run2}
+
+
+def test_runs_read_from_the_database(team, mlflow_server, monkeypatch):
+    "With `workspace.tracking_db`, runs come from the server's database (read-only role, password from PGPASSWORD)."
+    ws, credit, (_, run1), (_, run2) = team
+    through_server = runs.runs(ws)
+    monkeypatch.setenv('PGPASSWORD', READER_PASSWORD)
+    direct = open_workspace(ws.root, load_settings(env={'WORKBENCH_WORKSPACE_TRACKING_URI': mlflow_server.url,
+                                                        'WORKBENCH_WORKSPACE_TRACKING_DB': mlflow_server.reader_db}))
+    fast = runs.runs(direct)
+    assert fast.columns.tolist() == through_server.columns.tolist()
+    assert fast.drop(columns='artifact_uri').equals(through_server.drop(columns='artifact_uri'))
+    got = fast.set_index('run_id').loc[run2]
+    assert pd.isna(got['metrics.loss']) and got['metrics.upper'] == sys.float_info.max  # MLflow's SQL store keeps inf so
+    con = runs.connect_runs(direct, run_ids=[run1])
+    assert con.execute('select count(distinct run_id) from metric_history').fetchone()[0] == 1
+    history = runs.connect_runs(direct, run_ids=[run2]).execute("select step, value from metric_history where key = 'gate.auc' order by step")
+    assert history.fetchall() == [(0, 0.55), (1, 0.6)]
+    assert runs.compare(direct, [run1, run2]).equals(runs.compare(ws, [run1, run2]))
+    monkeypatch.setenv('PGPASSWORD', 'wrong')
+    with pytest.raises(WorkbenchError, match='password authentication failed'):
+        runs.runs(direct)
+
+
+def test_unreachable_server_and_database(team, tmp_path):
+    from conftest import free_port
+    ws = team[0]
+    gone = open_workspace(tmp_path/'ws', load_settings(env={'WORKBENCH_WORKSPACE_TRACKING_URI': f'http://127.0.0.1:{free_port()}'}),
+                          create=True)
+    with pytest.raises(WorkbenchError, match='does not answer'):
+        runs.runs(gone)
+    no_db = open_workspace(ws.root, load_settings(env={'WORKBENCH_WORKSPACE_TRACKING_URI': ws.tracking_uri,
+                                                       'WORKBENCH_WORKSPACE_TRACKING_DB': f'postgresql://reader@127.0.0.1:{free_port()}/mlflow'}))
+    with pytest.raises(WorkbenchError, match='cannot read the tracking database'):
+        runs.runs(no_db)
