@@ -71,7 +71,7 @@ def test_the_rules_cannot_be_switched_off_per_command(team):
 
 def _forge(ws, **fields):
     "Append an event straight into the audit table, its hash recomputed, as someone who can write the table would."
-    seq, prev, _ = audit._head(ws)
+    seq, prev, _ = audit._head(ws, ws.delta('audit'))
     e = dict(seq=seq + 1, time=audit.datetime.now(audit.timezone.utc), before=None, reason='', prev_hash=prev, **fields)
     e['hash'] = audit.event_hash(e)
     ws.append('audit', pa.Table.from_pylist([e], schema=audit.SCHEMA))
