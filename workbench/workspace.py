@@ -253,6 +253,60 @@ def local_file(self:Workspace, path:str) -> Path: # relative to the workspace; a
     finally: tmp.unlink(missing_ok=True)
     return local
 
+# %% ../nbs/01_workspace.ipynb #9e426fff
+def _relative(path:str) -> str:
+    "`path`, once it is relative to the workspace and stays inside it."
+    if not path or Path(path).is_absolute() or '..' in Path(path).parts:
+        raise WorkbenchError(f"{path!r} is not a path inside the workspace; write it relative to it, e.g. suites/x.json")
+    return Path(path).as_posix()
+
+# %% ../nbs/01_workspace.ipynb #574ad736
+@patch
+def write_bytes(self:Workspace, path:str, # relative to the workspace, e.g. `suites/credit.json`
+                data:bytes):
+    "Write the file `path` whole: a reader sees its old content or `data`, never part of it."
+    path = _relative(path)
+    if self.uri:
+        s3, base = self.storage()
+        try:  # the object appears when the stream closes, whole
+            with s3.open_output_stream(f'{base}/{path}') as out: out.write(data)
+        except OSError as e:
+            raise WorkbenchError(f"cannot store {path} at {self.uri}: {str(e).splitlines()[0]}; "
+                                 "check the object store and the AWS_* credentials") from None
+        return
+    (p := self.root/path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.parent/f'.tmp-{uuid.uuid4().hex}-{p.name}'
+    try: tmp.write_bytes(data); os.replace(tmp, p)
+    finally: tmp.unlink(missing_ok=True)
+
+# %% ../nbs/01_workspace.ipynb #367f1979
+@patch
+def read_bytes(self:Workspace, path:str) -> bytes: # relative to the workspace
+    "The content of the workspace file `path` as it is now; `FileNotFoundError` when there is none."
+    s3, base = self.storage()
+    try:
+        with s3.open_input_stream(f'{base}/{_relative(path)}') as f: return f.read()
+    except FileNotFoundError: raise FileNotFoundError(f"no file {path} in {self.location}") from None
+    except OSError as e:
+        raise WorkbenchError(f"cannot read {path} from {self.location}: {str(e).splitlines()[0]}") from None
+
+# %% ../nbs/01_workspace.ipynb #0e3fbd7d
+@patch
+def exists(self:Workspace, path:str) -> bool: # relative to the workspace
+    "Whether the workspace holds the file `path`."
+    from pyarrow.fs import FileType
+    s3, base = self.storage()
+    return s3.get_file_info(f'{base}/{_relative(path)}').type == FileType.File
+
+# %% ../nbs/01_workspace.ipynb #eb50a9d9
+@patch
+def files(self:Workspace, folder:str) -> list: # relative to the workspace, e.g. `suites`
+    "Names of the files in the workspace folder `folder`, sorted (temporary files left out); [] when there is none."
+    from pyarrow.fs import FileSelector, FileType
+    s3, base = self.storage()
+    found = s3.get_file_info(FileSelector(f'{base}/{_relative(folder)}', allow_not_found=True))
+    return sorted(i.base_name for i in found if i.type == FileType.File and not i.base_name.startswith('.tmp-'))
+
 # %% ../nbs/01_workspace.ipynb #78540c29
 @patch
 def create_table(self:Workspace, name:str, schema:pa.Schema):
