@@ -18,7 +18,8 @@ from scipy.stats import binom, chi2, hypergeom
 from .workspace import Workspace
 from . import audit, data, tables
 from .stats import psi # the one PSI of the workbench
-from .suites import Suite, infer_suite, load_suite, save_suite, suites_dir, cdfs, duplicate_keys, column_stats
+from .suites import (Suite, infer_suite, load_suite, save_suite, suites_dir, has_suite, cdfs, duplicate_keys,
+                              column_stats)
 from fastcore.basics import patch
 
 # %% ../nbs/10_validation.ipynb #4bdd01ec
@@ -230,9 +231,9 @@ def __str__(self:ValidationReport):
 # %% ../nbs/10_validation.ipynb #092c68d2
 def _suite_for(ws:Workspace, v:data.Version, name:str|None) -> tuple:
     "The suite to validate `v` with, and a note when it had to be inferred."
-    if name is not None or (suites_dir(ws)/f'{v.name}.json').is_file(): return load_suite(ws, name or v.name), ''
+    if name is not None or has_suite(ws, v.name): return load_suite(ws, name or v.name), ''
     with ws.lock(f'suite_{v.name}'):
-        if (suites_dir(ws)/f'{v.name}.json').is_file(): return load_suite(ws, v.name), ''
+        if has_suite(ws, v.name): return load_suite(ws, v.name), ''
         first = data.versions(ws, v.name)[0]
         s = infer_suite(ws, f'{first.name}@{first.id}')
         p = save_suite(ws, s)
