@@ -98,10 +98,11 @@ class Signer:
 
 def _is_key_type(t:str) -> bool: return t.startswith(('ssh-', 'ecdsa-', 'sk-'))
 
-def read_allowed_signers(path) -> list:
+def read_allowed_signers(path, # the file; with `text`, where that text was read from (for messages)
+                         text:str|None=None) -> list: # the file's content, when already read (from object storage)
     "The `Signer`s an allowed_signers file lists."
-    p = Path(path)
-    try: lines = p.read_text().splitlines()
+    p = Path(path) if text is None else path
+    try: lines = (p.read_text() if text is None else text).splitlines()
     except OSError as e: raise WorkbenchError(f"cannot read the allowed signers file {p}: {e.strerror}; list your approvers' public keys there (README, Governance)") from None
     out = []
     for n, line in enumerate(lines, 1):
