@@ -10,14 +10,14 @@ __all__ = ['parse_ttl', 'FeatureView', 'definition', 'ttl_text', 'digest', 'from
            'check_skew', 'views_in', 'Filler', 'log_views']
 
 # %% ../nbs/25_features.ipynb #fe785b4d
-import hashlib, importlib, json, re, uuid
+import hashlib, importlib, json, random, re, time, uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
 from .sql import identifier, literal
-from .tables import MATERIALIZATIONS
+from .tables import FEATURE_VIEWS, MATERIALIZATIONS
 from .errors import BadRequest
 from .sources import files, is_query
 from .workspace import Workspace
@@ -196,20 +196,26 @@ def apply(ws:Workspace, views:list, # FeatureViews
     views = [views] if isinstance(views, FeatureView) else list(views)
     if len({v.name for v in views}) != len(views): raise WorkbenchError("two views of the same name in one apply")
     defs = [check(ws, v) for v in views]  # every view checked before any is stored
-    out = []
-    with ws.lock('feature_views'):
-        latest, changed = _latest(ws), []
-        for d in defs:
-            old = latest.get(d['name'])
-            if old and old[1] == digest(d):
-                out.append(dict(name=d['name'], version=old[0], status='unchanged')); continue
-            row = dict(name=d['name'], version=old[0] + 1 if old else 1, digest=digest(d),
-                       definition=json.dumps(d, sort_keys=True), applied_at=datetime.now(timezone.utc),
-                       actor=actor or audit.current_actor(ws))
-            changed.append((row, d, old and old[2]))
-            out.append(dict(name=d['name'], version=row['version'], status='updated' if old else 'created'))
+    from deltalake.exceptions import CommitFailedError
+    ws.create_table('feature_views', FEATURE_VIEWS)
+    with ws.lock('feature_views'):  # this machine's writers queue here; the commit below catches other machines'
+        for attempt in range(100):
+            seen = ws.delta('feature_views').version()  # the versions below are read at this table version or later
+            latest, changed, out = _latest(ws), [], []
+            for d in defs:
+                old = latest.get(d['name'])
+                if old and old[1] == digest(d):
+                    out.append(dict(name=d['name'], version=old[0], status='unchanged')); continue
+                row = dict(name=d['name'], version=old[0] + 1 if old else 1, digest=digest(d),
+                           definition=json.dumps(d, sort_keys=True), applied_at=datetime.now(timezone.utc),
+                           actor=actor or audit.current_actor(ws))
+                changed.append((row, d, old and old[2]))
+                out.append(dict(name=d['name'], version=row['version'], status='updated' if old else 'created'))
+            if not changed: break
+            try: ws.append('feature_views', [row for row, _, _ in changed], after=seen); break  # none came since
+            except CommitFailedError: time.sleep(random.uniform(0.01, 0.05) * min(attempt + 1, 10))
+        else: raise WorkbenchError("could not register the feature views: too many at once; try again")
         if changed:
-            ws.append('feature_views', [row for row, _, _ in changed])
             for row, d, before in changed:
                 audit.record(ws, 'features.apply', f"{d['name']}/{row['version']}", before=before, after=d,
                              actor=row['actor'])
@@ -335,8 +341,9 @@ def materialize(ws:Workspace, views:list|None=None, # view names; every register
         path = folder/f'{view.version}-{when:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet'
         tmp = path.with_name('.tmp-' + path.name)
         pq.write_table(t, tmp); tmp.replace(path)
+        ws.save_file(rel := path.relative_to(ws.root).as_posix())  # on object storage, stored before it is recorded
         row = dict(view=name, version=view.version, as_of=when, materialized_at=datetime.now(timezone.utc),
-                   rows=t.num_rows, path=str(path.relative_to(ws.root)))
+                   rows=t.num_rows, path=rel)
         ws.append('materializations', [row])
         audit.record(ws, 'features.materialize', f'{name}/{view.version}', after={k: str(v) for k, v in row.items()},
                      actor=actor)
@@ -354,7 +361,7 @@ class OnlineStore:
                       arg_max(path, materialized_at) from materializations group by view"""
         for view, version, as_of, path in ws.sql(q).fetchall():
             d = definition(get(ws, view, version))
-            t = pq.read_table(ws.root/path)
+            t = pq.read_table(ws.local_file(path))  # never changed once written: this machine's copy serves
             keys = list(zip(*(t.column(k).to_pylist() for k in d['entity'])))
             ts = t.column('__ts').cast(pa.timestamp('us', 'UTC')).cast(pa.int64()).to_numpy()
             self.views[view] = dict(definition=d, version=version, as_of=as_of, table=t, ts=ts,
