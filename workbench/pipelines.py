@@ -125,7 +125,7 @@ class PipelineRun:
     started: datetime; finished: datetime
     params: dict # the parameters given (the runner's own are not repeated)
     results: dict # what the notebook handed back (`finish` / `fail`)
-    notebook: str # the executed notebook, kept in the workspace
+    notebook: str # the executed notebook, kept in the workspace: its path, or its URL on object storage
     mlflow_run_ids: list = field(default_factory=list) # the MLflow runs it is attached to
     error: str = '' # for a failure: the notebook, cell and problem
     chain: str = '' # the id shared by the runs of one `chain`
@@ -225,10 +225,19 @@ def _record(ws:Workspace, r:PipelineRun, actor:str):
     audit.record(ws, 'pipeline.run', f'pipeline/{r.pipeline}', reason=r.message, actor=actor,
                  after=dict(run_id=r.run_id, status=r.status, notebook=r.notebook, mlflow_run_ids=r.mlflow_run_ids))
 
+# %% ../nbs/11_pipelines.ipynb #658e2570
+def _keep(ws:Workspace, out:Path) -> str:
+    "Store the executed notebook `out`, its results and its kernel's log where the workspace keeps files; its location."
+    if not ws.uri: return str(out)
+    for f in (out, out.with_suffix('.json'), out.with_suffix('.log')):
+        if f.exists(): ws.save_file(f.relative_to(ws.root).as_posix())
+    return f'{ws.uri}/{out.relative_to(ws.root).as_posix()}'
+
 # %% ../nbs/11_pipelines.ipynb #91e08ce2
 def _attach(ws:Workspace, notebook:str, run_ids:list) -> list:
-    "Log `notebook` as an artifact of each MLflow run; the ids it was attached to."
+    "Log `notebook` (its path or URL) as an artifact of each MLflow run; the ids it was attached to."
     done, c = [], run_ids and registry.client(ws)
+    if run_ids: notebook = str(ws.local_file(f'pipelines/{Path(notebook).name}'))  # on object storage, a local copy
     for rid in run_ids:
         try: c.log_artifact(rid, notebook, 'pipelines'); done.append(rid)
         except Exception as e: warnings.warn(f"could not attach {notebook} to MLflow run {rid}: {e}")
@@ -272,7 +281,7 @@ def run(ws:Workspace, name:str, # a pipeline ('validate', 'train', 'evaluate', '
                      {'WORKBENCH_SOURCE': str(src), 'WORKBENCH_ACTOR': actor, **_quiet()})
     results = json.loads(res.read_text()) if res.exists() else {}
     status = 'failed' if error or results.get('status') == 'failed' else results.get('status', 'ok')
-    r = PipelineRun(name, run_id, status, started, datetime.now(timezone.utc), given, results, str(out), [],
+    r = PipelineRun(name, run_id, status, started, datetime.now(timezone.utc), given, results, _keep(ws, out), [],
                     error or (results.get('message', f'pipeline {name} failed') if status == 'failed' else ''), chain)
     r.mlflow_run_ids = _attach(ws, r.notebook, _linked(results))
     _record(ws, r, actor)
