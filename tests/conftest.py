@@ -112,9 +112,10 @@ def approver_key(ws, who:str) -> Path:
     from workbench import approvals, signatures
     key = KEYS/who
     if not key.exists(): signatures.generate_key(key)
-    f, line = approvals.signers_file(ws), f"{who} {(KEYS/f'{who}.pub').read_text().strip()}\n"
-    if line not in (f.read_text() if f.exists() else ''):
-        with open(f, 'a') as out: out.write(line)
+    f, pub = approvals.signers_file(ws), (KEYS/f'{who}.pub').read_text().strip()
+    if isinstance(f, str): listed = ws.read_bytes('allowed_signers').decode() if ws.exists('allowed_signers') else ''
+    else: listed = f.read_text() if f.exists() else ''  # the file itself (on object storage: the store's, read now)
+    if f"{who} {pub}\n" not in listed: approvals.add_signer(ws, who, pub)
     return key
 
 

@@ -18,8 +18,7 @@ from scipy.stats import binom, chi2, hypergeom
 from .workspace import Workspace
 from . import audit, data, tables
 from .stats import psi # the one PSI of the workbench
-from .suites import (Suite, infer_suite, load_suite, save_suite, suites_dir, has_suite, cdfs, duplicate_keys,
-                              column_stats)
+from .suites import Suite, infer_suite, load_suite, save_suite, has_suite, cdfs, duplicate_keys, column_stats
 from fastcore.basics import patch
 
 # %% ../nbs/10_validation.ipynb #4bdd01ec
