@@ -257,7 +257,7 @@ def local_file(self:Workspace, path:str) -> Path: # relative to the workspace; a
 def _relative(path:str) -> str:
     "`path`, once it is relative to the workspace and stays inside it."
     if not path or Path(path).is_absolute() or '..' in Path(path).parts:
-        raise WorkbenchError(f"{path!r} is not a path inside the workspace; write it relative to it, e.g. suites/x.json")
+        raise WorkbenchError(f"{path!r} is not a path inside the workspace; write it relative, e.g. suites/x.json")
     return Path(path).as_posix()
 
 # %% ../nbs/01_workspace.ipynb #574ad736
