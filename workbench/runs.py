@@ -123,7 +123,8 @@ def _csv(data, schema:pa.Schema) -> pa.Table:
     "PostgreSQL's CSV `data` (bytes) as an Arrow table with `schema`: unquoted empty fields are NULL, t/f booleans."
     import pyarrow.csv as pc
     if not len(data): return schema.empty_table()
-    return pc.read_csv(pa.BufferReader(data), read_options=pc.ReadOptions(column_names=schema.names),
+    read = pc.ReadOptions(column_names=schema.names, use_threads=False)  # the tables are read side by side already
+    return pc.read_csv(pa.BufferReader(data), read_options=read,
                        parse_options=pc.ParseOptions(newlines_in_values=True),
                        convert_options=pc.ConvertOptions(column_types=schema, null_values=[''],
                                                          strings_can_be_null=True, quoted_strings_can_be_null=False,
@@ -312,8 +313,11 @@ def runs(ws:Workspace, experiment:str|None=None, # only this experiment's runs
          deleted:bool=False) -> 'pd.DataFrame': # include deleted runs
     "One row per run, newest first: the `runs` view with `params.*`, `metrics.*` and `tags.*` columns."
     import duckdb, pyarrow.compute as pc
+    from concurrent.futures import ThreadPoolExecutor
     raw = _read(_store(ws), history=False, lean=True)
-    con = _connect(duckdb.connect(), raw, deleted, False)
+    named = pc.is_in(raw['tags']['key'], pa.array(list(_TAG_COLUMNS.values())))  # the view needs only these tags
+    empty = {n: _RAW[n].empty_table() for n in ('params', 'latest')}
+    con = _connect(duckdb.connect(), raw | empty | {'tags': raw['tags'].filter(named)}, deleted, False)
     q = 'select * from runs where $e is null or experiment = $e order by start_time desc, run_id'
     sel = con.sql(q, params={'e': experiment}).to_arrow_table()
     if experiment is not None and not sel.num_rows:
@@ -323,7 +327,10 @@ def runs(ws:Workspace, experiment:str|None=None, # only this experiment's runs
     columns = pa.array([*_TAG_COLUMNS.values(), 'mlflow.runName', 'mlflow.user'])
     tags = raw['tags'].filter(pc.invert(pc.is_in(raw['tags']['key'], columns)))
     ids = sel['run_id']
-    wide = _pivot(raw['params'], ids, 'params') | _pivot(raw['latest'], ids, 'metrics') | _pivot(tags, ids, 'tags')
+    with ThreadPoolExecutor(3) as pool:  # Arrow and numpy let go of the GIL
+        parts = [pool.submit(_pivot, t, ids, p) for t, p in [(raw['params'], 'params'), (raw['latest'], 'metrics'),
+                                                             (tags, 'tags')]]
+        wide = {k: c for f in parts for k, c in f.result().items()}
     for name, col in wide.items():
         sel = sel.append_column(name, col)
     return sel.to_pandas()
