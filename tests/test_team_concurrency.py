@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from conftest import BIN, approver_key, clean_env, free_port
 from test_registry import NUM, candidate
 
-SECONDS, TRAINED, ROWS = 20.0, 2, 5  # how long the writers run; versions the trainer registers; rows per request
+SECONDS, TRAINED, ROWS = 15.0, 1, 5  # how long the writers run; versions the trainer registers; rows per request
 MODEL = 'credit-default'
 
 PRELUDE = '''
