@@ -30,8 +30,9 @@ def test_lifecycle_on_the_server(team, mlflow_server):
     ws, credit, (first, run1), _ = team
     assert ws.tracking_uri == mlflow_server.url and first.version == 1
     assert registry.champion(ws, 'credit-default').version == 1
-    # artifacts went through the server into its artifact store, none into the workspace
-    assert list(mlflow_server.artifacts.rglob('model.onnx')) and not list(ws.root.rglob('model.onnx'))
+    # artifacts went through the server onto the object store, none into the workspace (whose machine has no AWS_* keys)
+    assert mlflow_server.artifacts.startswith('s3://') and not list(ws.root.rglob('model.onnx'))
+    assert any(f.endswith('/model.onnx') for f in mlflow_server.artifact_files())
     model, mv = registry.load_onnx(ws, 'credit-default@champion')
     assert mv.version == 1 and model
     lineage = registry.lineage(ws, first.ref)
@@ -84,3 +85,20 @@ def test_unreachable_server_and_database(team, tmp_path):
                                                        'WORKBENCH_WORKSPACE_TRACKING_DB': f'postgresql://reader@127.0.0.1:{free_port()}/mlflow'}))
     with pytest.raises(WorkbenchError, match='cannot read the tracking database'):
         runs.runs(no_db)
+
+
+def test_artifacts_beside_a_workspace_on_object_storage(seaweedfs, tmp_path, monkeypatch):
+    "A workspace on object storage with a store that has no server (here SQLite): run artifacts go to the bucket."
+    from pyarrow.fs import FileSelector
+    for k, v in seaweedfs.items(): monkeypatch.setenv(k, v)
+    monkeypatch.setenv('WORKBENCH_HOME', f"{seaweedfs['WORKBENCH_HOME']}/no-server")
+    monkeypatch.setenv('XDG_STATE_HOME', str(tmp_path/'state'))
+    ws = open_workspace(None, load_settings(env={}))
+    credit = data.commit(ws, 'credit', demo.training_frame(demo.generate(months=4, rows_per_month=800), 4), 'four months', 'ana')
+    mv, run_id = candidate(ws, credit, LogisticRegression(max_iter=500), NUM)
+    assert registry.client(ws).get_run(run_id).info.artifact_uri.startswith(f'{ws.uri}/artifacts/mlflow/credit-default/')
+    fs, base = ws.storage()
+    stored = [i.path for i in fs.get_file_info(FileSelector(f'{base}/artifacts/mlflow', recursive=True))]
+    assert any(p.endswith('/model.onnx') for p in stored) and not list(ws.root.rglob('model.onnx'))
+    model, got = registry.load_onnx(ws, mv.ref)
+    assert got.version == mv.version and len(model) > 1000

@@ -75,24 +75,46 @@ def create_database(pg:Postgres, name:str) -> str:
 @dataclass
 class MlflowServer:
     url: str; db: str; reader_db: str # the tracking URI, its backend store (superuser) and the read-only URI
-    artifacts: Path
+    artifacts: str # where the server keeps artifacts: a folder, or an `s3://bucket/prefix` URL on the test store
+    store: dict|None = None # the AWS_* variables of that store, when on it
+
+    def artifact_files(self) -> list:
+        "Paths (relative to `artifacts`) of every artifact the server stored."
+        if not self.store: return [str(p.relative_to(self.artifacts)) for p in Path(self.artifacts).rglob('*') if p.is_file()]
+        from pyarrow.fs import FileSelector, FileType
+        from workbench.workspace import s3_filesystem
+        fs, base = s3_filesystem(self.store), self.artifacts.removeprefix('s3://')
+        return [i.path.removeprefix(base + '/') for i in fs.get_file_info(FileSelector(base, recursive=True, allow_not_found=True))
+                if i.type == FileType.File]
 
 
-def mlflow_server_for(pg:Postgres, folder:Path, database:str='mlflow'):
-    "Context manager: `mlflow server` on a new database `database` of `pg`, artifacts proxied into `folder`."
+def server_s3_env(store:dict) -> dict:
+    "What `mlflow server` (boto3) needs to keep artifacts on the S3-compatible store whose AWS_* variables are `store`."
+    return {k: v for k, v in store.items() if k.startswith('AWS_')} | dict(
+        MLFLOW_S3_ENDPOINT_URL=store['AWS_ENDPOINT_URL'],
+        # SeaweedFS refuses the checksum trailers newer AWS SDKs send by default
+        AWS_REQUEST_CHECKSUM_CALCULATION='when_required', AWS_RESPONSE_CHECKSUM_VALIDATION='when_required')
+
+
+def mlflow_server_for(pg:Postgres, folder:Path, database:str='mlflow', store:dict|None=None):
+    "Context manager: `mlflow server` on a new database of `pg`; artifacts proxied into `folder`, or onto `store`'s bucket."
     db, port = create_database(pg, database).replace('postgresql:', 'postgresql+psycopg2:'), free_port()  # SQLAlchemy 2.1 defaults to psycopg 3
-    (folder/'artifacts').mkdir(parents=True, exist_ok=True)
+    if store:
+        artifacts, env = f"s3://{store['WORKBENCH_HOME'].removeprefix('s3://').split('/')[0]}/mlflow-artifacts", server_s3_env(store)
+    else:
+        (folder/'artifacts').mkdir(parents=True, exist_ok=True)
+        artifacts, env = str(folder/'artifacts'), {}
     cmd = [BIN/'mlflow', 'server', '--backend-store-uri', db, '--host', '127.0.0.1', '--port', port, '--workers', 1,
-           '--artifacts-destination', folder/'artifacts', '--serve-artifacts']
-    server = MlflowServer(f'http://127.0.0.1:{port}', db, pg.uri(database, READER), folder/'artifacts')
+           '--artifacts-destination', artifacts, '--serve-artifacts']
+    server = MlflowServer(f'http://127.0.0.1:{port}', db, pg.uri(database, READER), artifacts, store)
     return server, started(cmd, f'{server.url}/health', timeout=180, log=folder/'mlflow-server.log', cwd=folder,
-                           env=clean_env(), start_new_session=True)
+                           env=clean_env(**env), start_new_session=True)
 
 
 @pytest.fixture(scope='session')
-def mlflow_server(postgres, tmp_path_factory):
-    "An `mlflow server` whose backend store is PostgreSQL and which proxies artifacts; stopped at the session's end."
-    server, ctx = mlflow_server_for(postgres, tmp_path_factory.mktemp('mlflow-server'))
+def mlflow_server(postgres, seaweedfs, tmp_path_factory):
+    "An `mlflow server` whose backend store is PostgreSQL and which proxies artifacts to the session's SeaweedFS bucket."
+    server, ctx = mlflow_server_for(postgres, tmp_path_factory.mktemp('mlflow-server'), store=seaweedfs)
     with ctx as proc:
         yield server
         os.killpg(proc.pid, signal.SIGKILL)  # a throwaway server with nothing to save: a graceful stop takes 10 s and more

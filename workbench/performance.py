@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import WorkbenchError
-from .drift import engine, monitored_features, reference, version_roles
+from .drift import append_new, engine, monitored_features, reference, version_roles
 from .sql import literal
 from .tables import DRIFT, PERFORMANCE
 from .windows import OUTPUT, complete_windows, fill_windows, json_pointer, load_parquet, parse_time
@@ -196,12 +196,11 @@ def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default
 # %% ../nbs/35_performance.ipynb #b17cd226
 def _record_performance(ws:Workspace, mv, rows:pd.DataFrame, alert:bool) -> pd.DataFrame:
     "Append the windows whose labelled count is new; alert on a realized figure (AUC, accuracy, R²) that fell too far."
-    with ws.lock('performance'):
+    def new():  # the rows whose (window, labelled) the table does not hold yet
         q = 'select distinct "window", labelled from performance where model = ? and version = ?'
         seen = {tuple(r) for r in ws.sql(q, [mv.name, mv.version]).fetchall()}
-        new = np.array([(w, n) not in seen for w, n in zip(rows.window, rows.labelled)], dtype=bool)
-        rows = rows[new].reset_index(drop=True)
-        if len(rows): ws.append('performance', rows)
+        return rows[np.array([(w, n) not in seen for w, n in zip(rows.window, rows.labelled)], dtype=bool)]
+    rows = append_new(ws, 'performance', new)  # one compare-and-swap: monitors on other machines lose nothing
     for r in rows[rows.degraded].itertuples() if alert else ():
         alerts.send(ws, 'performance', mv.ref,
                     f"realized {r.metric} {r.value:.3f} in window {r.window} is {r.baseline - r.value:.3f} below the "
@@ -248,7 +247,7 @@ def report(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@cham
            window:str|None=None, # a window label from the drift table; the newest computed window when None
            source:str='predictions', # as for `drift`
            window_size:str|None=None) -> Path: # the window size `drift` used for that label; None: read from the label
-    "Write Evidently's HTML data drift report for one window, record it in the drift table, and return its path."
+    "Write Evidently's HTML data drift report for one window, record it in the drift table, and return its local path."
     import warnings
     mv = registry.get(ws, ref)
     q = """select "window", min(window_start) as s, max(window_end) as e, max(time) as t from drift
@@ -278,6 +277,7 @@ def report(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@cham
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f'.tmp-{uuid.uuid4().hex}.html')
     snap.save_html(str(tmp)); tmp.replace(out)
+    ws.save_file(str(out.relative_to(ws.root)))  # a workspace on object storage keeps it there, for every machine
     share = float(snap.dict()['metrics'][0]['value']['share'])
     w = done.set_index('window').loc[window]
     row = dict(time=datetime.now(timezone.utc), model=mv.name, version=mv.version, source=source, window=window,

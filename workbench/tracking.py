@@ -6,7 +6,7 @@ Docs: https://mlops-workbench.github.io/workbench/tracking.html.md"""
 
 # %% auto #0
 __all__ = ['sqlite_file', 'read_only', 'is_server', 'check_server', 'prepare_store', 'code_version', 'run_source',
-           'project_version', 'using', 'TrainingRun', 'start_run', 'log_metrics', 'log_sklearn']
+           'project_version', 'using', 'artifact_location', 'TrainingRun', 'start_run', 'log_metrics', 'log_sklearn']
 
 # %% ../nbs/07_tracking.ipynb #c0688259
 import json, os, re, sqlite3, subprocess, sys, warnings
@@ -121,6 +121,13 @@ def using(ws:Workspace):
     "Point MLflow's fluent API (`mlflow.log_*`, `mlflow.artifacts`) at the workspace's store for a `with` block."
     return _tracking(prepare_store(ws))
 
+# %% ../nbs/07_tracking.ipynb #3995c1e0
+def artifact_location(ws:Workspace, experiment:str) -> str|None:
+    "Where a new experiment keeps its artifacts: None for a tracking server (it decides), else in the workspace."
+    if is_server(ws.tracking_uri): return None
+    slug = re.sub(r'[^A-Za-z0-9_.-]+', '-', experiment)
+    return f'{ws.uri}/artifacts/mlflow/{slug}' if ws.uri else (ws.root/'artifacts'/'mlflow'/slug).as_uri()
+
 # %% ../nbs/07_tracking.ipynb #a4fbbd66
 def _experiment_id(ws:Workspace, client, name:str) -> str:
     "Id of experiment `name`, created if missing."
@@ -129,9 +136,7 @@ def _experiment_id(ws:Workspace, client, name:str) -> str:
         raise WorkbenchError(f"experiment name {name!r} is empty; name the experiment, e.g. 'credit-default'")
     e = client.get_experiment_by_name(name)
     if e is None:
-        slug = re.sub(r'[^A-Za-z0-9_.-]+', '-', name)
-        art = None if is_server(ws.tracking_uri) else (ws.root/'artifacts'/'mlflow'/slug).as_uri()
-        try: return client.create_experiment(name, artifact_location=art)
+        try: return client.create_experiment(name, artifact_location=artifact_location(ws, name))
         except MlflowException as ex:
             if ex.error_code != 'RESOURCE_ALREADY_EXISTS': raise
             e = client.get_experiment_by_name(name)  # another process created it first
@@ -167,7 +172,7 @@ def _log_dataset(ws:Workspace, v:'data.Version', df, target:str):
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='The specified dataset source can be interpreted in multiple ways')
         warnings.filterwarnings('ignore', message='Hint: Inferred schema contains integer')
-        ds = mlflow.data.from_pandas(df, source=str(ws.root/v.path), name=v.name, digest=v.short, targets=target)
+        ds = mlflow.data.from_pandas(df, source=f'{ws.location}/{v.path}', name=v.name, digest=v.short, targets=target)
         mlflow.log_input(ds, context='training', tags={'workbench.dataset': v.ref, 'workbench.dataset_id': v.id})
 
 # %% ../nbs/07_tracking.ipynb #8d2af702
