@@ -10,7 +10,7 @@ DEMO = ['demo', '--months', '6', '--rows-per-month', '1000', '--drift-month', '5
 def team_demo(seaweedfs, mlflow_server, tmp_path_factory):
     "The environment of a machine whose workspace ran the demo on the object store, tracked by the mlflow server."
     home = tmp_path_factory.mktemp('team-demo')
-    env = clean_env(**seaweedfs, WORKBENCH_HOME=f"{seaweedfs['WORKBENCH_HOME']}/team-demo", HOME=str(home),
+    env = clean_env(**seaweedfs | dict(WORKBENCH_HOME=f"{seaweedfs['WORKBENCH_HOME']}/team-demo"), HOME=str(home),
                     XDG_STATE_HOME=str(home/'state'), WORKBENCH_WORKSPACE_TRACKING_URI=mlflow_server.url)
     r = subprocess.run([str(BIN/'workbench'), *DEMO], env=env, capture_output=True, text=True, timeout=900, cwd=home)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
