@@ -81,6 +81,7 @@ class Server:
         self.variants, self.metrics, self.held, self.started = {}, Metrics(), None, datetime.now(timezone.utc)
         self._acting, self._share_seq = threading.Lock(), None
         self.epoch, self.pool = 0, None  # the release's audit event; the figures pooled over its replicas (`releases`)
+        self._dropped = None  # a challenger version another replica rolled back, while its alias still points at it
         self._counting = threading.Lock()  # large requests are scored on worker threads: their counts must add up
         self.max_rows = self.settings['serving.max_rows']
         self.max_bytes = int(self.settings['serving.max_body_mb'] * 2**20)
