@@ -54,9 +54,10 @@ class Variant:
 
 # %% ../nbs/14_canary.ipynb #34fd2a7f
 def figures(v:Variant) -> dict:
-    "What `v` has seen, as plain data a replica can publish: its counts and its samples."
+    "What `v` has seen, as plain data a replica can publish: its counts and its samples (Python numbers)."
     return dict(name=v.name, model=v.model, version=v.version, requests=v.requests, errors=v.errors, rows=v.rows,
-                latencies=list(v.latencies), scores=list(v.scores), pairs=[[*u, c, x] for u, c, x in v.pairs])
+                latencies=list(v.latencies), scores=np.asarray(v.scores, float).tolist(),  # the server's are NumPy's
+                pairs=[[*u, c, x] for u, c, x in v.pairs])
 
 
 # %% ../nbs/14_canary.ipynb #0c92b309
