@@ -4,6 +4,7 @@
 workspace (as two machines sharing it would run): one canary decision for the release, a share set on one reaching
 the other, an alias move followed by both without a failed request. The bounds asserted are measured and printed."""
 import json, tempfile, threading, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import httpx, pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,6 +20,7 @@ MODEL, TOKEN, RELOAD = 'credit-default', 'replica-test-token', 0.5
 SETTINGS = {'canary.promote_after': '100000', 'canary.min_requests': '200', 'serving.reload_seconds': str(RELOAD),
             'canary.share': '0.5', 'gates.max_fairness_gap': '1', 'gates.max_equal_opportunity_gap': '1'}
 BOUND = 2 * RELOAD + 1.5  # a change reaches every replica within two reloads, and a refresh's own time on a busy machine
+ALIAS_BOUND = BOUND + 3  # and the time to load the new version: up to 4 s with the machine busy serving (see the log)
 
 
 @pytest.fixture(scope='module')
@@ -60,11 +62,13 @@ def test_metrics_add_up_across_workers(lab, tmp_path):
     with started(serve_cmd(ws, port, '--workers', 2), url + '/health', log=tmp_path/'serve.log', env=clean_env()):
         n, replicas = 300, set()
         fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection each time: the kernel spreads them
-        with httpx.Client(base_url=url, limits=fresh, timeout=30) as c:
-            for i in range(n): assert post(c, rows[i]).status_code == 200
-            for _ in range(40): replicas.add(c.get('/status').json()['replica'])
+        with httpx.Client(base_url=url, limits=fresh, timeout=30) as c, ThreadPoolExecutor(8) as pool:
+            def ask(_): replicas.add(c.get('/status').json()['replica'])
+            # the first worker up answers /health; the other may still be loading: wait until both answer
+            wait_for(lambda: list(pool.map(ask, range(16))) and len(replicas) == 2, 'both workers to answer', 60)
+            statuses = list(pool.map(lambda i: post(c, rows[i]).status_code, range(n)))  # both busy: both accept
             text = c.get('/metrics').text
-        assert len(replicas) == 2, f'both workers should answer: {replicas}'
+        assert statuses == [200] * n
         figures = {f.name: f for f in text_string_to_metric_families(text)}
         requests = sum(s.value for s in figures['workbench_model_requests'].samples if s.name.endswith('_total'))
         rows_ = sum(s.value for s in figures['workbench_model_rows'].samples if s.name.endswith('_total'))
@@ -158,15 +162,15 @@ def test_an_alias_move_is_followed_by_every_replica_without_a_failed_request(lab
         for u in two:
             wait_for(lambda: versions[u] and versions[u][-1][1] == new.ref, f'{u} to serve {new.ref}', 15)
             took[u] = time.monotonic() - t0
-        time.sleep(1)
+        time.sleep(max(0.0, t0 + ALIAS_BOUND + 0.5 - time.monotonic()))  # answers past the bound, to check below
     finally:
         stop.set()
         for t in threads: t.join(30)
     print(f'\nalias move: {sum(map(len, versions.values()))} requests during it, {len(failures)} failed; each replica '
-          f'served {new.ref} after {", ".join(f"{s:.2f}" for s in took.values())} s (bound {BOUND:g} s)')
+          f'served {new.ref} after {", ".join(f"{s:.2f}" for s in took.values())} s (bound {ALIAS_BOUND:g} s)')
     assert failures == []
     for u, seen in versions.items():
-        after = [v for t, v in seen if t > t0 + BOUND]
-        assert after and set(after) == {new.ref}, f'{u} still served {set(after) - {new.ref}} after {BOUND} s'
-        assert {v for _, v in seen} == {old.ref, new.ref}
-    assert max(took.values()) < BOUND
+        first = next(k for k, (_, v) in enumerate(seen) if v == new.ref)  # one client per replica: answers in order
+        assert {v for _, v in seen[first:]} == {new.ref}, f'{u} went back to {old.ref} after serving {new.ref}'
+        assert {v for _, v in seen[:first]} == {old.ref} and seen[-1][0] > t0 + ALIAS_BOUND
+    assert max(took.values()) < ALIAS_BOUND

@@ -8,7 +8,7 @@ Docs: https://mlops-workbench.github.io/workbench/releases.html.md"""
 __all__ = ['parse_canary', 'version_keys', 'deploy', 'from_registry', 'alias_version']
 
 # %% ../nbs/32_releases.ipynb #b715dfdd
-import hashlib, json, os, re, sys, threading, uuid
+import hashlib, json, os, re, sys, threading, time, uuid
 import orjson
 from fastcore.basics import patch
 from .config import WorkbenchError
@@ -279,7 +279,8 @@ def watch(self:Server, stop:threading.Event):
         try:
             stamp, ticks = self._stamp(), ticks + 1
             if stamp is None or stamp != seen or ticks % 15 == 0:  # and now and then anyway
-                for change in self.refresh(): print(f"serve: {change}", file=sys.stderr)
+                t0 = time.monotonic()
+                for change in self.refresh(): print(f"serve: {change} in {time.monotonic() - t0:.2f} s", file=sys.stderr)
                 seen = stamp
             canary_share = self.share if self.challenger is not None and self.mode == 'canary' else 0
             self.metrics.share.labels(self.champion.name).set(canary_share)  # with workers, the latest set is shown
