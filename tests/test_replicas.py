@@ -174,3 +174,27 @@ def test_an_alias_move_is_followed_by_every_replica_without_a_failed_request(lab
         assert {v for _, v in seen[first:]} == {new.ref}, f'{u} went back to {old.ref} after serving {new.ref}'
         assert {v for _, v in seen[:first]} == {old.ref} and seen[-1][0] > t0 + ALIAS_BOUND
     assert max(took.values()) < ALIAS_BOUND
+
+
+def test_replicas_pool_their_figures_and_decide_once_on_object_storage(lab, seaweedfs, monkeypatch, tmp_path):
+    "The same publication and compare-and-swap with the workspace on SeaweedFS: objects PUT whole, one decision."
+    from workbench import canary
+    from workbench.deployed import Deployed
+    from workbench.server import Server
+    for k, v in seaweedfs.items(): monkeypatch.setenv(k, v)
+    monkeypatch.setenv('XDG_STATE_HOME', str(tmp_path/'state'))
+    s3 = open_workspace(seaweedfs['WORKBENCH_HOME'] + '/replicas', load_settings(env={}, overrides=SETTINGS))
+    onnx_bytes, _ = registry.load_onnx(lab[0], f'{MODEL}@champion')
+    one, two = (Server(Deployed.from_bytes(MODEL, 1, onnx_bytes), Deployed.from_bytes(MODEL, 9, onnx_bytes), ws=s3,
+                       log=False) for _ in range(2))
+    two.started = one.started.replace(microsecond=(one.started.microsecond + 1) % 10**6)
+    for srv, n in ((one, 30), (two, 12)):
+        for _ in range(n): srv.variant('canary', srv.challenger).record(1.0, [0.3])
+    one.publish()
+    pool = two.pooled(two.publish())
+    assert (pool['replicas'], pool['challenger'].requests) == (2, 42)
+    assert one.pooled(one.publish())['challenger'].requests == 42
+    decision = canary.Decision('rollback', 'replica test', {})
+    with ThreadPoolExecutor(2) as ex: first = list(ex.map(lambda s: s._decide(decision), (one, two)))
+    assert sorted(first) == [False, True], first  # both tried at once: the audit commit let one through
+    assert len(audit.log(s3, action='canary.decision', subject=one.release)) == 1 and audit.verify(s3).ok
