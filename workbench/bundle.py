@@ -53,7 +53,7 @@ sys.path.insert(0, str(HERE))  # the vendored workbench, whatever else is instal
 from mangum import Mangum
 from workbench.deployed import Deployed
 from workbench.server import Server
-from workbench.serving import TimedHttp, create_app
+from workbench.serving import create_app, timed_http
 from workbench.config import load_settings
 
 about = json.loads((HERE/'model.json').read_text())
@@ -67,8 +67,8 @@ if __name__ == '__main__':
     host, port = os.environ.get('HOST', '127.0.0.1'), int(os.environ.get('PORT', '8080'))
     print(f"Serving {champion.ref} on http://{host}:{port}; MLflow: POST /invocations, "
           f"KServe v2: POST /v2/models/{champion.name}/infer, metrics: /metrics", flush=True)
-    uvicorn.run(app, host=host, port=port, http=TimedHttp, access_log=False, log_level='warning',
-                timeout_graceful_shutdown=30)
+    uvicorn.run(app, host=host, port=port, http=timed_http(server.read_timeout), access_log=False,
+                log_level='warning', timeout_graceful_shutdown=30)
 '''
 
 # %% ../nbs/16_bundle.ipynb #9b15f06d

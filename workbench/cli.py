@@ -743,10 +743,12 @@ def features_check_skew(ctx, names, sample):
               help='Address to bind; 0.0.0.0 exposes the server to the network.')
 @click.option('--port', default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option('--workers', default=1, show_default=True, type=click.IntRange(1, 64), help='Worker processes.')
+@click.option('--gc-freeze/--no-gc-freeze', default=True, show_default=True,
+              help='Freeze what is loaded and collect garbage rarely while serving (a steadier tail latency).')
 @click.option('--export-bundle', 'bundle_dir', type=click.Path(file_okay=False),
               help='Write a self-contained build context for REF to this folder instead of serving.')
 @click.pass_context
-def serve(ctx, ref, canary, shadow, host, port, workers, bundle_dir):
+def serve(ctx, ref, canary, shadow, host, port, workers, gc_freeze, bundle_dir):
     """Serve model REF (e.g. credit-default@champion) over MLflow's /invocations and KServe v2 REST.
 
     Admin endpoints (canary share, promote, rollback, reload) need WORKBENCH_ADMIN_TOKEN in the environment."""
@@ -757,7 +759,8 @@ def serve(ctx, ref, canary, shadow, host, port, workers, bundle_dir):
         return click.echo(bundle.export(ws, ref, bundle_dir))
     from workbench import serving
     o = ctx.find_root().obj
-    serving.serve(ws, ref, canary, shadow, host, port, workers, o['settings_file'], o['overrides'], echo=click.echo)
+    serving.serve(ws, ref, canary, shadow, host, port, workers, o['settings_file'], o['overrides'], echo=click.echo,
+                  freeze_gc=gc_freeze)
 
 # %% ../nbs/05_cli.ipynb #e59141f1
 @cli.command()

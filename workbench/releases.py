@@ -8,7 +8,8 @@ Docs: https://mlops-workbench.github.io/workbench/releases.html.md"""
 __all__ = ['parse_canary', 'version_keys', 'deploy', 'from_registry', 'alias_version']
 
 # %% ../nbs/32_releases.ipynb #b715dfdd
-import json, os, sys, threading
+import hashlib, json, os, re, sys, threading, time, uuid
+import orjson
 from fastcore.basics import patch
 from .config import WorkbenchError
 from .deployed import Deployed
@@ -51,6 +52,12 @@ def _alias_ref(ref:str) -> str:
     name, version, alias = registry.parse_ref(ref)
     return f'{name}@champion' if version is None and alias is None else ref
 
+def _epoch(ws, name:str) -> int:
+    "The audit sequence number of the latest move of `name`'s challenger alias, 0 if none: when its release began."
+    try: return ws.sql("select coalesce(max(seq), 0) from audit where action = 'model.challenger' and subject = $n",
+                       dict(n=name)).fetchall()[0][0]
+    except WorkbenchError: return 0  # no audit table yet
+
 def _challenger(ws, ref:str, name:str) -> Deployed|None:
     from workbench import registry
     other, version, alias = registry.parse_ref(ref)
@@ -74,7 +81,9 @@ def from_registry(ws, ref:str, # what to serve, e.g. 'credit-default@champion' o
     other, share = parse_canary(canary) if canary else (shadow, None)
     refs = {'champion': ref} | ({'challenger': other} if other else {})
     chall = _challenger(ws, other, mv.name) if other else None
-    return Server(champ, chall, 'shadow' if shadow else 'canary', share, ws=ws, refs=refs)
+    srv = Server(champ, chall, 'shadow' if shadow else 'canary', share, ws=ws, refs=refs)
+    if chall is not None and registry.parse_ref(other)[2]: srv.epoch = _epoch(ws, mv.name)
+    return srv
 
 # %% ../nbs/32_releases.ipynb #3e85ec43
 def alias_version(client, name:str, alias:str) -> int|None:
@@ -99,10 +108,12 @@ def refresh(self:Server) -> list:
             name, version, alias = registry.parse_ref(ref)
             if alias is None: continue
             v, cur = alias_version(self._client, name, alias), getattr(self, role)
+            if role == 'challenger' and v != self._dropped: self._dropped = None  # the alias moved since
             if v is None and role == 'challenger' and cur is not None:
                 self.challenger = None; changed.append(f'challenger {cur.ref} removed')
-            elif v is not None and (cur is None or cur.version != v):
+            elif v is not None and (cur is None or cur.version != v) and not (role == 'challenger' and v == self._dropped):
                 onnx_bytes, mv = registry.load_onnx(self.ws, ref)
+                if role == 'challenger': self.epoch = _epoch(self.ws, name)
                 setattr(self, role, deploy(self.ws, mv, onnx_bytes))
                 changed.append(f'{role} {name}/{mv.version} loaded')
         self._follow_share()
@@ -112,7 +123,9 @@ def refresh(self:Server) -> list:
 def _follow_share(self:Server):
     from workbench import audit
     e = audit.log(self.ws, 1, action='canary.share', subject=self.champion.name)
-    if len(e) and e.time.iloc[0] > self.started and e.seq.iloc[0] != self._share_seq:
+    # a share set since this server started, or since its release began: a replica started later follows it too
+    fresh = len(e) and (e.time.iloc[0] > self.started or 0 < self.epoch < e.seq.iloc[0])
+    if fresh and e.seq.iloc[0] != self._share_seq:
         self._share_seq, self.share = e.seq.iloc[0], float(json.loads(e.after.iloc[0])['share'])
 
 # %% ../nbs/32_releases.ipynb #cac660b3
@@ -157,19 +170,93 @@ def promote(self:Server, reason:str, metrics:dict|None=None, actor:str|None=None
         self.champion, self.challenger = d, None
         return d
 
+# %% ../nbs/32_releases.ipynb #7fdd62c6
+def _folder(ws, release:str) -> tuple:
+    "The filesystem and the folder where the replicas serving `release` publish their figures."
+    fs, base = ws.storage()
+    safe = re.sub(r'[^A-Za-z0-9_.+-]', '_', release)  # a model name may hold what a path cannot
+    return fs, f"{base}/replicas/{safe}-{hashlib.sha256(release.encode()).hexdigest()[:8]}"
+
+def _copy(v:canary.Variant) -> canary.Variant:
+    "A snapshot of `v` (deque copies are atomic, so requests can go on meanwhile)."
+    return canary.Variant(v.name, v.model, v.version, v.requests, v.errors, v.rows, v.latencies.copy(),
+                          v.scores.copy(), v.pairs.copy())
+
+
+# %% ../nbs/32_releases.ipynb #ff230d29
+@patch
+def publish(self:Server) -> dict|None:
+    "Write this replica's figures of the release where the others read them, whole; returns them (None: no release)."
+    d, release = self.challenger, self.release
+    if d is None or self.ws is None: return None
+    with self._counting: mine = {r: _copy(self.variant(r, m)) for r, m in (('champion', self.champion), (self.mode, d))}
+    mine = {r: canary.figures(v) for r, v in mine.items()}
+    body = orjson.dumps(dict(replica=self.replica, release=release, variants=mine))
+    fs, folder = _folder(self.ws, release)
+    if self.ws.uri:
+        with fs.open_output_stream(f'{folder}/{self.replica}.json') as out: out.write(body)  # one PUT, seen whole
+    else:
+        os.makedirs(folder, exist_ok=True)
+        tmp = f'{folder}/.tmp-{uuid.uuid4().hex}-{self.replica}'  # `remove_stale_temps`' pattern, if we die here
+        with open(tmp, 'wb') as out: out.write(body)
+        os.replace(tmp, f'{folder}/{self.replica}.json')
+    return mine
+
+
+# %% ../nbs/32_releases.ipynb #c1b086bf
+@patch
+def pooled(self:Server, mine:dict) -> dict:
+    "The release's figures pooled over this replica's (`mine`, from `publish`) and every other's published ones."
+    from pyarrow.fs import FileSelector
+    release, many = self.release, [mine]
+    fs, folder = _folder(self.ws, release)
+    for i in fs.get_file_info(FileSelector(folder, allow_not_found=True)):
+        if not i.base_name.endswith('.json') or i.base_name == f'{self.replica}.json': continue
+        try:
+            with fs.open_input_stream(i.path) as f: other = orjson.loads(f.readall())
+        except (OSError, ValueError): continue  # gone meanwhile, or not ours: skipped this time
+        if other.get('release') == release: many.append(other['variants'])
+    self.pool = dict(release=release, replicas=len(many), champion=canary.pooled([m['champion'] for m in many]),
+                     challenger=canary.pooled([m[self.mode] for m in many]))
+    return self.pool
+
+
+# %% ../nbs/32_releases.ipynb #76b56267
+@patch
+def _decide(self:Server, decision:canary.Decision) -> bool:
+    "Record `decision` for the release unless a replica did already: True for the first replica only."
+    from workbench import audit
+    e = audit.record(self.ws, 'canary.decision', self.release, reason=decision.reason, actor=self._actor(), once=True,
+                     after={'action': decision.action, 'replica': self.replica, 'replicas': self.pool['replicas']})
+    return json.loads(e['after'])['replica'] == self.replica
+
+@patch
+def _follow(self:Server, decision:canary.Decision, d:Deployed):
+    "Another replica acted on the release: drop a rolled-back challenger now; a promotion is followed on refresh."
+    if decision.action != 'rollback': self.held = d.version; return  # no second promotion from here
+    with self._acting:
+        if self.challenger is d: self.challenger, self._dropped = None, d.version
+    print(f"serve: challenger {d.ref} rolled back by another replica: {decision.reason}", file=sys.stderr)
+
+
 # %% ../nbs/32_releases.ipynb #80b786ed
 @patch
 def judge(self:Server) -> canary.Decision|None:
-    "Judge the challenger against the champion and roll it back or promote it when the rules say so."
+    "Judge the release on every replica's figures; the first replica to decide rolls back or promotes, for all."
     from workbench.registry import PolicyError
     d = self.challenger
     if d is None or self.ws is None: return None
-    decision = canary.judge(self.variant('champion', self.champion), self.variant(self.mode, d), self.settings)
-    if decision.action == 'rollback': self.rollback(decision.reason, decision.metrics)
-    elif decision.action == 'promote' and self.held != d.version:
-        try: self.promote(decision.reason, decision.metrics)
+    pool = self.pooled(self.publish())
+    decision = canary.judge(pool['champion'], pool['challenger'], self.settings)
+    if decision.action == 'wait' or decision.action == 'promote' and self.held == d.version: return decision
+    metrics = decision.metrics | {'replicas': pool['replicas']}
+    if not self._decide(decision): self._follow(decision, d)
+    elif decision.action == 'rollback': self.rollback(decision.reason, metrics)
+    else:
+        try: self.promote(decision.reason, metrics)
         except PolicyError: pass
     return decision
+
 
 # %% ../nbs/32_releases.ipynb #f0e1d2c4
 @patch
@@ -192,8 +279,11 @@ def watch(self:Server, stop:threading.Event):
         try:
             stamp, ticks = self._stamp(), ticks + 1
             if stamp is None or stamp != seen or ticks % 15 == 0:  # and now and then anyway
-                for change in self.refresh(): print(f"serve: {change}", file=sys.stderr)
+                t0 = time.monotonic()
+                for change in self.refresh(): print(f"serve: {change} in {time.monotonic() - t0:.2f} s", file=sys.stderr)
                 seen = stamp
+            canary_share = self.share if self.challenger is not None and self.mode == 'canary' else 0
+            self.metrics.share.labels(self.champion.name).set(canary_share)  # with workers, the latest set is shown
             self.judge()
         except Exception as e: print(f"serve: refresh failed: {type(e).__name__}: {e}", file=sys.stderr)
 

@@ -8,7 +8,7 @@ Docs: https://mlops-workbench.github.io/workbench/server.html.md"""
 __all__ = ['Metrics', 'Server']
 
 # %% ../nbs/31_server.ipynb #0986f15d
-import threading, time
+import os, socket, threading, time
 from datetime import datetime, timezone
 import numpy as np
 from fastcore.basics import patch
@@ -34,9 +34,12 @@ class Metrics:
                                  buckets=(.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
         self.scores = Histogram('workbench_prediction_score', 'Distribution of predicted scores', by, registry=r,
                                 buckets=[i / 10 for i in range(1, 11)])
-        self.in_flight = Gauge('workbench_in_flight_requests', 'Scoring requests being served', registry=r)
-        self.share = Gauge('workbench_canary_share', 'Share of traffic routed to the canary', ['model'], registry=r)
-        self.logged = Gauge('workbench_prediction_log_rows', 'Prediction rows written to the workspace', registry=r)
+        self.in_flight = Gauge('workbench_in_flight_requests', 'Scoring requests being served', registry=r,
+                               multiprocess_mode='livesum')
+        self.share = Gauge('workbench_canary_share', 'Share of traffic routed to the canary', ['model'], registry=r,
+                           multiprocess_mode='mostrecent')
+        self.logged = Gauge('workbench_prediction_log_rows', 'Prediction rows written to the workspace', registry=r,
+                            multiprocess_mode='sum')
         self._children = {}
 
     def scored(self, d:Deployed, variant:str, seconds:float, scores:np.ndarray, error:bool=False):
@@ -51,6 +54,13 @@ class Metrics:
         if error: errors.inc(); return
         rows.inc(len(scores)); latency.observe(seconds)
         for s in scores.tolist(): hist.observe(s)
+
+    def latest(self) -> bytes:
+        "The metrics in Prometheus' text format: this process's, or every worker's added up in multiprocess mode."
+        from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+        if not os.environ.get('PROMETHEUS_MULTIPROC_DIR'): return generate_latest(self.registry)
+        r = CollectorRegistry(); multiprocess.MultiProcessCollector(r)
+        return generate_latest(r)
 
 # %% ../nbs/31_server.ipynb #0b25264e
 class Server:
@@ -70,6 +80,8 @@ class Server:
         self.keeps_log, self.log = ws is not None and log, None  # the log itself starts with the app
         self.variants, self.metrics, self.held, self.started = {}, Metrics(), None, datetime.now(timezone.utc)
         self._acting, self._share_seq = threading.Lock(), None
+        self.epoch, self.pool = 0, None  # the release's audit event; the figures pooled over its replicas (`releases`)
+        self._dropped = None  # a challenger version another replica rolled back, while its alias still points at it
         self._counting = threading.Lock()  # large requests are scored on worker threads: their counts must add up
         self.max_rows = self.settings['serving.max_rows']
         self.max_bytes = int(self.settings['serving.max_body_mb'] * 2**20)
@@ -88,6 +100,19 @@ class Server:
     def max_items(self) -> int:
         "Most commas, newlines and brackets a body may hold: three per value of `max_rows` rows, and some to spare."
         return 3 * self.max_rows * (max(len(d.names) for d in self.models) + 1) + 65536
+
+# %% ../nbs/31_server.ipynb #b99eadd9
+@patch(as_prop=True)
+def replica(self:Server) -> str:
+    "This server's name among the replicas of a service: host, process id and start time."
+    return f"{socket.gethostname()}-{os.getpid()}-{self.started:%Y%m%dT%H%M%S%f}"
+
+@patch(as_prop=True)
+def release(self:Server) -> str|None:
+    "The release being judged, e.g. `credit-default/1+2-canary-37`; None without a challenger."
+    if (d := self.challenger) is None: return None
+    return f"{self.champion.ref}+{d.version}-{self.mode}-{self.epoch}"
+
 
 # %% ../nbs/31_server.ipynb #9b11e0b9
 @patch
@@ -170,15 +195,20 @@ def shadow(self:Server, columns:dict, n:int, request_id:str, source:str='online'
 # %% ../nbs/31_server.ipynb #e34d1ddc
 @patch
 def status(self:Server) -> dict:
-    "What the server serves and how each variant is doing."
-    def fig(role, d):
-        v = self.variant(role, d)
-        return dict(model=d.name, version=d.version, role=role, requests=v.requests, errors=v.errors, rows=v.rows,
+    "What the server serves, how each variant is doing here and, pooled over the replicas, how the release is doing."
+    def fig(v, d):
+        return dict(model=d.name, version=d.version, role=v.name, requests=v.requests, errors=v.errors, rows=v.rows,
                     p99_ms=round(v.p99_ms, 3))
-    out = dict(champion=fig('champion', self.champion), challenger=None, mode=self.mode, share=self.share,
-               started=self.started.isoformat())
+    out = dict(champion=fig(self.variant('champion', self.champion), self.champion), challenger=None, mode=self.mode,
+               share=self.share, started=self.started.isoformat(), replica=self.replica, pooled=None)
     if (d := self.challenger) is not None:
-        decision = canary.judge(self.variant('champion', self.champion), self.variant(self.mode, d), self.settings)
-        out['challenger'] = fig(self.mode, d) | {'decision': vars(decision), 'held': self.held == d.version}
+        champ, chall, replicas = self.variant('champion', self.champion), self.variant(self.mode, d), 1
+        if (pool := self.pool) and pool['release'] == self.release:  # the watcher's latest pooling
+            champ, chall, replicas = pool['champion'], pool['challenger'], pool['replicas']
+            out['pooled'] = dict(replicas=replicas, champion=fig(champ, self.champion), challenger=fig(chall, d))
+        decision = canary.judge(champ, chall, self.settings)
+        out['challenger'] = fig(self.variant(self.mode, d), d) | {'decision': vars(decision),
+                                                                   'held': self.held == d.version}
     if self.log: out['log'] = dict(written=self.log.written, buffered=self.log.rows)
     return out
+

@@ -6,10 +6,10 @@ Docs: https://mlops-workbench.github.io/workbench/serving.html.md"""
 
 # %% auto #0
 __all__ = ['scoring', 'invocation', 'infer', 'v2_model', 'v2_ready', 'model_config', 'v2_config', 'admin', 'openapi', 'TimedHttp',
-           'create_app', 'check_port', 'app_from_environment', 'serve']
+           'timed_http', 'create_app', 'check_port', 'app_from_environment', 'serve']
 
 # %% ../nbs/15_serving.ipynb #6ca1e281
-import gc, hmac, os, re, threading, uuid, json
+import functools, gc, hmac, os, re, shutil, tempfile, threading, uuid, json
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from . import __version__
@@ -316,8 +316,9 @@ def openapi(server:Server) -> dict:
 # %% ../nbs/15_serving.ipynb #e4f1a002
 class TimedHttp(HttpToolsProtocol):
     "uvicorn's httptools connection, answering 408 and closing when a request takes over `timeout` seconds to arrive."
-    timeout = 10.0 # seconds from a request's first byte to its last; `create_app` sets `serving.read_timeout_seconds`
     _late = None
+    def __init__(self, *args, timeout:float=10.0, **kwargs): # seconds from a request's first byte to its last
+        super().__init__(*args, **kwargs); self.timeout = timeout
 
     def connection_made(self, transport): super().connection_made(transport); self._arm()
     def on_message_begin(self):
@@ -341,6 +342,12 @@ class TimedHttp(HttpToolsProtocol):
             cycle.disconnected = True; cycle.message_event.set()
         self.transport.close()
 
+# %% ../nbs/15_serving.ipynb #d9620d07
+def timed_http(timeout:float): # seconds a request may take to arrive: the app's `serving.read_timeout_seconds`
+    "The connection class to give uvicorn's `http=`: `TimedHttp` with this app's limit."
+    return functools.partial(TimedHttp, timeout=timeout)
+
+
 # %% ../nbs/15_serving.ipynb #aa11bb02
 def _quiet_interpreter(thresholds:tuple|None=None) -> tuple:
     "Freeze what is loaded and collect garbage rarely, returning the thresholds found; or put back `thresholds`."
@@ -351,7 +358,7 @@ def _quiet_interpreter(thresholds:tuple|None=None) -> tuple:
     return before
 
 # %% ../nbs/15_serving.ipynb #1e4ac1ea
-def _lifespan(server:Server):
+def _lifespan(server:Server, freeze_gc:bool=True): # freeze_gc: `_quiet_interpreter` while the app runs
     "Start the prediction log and, for a registry server, the reload thread with the app; stop them with it."
     from contextlib import asynccontextmanager
     @asynccontextmanager
@@ -364,24 +371,28 @@ def _lifespan(server:Server):
         if server.ws is not None and server.refs:
             watcher = threading.Thread(target=server.watch, args=(stop,), name='registry-watch', daemon=True)
             watcher.start()
-        thresholds = _quiet_interpreter()
+        thresholds = _quiet_interpreter() if freeze_gc else None
         try: yield
         finally:
-            _quiet_interpreter(thresholds)
+            if freeze_gc: _quiet_interpreter(thresholds)
             stop.set()
             if watcher: watcher.join()
             if server.log: server.log.close()
+            if os.environ.get('PROMETHEUS_MULTIPROC_DIR'):  # a worker of several: its live gauges go with it
+                from prometheus_client import multiprocess
+                multiprocess.mark_process_dead(os.getpid())
     return lifespan
+
 
 # %% ../nbs/15_serving.ipynb #e5b9c38b
 def _routes(server:Server) -> list:
     "The Starlette routes: metadata, health, metrics, status, the OpenAPI document and admin."
-    from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
+    from prometheus_client import CONTENT_TYPE_LATEST
     async def metrics(request):
         canary_share = server.share if server.challenger is not None and server.mode == 'canary' else 0
         server.metrics.share.labels(server.champion.name).set(canary_share)
         if server.log: server.metrics.logged.set(server.log.written)
-        return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(server.metrics.latest(), media_type=CONTENT_TYPE_LATEST)  # every worker's, with several
     plain = lambda data: (lambda request: _json(data() if callable(data) else data))
     v2_server = {'name': 'workbench', 'version': __version__,
                  'extensions': ['binary_tensor_data', 'model_configuration']}
@@ -401,13 +412,12 @@ def _routes(server:Server) -> list:
 # %% ../nbs/15_serving.ipynb #8cc8f072
 _INFER = re.compile(r'/v2/models/([^/]+)(?:/versions/([^/]+))?/infer')
 
-def create_app(server:Server):
+def create_app(server:Server, freeze_gc:bool=True): # freeze_gc: see `_quiet_interpreter`
     "The ASGI app serving `server`; starting it starts the prediction log and, for a registry server, the reloads."
     async def unrouted(request, e):
         hint = " (see /openapi.json)" if e.status_code == 404 else ''
         return _json({'error': f"no {request.method} {request.url.path} here" + hint}, e.status_code, e.headers)
-    rest = Starlette(routes=_routes(server), lifespan=_lifespan(server), exception_handlers={HTTPException: unrouted})
-    TimedHttp.timeout = server.read_timeout  # for the connections uvicorn opens with it (`serve` does)
+    rest = Starlette(routes=_routes(server), lifespan=_lifespan(server, freeze_gc), exception_handlers={HTTPException: unrouted})
     invocations = scoring(server, invocation, '/invocations', _mlflow_error)
     v2 = scoring(server, infer, '/v2/models/infer', _v2_error)
     async def app(scope, receive, send):
@@ -437,11 +447,12 @@ def app_from_environment():
     from workbench.workspace import open_workspace  # here: a serving bundle has no workspace
     c = json.loads(os.environ['WORKBENCH_SERVE'])
     ws = open_workspace(c['workspace'], load_settings(c['settings_file'], c['overrides']), create=False)
-    return create_app(from_registry(ws, c['ref'], c['canary'], c['shadow']))
+    return create_app(from_registry(ws, c['ref'], c['canary'], c['shadow']), c.get('freeze_gc', True))
 
 # %% ../nbs/15_serving.ipynb #59c37a8a
 def serve(ws, ref:str, canary:str|None=None, shadow:str|None=None, host:str='127.0.0.1', port:int=8080, workers:int=1,
-        settings_file:str|None=None, overrides:dict|None=None, echo=print):
+          settings_file:str|None=None, overrides:dict|None=None, echo=print,
+          freeze_gc:bool=True): # freeze what is loaded and collect garbage rarely while serving (`_quiet_interpreter`)
     "Serve `ref` (and a canary or shadow challenger) until SIGTERM or Ctrl-C."
     import uvicorn
     server = from_registry(ws, ref, canary, shadow)  # fails here, with a clear message, before any worker starts
@@ -452,9 +463,16 @@ def serve(ws, ref:str, canary:str|None=None, shadow:str|None=None, host:str='127
         chall = f", {server.mode} {server.challenger.ref}{share}"
     echo(f"Serving {server.champion.ref}{chall} on http://{host}:{port} ({workers} worker{'s' * (workers > 1)}); "
          f"MLflow: POST /invocations, KServe v2: POST /v2/models/{server.champion.name}/infer, metrics: /metrics")
-    opts = dict(host=host, port=port, loop='uvloop', http=TimedHttp, access_log=False, log_level='warning',
-                timeout_graceful_shutdown=30)
-    if workers == 1: return uvicorn.run(create_app(server), **opts)
-    os.environ['WORKBENCH_SERVE'] = json.dumps(dict(workspace=str(ws.root), ref=ref, canary=canary, shadow=shadow,
-                                                    settings_file=settings_file, overrides=overrides or {}))
-    uvicorn.run('workbench.serving:app_from_environment', factory=True, workers=workers, **opts)
+    opts = dict(host=host, port=port, loop='uvloop', http=timed_http(server.read_timeout), access_log=False,
+                log_level='warning', timeout_graceful_shutdown=30)
+    if workers == 1: return uvicorn.run(create_app(server, freeze_gc), **opts)
+    metrics = tempfile.mkdtemp(prefix='workbench-metrics-')  # the workers' Prometheus figures, added up at /metrics
+    os.environ['PROMETHEUS_MULTIPROC_DIR'] = metrics
+    os.environ['WORKBENCH_SERVE'] = json.dumps(dict(workspace=ws.location, ref=ref, canary=canary, shadow=shadow,
+                                                    settings_file=settings_file, overrides=overrides or {},
+                                                    freeze_gc=freeze_gc))
+    try: uvicorn.run('workbench.serving:app_from_environment', factory=True, workers=workers, **opts)
+    finally:
+        shutil.rmtree(metrics, ignore_errors=True)
+        del os.environ['PROMETHEUS_MULTIPROC_DIR'], os.environ['WORKBENCH_SERVE']
+
