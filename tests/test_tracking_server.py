@@ -4,7 +4,7 @@ import pandas as pd, pytest
 from sklearn.linear_model import LogisticRegression
 from conftest import approve
 from test_registry import NUM, CAT, candidate
-from tracking_server import READER_PASSWORD
+from tracking_server import READER_PASSWORD, create_database
 from workbench import data, demo, registry, runs, tracking, views
 from workbench.config import load_settings
 from workbench.errors import WorkbenchError
@@ -87,13 +87,16 @@ def test_unreachable_server_and_database(team, tmp_path):
         runs.runs(no_db)
 
 
-def test_artifacts_beside_a_workspace_on_object_storage(seaweedfs, tmp_path, monkeypatch):
-    "A workspace on object storage with a store that has no server (here SQLite): run artifacts go to the bucket."
+def test_artifacts_beside_a_workspace_on_object_storage(seaweedfs, postgres, tmp_path, monkeypatch):
+    "A workspace on object storage tracked in PostgreSQL named directly (no server): run artifacts go to the bucket."
     from pyarrow.fs import FileSelector
     for k, v in seaweedfs.items(): monkeypatch.setenv(k, v)
     monkeypatch.setenv('WORKBENCH_HOME', f"{seaweedfs['WORKBENCH_HOME']}/no-server")
     monkeypatch.setenv('XDG_STATE_HOME', str(tmp_path/'state'))
-    ws = open_workspace(None, load_settings(env={}))
+    with pytest.raises(WorkbenchError, match='MLflow must be shared'):  # a SQLite file would be this machine's only
+        open_workspace(None, load_settings(env={})).tracking_uri
+    direct = create_database(postgres, 'direct')
+    ws = open_workspace(None, load_settings(env={}, overrides={'workspace.tracking_uri': direct}))
     credit = data.commit(ws, 'credit', demo.training_frame(demo.generate(months=4, rows_per_month=800), 4), 'four months', 'ana')
     mv, run_id = candidate(ws, credit, LogisticRegression(max_iter=500), NUM)
     assert registry.client(ws).get_run(run_id).info.artifact_uri.startswith(f'{ws.uri}/artifacts/mlflow/credit-default/')

@@ -124,10 +124,11 @@ def init(ctx):
     from workbench.config import find_settings, render_settings
     from workbench.tables import TABLES
     ws = _ws(ctx, create=True)
+    tracking = ws.tracking_uri  # a workspace on object storage without a shared MLflow is refused before its tables
     for name in ('audit', 'datasets'): ws.create_table(name, TABLES[name])  # so `workbench sql` finds them at once
     f = ctx.find_root().obj['settings_file'] or find_settings()
     if not f: (f := Path('settings.ini')).write_text(render_settings())
-    click.echo(f"workspace ready at {ws.location}\nsettings in {Path(f).resolve()}\nMLflow tracking URI: {ws.tracking_uri}")
+    click.echo(f"workspace ready at {ws.location}\nsettings in {Path(f).resolve()}\nMLflow tracking URI: {tracking}")
 
 # %% ../nbs/05_cli.ipynb #2bdfc27e
 @cli.command('config')

@@ -262,8 +262,8 @@ def judge(self:Server) -> canary.Decision|None:
 @patch
 def _stamp(self:Server) -> tuple|None:
     "Size and modification time of the files a refresh reads; None unless the registry and the tables are local files."
-    uri = self.ws.tracking_uri
-    if not uri.startswith('sqlite:///') or self.ws.uri: return None  # a server's or the object store's: ask
+    if self.ws.uri: return None  # on the object store: ask
+    if not (uri := self.ws.tracking_uri).startswith('sqlite:///'): return None  # a server's: ask
     db = uri.removeprefix('sqlite:///')
     def stat(p):
         try: s = os.stat(p); return s.st_size, s.st_mtime_ns

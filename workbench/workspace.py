@@ -36,8 +36,13 @@ class Workspace:
 
     @property
     def tracking_uri(self) -> str:
-        "MLflow tracking URI: `workspace.tracking_uri` if set, else a SQLite file in the workspace."
-        return self.settings['workspace.tracking_uri'] or f"sqlite:///{self.root/'mlflow.db'}"
+        "MLflow tracking URI: `workspace.tracking_uri` if set, else a SQLite file in the workspace folder."
+        if uri := self.settings['workspace.tracking_uri']: return uri
+        if self.uri:  # a SQLite file would be this machine's alone: each machine its own runs, registry and aliases
+            raise WorkbenchError(f"the workspace at {self.uri} is shared on object storage, so MLflow must be shared "
+                                 "too: set workspace.tracking_uri to the team's mlflow server (http://...) or a "
+                                 "PostgreSQL database (postgresql://...)")
+        return f"sqlite:///{self.root/'mlflow.db'}"
 
     def __repr__(self): return f"Workspace('{self.location}')"
 
