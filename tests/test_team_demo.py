@@ -38,7 +38,7 @@ def state(env) -> dict:
         champion=json.loads(sql(env, "select after from audit where action = 'model.promote' order by seq desc limit 1")
                             [0]['after'])['champion'],
         served=sql(env, "select variant, count(*) as n from predictions group by variant order by variant"),
-        drifted=sql(env, "select distinct "window", feature from drift where drifted order by "window", feature"),
+        drifted=sql(env, 'select distinct "window", feature from drift where drifted order by "window", feature'),
         pipelines=sql(env, "select pipeline, status, notebook from pipeline_runs order by started"))
 
 
