@@ -37,7 +37,7 @@ def state(env) -> dict:
                         f"({', '.join(repr(a) for a in ACTIONS)}) group by action order by action"),
         champion=json.loads(sql(env, "select after from audit where action = 'model.promote' order by seq desc limit 1")
                             [0]['after'])['champion'],
-        served=sql(env, "select variant, count(*) as n from predictions group by variant order by variant"),
+        served=sql(env, "select distinct variant from predictions order by variant"),  # how much: until the canary decides
         drifted=sql(env, 'select distinct "window", feature from drift where drifted order by "window", feature'),
         pipelines=sql(env, "select pipeline, status, notebook from pipeline_runs order by started"))
 
