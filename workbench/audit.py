@@ -81,7 +81,8 @@ def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'mo
            before=None, after=None, # the state before and after, JSON-serializable
            reason:str='', # why, in the actor's words
            actor:str|None=None, # who; `current_actor(ws)` when None
-           once:bool=False) -> dict: # record nothing if the chain holds an event of this action and subject already
+           once:bool=False, # record nothing if the chain holds an event of this action and subject already
+           check=None) -> dict: # called with no argument once the head is read, again on each retry; raises to refuse
     "Append one event to the audit chain and return it (with `once`, the one already there, if any)."
     from deltalake.exceptions import CommitFailedError
     ws.create_table('audit', SCHEMA)
@@ -92,6 +93,7 @@ def record(ws:Workspace, action:str, # what happened, e.g. 'dataset.commit', 'mo
             seq, prev, first = _head(ws, dt)
             q = 'select * from audit where action = $a and subject = $s limit 1'
             if once and (had := ws.sql(q, dict(a=action, s=subject)).to_arrow_table().to_pylist()): return had[0]
+            if check: check()  # it reads the log as of this head: a commit after it makes the append below fail
             e = dict(seq=seq + 1, time=datetime.now(timezone.utc), actor=actor or current_actor(ws), action=action,
                      subject=subject, before=dump(before), after=dump(after), reason=reason or '', prev_hash=prev)
             e['hash'] = event_hash(e)

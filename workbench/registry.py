@@ -10,7 +10,7 @@ __all__ = ['MOVES', 'client', 'parse_ref', 'ModelVersion', 'get', 'mlflow_signat
            'promote', 'set_challenger', 'clear_challenger', 'rollback', 'versions', 'lineage', 'load_onnx']
 
 # %% ../nbs/09_registry.ipynb #29bfc070
-import hashlib, json, re, tempfile
+import functools, hashlib, json, re, tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -266,8 +266,12 @@ def approve(ws:Workspace, ref:str, # the version to approve, e.g. 'credit-defaul
             proof = dict(payload=body.decode(), signature=signature, key=fp)
         else: who = signatures.identity(approver or audit.current_actor(ws))
         _check_approver(ws, mv, who)
-        audit.record(ws, 'model.approve', mv.ref, after={'approver': who, **proof}, reason=comment, actor=who)
-        client(ws).set_model_version_tag(name, str(mv.version), 'workbench.approvals', json.dumps(mv.approvals + [who]))
+        def once():  # another machine may have recorded the same approval since `mv` was read
+            if who in _approvals(ws, name).get(mv.ref, []): raise PolicyError(f"{who} has already approved {mv.ref}")
+        audit.record(ws, 'model.approve', mv.ref, after={'approver': who, **proof}, reason=comment, actor=who,
+                     check=once)
+        done = _approvals(ws, name).get(mv.ref, [])  # from the log, not read-modify-write: no lost update persists
+        client(ws).set_model_version_tag(name, str(mv.version), 'workbench.approvals', json.dumps(done))
     return get(ws, mv.ref)
 
 # %% ../nbs/09_registry.ipynb #f19afe77
@@ -371,16 +375,38 @@ def policy(ws:Workspace) -> dict:
     return rules | {'settings': str(f) if f else None, 'settings_sha256': f and hashlib.sha256(Path(f).read_bytes()).hexdigest()}
 
 # %% ../nbs/09_registry.ipynb #0fcc3b6b
-def _move(ws, name, alias, version, action, actor, reason, rules:dict|None=None):
+class _MovedMeanwhile(WorkbenchError): "Someone else moved the alias after it was read."
+
+def _seen(ws, name, alias) -> tuple:
+    "How many audited moves `alias` of `name` has had, its last `(from, to)`, and where it points now: in this order."
+    h = history(ws, name).query('alias == @alias')
+    num = lambda v: None if pd.isna(v) else int(v)
+    last = (num(h['from'].iloc[-1]), num(h['to'].iloc[-1])) if len(h) else (None, None)
+    return len(h), last, _aliases(client(ws), name).get(alias)
+
+def _move(ws, name, alias, version, action, actor, reason, rules:dict|None=None,
+          seen:tuple|None=None): # `_seen(ws, name, alias)` read before deciding; read here when None
     "Record the move, then make it: the event first, so a move killed halfway is finished by `_finish_moves`."
-    c = client(ws)
-    old = _aliases(c, name).get(alias)
+    n, (frm, to), old = seen or _seen(ws, name, alias)
+    def unmoved():  # on the audit log at the head the event is appended after: a later commit fails the append
+        now = _seen(ws, name, alias)[:2]
+        if now != (n, (frm, to)) or frm == old != to:  # a move recorded since, or one recorded and not yet made
+            raise _MovedMeanwhile(f"the {alias} alias of {name} was moved by someone else meanwhile; try again")
     audit.record(ws, action, name, before={alias: old}, after={alias: version} | ({'policy': rules} if rules else {}),
-                 reason=reason, actor=actor or audit.current_actor(ws))
-    _set_alias(c, name, alias, version)
+                 reason=reason, actor=actor or audit.current_actor(ws), check=unmoved)
+    _set_alias(client(ws), name, alias, version)
     return old
 
+def _decided_again(f):
+    "Run the registry action `f`; when another machine moved the alias meanwhile, read again and decide again, once."
+    @functools.wraps(f)
+    def run(*args, **kwargs):
+        try: return f(*args, **kwargs)
+        except _MovedMeanwhile: return f(*args, **kwargs)
+    return run
+
 # %% ../nbs/09_registry.ipynb #3b4185f9
+@_decided_again
 def promote(ws:Workspace,
             ref:str, # the version to make champion, e.g. 'credit-default/3' or 'credit-default@challenger'
             actor:str|None=None, reason:str='') -> ModelVersion:
@@ -388,48 +414,55 @@ def promote(ws:Workspace,
     name = parse_ref(ref)[0]
     with ws.lock(_lock(name)):
         _finish_moves(ws, name)
+        seen, seen_challenger = _seen(ws, name, 'champion'), _seen(ws, name, 'challenger')
         mv = get(ws, ref)
         if 'champion' in mv.aliases: raise WorkbenchError(f"{mv.ref} is already the champion")
         check_policy(ws, mv)
-        _move(ws, name, 'champion', mv.version, 'model.promote', actor, reason, policy(ws))
+        _move(ws, name, 'champion', mv.version, 'model.promote', actor, reason, policy(ws), seen)
         if 'challenger' in mv.aliases:
-            _move(ws, name, 'challenger', None, 'model.challenger', actor, 'promoted to champion')
+            try: _move(ws, name, 'challenger', None, 'model.challenger', actor, 'promoted to champion',
+                       seen=seen_challenger)
+            except _MovedMeanwhile: pass  # someone else moved the challenger meanwhile: their move stands
     return get(ws, mv.ref)
 
 # %% ../nbs/09_registry.ipynb #c0f46585
+@_decided_again
 def set_challenger(ws:Workspace, ref:str, actor:str|None=None, reason:str='') -> ModelVersion:
     "Make a version the challenger (canary or shadow candidate); it needs a passing gate report."
     name = parse_ref(ref)[0]
     with ws.lock(_lock(name)):
         _finish_moves(ws, name)
-        mv = get(ws, ref)
+        seen, mv = _seen(ws, name, 'challenger'), get(ws, ref)
         report = gate_report(ws, mv.run_id)
         if report is None or not report.passed:
             raise PolicyError(f"{mv.ref} has no passing gate report (rule: a challenger must pass every gate)")
-        _move(ws, name, 'challenger', mv.version, 'model.challenger', actor, reason)
+        _move(ws, name, 'challenger', mv.version, 'model.challenger', actor, reason, seen=seen)
     return get(ws, mv.ref)
 
 # %% ../nbs/09_registry.ipynb #46e2619e
+@_decided_again
 def clear_challenger(ws:Workspace, name:str, version:int|None=None, # clear only while the alias points to this version
                      actor:str|None=None, reason:str='') -> int|None:
     "Remove the challenger alias (a canary rolled back or abandoned); returns the version it pointed to."
     with ws.lock(_lock(name)):
         _finish_moves(ws, name)
-        current = _aliases(client(ws), name).get('challenger')
+        seen = _seen(ws, name, 'challenger')
+        current = seen[2]
         if current is None: raise WorkbenchError(f"{name} has no challenger")
         if version is not None and current != int(version):
             raise WorkbenchError(f"the challenger of {name} is version {current} now, not {version}")
-        _move(ws, name, 'challenger', None, 'model.challenger', actor, reason)
+        _move(ws, name, 'challenger', None, 'model.challenger', actor, reason, seen=seen)
     return current
 
 # %% ../nbs/09_registry.ipynb #d78a0494
+@_decided_again
 def rollback(ws:Workspace, name:str, actor:str|None=None, reason:str='') -> ModelVersion:
     "Restore the champion before the current one."
     with ws.lock(_lock(name)):
-        stack = _champions(ws, name)
+        seen, stack = _seen(ws, name, 'champion'), _champions(ws, name)
         if len(stack) < 2: raise WorkbenchError(f"{name} has no earlier champion to roll back to")
         champion(ws, name)  # refuses if the alias was moved behind our back
-        _move(ws, name, 'champion', stack[-2], 'model.rollback', actor, reason)
+        _move(ws, name, 'champion', stack[-2], 'model.rollback', actor, reason, seen=seen)
     return get(ws, f'{name}/{stack[-2]}')
 
 # %% ../nbs/09_registry.ipynb #9e40a3de
