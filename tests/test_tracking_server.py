@@ -95,7 +95,7 @@ def test_artifacts_beside_a_workspace_on_object_storage(seaweedfs, postgres, tmp
     monkeypatch.setenv('XDG_STATE_HOME', str(tmp_path/'state'))
     with pytest.raises(WorkbenchError, match='MLflow must be shared'):  # a SQLite file would be this machine's only
         open_workspace(None, load_settings(env={})).tracking_uri
-    direct = create_database(postgres, 'direct')
+    direct = create_database(postgres, 'direct').replace('postgresql:', 'postgresql+psycopg2:')  # the driver installed
     ws = open_workspace(None, load_settings(env={}, overrides={'workspace.tracking_uri': direct}))
     credit = data.commit(ws, 'credit', demo.training_frame(demo.generate(months=4, rows_per_month=800), 4), 'four months', 'ana')
     mv, run_id = candidate(ws, credit, LogisticRegression(max_iter=500), NUM)
