@@ -125,4 +125,4 @@ def approve(ws, ref:str, who:str, comment:str=''):
     return registry.approve(ws, ref, who, comment, key=approver_key(ws, who))
 
 
-from tracking_server import mlflow_server, postgres  # noqa: E402,F401  session fixtures: PostgreSQL and an mlflow server on it
+from tracking_server import mlflow_server, postgres  # noqa: E402,F401  PostgreSQL for the session, an mlflow server on it per module

@@ -1,5 +1,5 @@
 "Test services for a team's tracking: a throwaway PostgreSQL 15 cluster and an `mlflow server` on it (issue 20)."
-import glob, os, shutil, signal, subprocess, tempfile
+import glob, os, re, shutil, signal, subprocess, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 import pytest
@@ -100,7 +100,8 @@ def mlflow_server_for(pg:Postgres, folder:Path, database:str='mlflow', store:dic
     "Context manager: `mlflow server` on a new database of `pg`; artifacts proxied into `folder`, or onto `store`'s bucket."
     db, port = create_database(pg, database).replace('postgresql:', 'postgresql+psycopg2:'), free_port()  # SQLAlchemy 2.1 defaults to psycopg 3
     if store:
-        artifacts, env = f"s3://{store['WORKBENCH_HOME'].removeprefix('s3://').split('/')[0]}/mlflow-artifacts", server_s3_env(store)
+        bucket = store['WORKBENCH_HOME'].removeprefix('s3://').split('/')[0]
+        artifacts, env = f"s3://{bucket}/mlflow-artifacts/{database}", server_s3_env(store)
     else:
         (folder/'artifacts').mkdir(parents=True, exist_ok=True)
         artifacts, env = str(folder/'artifacts'), {}
@@ -111,10 +112,11 @@ def mlflow_server_for(pg:Postgres, folder:Path, database:str='mlflow', store:dic
                            env=clean_env(**env), start_new_session=True)
 
 
-@pytest.fixture(scope='session')
-def mlflow_server(postgres, seaweedfs, tmp_path_factory):
-    "An `mlflow server` whose backend store is PostgreSQL and which proxies artifacts to the session's SeaweedFS bucket."
-    server, ctx = mlflow_server_for(postgres, tmp_path_factory.mktemp('mlflow-server'), store=seaweedfs)
+@pytest.fixture(scope='module')
+def mlflow_server(postgres, seaweedfs, tmp_path_factory, request):
+    "A fresh `mlflow server` for the test module: its own PostgreSQL database, artifacts on the session's bucket."
+    database = re.sub(r'[^a-z0-9_]', '_', request.module.__name__.lower())  # each module starts from an empty registry
+    server, ctx = mlflow_server_for(postgres, tmp_path_factory.mktemp('mlflow-server'), database, store=seaweedfs)
     with ctx as proc:
         yield server
         os.killpg(proc.pid, signal.SIGKILL)  # a throwaway server with nothing to save: a graceful stop takes 10 s and more
