@@ -1,4 +1,4 @@
-import contextlib, os, shutil, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+import contextlib, os, shutil, signal, socket, subprocess, sys, time, types, urllib.error, urllib.request
 from pathlib import Path
 import pytest
 from object_store import seaweedfs  # noqa: F401  (the session's S3-compatible store)
@@ -96,12 +96,20 @@ def browser():
 
 
 @pytest.fixture(scope='session')
-def demo_ws(tmp_path_factory):
-    "The `workbench demo` workspace (smaller): runs, a champion with its lineage, served traffic, drift."
-    root = tmp_path_factory.mktemp('dash')/'ws'
-    env = clean_env(WORKBENCH_HOME=str(root))
-    subprocess.run([str(BIN/'workbench'), 'demo', '--months', '6', '--rows-per-month', '1000', '--drift-month', '5'], env=env, check=True, capture_output=True)
-    return root
+def demo_run(tmp_path_factory):
+    "`workbench demo` (smaller) run once: its output, its time, and its workspace as the demo left it (read it, never change it)."
+    root = tmp_path_factory.mktemp('demo')/'ws'
+    t0 = time.perf_counter()
+    r = subprocess.run([str(BIN/'workbench'), 'demo', '--months', '6', '--rows-per-month', '1000', '--drift-month', '5'],
+                       env=clean_env(WORKBENCH_HOME=str(root)), capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return types.SimpleNamespace(ws=root, out=r.stdout, took=time.perf_counter() - t0)
+
+
+@pytest.fixture(scope='session')
+def demo_ws(demo_run, tmp_path_factory):
+    "A copy of the demo's workspace (runs, a champion with its lineage, served traffic, drift) for the tests that act on it; its MLflow artifacts stay where the demo wrote them."
+    return shutil.copytree(demo_run.ws, tmp_path_factory.mktemp('dash')/'ws')
 
 
 KEYS = Path(os.environ.get('TMPDIR', '/tmp'))/f'workbench-test-keys-{os.getpid()}'  # the test approvers' SSH keys

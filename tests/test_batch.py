@@ -9,12 +9,12 @@ REF = 'credit-default@champion'
 
 
 @pytest.fixture(scope='module')
-def bws(demo_ws, tmp_path_factory):
+def bws(demo_run, tmp_path_factory):
     "A copy of the demo workspace (its MLflow artifacts stay where the demo wrote them), and the latest training data in 3 Parquet files."
     from workbench import data
     from workbench.config import load_settings
     from workbench.workspace import open_workspace
-    root = shutil.copytree(demo_ws, tmp_path_factory.mktemp('batch')/'ws')
+    root = shutil.copytree(demo_run.ws, tmp_path_factory.mktemp('batch')/'ws')
     ws = open_workspace(root, load_settings(env={}))
     t = pq.read_table(ws.root/data.resolve(ws, 'credit@latest').path)
     parts = root.parent/'parts'; parts.mkdir()

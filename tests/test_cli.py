@@ -109,11 +109,10 @@ def test_status_and_maintain(wb):
     assert out.split('audit       ')[1] == wb('status').stdout.split('audit       ')[1]  # same chain after compaction
 
 
-def test_demo_runs_the_lifecycle(wb, tmp_path):
+def test_demo_runs_the_lifecycle(demo_run, wb, env):
     "The README's main job: data, validation, two candidates, gates, registry, an approved champion, serving, drift found in its month, retraining, a canary."
-    t0 = time.perf_counter()
-    out = wb('demo', '--months', '6', '--rows-per-month', '1000', '--drift-month', '5').stdout
-    took = time.perf_counter() - t0
+    out, ws = demo_run.out, demo_run.ws
+    env['WORKBENCH_HOME'] = str(ws)
     for stage in ['[1/7] data', '[2/7] validate', '[3/7] train two candidates', '[4/7] evaluate', 'validate  ok', 'train     ok', 'evaluate  ok',
                   '[5/7] serve credit-default/1', '3000 requests answered', '[6/7] monitor credit-default/1',
                   '2025-04  drifted: -', '2025-05  drifted: income, product', '2025-06  drifted: income, product', 'late labels ingested; realized AUC by month',
@@ -121,7 +120,7 @@ def test_demo_runs_the_lifecycle(wb, tmp_path):
         assert stage in out, stage
     assert 'credit-default/1 is the champion (approved by demo-reviewer)' in out and 'audit chain intact' in out
     assert re.search(r'canary: \d+ of \d+ requests went to credit-default/2; canary\.(promote|rollback) by canary', out), out
-    assert (tmp_path/'ws'/'models'/'credit-default-1.onnx').stat().st_size > 1000
+    assert (ws/'models'/'credit-default-1.onnx').stat().st_size > 1000
     versions = json.loads(wb('registry', 'list', '--format', 'json').stdout)
     assert [v['version'] for v in versions] == [2, 1] and all(v['gates_passed'] for v in versions)
     assert sorted(a for v in versions for a in v['aliases']) == ['champion']  # the canary decided: no challenger is left
@@ -133,6 +132,6 @@ def test_demo_runs_the_lifecycle(wb, tmp_path):
     assert all(re.fullmatch(r'[0-9a-f]{40}(\+dirty)?|workbench==.+', r['code_version'] or '') for r in runs), [r['code_version'] for r in runs]
     import inspect, mlflow, workbench.dashboard
     example = re.search(r'placeholder="(metrics\.[^"]+)"', inspect.getsource(workbench.dashboard))[1]  # the Experiments page's filter example
-    c = mlflow.MlflowClient(f"sqlite:///{tmp_path/'ws'/'mlflow.db'}")
+    c = mlflow.MlflowClient(f"sqlite:///{ws/'mlflow.db'}")
     assert c.search_runs([c.get_experiment_by_name('credit-default').experiment_id], example), f'{example} matches no run of the demo'
-    assert took < 180, f'workbench demo took {took:.0f} s'
+    assert demo_run.took < 180, f'workbench demo took {demo_run.took:.0f} s'

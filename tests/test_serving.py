@@ -3,7 +3,7 @@
 One demo workspace (made once with `workbench demo`, which leaves a champion of `credit-default`) serves every test; each test starts
 its own server on a free port and gives its requests ids with a prefix of its own, so the prediction log can be
 checked per test. The test that promotes a second version comes last: it changes the champion."""
-import contextlib, json, math, random, re, signal, socket, subprocess, sys, time
+import contextlib, json, math, random, re, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 import httpx, numpy as np, pandas as pd, pytest
 from conftest import approve, clean_env, free_port
@@ -16,14 +16,10 @@ TOKEN = 'test-admin-token-7f3a'
 # ---------------------------------------------------------------- the workspace, and servers on it
 
 @pytest.fixture(scope='module')
-def home(tmp_path_factory):
-    "A folder with the demo workspace in `ws/`, made once for the module."
+def home(demo_run, tmp_path_factory):
+    "A folder with a copy of the demo's workspace in `ws/` (its MLflow artifacts stay where the demo wrote them)."
     root = tmp_path_factory.mktemp('serving')
-    t = time.perf_counter()
-    r = subprocess.run([str(BIN/'workbench'), 'demo', '--months', '8', '--rows-per-month', '1000'], env=clean_env(WORKBENCH_HOME=str(root/'ws')), cwd=root,
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, f'`workbench demo` failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
-    print(f'\n`workbench demo` made the workspace in {time.perf_counter() - t:.0f} s')
+    shutil.copytree(demo_run.ws, root/'ws')
     return root
 
 

@@ -3,7 +3,7 @@ import json, subprocess
 import pytest
 from conftest import BIN, clean_env
 
-DEMO = ['demo', '--months', '6', '--rows-per-month', '1000', '--drift-month', '5']  # as the `demo_ws` fixture
+DEMO = ['demo', '--months', '6', '--rows-per-month', '1000', '--drift-month', '5']  # as the `demo_run` fixture
 
 
 @pytest.fixture(scope='module')
@@ -42,8 +42,8 @@ def state(env) -> dict:
         pipelines=sql(env, "select pipeline, status, notebook from pipeline_runs order by started"))
 
 
-def test_the_demo_leaves_the_same_state_on_a_team_s_services(demo_ws, team_demo, tmp_path):
-    folder = state(clean_env(WORKBENCH_HOME=str(demo_ws)))
+def test_the_demo_leaves_the_same_state_on_a_team_s_services(demo_run, team_demo, tmp_path):
+    folder = state(clean_env(WORKBENCH_HOME=str(demo_run.ws)))
     team = state(team_demo | dict(XDG_STATE_HOME=str(tmp_path/'state'), HOME=str(tmp_path)))  # another machine
     assert team['drifted'], "the demo shifts month 5: some feature must drift"
     assert team['champion'] >= 1 and team['served']
