@@ -145,10 +145,9 @@ def _first_problem(events:list):
 def _read_events(ws:Workspace):
     import pyarrow.parquet as pq
     events, damaged, (fs, _) = [], [], ws.storage()
-    for f in ws.delta('audit').file_uris():
-        path = f.removeprefix('s3://') if ws.uri else f.removeprefix('file://')
+    for path in ws.data_files('audit'):
         try: events += pq.read_table(path, filesystem=fs).select(SCHEMA.names).cast(SCHEMA).to_pylist()
-        except Exception as e: damaged.append(f"{f.rsplit('/', 1)[-1]} ({str(e).splitlines()[0][:80]})")
+        except Exception as e: damaged.append(f"{path.rsplit('/', 1)[-1]} ({str(e).splitlines()[0][:80]})")
     return sorted(events, key=lambda e: (e['seq'], e['hash'])), damaged
 
 # %% ../nbs/02_audit.ipynb #d983e217

@@ -36,10 +36,9 @@ def memory_limit(settings) -> str:
 # %% ../nbs/34_drift.ipynb #860bec7f
 def _open(ws:Workspace, con, name:str):
     "Open table `name` as a view through DuckDB's own Parquet reader, whose memory counts within its limit."
-    t = ws.delta(name)
-    files = t.file_uris()  # (a pyarrow dataset would read ahead outside the limit)
-    if not files or any('://' in f for f in files):  # empty, or on object storage: DuckDB has no reader for it here
-        return con.register(name, t.to_pyarrow_dataset())
+    files = ws.data_files(name)  # (a pyarrow dataset would read ahead outside the limit)
+    if not files or ws.uri:  # empty, or on object storage: DuckDB has no reader for it here
+        return con.register(name, ws.delta(name).to_pyarrow_dataset())
     con.execute(f"create or replace view {name} as "
                 f"select * from read_parquet([{', '.join(map(literal, files))}], union_by_name = true)")
 

@@ -218,6 +218,11 @@ def table_path(self:Workspace, name:str) -> Path|str:
     return f'{self.uri}/tables/{check_name(name)}' if self.uri else self.root/'tables'/check_name(name)
 
 @patch
+def data_files(self:Workspace, name:str) -> list:
+    "The data files of table `name` now, as paths in `self.storage()`'s filesystem (Delta's URIs, decoded)."
+    return [unquote(u.removeprefix('s3://').removeprefix('file://')) for u in self.delta(name).file_uris()]
+
+@patch
 def tables(self:Workspace) -> list:
     "Names of the workspace's tables."
     from pyarrow.fs import FileSelector, FileType
