@@ -1,5 +1,5 @@
 "Issue 20: the lifecycle on a team's `mlflow server` whose backend store is PostgreSQL, artifacts proxied by the server."
-import sys
+import sys, threading
 import pandas as pd, pytest
 from sklearn.linear_model import LogisticRegression
 from conftest import approve
@@ -52,11 +52,12 @@ def test_runs_compared_through_the_server(team):
     assert set(shown['metrics'].run_id) == {run1, run2}
 
 
-def test_runs_read_from_the_database(team, mlflow_server, monkeypatch):
+def test_runs_read_from_the_database(team, mlflow_server, monkeypatch, tmp_path):
     "With `workspace.tracking_db`, runs come from the server's database (read-only role, password from PGPASSWORD)."
     ws, credit, (_, run1), (_, run2) = team
     through_server = runs.runs(ws)
     monkeypatch.setenv('PGPASSWORD', READER_PASSWORD)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))  # where runs() keeps its copy
     direct = open_workspace(ws.root, load_settings(env={'WORKBENCH_WORKSPACE_TRACKING_URI': mlflow_server.url,
                                                         'WORKBENCH_WORKSPACE_TRACKING_DB': mlflow_server.reader_db}))
     fast = runs.runs(direct)
@@ -72,6 +73,47 @@ def test_runs_read_from_the_database(team, mlflow_server, monkeypatch):
     monkeypatch.setenv('PGPASSWORD', 'wrong')
     with pytest.raises(WorkbenchError, match='password authentication failed'):
         runs.runs(direct)
+
+
+def test_runs_kept_on_this_machine_follow_the_database(team, mlflow_server, monkeypatch, tmp_path):
+    "runs() keeps a copy of the tables and then reads only the rows written since: it always equals what the server says."
+    from mlflow.tracking import MlflowClient
+    ws, _, (_, run1), (_, run2) = team
+    monkeypatch.setenv('PGPASSWORD', READER_PASSWORD)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+    direct = open_workspace(ws.root, load_settings(env={'WORKBENCH_WORKSPACE_TRACKING_URI': mlflow_server.url,
+                                                        'WORKBENCH_WORKSPACE_TRACKING_DB': mlflow_server.reader_db}))
+    reads = []
+    real = runs._pg_read
+    monkeypatch.setattr(runs, '_pg_read', lambda uri, copies, *a, **k: reads.append(' '.join(copies.values())) or real(uri, copies, *a, **k))
+    def same():  # as the server's own API answers, read whole each time
+        got, want = runs.runs(direct), runs.runs(ws)
+        for t in threading.enumerate():  # runs() writes its copy in a thread of its own: wait for it
+            if t.name == 'workbench-keep-runs': t.join()
+        assert got.columns.tolist() == want.columns.tolist()
+        pd.testing.assert_frame_equal(got.drop(columns='artifact_uri'), want.drop(columns='artifact_uri'))
+        return got
+    same()
+    assert len(reads) == 1 and 'xmin' not in reads[0]  # the first time: copied whole
+    c = MlflowClient(mlflow_server.url)
+    c.set_tag(run1, 'team', 'risk'); c.set_tag(run2, 'mlflow.note.content', 'kept')
+    c.log_metric(run2, 'gate.auc', 0.65, step=2)  # a newer value of a metric: its latest row is replaced
+    new = c.create_run(c.get_run(run1).info.experiment_id, run_name='later')
+    c.log_param(new.info.run_id, 'model', 'GradientBoosting'); c.set_terminated(new.info.run_id)
+    got = same()
+    assert len(reads) == 2 and 'xmin' in reads[1]  # only what was written since
+    assert got.set_index('run_id').loc[run2, 'metrics.gate.auc'] == 0.65 and len(got) == 3
+    same()
+    assert len(reads) == 3 and 'xmin' in reads[2]
+    c.delete_tag(run1, 'team')  # a deleted row: the counts disagree, so the tables are copied whole again
+    got = same()
+    assert 'tags.team' not in got and len(reads) == 5 and 'xmin' not in reads[4]
+    c.delete_run(new.info.run_id)  # a run deleted (its lifecycle changes) and a run renamed
+    c.set_tag(run1, 'mlflow.runName', 'renamed')
+    assert len(same()) == 2
+    for f in tmp_path.rglob('*.arrow'): f.write_bytes(b'not arrow')  # a damaged copy is copied again
+    same()
+    assert 'xmin' not in reads[-1]
 
 
 def test_unreachable_server_and_database(team, tmp_path):

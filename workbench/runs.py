@@ -9,7 +9,7 @@ __all__ = ['connect_runs', 'runs', 'compare']
 
 # %% ../nbs/40_runs.ipynb #72f5d2fd
 import re
-from contextlib import closing
+from contextlib import closing, nullcontext
 from pathlib import Path
 import numpy as np, pyarrow as pa
 from typing import TYPE_CHECKING
@@ -106,15 +106,20 @@ def _read_sqlalchemy(uri:str, run_ids:list|None, history:bool) -> dict:
 _PG_TABLES = {'params': 'params', 'tags': 'tags', 'latest': 'latest_metrics', 'history': 'metrics'}
 
 def _pg_copies(run_ids:list|None, # only these runs; all when None
-               history:bool, lean:bool=False) -> dict: # `lean` leaves metric steps and times out
-    "name -> `COPY ... TO STDOUT` of MLflow's PostgreSQL tables: whole tables as stored, or the rows of `run_ids`."
+               history:bool, lean:bool=False, # `lean` leaves metric steps and times out
+               since:int|None=None) -> dict: # only the rows written from this (64-bit) transaction id on
+    "name -> `COPY ... TO STDOUT` of MLflow's PostgreSQL tables: whole tables as stored, the rows of `run_ids`, or those written `since`."
     metric = 'run_uuid, key, value, is_nan' + ('' if lean else ', step, "timestamp"')
+    written = lambda t: f'{t}xmin::text::bigint >= {int(since) % 2**32}'  # a row's xmin: the (32-bit) transaction that wrote it
     runs = ("select r.run_uuid, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.user_id, "
             "r.lifecycle_stage, e.lifecycle_stage, r.artifact_uri from runs r join experiments e using (experiment_id)")
-    out = {'runs': f"copy ({runs}{' where r.run_uuid = any(%s)' if run_ids else ''}) to stdout (format csv)"}
+    where = (' where r.run_uuid = any(%s)' if run_ids else
+             f" where {written('r.')} or {written('e.')}" if since is not None else '')  # a renamed experiment: its runs again
+    out = {'runs': f"copy ({runs}{where}) to stdout (format csv)"}
     for n in ['params', 'tags', 'latest'] + ['history'] * history:
         cols, table = metric if n in ('latest', 'history') else 'run_uuid, key, value', _PG_TABLES[n]
         out[n] = (f'copy (select {cols} from {table} where run_uuid = any(%s)) to stdout (format csv)' if run_ids
+                  else f"copy (select {cols} from {table} where {written('')}) to stdout (format csv)" if since is not None
                   else f'copy {table} ({cols}) to stdout (format csv)')
     return out
 
@@ -173,24 +178,97 @@ def _pg_copy(con, sql:str, args:tuple=(), snapshot:str|None=None): # a snapshot 
         return out.getbuffer()
 
 # %% ../nbs/40_runs.ipynb #04b3c89b
-def _read_postgres(uri:str, run_ids:list|None, history:bool, lean:bool=False) -> dict:
-    "The raw tables of MLflow's PostgreSQL database `uri`, copied out read-only, at once, from one snapshot."
+_PG_COUNTS = {'runs': 'select count(*) from runs r join experiments e using (experiment_id)', 'params': 'select count(*) from params',
+              'tags': 'select count(*) from tags', 'latest': 'select count(*) from latest_metrics'}
+
+def _pg_read(uri:str, copies:dict, args:tuple, parse, # parse(name, COPY output) -> Arrow table
+             counted:bool=False) -> tuple: # count each table's rows too, in the same snapshot
+    "Run the COPYs `copies` (name -> sql) at once, a read-only connection each, from one snapshot: (tables, counts, the snapshot's xmin)."
     import psycopg2
     from concurrent.futures import ThreadPoolExecutor
-    copies, args, conninfo = _pg_copies(run_ids, history, lean), (list(run_ids),) if run_ids else (), _libpq(uri)
-    parse = lambda n, data: _pg_metrics(data, lean) if n in ('latest', 'history') else _csv(data, _RAW[n])
-    def table(n, snapshot):
-        with closing(_pg_reader(conninfo)) as con:
-            return parse(n, _pg_copy(con, copies[n], args, snapshot))
+    conninfo = _libpq(uri)
+    def table(n, snapshot, con=None):
+        with closing(_pg_reader(conninfo)) if con is None else nullcontext(con) as c:
+            t = parse(n, _pg_copy(c, copies[n], args, snapshot))
+            if not counted: return t, None
+            with c.cursor() as cur: cur.execute(_PG_COUNTS[n]); return t, cur.fetchone()[0]
     try:
         with closing(_pg_reader(conninfo)) as con, ThreadPoolExecutor(len(copies)) as pool:
-            with con.cursor() as cur: cur.execute('select pg_export_snapshot()'); snapshot = cur.fetchone()[0]
+            with con.cursor() as cur:  # the oldest transaction still running: the next read starts there
+                cur.execute('select pg_export_snapshot(), pg_snapshot_xmin(pg_current_snapshot())::text::bigint')
+                snapshot, xmin = cur.fetchone()
             others = {n: pool.submit(table, n, snapshot) for n in copies if n != 'runs'}
-            runs = parse('runs', _pg_copy(con, copies['runs'], args))  # this connection's own share
-            return {'runs': runs} | {n: f.result() for n, f in others.items()}
+            got = {'runs': table('runs', None, con)} | {n: f.result() for n, f in others.items()}  # this connection's own share
+            return {n: t for n, (t, _) in got.items()}, {n: k for n, (_, k) in got.items()}, xmin
     except psycopg2.Error as e:
         raise WorkbenchError(f"cannot read the tracking database {redacted(uri)} ({_pg_reason(e)}); check "
                              "workspace.tracking_db and its password (PGPASSWORD or ~/.pgpass)") from None
+
+def _read_postgres(uri:str, run_ids:list|None, history:bool, lean:bool=False) -> dict:
+    "The raw tables of MLflow's PostgreSQL database `uri`, copied out read-only, at once, from one snapshot."
+    parse = lambda n, data: _pg_metrics(data, lean) if n in ('latest', 'history') else _csv(data, _RAW[n])
+    return _pg_read(uri, _pg_copies(run_ids, history, lean), (list(run_ids),) if run_ids else (), parse)[0]
+
+# %% ../nbs/40_runs.ipynb #464fa322
+def _merge(old:pa.Table, new:pa.Table, by_key:bool) -> pa.Table: # by_key: a row per run and key, else per run
+    "`old` with the rows `new` holds again (the same run, and key if `by_key`) replaced by `new`'s."
+    import pyarrow.compute as pc
+    if not new.num_rows: return old
+    again = pc.is_in(old['run_id'], value_set=pc.unique(new['run_id'])).to_numpy(zero_copy_only=False)
+    if by_key:  # of those runs' rows, the keys written again
+        pos, pair = np.flatnonzero(again), lambda t: pc.binary_join_element_wise(t['run_id'], t['key'], '\n')
+        again[pos] = pc.is_in(pair(old.take(pos)), value_set=pair(new)).to_numpy(zero_copy_only=False)
+    return pa.concat_tables([old.filter(pa.array(~again)), new.cast(old.schema)])
+
+# %% ../nbs/40_runs.ipynb #15167d37
+def _cache_folder(uri:str) -> Path:
+    "This machine's copy of the runs of the store `uri` (named by a hash of its URI without password)."
+    import hashlib, os
+    base = Path(os.environ.get('XDG_CACHE_HOME') or '~/.cache').expanduser()
+    return base/'workbench'/'runs'/hashlib.sha256(redacted(uri).encode()).hexdigest()[:16]
+
+def _load_kept(folder:Path) -> tuple:
+    "The kept tables (memory-mapped) and the transaction id they are complete up to; (None, None) if there is no usable copy."
+    import json
+    try:
+        state = json.loads((folder/'state.json').read_text())
+        return {n: pa.ipc.open_file(pa.memory_map(str(folder/f))).read_all() for n, f in state['files'].items()}, state['xmin']
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowInvalid): return None, None
+
+def _keep(folder:Path, tables:dict, xmin:int):
+    "Write `tables` as this machine's copy, complete up to transaction `xmin`: the new files first, then the state naming them."
+    import json, os, time, uuid
+    tag, files = uuid.uuid4().hex[:12], {}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for n, t in tables.items():
+            files[n] = f'{n}-{tag}.arrow'
+            with pa.OSFile(str(folder/files[n]), 'wb') as sink, pa.ipc.new_file(sink, t.schema) as w: w.write_table(t)
+        (tmp := folder/f'.tmp-{tag}.json').write_text(json.dumps({'xmin': xmin, 'files': files}))
+        os.replace(tmp, folder/'state.json')
+    except OSError: return  # no room, or a read-only home: nothing is kept and the next read copies again
+    for f in folder.glob('*.arrow'):  # earlier copies (a reader that has one open keeps it; a writer's newest is left a minute)
+        if f.name not in files.values() and time.time() - f.stat().st_mtime > 60: f.unlink(missing_ok=True)
+
+# %% ../nbs/40_runs.ipynb #040b7986
+def _read_kept(uri:str) -> dict:
+    "`runs()`'s tables of the PostgreSQL store `uri`: this machine's copy brought up to date, or copied whole when there is none or rows were deleted."
+    import threading
+    parse = lambda n, data: _pg_metrics(data, True) if n == 'latest' else _csv(data, _RAW[n])
+    folder = _cache_folder(uri)
+    keep = lambda tables, xmin: threading.Thread(target=_keep, args=(folder, tables, xmin),  # while the caller goes on
+                                                 name='workbench-keep-runs').start()  # (Arrow lets go of the GIL)
+    kept, since = _load_kept(folder)
+    if kept is not None and set(kept) == set(_PG_COUNTS):
+        new, counts, xmin = _pg_read(uri, _pg_copies(None, False, True, since), (), parse, counted=True)
+        if xmin >> 32 == since >> 32:  # the same epoch of 32-bit transaction ids
+            merged = {n: _merge(kept[n], t, n != 'runs') for n, t in new.items()}
+            if all(merged[n].num_rows == counts[n] for n in merged):
+                if any(t.num_rows for t in new.values()): keep(merged, xmin)
+                return merged
+    tables, _, xmin = _pg_read(uri, _pg_copies(None, False, True), (), parse)
+    keep(tables, xmin)
+    return tables
 
 # %% ../nbs/40_runs.ipynb #0dba2fb0
 def _pages(fetch):
@@ -240,7 +318,7 @@ def _read(uri:str, run_ids:list|None=None, history:bool=True, lean:bool=False) -
     import pyarrow.compute as pc
     if db := sqlite_file(uri): raw = _read_sqlite(db, run_ids, history, lean)
     elif (dialect := uri.split(':', 1)[0].split('+')[0]) in ('postgresql', 'postgres'):
-        raw = _read_postgres(uri, run_ids, history, lean)
+        raw = _read_kept(uri) if lean and not history and run_ids is None else _read_postgres(uri, run_ids, history, lean)
     elif dialect in ('mysql', 'mssql', 'oracle'):
         raw = _read_sqlalchemy(uri, run_ids, history)
     else: raw = _read_client(uri, run_ids, history)
