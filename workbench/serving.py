@@ -365,8 +365,8 @@ def _lifespan(server:Server, freeze_gc:bool=True): # freeze_gc: `_quiet_interpre
     async def lifespan(app):
         stop = threading.Event()
         if server.keeps_log:
-            from workbench.predictions import PredictionLog  # here: a serving bundle has no workspace, so no log
-            server.log = PredictionLog(server.ws)
+            from workbench.predictions import LogProcess  # here: a serving bundle has no workspace, so no log
+            server.log = LogProcess(server.ws)  # converting and writing the log in this process would pause requests
         watcher = None
         if server.ws is not None and server.refs:
             watcher = threading.Thread(target=server.watch, args=(stop,), name='registry-watch', daemon=True)
