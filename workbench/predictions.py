@@ -160,6 +160,8 @@ def close(self:PredictionLog):
 # %% ../nbs/13_predictions.ipynb #0cc4adfd
 from datetime import datetime
 import signal, subprocess
+from .config import Settings
+from .workspace import open_workspace
 
 def _plain(o):
     "What orjson cannot write itself: NumPy text and object arrays and scalars, as lists and Python values."
@@ -180,8 +182,6 @@ def decode(line:bytes) -> tuple:
 def write_log(lines, # the lines `encode` wrote, e.g. a pipe; the first is `{"location": ..., "settings": ...}`
               report): # called with a dict: `{"written": rows}` as rows are written, `{"flushed": k}` after a flush
     "The writer process's work: a `PredictionLog` fed from `lines` until they end, then closed (everything written)."
-    from workbench.config import Settings
-    from workbench.workspace import open_workspace
     first = orjson.loads(next(lines))
     log = PredictionLog(open_workspace(first['location'], Settings(first['settings']), create=False))
     done, said = threading.Event(), [0]
@@ -231,7 +231,7 @@ class LogProcess:
 
     def failed(self, meta:dict, error:str):
         "Queue one request a model failed to score."
-        line = encode('failed', {k: meta[k] for k in SERVING_ERRORS.names[:-1]}, error[:2000])
+        line = encode('failed', meta, error)  # the writer's `PredictionLog.failed` keeps what the table holds
         with self._lock: self.pending.append(line)
 
     def flush(self, timeout:float=60) -> int:
