@@ -346,6 +346,8 @@ def test_metrics_count_requests_rows_latency_and_errors(home, champion, rows):
         assert (http('/invocations', '200'), http('/invocations', '400'), http('/invocations', '415')) == (len(sizes), 3, 1)
         assert (http('/v2/models/infer', '200'), http('/v2/models/infer', '400')) == (2, 1)
         assert m[('workbench_in_flight_requests', frozenset())] == 0
+        queued = m[('workbench_queue_seconds_total', frozenset())]  # from each request's first byte to its answer
+        assert m[('workbench_model_latency_seconds_sum', by)] < queued < (requests + 5) * 1.0
         assert m[('workbench_prediction_log_rows', frozenset())] == scored_rows
 
 

@@ -36,6 +36,9 @@ class Metrics:
                                 buckets=[i / 10 for i in range(1, 11)])
         self.in_flight = Gauge('workbench_in_flight_requests', 'Scoring requests being served', registry=r,
                                multiprocess_mode='livesum')
+        self.queue = Counter('workbench_queue_seconds', 'Seconds scoring requests spent in the server, waiting or served: '
+                             'its rate is the queue depth (requests waiting plus in flight), what the autoscaler scales on',
+                             registry=r)
         self.share = Gauge('workbench_canary_share', 'Share of traffic routed to the canary', ['model'], registry=r,
                            multiprocess_mode='mostrecent')
         self.logged = Gauge('workbench_prediction_log_rows', 'Prediction rows written to the workspace', registry=r,
