@@ -12,7 +12,7 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'registry_rollback', 'registry_history', 'registry_lineage', 'monitor', 'monitor_drift', 'monitor_labels',
            'monitor_labels_ingest', 'monitor_performance', 'monitor_report', 'monitor_retrain', 'batch', 'batch_score',
            'features', 'features_apply', 'features_list', 'features_show', 'features_materialize',
-           'features_check_skew', 'serve', 'dashboard']
+           'features_check_skew', 'serve', 'deploy', 'deploy_k8s', 'deploy_simulate', 'dashboard']
 
 # %% ../nbs/05_cli.ipynb #181e7242
 import json, os, sys, time
@@ -748,8 +748,9 @@ def features_check_skew(ctx, names, sample):
               help='Freeze what is loaded and collect garbage rarely while serving (a steadier tail latency).')
 @click.option('--export-bundle', 'bundle_dir', type=click.Path(file_okay=False),
               help='Write a self-contained build context for REF to this folder instead of serving.')
+@click.option('--wheelhouse', is_flag=True, help='With --export-bundle: put every wheel the image installs in it, to build with no network.')
 @click.pass_context
-def serve(ctx, ref, canary, shadow, host, port, workers, gc_freeze, bundle_dir):
+def serve(ctx, ref, canary, shadow, host, port, workers, gc_freeze, bundle_dir, wheelhouse):
     """Serve model REF (e.g. credit-default@champion) over MLflow's /invocations and KServe v2 REST.
 
     Admin endpoints (canary share, promote, rollback, reload) need WORKBENCH_ADMIN_TOKEN in the environment."""
@@ -757,11 +758,44 @@ def serve(ctx, ref, canary, shadow, host, port, workers, gc_freeze, bundle_dir):
     if bundle_dir:
         if canary or shadow: raise WorkbenchError("--export-bundle takes one model version; drop --canary and --shadow")
         from workbench import bundle
-        return click.echo(bundle.export(ws, ref, bundle_dir))
+        return click.echo(bundle.export(ws, ref, bundle_dir, wheelhouse))
     from workbench import serving
     o = ctx.find_root().obj
     serving.serve(ws, ref, canary, shadow, host, port, workers, o['settings_file'], o['overrides'], echo=click.echo,
                   freeze_gc=gc_freeze)
+
+# %% ../nbs/05_cli.ipynb #0dc0b515
+@cli.group(cls=_Group)
+def deploy():
+    "Manifests that run a registered model version's serving image on a platform."
+
+@deploy.command('k8s')
+@click.argument('ref')
+@click.option('--out', 'folder', required=True, type=click.Path(file_okay=False), help='A new or empty folder.')
+@click.option('--image', help='The image built from the bundle of REF (default: NAME:VERSION).')
+@click.pass_context
+def deploy_k8s(ctx, ref, folder, image):
+    """Write Kubernetes manifests for model REF: Deployment, Service, PodDisruptionBudget, an autoscaler on queue depth.
+
+    Example: workbench deploy k8s credit-default@champion --out k8s/ --image registry.example.com/credit-default:3"""
+    from workbench import k8s
+    click.echo(k8s.export(_ws(ctx), ref, folder, image))
+
+@deploy.command('simulate')
+@click.option('--capacity', required=True, type=click.FloatRange(0, min_open=True),
+              help='Requests/s one replica serves within the p99 target (tests/benchmarks/bench_serving.py measures it).')
+@click.option('--ready-seconds', required=True, type=click.FloatRange(0), help='Seconds from a pod starting to ready.')
+@click.option('--base', default=1500.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              help='The traces\' usual traffic, requests/s.')
+@click.option('--plot', type=click.Path(dir_okay=False), help='Also draw replicas and queue depth over time to this PNG.')
+@click.pass_context
+def deploy_simulate(ctx, capacity, ready_seconds, base, plot):
+    """Replay steady traffic, a 10x spike, a slow ramp and a drop through the autoscaler `deploy k8s` writes."""
+    from workbench import autoscaling
+    settings = _settings(ctx)
+    runs = autoscaling.replay(settings, capacity, ready_seconds, base)
+    if plot: autoscaling.plot(runs, plot, settings['deploy.target_queue_depth'])
+    _show(autoscaling.table(runs))
 
 # %% ../nbs/05_cli.ipynb #e59141f1
 @cli.command()

@@ -130,6 +130,21 @@ DEFAULTS = {
         'read_timeout_seconds': (10.0, 'Longest a client may take to send a request, headers and body; a slower one '
                                        'is answered 408 and disconnected'),
     },
+    'deploy': {
+        'min_replicas': (2, 'Fewest model-server pods the autoscaler of `workbench deploy k8s` keeps'),
+        'max_replicas': (10, 'Most model-server pods the autoscaler may run'),
+        'target_queue_depth': (2.0, 'Requests waiting or in flight per pod, on average, that the autoscaler aims at '
+                                    '(workbench_queue_depth)'),
+        'scale_down_window_seconds': (300, 'How long the autoscaler looks back before removing pods, so a short lull '
+                                           'does not shed capacity'),
+        'cpu': ('1', 'CPU each model-server pod requests and may use, a Kubernetes quantity such as 1 or 500m'),
+        'memory': ('1Gi', 'Memory each model-server pod requests and may use, a Kubernetes quantity such as 1Gi or '
+                          '512Mi'),
+        'namespace': ('', 'Kubernetes namespace written into the manifests; empty writes none, so `kubectl -n` '
+                          'chooses'),
+        'prometheus_url': ('http://prometheus.monitoring.svc:9090', 'Prometheus server the KEDA ScaledObject '
+                                                                   'queries for queue depth'),
+    },
     'maintenance': {
         'every_minutes': (5.0, 'How often a model server compacts, checkpoints and vacuums the tables it writes, on a '
                                'thread of its own; 0: never, run `workbench maintain` from cron instead'),
@@ -196,6 +211,9 @@ LIMITS = {
     'serving.flush_rows': _ONE_OR_MORE, 'serving.max_rows': _ONE_OR_MORE,
     'maintenance.every_minutes': _COUNT, 'maintenance.checkpoint_interval': _ONE_OR_MORE,
     'batch.batch_size': _ONE_OR_MORE, 'batch.threads': _COUNT, 'batch.monitor_rows': _COUNT,
+    'deploy.min_replicas': _ONE_OR_MORE, 'deploy.max_replicas': _ONE_OR_MORE,
+    'deploy.target_queue_depth': (0.001, None),  # a Kubernetes quantity counts in thousandths
+    'deploy.scale_down_window_seconds': (0, 3600),  # the HorizontalPodAutoscaler's own bounds
 }
 POSITIVE = {'gates.max_latency_ms', 'validation.false_alarm_rate', 'drift.psi_threshold', 'drift.kl_threshold',
             'drift.wasserstein_threshold', 'canary.max_p99_ms',
@@ -219,6 +237,21 @@ def _check_tracking_db(uri:str, source:str):
         raise WorkbenchError(f"workspace.tracking_db holds a password (from {source}); remove it and set PGPASSWORD, "
                              "or give the whole URI in WORKBENCH_WORKSPACE_TRACKING_DB")
 
+# %% ../nbs/00_config.ipynb #9807b989
+_QUANTITY = r'(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?'  # Kubernetes' resource quantities, as people write them
+_EXAMPLES = {'deploy.cpu': '1 or 500m', 'deploy.memory': '1Gi or 512Mi'}
+
+def _check_deploy(key:str, value:str, source:str):
+    "Refuse a `[deploy]` text setting Kubernetes would refuse: a quantity, the namespace, the Prometheus URL."
+    if key in _EXAMPLES and not (re.fullmatch(_QUANTITY, value) and re.search(r'[1-9]', value)):
+        raise WorkbenchError(f"{key} must be a Kubernetes quantity above 0 such as {_EXAMPLES[key]}, got {value!r} "
+                             f"(from {source})")
+    if key == 'deploy.namespace' and value and not re.fullmatch(r'[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?', value):
+        raise WorkbenchError(f"deploy.namespace must be a Kubernetes namespace: lowercase letters, digits and '-', "
+                             f"at most 63, got {value!r} (from {source})")
+    if key == 'deploy.prometheus_url' and not re.match(r'https?://[^/\s]+', value):
+        raise WorkbenchError(f"deploy.prometheus_url must be an http:// or https:// URL, got {value!r} (from {source})")
+
 # %% ../nbs/00_config.ipynb #743d4bd4
 def redacted(value):
     "`value` as it may be shown to people: the password of a URI in it replaced by `***`."
@@ -241,6 +274,7 @@ def check_value(key:str, value, source:str='settings'):
         raise WorkbenchError("drift.memory_limit must be a size such as 4GB or 512MiB, or empty for a quarter of this "
                              f"machine's memory, got {value!r} (from {source})")
     if key == 'workspace.tracking_db' and value: _check_tracking_db(value, source)
+    if key.startswith('deploy.') and isinstance(value, str): _check_deploy(key, value, source)
     return value
 
 # %% ../nbs/00_config.ipynb #9b995b34
@@ -319,6 +353,14 @@ def _governed(key:str, how:str):
         raise WorkbenchError(f"{key} is a governance rule: change it in settings.ini, which the team reviews like code, "
                              f"not with {how}")
 
+# %% ../nbs/00_config.ipynb #068a5eca
+def _check_replicas(values:dict, sources:dict):
+    "Refuse `deploy.min_replicas` above `deploy.max_replicas`, naming where each came from."
+    lo, hi = values['deploy.min_replicas'], values['deploy.max_replicas']
+    if lo > hi:
+        raise WorkbenchError(f"deploy.min_replicas ({lo}, from {sources['deploy.min_replicas']}) is above "
+                             f"deploy.max_replicas ({hi}, from {sources['deploy.max_replicas']}); lower one or raise the other")
+
 # %% ../nbs/00_config.ipynb #6f249c4d
 def load_settings(file:Path|str|None=None, # settings.ini to read; found with `find_settings` when None
                   overrides:dict|None=None, # `section.key` -> text, e.g. from CLI `--set`
@@ -344,6 +386,7 @@ def load_settings(file:Path|str|None=None, # settings.ini to read; found with `f
     for key, v in values.items():
         check_value(key, v, sources[key] if sources[key] in ('default', 'flag') or sources[key].startswith('WORKBENCH_')
                             else str(f))
+    _check_replicas(values, sources)
     return Settings(values, f, sources)
 
 # %% ../nbs/00_config.ipynb #7abf49b1
