@@ -90,7 +90,7 @@ def test_bundle_contents(home, bundle):
     folder, out = bundle
     assert out.strip() == (f"Bundled credit-default/1 (credit-default@champion) into {folder}: `python app.py` serves it, "
                            f"`docker build -t credit-default:1 {folder}` builds an image, app.handler is its AWS Lambda handler")
-    assert sorted(p.name for p in folder.iterdir()) == ['Dockerfile', 'Dockerfile.lambda', 'README.md', 'app.py', 'model.json', 'model.onnx',
+    assert sorted(p.name for p in folder.iterdir()) == ['Dockerfile', 'README.md', 'app.py', 'model.json', 'model.onnx',
                                                         'requirements.txt', 'settings.ini', 'workbench']
     assert sorted(p.name for p in (folder/'workbench').iterdir()) == ['__init__.py', 'canary.py', 'config.py', 'deployed.py', 'errors.py', 'protocols.py',
                                                                   'releases.py', 'server.py', 'serving.py']
@@ -108,8 +108,9 @@ def test_bundle_contents(home, bundle):
                                                 'uvicorn', 'uvloop', 'httptools', 'mangum']
     assert f"onnxruntime=={version('onnxruntime')}" in reqs and f"mangum=={version('mangum')}" in reqs
     docker = (folder/'Dockerfile').read_text()
-    assert docker.startswith('FROM python:3.11-slim\n') and 'HOST=0.0.0.0' in docker and 'EXPOSE 8080' in docker and docker.endswith('CMD ["python", "app.py"]\n')
-    assert 'app.handler' in (folder/'README.md').read_text() and 'CMD ["app.handler"]' in (folder/'Dockerfile.lambda').read_text()
+    assert 'ARG BASE=python:3.11-slim\n' in docker and 'HOST=0.0.0.0' in docker and 'EXPOSE 8080' in docker and docker.endswith('CMD ["python", "app.py"]\n')
+    assert 'app.handler' in (folder/'README.md').read_text() and 'FROM runtime AS lambda\nENTRYPOINT ["python", "-m", "awslambdaric"]\nCMD ["app.handler"]' in docker
+    assert '--no-index' not in docker and not (folder/'wheels').exists()  # wheels only with --wheelhouse (tests/test_image.py)
 
 
 def call(url:str, body:dict|None=None) -> tuple:
