@@ -1,4 +1,4 @@
-import contextlib, os, shutil, signal, socket, subprocess, sys, time, types, urllib.error, urllib.request
+import contextlib, json, os, shutil, signal, socket, subprocess, sys, time, types, urllib.error, urllib.request
 from pathlib import Path
 import pytest
 from object_store import seaweedfs  # noqa: F401  (the session's S3-compatible store)
@@ -97,13 +97,20 @@ def browser():
 
 @pytest.fixture(scope='session')
 def demo_run(tmp_path_factory):
-    "`workbench demo` (smaller) run once: its output, its time, and its workspace as the demo left it (read it, never change it)."
-    root = tmp_path_factory.mktemp('demo')/'ws'
-    t0 = time.perf_counter()
-    r = subprocess.run([str(BIN/'workbench'), 'demo', '--months', '6', '--rows-per-month', '1000', '--drift-month', '5'],
-                       env=clean_env(WORKBENCH_HOME=str(root)), capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return types.SimpleNamespace(ws=root, out=r.stdout, took=time.perf_counter() - t0)
+    "`workbench demo` (smaller) run once for every pytest-xdist worker: its output, its time, and its workspace as the demo left it (read it, never change it)."
+    from filelock import FileLock
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base  # the run's folder, above the workers' own
+    root, done = shared/'demo'/'ws', shared/'demo.json'
+    with FileLock(str(shared/'demo.lock')):
+        if not done.exists():
+            t0 = time.perf_counter()
+            r = subprocess.run([str(BIN/'workbench'), 'demo', '--months', '6', '--rows-per-month', '1000', '--drift-month', '5'],
+                               env=clean_env(WORKBENCH_HOME=str(root)), capture_output=True, text=True)
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+            done.write_text(json.dumps({'out': r.stdout, 'took': time.perf_counter() - t0}))
+    run = json.loads(done.read_text())
+    return types.SimpleNamespace(ws=root, out=run['out'], took=run['took'])
 
 
 @pytest.fixture(scope='session')
