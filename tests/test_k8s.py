@@ -43,7 +43,7 @@ def home(tmp_path_factory):
 def out(home):
     "The folder where the installed `workbench deploy k8s` wrote the manifests of credit-default/1."
     folder = home.root.parent/'k8s'
-    r = subprocess.run([str(BIN/'workbench'), 'deploy', 'k8s', 'credit-default/1', '--out', str(folder), '--image', IMAGE],
+    r = subprocess.run([str(BIN/'workbench'), 'deploy', 'k8s', 'credit-default/1', str(folder), '--image', IMAGE],
                        cwd=home.root.parent, env=clean_env(WORKBENCH_HOME=str(home.root), WORKBENCH_ACTOR='tester'),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -162,8 +162,8 @@ def test_cli_errors(home, out, monkeypatch):
     monkeypatch.chdir(root)
     env = {k: None for k in os.environ if k.startswith('WORKBENCH_')} | {'WORKBENCH_HOME': str(home.root)}
     deploy = lambda *args: CliRunner().invoke(cli, ['deploy', 'k8s', *map(str, args)], env=env)
-    r = deploy('nope/1', '--out', root/'never')
+    r = deploy('nope/1', root/'never')
     assert (r.exit_code, r.stderr) == (1, "Error: no registered model named 'nope'\n")
     assert not (root/'never').exists() and not list(root.glob('.never.*'))
-    r = deploy('credit-default/1', '--out', out)
+    r = deploy('credit-default/1', out)
     assert (r.exit_code, r.stderr) == (1, f"Error: {out} is not empty; give a new or empty folder for the manifests\n")

@@ -771,13 +771,13 @@ def deploy():
 
 @deploy.command('k8s')
 @click.argument('ref')
-@click.option('--out', 'folder', required=True, type=click.Path(file_okay=False), help='A new or empty folder.')
+@click.argument('folder', type=click.Path(file_okay=False))
 @click.option('--image', help='The image built from the bundle of REF (default: NAME:VERSION).')
 @click.pass_context
 def deploy_k8s(ctx, ref, folder, image):
-    """Write Kubernetes manifests for model REF: Deployment, Service, PodDisruptionBudget, an autoscaler on queue depth.
+    """Write Kubernetes manifests for model REF into FOLDER, new or empty: Deployment, Service, PodDisruptionBudget, an autoscaler on queue depth.
 
-    Example: workbench deploy k8s credit-default@champion --out k8s/ --image registry.example.com/credit-default:3"""
+    Example: workbench deploy k8s credit-default@champion k8s/ --image registry.example.com/credit-default:3"""
     from workbench import k8s
     click.echo(k8s.export(_ws(ctx), ref, folder, image))
 
