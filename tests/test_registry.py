@@ -1,4 +1,4 @@
-"Issue 3's lifecycle through the CLI: register, refuse a failing gate, approve, promote, roll back, audit."
+"Issue 3's lifecycle through the CLI: register, refuse a failing gate, approve, promote, roll back, audit; in a folder and on a team's services."
 import json
 import pytest
 from sklearn.compose import ColumnTransformer
@@ -28,16 +28,36 @@ def candidate(ws, credit, model, features, champion=None):
     return registry.register(ws, run.run_id, 'credit-default', actor='ci-pipeline'), run.run_id
 
 
-@pytest.fixture
-def trained(ws):
+def train_two(ws):
+    "A good candidate (version 1) and a weak one (version 2) of credit-default, trained on a committed dataset."
     credit = data.commit(ws, 'credit', demo.training_frame(demo.generate(months=4, rows_per_month=800), 4), 'four months', 'ana')
     good, good_run = candidate(ws, credit, LogisticRegression(max_iter=500), ['credit_score', 'income'])
     weak, _ = candidate(ws, credit, LogisticRegression(), ['region'])
     return ws, credit, good, weak, good_run
 
 
-def test_lifecycle_through_the_cli(trained, wb):
-    ws, credit, good, weak, _ = trained
+@pytest.fixture
+def trained(ws): return train_two(ws)
+
+
+@pytest.fixture(params=['folder', 'team'])
+def where(request, ws, env, tmp_path, monkeypatch):
+    "The workspace the lifecycle runs in: a folder with MLflow in it, or a team's (on SeaweedFS, MLflow a server on PostgreSQL)."
+    if request.param == 'folder': return ws
+    store, server = request.getfixturevalue('seaweedfs'), request.getfixturevalue('mlflow_server')
+    team = store | dict(WORKBENCH_HOME=f"{store['WORKBENCH_HOME']}/registry", XDG_STATE_HOME=str(tmp_path/'state'),
+                        WORKBENCH_WORKSPACE_TRACKING_URI=server.url)
+    for k, v in team.items(): monkeypatch.setenv(k, v)
+    env.update(team)  # and the `workbench` command
+    from workbench.config import load_settings
+    from workbench.workspace import open_workspace
+    ws = open_workspace(None, load_settings(env={'WORKBENCH_WORKSPACE_TRACKING_URI': server.url}))
+    assert ws.uri.startswith('s3://') and ws.tracking_uri == server.url
+    return ws
+
+
+def test_lifecycle_through_the_cli(where, wb):
+    ws, credit, good, weak, _ = train_two(where)
     assert (good.version, good.gates_passed, weak.version, weak.gates_passed) == (1, True, 2, False)
     listed = json.loads(wb('registry', 'list', 'credit-default', '--format', 'json').stdout)
     assert [v['version'] for v in listed] == [2, 1] and {v['dataset'] for v in listed} == {credit.ref}
