@@ -6,7 +6,7 @@ Docs: https://mlops-workbench.github.io/workbench/bundle.html.md"""
 
 # %% auto #0
 __all__ = ['VENDORED', 'REQUIREMENTS', 'APP', 'LAMBDA_RIC', 'vendor', 'requirements', 'settings_ini', 'dockerfile', 'wheelhouse',
-           'readme', 'describe', 'write', 'export']
+           'readme', 'describe', 'fresh_folder', 'write', 'export']
 
 # %% ../nbs/16_bundle.ipynb #ea5f981c
 import hashlib, json, os, platform, shutil, subprocess, sys, tempfile
@@ -183,13 +183,13 @@ def describe(onnx_bytes:bytes, mv, # the ONNX model and its `registry.ModelVersi
                 workbench_version=workbench.__version__, python=f'{sys.version_info.major}.{sys.version_info.minor}')
 
 # %% ../nbs/16_bundle.ipynb #efca722c
-def _fresh(folder) -> Path:
+def fresh_folder(folder, what:str='the bundle') -> Path: # what goes in it, for the error
     "`folder` as an absolute path, once it is known to be new or empty."
     folder = Path(folder).expanduser().absolute()
     if folder.exists() and not folder.is_dir():
-        raise WorkbenchError(f"{folder} is a file; give a new or empty folder for the bundle")
+        raise WorkbenchError(f"{folder} is a file; give a new or empty folder for {what}")
     if folder.is_dir() and any(folder.iterdir()):
-        raise WorkbenchError(f"{folder} is not empty; give a new or empty folder for the bundle")
+        raise WorkbenchError(f"{folder} is not empty; give a new or empty folder for {what}")
     return folder
 
 # %% ../nbs/16_bundle.ipynb #8afc8177
@@ -198,7 +198,7 @@ def write(folder, # a new or empty folder
           settings, # settings whose serving limits the bundle keeps
           wheels:bool=False) -> Path: # download the images' wheels into `wheels/` too
     "Write the bundle into `folder` in one step: on failure nothing is left behind."
-    folder = _fresh(folder)
+    folder = fresh_folder(folder)
     files = {'model.json': json.dumps(about, indent=2) + '\n', 'app.py': APP, 'requirements.txt': requirements(),
              'settings.ini': settings_ini(settings), 'Dockerfile': dockerfile(about['python'], wheels),
              'README.md': readme(about)}
@@ -223,7 +223,7 @@ def export(ws, ref:str, # the version to bundle, e.g. 'credit-default@champion' 
            folder, # a new or empty folder
            wheelhouse:bool=False) -> str: # put every wheel the images install in `wheels/`, to build with no network
     "Write a self-contained serving bundle of `ref` into `folder`; returns a one-line summary."
-    folder = _fresh(folder)  # before loading the model: a wrong folder fails at once
+    folder = fresh_folder(folder)  # before loading the model: a wrong folder fails at once
     onnx_bytes, mv = registry.load_onnx(ws, ref)
     write(folder, onnx_bytes, describe(onnx_bytes, mv, ref), ws.settings, wheelhouse)
     return (f"Bundled {mv.ref}{f' ({ref})' if ref != mv.ref else ''} into {folder}: `python app.py` serves it, "

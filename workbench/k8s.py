@@ -239,19 +239,10 @@ def to_yaml(objects:list, header:str='') -> str:
         objects, Dumper=_Dumper, sort_keys=False, explicit_start=True, width=120)
 
 # %% ../nbs/43_k8s.ipynb #86b6cdfe
-def _fresh(folder) -> Path:
-    "`folder` as an absolute path, once it is known to be new or empty."
-    folder = Path(folder).expanduser().absolute()
-    if folder.exists() and not folder.is_dir():
-        raise WorkbenchError(f"{folder} is a file; give a new or empty folder for the manifests")
-    if folder.is_dir() and any(folder.iterdir()):
-        raise WorkbenchError(f"{folder} is not empty; give a new or empty folder for the manifests")
-    return folder
-
 def write(folder, # a new or empty folder
           files:dict) -> Path: # file name -> objects, as `manifests` gives them
     "Write `files` into `folder` in one step: on failure nothing is left behind."
-    folder = _fresh(folder)
+    folder = bundle.fresh_folder(folder, 'the manifests')
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{folder.name}.', suffix='.partial', dir=folder.parent))
     try:
@@ -272,7 +263,7 @@ def export(ws, ref:str, # the version, e.g. 'credit-default@champion' or 'credit
            folder, # a new or empty folder
            image:str|None=None) -> str: # the image built from its bundle; `NAME:VERSION` when None
     "Write the Kubernetes manifests of `ref` into `folder`; returns a one-line summary."
-    folder = _fresh(folder)  # before loading the model: a wrong folder fails at once
+    folder = bundle.fresh_folder(folder, 'the manifests')  # before loading the model: a wrong folder fails at once
     onnx_bytes, mv = registry.load_onnx(ws, ref)
     image = image or f'{mv.name}:{mv.version}'  # what the bundle's README builds
     write(folder, manifests(bundle.describe(onnx_bytes, mv, ref), image, ws.settings))

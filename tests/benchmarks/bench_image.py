@@ -31,7 +31,7 @@ def capacity(runs:list, p99_ms:float) -> float:
 
 
 @pytest.mark.benchmark
-def test_capacity(podman, images, bundle, applications, tmp_path):
+def test_capacity(podman, images, bundle, applications, tmp_path):  # noqa: F811  the fixtures imported above
     assert WRK, 'wrk is not installed; install it with `apt-get install -y wrk`'
     model = deployed.OnnxModel((bundle/'model.onnx').read_bytes())
     row = applications[[s['name'] for s in model.signature]].dropna().head(1)
