@@ -1,9 +1,14 @@
-"""Issue 5: `workbench serve` as its users meet it, over HTTP, in a process of its own.
+"""Issue 5: `workbench serve` as its users meet it, over HTTP, in a process of its own; in a folder and on a team's services.
 
 One demo workspace (made once with `workbench demo`, which leaves a champion of `credit-default`) serves every test; each test starts
 its own server on a free port and gives its requests ids with a prefix of its own, so the prediction log can be
-checked per test. The test that promotes a second version comes last: it changes the champion."""
+checked per test. The test that promotes a second version comes last: it changes the champion.
+
+The tests that read or write the workspace (the registry, the prediction log) run twice: on a copy of the demo's folder,
+and on the demo run on a team's services (the workspace on SeaweedFS, MLflow a server on PostgreSQL, issue 20). The
+tests of the HTTP surface alone (parsing, limits, fuzzing, metrics) run on the folder."""
 import contextlib, json, math, random, re, shutil, signal, socket, subprocess, sys, time
+from dataclasses import dataclass, field
 from pathlib import Path
 import httpx, numpy as np, pandas as pd, pytest
 from conftest import approve, clean_env, free_port
@@ -11,23 +16,45 @@ from conftest import approve, clean_env, free_port
 BIN, HERE = Path(sys.executable).parent, Path(__file__).resolve().parent
 MODEL = 'credit-default'
 TOKEN = 'test-admin-token-7f3a'
+DEMO = ['demo', '--months', '6', '--rows-per-month', '1000', '--drift-month', '5']  # as the `demo_run` fixture
+folder_only = pytest.mark.parametrize('home', ['folder'], indirect=True)  # the HTTP surface: the same whatever the workspace
+team_only = pytest.mark.parametrize('home', ['team'], indirect=True)
 
 
 # ---------------------------------------------------------------- the workspace, and servers on it
 
-@pytest.fixture(scope='module')
-def home(demo_run, tmp_path_factory):
-    "A folder with a copy of the demo's workspace in `ws/` (its MLflow artifacts stay where the demo wrote them)."
-    root = tmp_path_factory.mktemp('serving')
-    shutil.copytree(demo_run.ws, root/'ws')
-    return root
+@dataclass
+class Home:
+    "Where a module's servers run: a folder for their files and logs, the workspace they serve (a folder or an `s3://` URL), the environment that reaches it."
+    root: Path; workspace: str; env: dict = field(default_factory=dict)
+    def __truediv__(self, name): return self.root/name
+
+
+@pytest.fixture(scope='module', params=['folder', 'team'])
+def home(request, demo_run, tmp_path_factory):
+    "A copy of the demo's workspace in a folder (its MLflow artifacts stay where the demo wrote them), or the demo run on a team's services."
+    root = tmp_path_factory.mktemp(f'serving-{request.param}')
+    if request.param == 'folder':
+        shutil.copytree(demo_run.ws, root/'ws')
+        yield Home(root, str(root/'ws'))
+        return
+    store, server = request.getfixturevalue('seaweedfs'), request.getfixturevalue('mlflow_server')
+    env = {k: v for k, v in store.items() if k.startswith('AWS_')} | dict(
+        WORKBENCH_WORKSPACE_TRACKING_URI=server.url, XDG_STATE_HOME=str(root/'state'), HOME=str(root))
+    workspace = f"{store['WORKBENCH_HOME']}/serving"
+    r = subprocess.run([str(BIN/'workbench'), *DEMO], env=clean_env(**env, WORKBENCH_HOME=workspace), capture_output=True, text=True,
+                       timeout=900, cwd=root)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    with pytest.MonkeyPatch.context() as mp:  # and this process, which reads the workspace to check the servers
+        for k, v in env.items(): mp.setenv(k, v)
+        yield Home(root, workspace, env)
 
 
 @pytest.fixture(scope='module')
 def ws(home):
     from workbench.config import load_settings
     from workbench.workspace import open_workspace
-    return open_workspace(home/'ws', load_settings(env={}), create=False)
+    return open_workspace(home.workspace, load_settings(env=home.env), create=False)
 
 
 @pytest.fixture(scope='module')
@@ -55,14 +82,14 @@ def records(df:pd.DataFrame) -> list:
 
 class Served:
     "One `workbench serve` process on a free port."
-    def __init__(self, home:Path, *options, env:dict|None=None):
+    def __init__(self, home:Home, *options, env:dict|None=None):
         self.port, self.home = free_port(), home
         self.url = f'http://127.0.0.1:{self.port}'
         self.err_path = home/f'serve-{self.port}.err'
-        cmd = [str(BIN/'workbench'), '--workspace', str(home/'ws'), *options, 'serve', f'{MODEL}@champion', '--port', str(self.port)]
+        cmd = [str(BIN/'workbench'), '--workspace', home.workspace, *options, 'serve', f'{MODEL}@champion', '--port', str(self.port)]
         self.cmd, self.killed, self.stopped = cmd, False, False
         with open(self.err_path, 'w') as err:
-            self.proc = subprocess.Popen(cmd, cwd=home, env=clean_env(**(env or {})), stdout=subprocess.DEVNULL, stderr=err)
+            self.proc = subprocess.Popen(cmd, cwd=home.root, env=clean_env(**home.env, **(env or {})), stdout=subprocess.DEVNULL, stderr=err)
 
     @property
     def stderr(self) -> str: return self.err_path.read_text(errors='replace')
@@ -127,6 +154,45 @@ def invoke(client, body, rid=None, content_type='application/json', **kw):
     headers = {'Content-Type': content_type} | ({'X-Request-ID': rid} if rid else {})
     content = body if isinstance(body, (bytes, str)) else json.dumps(body)
     return client.post('/invocations', content=content, headers=headers, **kw)
+
+
+# ---------------------------------------------------------------- 0. the demo leaves the same state on a team's services as in a folder
+
+def cli(env, *args) -> str:
+    r = subprocess.run([str(BIN/'workbench'), *args], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return r.stdout
+
+
+def sql(env, query) -> list: return json.loads(cli(env, 'sql', '--format', 'json', query))
+
+
+ACTIONS = ('dataset.commit', 'model.register', 'model.approve', 'model.promote', 'pipeline.run')
+
+def state(env) -> dict:
+    "What the demo left, as read by `env`'s machine through the CLI."
+    assert 'intact' in cli(env, 'audit', 'verify')
+    return dict(
+        datasets=sql(env, "select name, count(*) as versions from datasets group by name order by name"),
+        events=sql(env, "select action, count(*) as n from audit where action in "
+                        f"({', '.join(repr(a) for a in ACTIONS)}) group by action order by action"),
+        champion=json.loads(sql(env, "select after from audit where action = 'model.promote' order by seq desc limit 1")
+                            [0]['after'])['champion'],
+        served=sql(env, "select distinct variant from predictions order by variant"),  # how much: until the canary decides
+        drifted=sql(env, 'select distinct "window", feature from drift where drifted order by "window", feature'),
+        pipelines=sql(env, "select pipeline, status, notebook from pipeline_runs order by started"))
+
+
+@team_only
+def test_the_demo_leaves_the_same_state_on_a_team_s_services(home, demo_run, tmp_path):
+    folder = state(clean_env(WORKBENCH_HOME=str(demo_run.ws)))
+    team = state(clean_env(**home.env | dict(WORKBENCH_HOME=home.workspace, XDG_STATE_HOME=str(tmp_path/'state'), HOME=str(tmp_path))))  # another machine
+    assert team['drifted'], "the demo shifts month 5: some feature must drift"
+    assert team['champion'] >= 1 and team['served']
+    assert all(p['notebook'].startswith('s3://') for p in team['pipelines']), team['pipelines']
+    for k in ('datasets', 'events', 'champion', 'served', 'drifted'): assert team[k] == folder[k], k
+    assert [(p['pipeline'], p['status']) for p in team['pipelines']] == \
+           [(p['pipeline'], p['status']) for p in folder['pipelines']]
 
 
 # ---------------------------------------------------------------- 1. every protocol gives the in-process answer
@@ -194,6 +260,7 @@ def check_refused(r, status:int, *words):
     return message
 
 
+@folder_only
 def test_bad_input_gets_a_4xx_naming_the_problem(home, ws, champion, rows):
     model, names, sig, version = champion
     forbidden = [n for n in names if sig[n]['type'] == 'double' and not sig[n].get('nullable', True)]
@@ -291,6 +358,7 @@ def test_bad_input_gets_a_4xx_naming_the_problem(home, ws, champion, rows):
 
 # ---------------------------------------------------------------- 3. fuzzing from the OpenAPI document
 
+@folder_only
 def test_fuzzing_from_the_openapi_document_finds_no_server_error(home):
     config = home/'schemathesis.toml'
     config.write_text(f'[parameters]\n"path.name" = "{MODEL}"\n')  # reach the model's endpoints, not only their 404s
@@ -300,7 +368,7 @@ def test_fuzzing_from_the_openapi_document_finds_no_server_error(home):
                '--max-examples', '50', '--seed', '20260501', '--generation-database', 'none', '--no-color', '--workers', '2',
                '--request-timeout', '20', '-H', f'Authorization: Bearer {TOKEN}']
         t = time.perf_counter()
-        r = subprocess.run(cmd, cwd=home, env=clean_env(), capture_output=True, text=True, timeout=240)
+        r = subprocess.run(cmd, cwd=home.root, env=clean_env(), capture_output=True, text=True, timeout=240)
         print(f'schemathesis took {time.perf_counter() - t:.0f} s; {next((l.strip() for l in r.stdout.splitlines() if " generated, " in l), "")}')
         assert r.returncode == 0, f'schemathesis found a failure:\n{r.stdout[-8000:]}\n{r.stderr[-2000:]}'
         selected, tested = re.search(r'Selected: \d+/(\d+)', r.stdout), re.search(r'Tested: (\d+)', r.stdout)
@@ -318,6 +386,7 @@ def samples(text:str) -> dict:
     return {(x.name, frozenset(x.labels.items())): x.value for f in text_string_to_metric_families(text) for x in f.samples}
 
 
+@folder_only
 def test_metrics_count_requests_rows_latency_and_errors(home, champion, rows):
     recs = records(rows.dropna().head(10))
     by = frozenset({'model': MODEL, 'version': str(champion[3]), 'variant': 'champion'}.items())
@@ -400,7 +469,6 @@ def test_load_then_sigterm_logs_every_answered_row_once(home, ws, champion, rows
 # ---------------------------------------------------------------- 5. SIGKILL under load: the log stays readable and loses at most the last flush
 
 def test_sigkill_under_load_loses_at_most_the_last_flush(home, ws, rows_file):
-    from deltalake import DeltaTable
     import pyarrow.parquet as pq
     flush = ws.settings['serving.flush_seconds']
     out = home/'kill.json'
@@ -426,9 +494,9 @@ def test_sigkill_under_load_loses_at_most_the_last_flush(home, ws, rows_file):
 
     # every file of the table is readable, by DuckDB, delta-rs and pyarrow
     total = ws.sql('select count(*) from predictions').fetchall()[0][0]
-    dt = DeltaTable(str(ws.table_path('predictions')))
-    assert dt.to_pyarrow_table().num_rows == total
-    for uri in dt.file_uris(): pq.read_table(uri)
+    assert ws.delta('predictions').to_pyarrow_table().num_rows == total
+    fs, _ = ws.storage()
+    for path in ws.data_files('predictions'): pq.read_table(path, filesystem=fs)
     answered = {rid: t for rid, t, _ in res['ok']}
     log = logged(ws, 'kill-')
     assert len(log) == len(set(log.request_id)), 'a request was logged twice'
@@ -497,6 +565,7 @@ def test_promotion_is_picked_up_without_failing_a_request(home, ws, champion, ro
 
 # ---------------------------------------------------------------- bugs found while writing these tests (they fail until fixed)
 
+@folder_only
 def test_csv_gives_the_in_process_answer(home, ws, rows):
     "MLflow's text/csv format: numbers arrive as text in CSV and must be read as numbers, as MLflow does (pandas.read_csv)."
     from workbench import registry
@@ -509,6 +578,7 @@ def test_csv_gives_the_in_process_answer(home, ws, rows):
         assert np.array_equal(np.array(r.json()['predictions']), model.predict(batch))
 
 
+@folder_only
 def test_text_the_server_cannot_encode_is_refused_not_a_5xx(home, ws, rows):
     "A JSON string escape of a lone surrogate ('\\ud800') is valid JSON syntax but not Unicode; ids go back in a header."
     row = records(rows.dropna().head(1))[0]
@@ -544,6 +614,7 @@ def test_text_the_server_cannot_encode_is_refused_not_a_5xx(home, ws, rows):
 
 # ---------------------------------------------------------------- issue 17: the Open Inference Protocol as clients really speak it
 
+@folder_only
 def test_tritonclient_with_its_defaults_gets_the_invocations_answer(home, ws, champion, rows):
     "Triton's HTTP client as its users call it: binary tensor data both ways, a compressed body, the model's config, JSON errors."
     import tritonclient.http as triton
@@ -587,6 +658,7 @@ def test_tritonclient_with_its_defaults_gets_the_invocations_answer(home, ws, ch
     assert len(log) == 3 * len(batch) and set(log.version) == {version}
 
 
+@folder_only
 def test_binary_data_that_does_not_add_up_is_a_400_naming_the_problem(home):
     head = json.dumps({'inputs': [{'name': 'x', 'shape': [1], 'datatype': 'FP64', 'parameters': {'binary_data_size': 8}}]}).encode()
     with serving(home) as s, httpx.Client(base_url=s.url, timeout=30) as c:
@@ -597,6 +669,7 @@ def test_binary_data_that_does_not_add_up_is_a_400_naming_the_problem(home):
             check_refused(r, 400, *words)
 
 
+@folder_only
 def test_deeply_nested_json_is_a_400_on_both_protocols(home):
     "`[` x 100,000 once overflowed the JSON parser's recursion: a 500 RecursionError on /invocations and on v2 infer."
     deep = b'[' * 100_000
@@ -610,9 +683,10 @@ def test_deeply_nested_json_is_a_400_on_both_protocols(home):
         assert r.status_code == 404 and r.json() == {'error': 'no GET /no/such/path here (see /openapi.json)'}
 
 
+@folder_only
 def test_serve_on_a_busy_port_says_so_in_one_sentence(home, wb, env):
     "Once it printed its banner, then uvicorn's error; now one sentence, no banner, exit code 1."
-    env['WORKBENCH_HOME'] = str(home/'ws')
+    env['WORKBENCH_HOME'] = home.workspace
     with socket.socket() as taken:
         taken.bind(('127.0.0.1', 0)); taken.listen()
         port = taken.getsockname()[1]
