@@ -1,4 +1,7 @@
-"Issue 6: drift in DuckDB equal to scipy and NumPy, the demo's injected drift found exactly, late labels, reports, and the alert → retrain → canary loop."
+"""Issue 6: drift in DuckDB equal to scipy and NumPy, the demo's injected drift found exactly, late labels, reports, and the alert → retrain → canary loop.
+
+The tests on a served workspace (`watched`) run twice: in a folder, and on a team's services (the workspace on SeaweedFS,
+MLflow a server on PostgreSQL, issue 20)."""
 import json, subprocess, sys, time
 from pathlib import Path
 import duckdb, numpy as np, pandas as pd, pytest
@@ -11,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from workbench import audit, data, demo, deployed, drift, gates, onnx, performance, registry, suites, tracking, traffic
+from workbench.alerts import history
 from workbench.demo import serve_in_thread
 from workbench.stats import STATISTICS, compare, profile_of
 from workbench.config import WorkbenchError, load_settings
@@ -40,9 +44,9 @@ def champion(ws, credit):
     return registry.promote(ws, mv.ref, 'bea', 'first champion')
 
 
-def served(root, overrides=None):
+def served(root, overrides=None, tracking_uri=None):
     "A workspace whose champion (trained on months 1-6) has served months 7-12 in order, one request per application."
-    ws = open_workspace(root, load_settings(env={}, overrides=overrides))
+    ws = open_workspace(root, load_settings(env={'WORKBENCH_WORKSPACE_TRACKING_URI': tracking_uri} if tracking_uri else {}, overrides=overrides))
     portfolio = demo.generate(months=12, rows_per_month=ROWS)
     credit = data.commit(ws, 'credit', demo.training_frame(portfolio, 6), 'months 1-6', 'ana')
     champion(ws, credit)
@@ -54,16 +58,37 @@ def served(root, overrides=None):
     return ws, portfolio, server, url, stop
 
 
-@pytest.fixture(scope='module')
-def watched(tmp_path_factory):
-    ws, portfolio, server, url, stop = served(tmp_path_factory.mktemp('monitoring')/'ws')
-    stop()
-    return ws, portfolio
+@pytest.fixture(scope='module', params=['folder', 'team'])
+def watched(request, tmp_path_factory):
+    "The served workspace, in a folder or on a team's services; on these, this process reaches them as a machine of the team."
+    root = tmp_path_factory.mktemp(f'monitoring-{request.param}')
+    if request.param == 'folder':
+        ws, portfolio, server, url, stop = served(root/'ws')
+        stop()
+        yield ws, portfolio
+        return
+    store, server = request.getfixturevalue('seaweedfs'), request.getfixturevalue('mlflow_server')
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in store.items(): mp.setenv(k, v) if k.startswith('AWS_') else None
+        mp.setenv('XDG_STATE_HOME', str(root/'state'))
+        ws, portfolio, _, _, stop = served(f"{store['WORKBENCH_HOME']}/monitoring", tracking_uri=server.url)
+        stop()
+        yield ws, portfolio
+
+
+def same(ws, **overrides):
+    "`ws` opened again with `overrides` to its settings."
+    tracking = {'WORKBENCH_WORKSPACE_TRACKING_URI': ws.tracking_uri} if ws.uri else {}
+    return open_workspace(ws.location, load_settings(env=tracking, overrides=overrides))
+
+
+def cli_env(ws) -> dict:
+    "The environment of a `workbench` command on `ws`, wherever it is."
+    return clean_env(WORKBENCH_ACTOR='tester', **({'WORKBENCH_WORKSPACE_TRACKING_URI': ws.tracking_uri} if ws.uri else {}))
 
 
 def cli(ws, *args, check=True):
-    env = clean_env(WORKBENCH_ACTOR='tester')
-    r = subprocess.run([str(BIN/'workbench'), '--workspace', str(ws.root), *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([str(BIN/'workbench'), '--workspace', ws.location, *map(str, args)], env=cli_env(ws), capture_output=True, text=True, timeout=300)
     if check: assert r.returncode == 0, r.stdout + r.stderr
     return r
 
@@ -129,8 +154,8 @@ def test_the_demo_drift_is_flagged_in_its_month_and_not_before(watched):
 
 def test_concurrent_runs_record_each_window_once(watched):
     ws, _ = watched
-    env = clean_env()
-    cmd = [str(BIN/'workbench'), '--workspace', str(ws.root), 'monitor', 'drift', 'credit-default/1', '--window', '500rows', '--no-alert']
+    env = cli_env(ws)
+    cmd = [str(BIN/'workbench'), '--workspace', ws.location, 'monitor', 'drift', 'credit-default/1', '--window', '500rows', '--no-alert']
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     assert all(p.wait(300) == 0 for p in procs), [p.stderr.read() for p in procs]
     counts = ws.sql("select \"window\", count(*) as n from drift where \"window\" like 'rows %' and statistic = 'psi' and rows = 500 group by 1").df()
@@ -188,10 +213,9 @@ def test_late_labels_give_realized_performance(watched, tmp_path):
     assert len(auc) == 6 and np.allclose(auc.value, expected, atol=1e-9) and (auc.labelled == ROWS).all()
     assert auc.baseline.notna().all() and performance.performance(ws, 'credit-default/1', window=f'{ROWS}rows').empty  # no new labels
     # a team whose policy is stricter than the model: every window alerts, and the business figure comes from its own function
-    strict = open_workspace(ws.root, load_settings(env={}, overrides={'performance.max_auc_drop': '-1', 'alerts.sinks': 'jsonl',
-                                                                      'performance.business_metric': 'test_monitoring:missed_defaults'}))
+    strict = same(ws, **{'performance.max_auc_drop': '-1', 'alerts.sinks': 'jsonl', 'performance.business_metric': 'test_monitoring:missed_defaults'})
     perf = performance.performance(strict, 'credit-default/1', window=f'{2 * ROWS}rows')
-    alerts = [json.loads(l) for l in (ws.root/'alerts.jsonl').read_text().splitlines()]
+    alerts = history(ws)
     assert [a['kind'] for a in alerts] == ['performance'] * 3 and 'below the held-out' in alerts[0]['message']
     business = perf[perf.metric == 'business'].value.tolist()
     expected = [missed_defaults(g.rename(columns={'defaulted': 'label'})) for _, g in joined.assign(w=joined.w // 2).groupby('w')]
@@ -221,7 +245,7 @@ def test_the_monitor_pipeline(watched, tmp_path):
             '-p', f'labels={tmp_path/"labels.parquet"}', '-p', 'label_key=application_id')
     assert 'monitor   ok' in r.stdout and 'drift in 2 of 4 new window(s)' in r.stdout, r.stdout  # rows 3001-6000: months 10-12
     run = json.loads(cli(ws, 'pipeline', 'list', '--format', 'json').stdout)[0]
-    results = json.loads(Path(run['notebook']).with_suffix('.json').read_text())
+    results = json.loads(ws.read_bytes(str(Path(run['notebook'].removeprefix(f'{ws.location}/')).with_suffix('.json'))))
     assert results['drifted_features'] == ['income', 'product'] and results['labels_ingested'] == len(labels)
     assert Path(results['report']).exists() and len(results['realized']) == 4 * 4  # four metrics for each window
     bad = cli(ws, 'pipeline', 'run', 'monitor', '-p', 'window=weekly', check=False)
