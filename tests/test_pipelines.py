@@ -1,4 +1,7 @@
-"Issue 4: the pipeline notebooks, run by the runner (papermill, as CI does) and top to bottom as a person does (nbclient)."
+"""Issue 4: the pipeline notebooks, run by the runner (papermill, as CI does) and top to bottom as a person does (nbclient).
+
+The runner's tests (`where`) run twice: in a folder, and on a team's services (the workspace on SeaweedFS, MLflow a
+server on PostgreSQL, issue 20)."""
 import json, re, subprocess, time
 import nbformat, numpy as np, pandas as pd, pytest
 from workbench import audit, data, demo, performance, pipelines, registry
@@ -18,19 +21,35 @@ def no_developer_settings(monkeypatch):
 def portfolio(): return demo.generate(months=12, rows_per_month=1000)
 
 
-def workspace(tmp_path, **settings):
-    "A workspace in tmp_path: `gates__min_auc='0.9'` as a --set flag, promotion rules (governance) in its settings.ini."
+@pytest.fixture(params=['folder', 'team'])
+def where(request, tmp_path, monkeypatch) -> tuple:
+    "Where a test's workspace is, and the settings' environment: a folder; or a prefix of the session's bucket, tracked by the module's mlflow server."
+    if request.param == 'folder': return tmp_path/'ws', {}
+    store, server = request.getfixturevalue('seaweedfs'), request.getfixturevalue('mlflow_server')
+    for k, v in store.items(): monkeypatch.setenv(k, v) if k.startswith('AWS_') else None
+    monkeypatch.setenv('XDG_STATE_HOME', str(tmp_path/'state'))  # this machine's own state
+    return f"{store['WORKBENCH_HOME']}/pipelines/{tmp_path.name}", {'WORKBENCH_WORKSPACE_TRACKING_URI': server.url}
+
+
+def workspace(tmp_path, where=None, **settings):
+    "A workspace in tmp_path (or `where`): `gates__min_auc='0.9'` as a --set flag, promotion rules (governance) in its settings.ini."
     rules = [f"{k.split('__')[1]} = {v}\n" for k, v in settings.items() if k.startswith('promotion__')]
     (tmp_path/'settings.ini').write_text('[promotion]\n' + ''.join(rules))
     flags = {k.replace('__', '.'): v for k, v in settings.items() if not k.startswith('promotion__')}
-    return open_workspace(tmp_path/'ws', load_settings(tmp_path/'settings.ini', env={}, overrides=flags))
+    path, env = where or (tmp_path/'ws', {})
+    return open_workspace(path, load_settings(tmp_path/'settings.ini', env=env, overrides=flags))
 
 
-def outputs(path) -> str:
-    "Every text output of an executed notebook, joined."
-    nb = nbformat.read(path, as_version=4)
+def outputs(ws, path) -> str:
+    "Every text output of an executed notebook kept in `ws`, joined."
+    nb = nbformat.reads(notebook_text(ws, path), as_version=4)
     return '\n'.join(''.join(o.get('text', '')) + ''.join(o.get('data', {}).get('text/plain', '')) + o.get('ename', '') + ': ' + o.get('evalue', '')
                      for c in nb.cells if c.cell_type == 'code' for o in c.outputs)
+
+
+def notebook_text(ws, path:str) -> str:
+    "The text of an executed notebook `ws` keeps at `path` (a file, or a URL on object storage)."
+    return ws.read_bytes(path.removeprefix(f'{ws.location}/')).decode()
 
 
 def test_notebooks_are_clean_and_parameterized():
@@ -47,8 +66,8 @@ def test_notebooks_are_clean_and_parameterized():
     assert {'run_id', 'model_name', 'experiment'} <= set(pipelines.parameters('evaluate')) & set(pipelines.parameters('promote'))
 
 
-def test_ci_on_demo_data(tmp_path, portfolio, monkeypatch):
-    ws = workspace(tmp_path, promotion__allow_pipeline_approval='true')
+def test_ci_on_demo_data(tmp_path, where, portfolio, monkeypatch):
+    ws = workspace(tmp_path, where, promotion__allow_pipeline_approval='true')
     monkeypatch.setenv('WORKBENCH_SIGNING_KEY', str(approver_key(ws, 'ci-pipeline')))  # the pipeline signs its approval
     credit = data.commit(ws, 'credit', demo.training_frame(portfolio, 2), 'two months', 'demo')
     t0 = time.perf_counter()
@@ -70,7 +89,7 @@ def test_ci_on_demo_data(tmp_path, portfolio, monkeypatch):
     best = train.results['run_id']  # the candidate's MLflow run holds the whole chain
     kept = {a.path.split('-')[-1] for a in registry.client(ws).list_artifacts(best, 'pipelines')}
     assert kept == {'validate.ipynb', 'train.ipynb', 'evaluate.ipynb', 'promote.ipynb'}
-    assert 'auc = 0.' in outputs(evaluate.notebook) and 'image/png' in open(train.notebook).read()
+    assert 'auc = 0.' in outputs(ws, evaluate.notebook) and 'image/png' in notebook_text(ws, train.notebook)
     assert registry.client(ws).get_run(best).data.tags['workbench.source'].endswith('pipelines/train.ipynb')
 
     h = pipelines.history(ws)
@@ -89,8 +108,8 @@ def bad_versions(portfolio) -> dict:
 
 
 @pytest.mark.parametrize('name', ['credit_missing', 'credit_nulls', 'credit_shift'])
-def test_ci_stops_at_bad_data(tmp_path, portfolio, name):
-    ws = workspace(tmp_path)
+def test_ci_stops_at_bad_data(tmp_path, where, portfolio, name):
+    ws = workspace(tmp_path, where)
     frame, expected = bad_versions(portfolio)[name]
     data.commit(ws, name, demo.training_frame(portfolio, 2), 'months 1-2: the suite is inferred from this first version')
     bad = data.commit(ws, name, frame, 'a bad version')
@@ -101,8 +120,8 @@ def test_ci_stops_at_bad_data(tmp_path, portfolio, name):
     assert re.match(r'pipeline validate failed in cell \d+ \(".+"\): ' + re.escape(f'{bad.ref} fails '), err), err
     assert all(e in err for e in expected), err
     assert runs[0].results['status'] == 'failed' and runs[0].results['failures']
-    assert 'PipelineFailed' in outputs(runs[0].notebook)  # the executed notebook is kept, failure and all
-    assert pipelines.history(ws).status.tolist() == ['failed'] and registry.versions(ws).empty
+    assert 'PipelineFailed' in outputs(ws, runs[0].notebook)  # the executed notebook is kept, failure and all
+    assert pipelines.history(ws).status.tolist() == ['failed'] and name not in set(registry.versions(ws).name)
 
 
 def tumours():
@@ -114,8 +133,8 @@ def tumours():
         diagnosis=np.where(y == 0, 'malignant', 'benign'))
 
 
-def test_any_dataset_and_a_failing_gate(tmp_path):
-    ws = workspace(tmp_path, gates__min_auc='0.999')  # a --set flag reaches the notebooks
+def test_any_dataset_and_a_failing_gate(tmp_path, where):
+    ws = workspace(tmp_path, where, gates__min_auc='0.999')  # a --set flag reaches the notebooks
     data.commit(ws, 'tumours', tumours(), 'Wisconsin breast cancer')
     given = {'dataset': 'tumours', 'target': 'diagnosis', 'keys': 'patient', 'sensitive': 'None', 'experiment': 'tumours'}
     train = pipelines.run(ws, 'train', given | {'models': 'logistic'})
@@ -127,7 +146,7 @@ def test_any_dataset_and_a_failing_gate(tmp_path):
     assert re.fullmatch(r'pipeline evaluate failed in cell \d+ \(".+"\): gate auc = 0\.99\d+ FAILS >= 0\.999 \(gates\.min_auc\)', ev.error), ev.error
     assert ev.mlflow_run_ids == [train.results['run_id']]  # the failed notebook is attached to the candidate's run
     pr = pipelines.run(ws, 'promote', {'experiment': 'tumours', 'model_name': 'tumours'})
-    assert pr.status == 'failed' and 'fails gate auc' in pr.error and 'not registered' in pr.error and registry.versions(ws).empty
+    assert pr.status == 'failed' and 'fails gate auc' in pr.error and 'not registered' in pr.error and 'tumours' not in set(registry.versions(ws).name)
 
 
 def test_bad_requests(tmp_path):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import workbench
 from .errors import PipelineFailed, WorkbenchError
+from .config import Settings
 from .workspace import Workspace
 from . import alerts, audit, data, registry
 
@@ -170,6 +171,10 @@ def _policy(ws:Workspace) -> dict:
     flags = {k: v for k, v in s.values.items() if s.sources[k] == 'flag'}
     return dict(settings_file=s.file and str(s.file), settings=flags)
 
+def _environment(s:Settings) -> dict:
+    "The settings the caller took from `WORKBENCH_*` variables, as the kernel's environment: not parameters, which the kept notebook shows (a tracking URI may hold a password)."
+    return {var: str(v).lower() if isinstance(v, bool) else str(v) for k, v in s.values.items() if (var := s.sources[k]).startswith("WORKBENCH_")}
+
 # %% ../nbs/11_pipelines.ipynb #d096476c
 @contextmanager
 def _environ(env:dict):
@@ -278,7 +283,7 @@ def run(ws:Workspace, name:str, # a pipeline ('validate', 'train', 'evaluate', '
     res = out.with_suffix('.json')
     own = dict(workspace=ws.location, results_path=str(res), **_policy(ws))
     error = _execute(name, src, out, given | {k: v for k, v in own.items() if k in declared},
-                     {'WORKBENCH_SOURCE': str(src), 'WORKBENCH_ACTOR': actor, **_quiet()})
+                     {'WORKBENCH_SOURCE': str(src), 'WORKBENCH_ACTOR': actor, **_environment(ws.settings), **_quiet()})
     results = json.loads(res.read_text()) if res.exists() else {}
     status = 'failed' if error or results.get('status') == 'failed' else results.get('status', 'ok')
     r = PipelineRun(name, run_id, status, started, datetime.now(timezone.utc), given, results, _keep(ws, out), [],
