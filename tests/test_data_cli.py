@@ -1,7 +1,27 @@
-"Versioned datasets through the CLI: identity of data, references, diff, and bad input that writes nothing."
+"Versioned datasets through the CLI: identity of data, references, diff, and bad input that writes nothing; in a folder and on object storage."
 import json
 import duckdb, pandas as pd, pyarrow as pa, pyarrow.parquet as pq
 import pytest
+from conftest import clean_env
+
+
+@pytest.fixture(params=['folder', 'object store'])
+def env(request, tmp_path, monkeypatch):
+    "The CLI's environment: a workspace in tmp_path, or under a prefix of the session's SeaweedFS bucket (issue 20)."
+    where = str(tmp_path/'ws')
+    if request.param == 'object store':
+        store = request.getfixturevalue('seaweedfs')
+        for k, v in store.items(): monkeypatch.setenv(k, v) if k.startswith('AWS_') else None
+        monkeypatch.setenv('XDG_STATE_HOME', str(tmp_path/'state'))  # this machine's own state
+        where = f"{store['WORKBENCH_HOME']}/data-cli/{tmp_path.name}"
+    return clean_env(WORKBENCH_HOME=where, WORKBENCH_ACTOR='tester')
+
+
+@pytest.fixture
+def ws(env):
+    from workbench.config import load_settings
+    from workbench.workspace import open_workspace
+    return open_workspace(env['WORKBENCH_HOME'], load_settings(env={}))
 
 
 def frame(n=50):
@@ -77,6 +97,7 @@ def test_bad_references(wb, tmp_path, args, message):
     assert r.returncode == 1 and message in r.stderr and 'Traceback' not in r.stderr
 
 
+@pytest.mark.parametrize('env', ['folder'], indirect=True)  # ids and their prefixes: the same wherever they are kept
 def test_ambiguous_prefix(ws):
     from workbench import data
     from workbench.config import WorkbenchError
@@ -87,9 +108,12 @@ def test_ambiguous_prefix(ws):
     with pytest.raises(WorkbenchError, match='ambiguous'): data.resolve(ws, f'credit@{first}')
 
 
-def _state(tmp_path):
-    files = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path/'ws'/'datasets').rglob('*') if p.is_file())
-    return files
+def _state(ws) -> list:
+    "Every file under the workspace's datasets/, with its size."
+    from pyarrow.fs import FileSelector, FileType
+    fs, base = ws.storage()
+    return sorted((i.path.removeprefix(base), i.size) for i in fs.get_file_info(FileSelector(f'{base}/datasets', recursive=True, allow_not_found=True))
+                  if i.type == FileType.File)
 
 
 @pytest.mark.parametrize('name, make, message', [
@@ -101,14 +125,14 @@ def _state(tmp_path):
     ('credit', lambda p: p.write_text('id,name\n1,Ana\n2,"Ben\n3,Cy\n4,Di\n'), 'bad.csv line 3: a quoted value is never closed'),
     ('credit', lambda p: p.write_text('id,id\n1,2\n'), "column 'id' appears more than once"),
 ])
-def test_bad_commits_write_nothing(wb, tmp_path, name, make, message):
+def test_bad_commits_write_nothing(wb, ws, tmp_path, name, make, message):
     frame().to_csv(tmp_path/'good.csv', index=False)
     wb('data', 'commit', 'credit', 'good.csv')
-    before = (_state(tmp_path), wb('sql', 'select count(*) from audit').stdout)
+    before = (_state(ws), wb('sql', 'select count(*) from audit').stdout)
     make(tmp_path/'bad.csv')
     r = wb('data', 'commit', name, 'bad.csv', check=False)
     assert r.returncode == 1 and message in r.stderr and 'Traceback' not in r.stderr, r.stderr
-    assert (_state(tmp_path), wb('sql', 'select count(*) from audit').stdout) == before
+    assert (_state(ws), wb('sql', 'select count(*) from audit').stdout) == before
     assert len(versions(wb, 'credit')) == 1
 
 
