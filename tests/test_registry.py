@@ -56,7 +56,7 @@ def where(request, ws, env, tmp_path, monkeypatch):
     return ws
 
 
-def test_lifecycle_through_the_cli(where, wb):
+def test_lifecycle_through_the_cli(where, wb, tmp_path):
     ws, credit, good, weak, _ = train_two(where)
     assert (good.version, good.gates_passed, weak.version, weak.gates_passed) == (1, True, 2, False)
     listed = json.loads(wb('registry', 'list', 'credit-default', '--format', 'json').stdout)
@@ -93,6 +93,18 @@ def test_lifecycle_through_the_cli(where, wb):
 
     lineage = wb('registry', 'lineage', 'credit-default/3').stdout
     assert credit.ref in lineage and 'model.promote' in lineage and 'carla' in lineage
+
+    # issue 22: the technical file, written, proved, and an edited copy refused
+    out = wb('registry', 'card', 'credit-default/3', '--out', tmp_path/'cards').stdout
+    card = tmp_path/'cards'/'credit-default-3-card.md'
+    assert f'md   {card}' in out and (tmp_path/'cards'/'credit-default-3-card.html').exists()
+    text = card.read_text()
+    assert credit.id in text and '| carla |' in text and 'model.rollback' in text and 'incident 42' in text and '## 8. Post-market monitoring plan' in text
+    wb('registry', 'approve', 'credit-default/2', '--key', approver_key(ws, 'dan'))  # the workspace moves on
+    assert 'is the technical file of credit-default/3' in wb('registry', 'card', 'credit-default/3', '--check', card).stdout
+    card.write_text(text.replace('| carla |', '| mallory |'))
+    r = wb('registry', 'card', 'credit-default/3', '--check', card, check=False)
+    assert r.returncode == 1 and "it says '| mallory |" in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 
 def test_stock_mlflow_client_sees_it(trained):

@@ -9,10 +9,11 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'data_log', 'data_show', 'data_diff', 'data_suite', 'data_validate', 'pipeline', 'pipeline_run',
            'pipeline_list', 'audit', 'audit_log', 'audit_verify', 'runs', 'runs_list', 'runs_compare', 'registry',
            'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
-           'registry_rollback', 'registry_history', 'registry_lineage', 'monitor', 'monitor_drift', 'monitor_labels',
-           'monitor_labels_ingest', 'monitor_performance', 'monitor_report', 'monitor_retrain', 'batch', 'batch_score',
-           'features', 'features_apply', 'features_list', 'features_show', 'features_materialize',
-           'features_check_skew', 'serve', 'deploy', 'deploy_k8s', 'deploy_simulate', 'dashboard']
+           'registry_rollback', 'registry_history', 'registry_lineage', 'registry_card', 'monitor', 'monitor_drift',
+           'monitor_labels', 'monitor_labels_ingest', 'monitor_performance', 'monitor_report', 'monitor_retrain',
+           'batch', 'batch_score', 'features', 'features_apply', 'features_list', 'features_show',
+           'features_materialize', 'features_check_skew', 'serve', 'deploy', 'deploy_k8s', 'deploy_simulate',
+           'dashboard']
 
 # %% ../nbs/05_cli.ipynb #181e7242
 import json, os, sys, time
@@ -521,6 +522,18 @@ def registry_lineage(ctx, ref):
     for e in l['events']:
         click.echo(f"  {e['time']:%Y-%m-%d %H:%M:%S}  {e['actor']:<16} {e['action']:<18} "
                    f"{e['subject']}  {e['reason']}")
+
+@registry.command('card')
+@click.argument('ref')
+@click.option('--out', 'folder', default='.', show_default=True, type=click.Path(file_okay=False), help='Folder to write the card into')
+@click.option('--check', 'copy', type=click.Path(dir_okay=False, exists=True), help="Prove this copy of a card's Markdown against the workspace instead")
+@click.pass_context
+def registry_card(ctx, ref, folder, copy):
+    "Write the technical file of model version REF (Markdown and HTML), or prove a copy with --check."
+    from workbench import card
+    ws = _ws(ctx)
+    if copy: return click.echo(card.check(ws, copy))
+    for kind, w in card.write(ws, ref, folder).items(): click.echo(f"{kind:<5}{w['path']}  sha256 {w['sha256']}")
 
 # %% ../nbs/05_cli.ipynb #40f33625
 @cli.group(cls=_Group)

@@ -167,6 +167,12 @@ DEFAULTS = {
         'jsonl_path': ('alerts.jsonl', 'JSON-lines alert file, relative to the workspace'),
         'webhook_url': ('', 'URL that receives a JSON POST per alert'),
     },
+    'card': {
+        'intended_purpose': ('', 'What the model is for, who uses its decisions and how, as the technical file states it '
+                                 '(EU AI Act Annex IV 1), e.g. Scores applications for consumer credit; a person decides '
+                                 'every refusal'),
+        'provider': ('', 'Who places the system on the market or puts it into service, as the technical file names them'),
+    },
 }
 
 # %% ../nbs/00_config.ipynb #f75a57f6

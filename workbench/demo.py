@@ -16,7 +16,7 @@ import numpy as np, pandas as pd
 from numbers import Integral
 from .config import WorkbenchError
 from .workspace import Workspace
-from . import approvals, audit, data, drift, performance, pipelines, registry, releases, serving, signatures, suites, traffic
+from . import approvals, audit, card, data, drift, performance, pipelines, registry, releases, serving, signatures, suites, traffic
 
 # %% ../nbs/04_demo.ipynb #8f8e46d9
 REGIONS = {'Northern Harbour': .33, 'Southern Harbour': .17, 'South Eastern': .15, # NSO regions, by population
@@ -296,3 +296,6 @@ def run(ws, # the workspace to fill
     try: drifted = monitor(ws, server, sent, rows_per_month, say)
     except BaseException: stop(); raise
     retrain_and_canary(ws, portfolio, server, url, stop, drifted, say)
+    champion = registry.champion(ws, MODEL)
+    written = card.write(ws, champion.ref, ws.root/'cards', actor='demo')
+    say(f"  the technical file of {champion.ref}: {written['md']['path']} (and .html); workbench registry card --check proves a copy")
