@@ -1,0 +1,271 @@
+"Erasure of data subjects (GDPR Art. 17): their ids gone from every file of the workspace, ids and the audit chain intact."
+import hashlib, json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+import numpy as np, pandas as pd, pyarrow.parquet as pq
+import pytest
+from workbench import audit, data, demo, erasure
+from workbench.config import load_settings
+from workbench.errors import WorkbenchError
+from workbench.performance import ingest_labels
+from workbench.predictions import PredictionLog
+from workbench.workspace import open_workspace
+
+GONE = ['A0000007', 'A0000612']  # an applicant of month 1, one of month 2
+FEATURES = ['age', 'income', 'loan_amount']
+
+
+def needles(values) -> list:
+    "What must not be found: each value, and its unsalted hashes (an identifier's hash is still personal data)."
+    return list(values) + [getattr(hashlib, h)(v.encode()).hexdigest() for v in values for h in ('sha256', 'sha1', 'md5')]
+
+
+def parquet_holds(f:Path, found) -> bool:
+    "Whether the Parquet file `f` holds one of `found`: in a column's values, its footer statistics or its metadata."
+    pf = pq.ParquetFile(f)
+    meta = pf.metadata
+    texts = [json.dumps(pf.read().to_pylist(), default=str)]
+    texts += [str(v) for k, v in (meta.metadata or {}).items()]
+    for g in range(meta.num_row_groups):
+        for c in range(meta.num_columns):
+            s = meta.row_group(g).column(c).statistics
+            if s is not None and s.has_min_max: texts += [str(s.min), str(s.max)]
+    return any(n in t for t in texts for n in found)
+
+
+def holding(root:Path, values) -> list:
+    "Every file under `root` that holds one of `values`: Parquet files read, every file also scanned as bytes and as text."
+    found, out = needles(values), []
+    for f in sorted(p for p in Path(root).rglob('*') if p.is_file()):
+        body = f.read_bytes()
+        if any(n.encode() in body for n in found) or any(n in body.decode('utf-8', 'replace') for n in found) \
+           or any(n.encode('utf-16-le') in body for n in found) or (f.suffix == '.parquet' and parquet_holds(f, found)):
+            out.append(str(f.relative_to(root)))
+    return out
+
+
+def snapshot(root:Path) -> dict:
+    "Every file under `root` but the lock files, with its size and modification time."
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in Path(root).rglob('*')
+            if p.is_file() and p.parent.name != 'locks'}
+
+
+def build(tmp:Path):
+    "A workspace with 3 versions of `credit` (keyed by application_id), a dataset without the key, a prediction log, errors and labels."
+    ws = open_workspace(tmp/'ws', load_settings(env={}))
+    p = demo.generate(months=3, rows_per_month=500)
+    frames = [demo.training_frame(p, k) for k in (1, 2, 3)]
+    vs = [data.commit(ws, 'credit', f, f'months 1 to {k}', 'ana') for k, f in enumerate(frames, 1)]
+    data.commit(ws, 'rates', pd.DataFrame({'month': ['2025-01', '2025-02'], 'rate': [0.04, 0.05]}), 'rates', 'ana')
+    apps = p['applications'].set_index('application_id')
+    log, start = PredictionLog(ws, flush_seconds=60), datetime.now(timezone.utc) - timedelta(minutes=5)
+    meta = lambda rid, i: dict(request_id=rid, time=start + timedelta(seconds=i), model='credit-default', version=1,
+                               variant='champion', source='test', latency_ms=1.0)
+    out = lambda n: dict(label=np.zeros(n, 'int64'), probabilities=np.tile(np.array([[0.7, 0.3]], 'float32'), (n, 1)))
+    served = list(apps.index[:40]) + list(apps.index[600:640])  # served one at a time, the id as request id (as the demo)
+    for i, a in enumerate(served):
+        if a in GONE: log.flush()  # a file of their row alone: its statistics (min = max) in Delta's log are their id
+        log.add(meta(a, i), {c: np.array([apps.loc[a, c]]) for c in FEATURES}, 1, out(1))
+        if a in GONE or i % 10 == 9: log.flush()
+    batch = apps.iloc[590:690]  # a batch request whose rows carry the key among their inputs
+    log.add(meta('batch-0001', 99), {'application_id': batch.index.to_numpy(), **{c: batch[c].to_numpy() for c in FEATURES}},
+            len(batch), out(len(batch)))
+    log.failed(meta(GONE[0], 100), f'cannot score application {GONE[0]}: income is missing')
+    log.failed(meta('A0000001', 101), 'cannot score: model timed out')
+    log.close()
+    ws.delta('predictions').create_checkpoint()  # a checkpoint, whose statistics hold their request ids
+    labels = p['labels'][p['labels'].application_id.isin(served)]
+    ingest_labels(ws, labels[['application_id', 'defaulted']], key='application_id', label='defaulted', on='request_id', actor='ana')
+    ws.append('labels', [dict(key=GONE[1], key_column='application_id', label=1.0, observed_at=start, ingested_at=start,
+                              source='late file')])
+    return ws, vs, frames
+
+
+def table(ws, name) -> pd.DataFrame:
+    return ws.sql(f'select * from {name}').df()
+
+
+@pytest.fixture(scope='module')
+def erased(tmp_path_factory):
+    "The workspace before and after erasing the applicants `GONE`."
+    tmp = tmp_path_factory.mktemp('erasure')
+    ws, vs, frames = build(tmp)
+    before = {n: table(ws, n) for n in ('predictions', 'serving_errors', 'labels')}
+    held = holding(ws.root, GONE)  # where the search finds them before
+    r = erasure.erase(ws, 'application_id', GONE, 'GDPR Art. 17 request 2025-031', actor='dpo')
+    return ws, vs, frames, before, held, r, tmp
+
+
+def test_the_search_finds_the_ids_before(erased):
+    ws, vs, frames, before, held, r, tmp = erased
+    kinds = {Path(f).parts[0] for f in held}
+    assert {'datasets', 'tables'} <= kinds, held
+    assert any('_delta_log' in f and f.endswith('.json') for f in held)  # statistics and request ids in the log
+    assert any(f.startswith('tables/predictions/_delta_log/') and f.endswith('.checkpoint.parquet') for f in held), held
+    assert any(f.startswith('tables/predictions/_delta_log/') and f.endswith('.json') for f in held), held
+
+
+def test_no_file_holds_an_erased_id(erased):
+    ws, vs, frames, before, held, r, tmp = erased
+    assert holding(ws.root, GONE) == []
+    anchor = audit.anchor_file(ws)  # outside the workspace: the audit chain's heads
+    assert anchor.exists() and not any(n in anchor.read_text() for n in needles(GONE))
+    assert not any(n in json.dumps(r) for n in needles(GONE))
+
+
+def test_rows_erased_and_reported(erased):
+    ws, vs, frames, before, held, r, tmp = erased
+    gone = [int(f.application_id.isin(GONE).sum()) for f in frames]
+    assert gone == [1, 2, 2]
+    assert [(e['version'], e['rows_erased'], e['rows_left']) for e in r['versions']] == \
+           [(v.id, g, v.rows - g) for v, g in zip(vs, gone)]
+    p = before['predictions']
+    in_batch = p.request_id.eq('batch-0001') & p.inputs.str.contains('|'.join(GONE))
+    assert r['tables'] == {'predictions': int(p.request_id.isin(GONE).sum() + in_batch.sum()), 'serving_errors': 1,
+                           'labels': int(before['labels'].key.isin(GONE).sum())}
+    assert r['tables']['predictions'] == 3 and r['tables']['labels'] == 3
+    assert r['rows'] == sum(gone) + sum(r['tables'].values()) and r['values'] == 2 and r['recovered'] == {}
+    print(f"erasure took {r['seconds']} s")
+
+
+def test_versions_keep_their_ids_and_lose_only_the_subjects_rows(erased):
+    ws, vs, frames, before, held, r, tmp = erased
+    for v, f in zip(vs, frames):
+        assert data.resolve(ws, f'credit@{v.id}').id == v.id
+        got = data.load(ws, f'credit@{v.short}')
+        want = f[~f.application_id.isin(GONE)].reset_index(drop=True)
+        assert got.application_id.tolist() == want.application_id.tolist() and len(got) < v.rows
+        # every other row and value as committed: the content hash equals that of the original data less their rows
+        assert data.dataset_id(data.load(ws, v.ref, 'arrow')) == data.dataset_id(data.read_source(want)) == r['versions'][vs.index(v)]['remaining']
+    assert erasure.check(ws).set_index('ref').state.to_dict() == {**{v.ref: 'erased' for v in vs},
+                                                                 data.resolve(ws, 'rates').ref: 'intact'}
+
+
+def test_other_rows_of_the_tables_unchanged(erased):
+    ws, vs, frames, before, held, r, tmp = erased
+    p, now = before['predictions'], table(ws, 'predictions')
+    theirs = p.request_id.isin(GONE) | p.inputs.str.contains('|'.join(GONE))
+    cols = ['request_id', 'row', 'inputs', 'score']
+    pd.testing.assert_frame_equal(now[cols].sort_values(['request_id', 'row']).reset_index(drop=True),
+                                  p[~theirs][cols].sort_values(['request_id', 'row']).reset_index(drop=True))
+    assert table(ws, 'serving_errors').request_id.tolist() == ['A0000001']
+    l, lnow = before['labels'], table(ws, 'labels')
+    assert sorted(lnow.key) == sorted(l.key[~l.key.isin(GONE)])
+    # every file of a table keeps plain strings: a filtered query over old and rewritten files works
+    assert ws.sql("select count(*) from labels where key >= 'A' and key_column = 'request_id'").fetchall()[0][0] == len(lnow)
+    assert ws.sql("select count(*) from predictions where request_id >= 'A'").fetchall()[0][0] == len(now)
+
+
+def test_tombstone_is_audited_and_names_no_one(erased):
+    ws, vs, frames, before, held, r, tmp = erased
+    assert audit.verify(ws).ok
+    e = audit.log(ws, action='data.erase').iloc[0]
+    assert (e.seq, e.actor, e.subject, e.reason) == (r['seq'], 'dpo', 'application_id', 'GDPR Art. 17 request 2025-031')
+    after = json.loads(e.after)
+    assert after['versions'] == r['versions'] and after['tables'] == r['tables'] and after['key'] == 'application_id'
+    assert not any(n in e.after + e.reason + e.subject for n in needles(GONE))
+    notes = erasure.erasures(ws, 'credit')
+    assert notes.ref.tolist() == [v.ref for v in vs]
+    day = e.time.strftime('%Y-%m-%d')
+    assert notes.note.tolist() == [f'erased {n} rows on {day} (audit seq {e.seq})' for n in (1, 2, 2)]
+    assert erasure.check(ws).note.tolist()[:3] == notes.note.tolist()
+
+
+def test_erasing_again_is_a_recorded_no_op(erased):
+    ws, vs, frames, before, held, r, tmp = erased
+    files = {v.path: (ws.root/v.path).stat().st_mtime_ns for v in vs}
+    again = erasure.erase(ws, 'application_id', GONE, 'GDPR Art. 17 request 2025-031, checked again', actor='dpo')
+    assert (again['rows'], again['versions'], again['tables']) == (0, [], {'predictions': 0, 'serving_errors': 0, 'labels': 0})
+    assert again['seq'] == r['seq'] + 1 and len(audit.log(ws, action='data.erase')) == 2
+    assert {v.path: (ws.root/v.path).stat().st_mtime_ns for v in vs} == files
+    assert audit.verify(ws).ok and erasure.check(ws).ok.all()
+    assert erasure.erasures(ws, 'credit').seq.unique().tolist() == [r['seq']]  # the no-op rewrote no version
+    assert holding(ws.root, GONE) == []
+
+
+@pytest.fixture
+def small(tmp_path):
+    "A small workspace: 3 versions, a prediction log and labels."
+    ws = open_workspace(tmp_path/'ws', load_settings(env={}))
+    apps = pd.DataFrame({'application_id': [f'A{i:07d}' for i in range(1, 31)], 'income': np.arange(30.0)})
+    vs = [data.commit(ws, 'credit', apps[:10 * k], f'{k}', 'ana') for k in (1, 2, 3)]
+    log = PredictionLog(ws, flush_seconds=60)
+    meta = lambda rid: dict(request_id=rid, time=datetime.now(timezone.utc), model='m', version=1, variant='champion',
+                            source='test', latency_ms=1.0)
+    for a in apps.application_id:
+        log.add(meta(a), {'income': np.array([1.0])}, 1, dict(label=np.array([1]), probabilities=np.array([[0.5, 0.5]], 'float32')))
+    log.close()
+    assert ws.sql('select count(*) from predictions').fetchall()[0][0] == 30
+    ingest_labels(ws, pd.DataFrame({'id': apps.application_id, 'y': 1}), key='id', label='y', on='request_id', actor='ana')
+    return ws, vs
+
+
+@pytest.mark.parametrize('args, says', [
+    (('customer_id', ['C1'], 'request 1'), "no dataset has a column 'customer_id'"),
+    (('', ['A0000001'], 'request 1'), 'key must name the column'),
+    (('application_id', [], 'request 1'), 'there are no values to erase'),
+    (('application_id', 'A0000001', 'request 1'), 'values must be a list'),
+    (('application_id', ['A0000001', None], 'request 1'), 'empty or missing'),
+    (('application_id', ['A0000001'], ' '), 'say why'),
+    (('application_id', ['A0000001'], 'erase A0000001 please'), 'the reason names a value')])
+def test_bad_input_says_what_to_do_and_writes_nothing(small, args, says):
+    ws, vs = small
+    was = snapshot(ws.root)
+    with pytest.raises(WorkbenchError) as e: erasure.erase(ws, *args)
+    assert says in str(e.value) and '\n' not in str(e.value)
+    assert snapshot(ws.root) == was
+
+
+def test_a_stopped_erasure_is_finished_and_recorded_by_the_next(small, monkeypatch):
+    ws, vs = small
+    gone, calls = ['A0000003', 'A0000015'], []
+    real = erasure._replace
+    def stop_second(*a):
+        calls.append(a[1])
+        if len(calls) == 2: raise KeyboardInterrupt  # stopped between two version files
+        real(*a)
+    monkeypatch.setattr(erasure, '_replace', stop_second)
+    with pytest.raises(KeyboardInterrupt): erasure.erase(ws, 'application_id', gone, 'request 9')
+    monkeypatch.undo()
+    assert not list((ws.root/'datasets'/'credit').glob('.tmp-*'))  # no half-written file
+    assert erasure.check(ws).state.tolist() == ['changed', 'intact', 'intact']  # rewritten, not yet recorded: said so
+    real_record = audit.record
+    monkeypatch.setattr(erasure.audit, 'record', lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt): erasure.erase(ws, 'application_id', gone, 'request 9')  # stopped before its record
+    monkeypatch.setattr(erasure.audit, 'record', real_record)
+    assert len(audit.log(ws, action='data.erase')) == 0
+    r = erasure.erase(ws, 'application_id', gone, 'request 9')  # run again: finishes and records everything
+    assert [(e['rows_erased'], e['rows_left']) for e in r['versions']] == [(1, 9), (2, 18), (2, 28)]
+    assert r['tables'] == {'predictions': 2, 'labels': 2} and r['recovered'] == {'predictions': 2, 'labels': 2}
+    assert erasure.check(ws).ok.all() and audit.verify(ws).ok
+    assert holding(ws.root, gone) == []
+
+
+def test_a_purge_that_stopped_is_finished_by_the_next_run(small, monkeypatch):
+    ws, vs = small
+    monkeypatch.setattr(erasure, 'purge_history', lambda ws, name: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt): erasure.erase(ws, 'application_id', ['A0000004'], 'request 10')
+    monkeypatch.undo()
+    assert holding(ws.root, ['A0000004']) != []  # recorded, but Delta's history still holds it
+    again = erasure.erase(ws, 'application_id', ['A0000004'], 'request 10')
+    assert again['rows'] == 0 and holding(ws.root, ['A0000004']) == []
+    assert audit.verify(ws).ok
+
+
+def test_appends_during_an_erasure_are_kept(small):
+    import threading
+    ws, vs = small
+    n0, stop, added = ws.sql('select count(*) from predictions').fetchall()[0][0], threading.Event(), []
+    def writer():
+        i = 0
+        while not stop.is_set() and i < 40:
+            ws.append('predictions', [dict(request_id=f'w{i}', row=0, time=datetime.now(timezone.utc), model='m', version=1,
+                                           variant='champion', source='test', inputs='{}', prediction='0', score=0.5,
+                                           outputs='{}', latency_ms=1.0)])
+            added.append(i); i += 1
+    t = threading.Thread(target=writer); t.start()
+    try: r = erasure.erase(ws, 'application_id', ['A0000020', 'A0000021'], 'request 11')
+    finally: stop.set(); t.join()
+    assert r['tables']['predictions'] == 2
+    assert ws.sql('select count(*) from predictions').fetchall()[0][0] == n0 - 2 + len(added)
+    assert holding(ws.root, ['A0000020', 'A0000021']) == []
