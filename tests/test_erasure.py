@@ -269,3 +269,30 @@ def test_appends_during_an_erasure_are_kept(small):
     assert r['tables']['predictions'] == 2
     assert ws.sql('select count(*) from predictions').fetchall()[0][0] == n0 - 2 + len(added)
     assert holding(ws.root, ['A0000020', 'A0000021']) == []
+
+
+def test_the_cli_erases_from_a_file_verifies_and_logs(tmp_path):
+    "`workbench data erase KEY --values FILE --reason`, then `data verify` and `data log` say what was erased; bad input is one sentence."
+    import subprocess, sys
+    from conftest import clean_env
+    ws, *_ = build(tmp_path)
+    env = clean_env(WORKBENCH_HOME=str(ws.root), WORKBENCH_ACTOR='dpo')
+    wb = lambda *a, **kw: subprocess.run([str(Path(sys.executable).parent/'workbench'), *map(str, a)], env=env, capture_output=True, text=True, timeout=300, **kw)
+    (tmp_path/'ids.txt').write_text('\n'.join(GONE) + '\n')
+    r = wb('data', 'erase', 'application_id', '--values', tmp_path/'ids.txt', '--reason', 'GDPR Art. 17 request 2026-014')
+    assert r.returncode == 0 and 'erased' in r.stdout and 'predictions' in r.stdout, r.stderr
+    verified = wb('data', 'verify', '--format', 'json')
+    assert verified.returncode == 0 and {v['state'] for v in json.loads(verified.stdout)} == {'erased', 'intact'}
+    log = json.loads(wb('data', 'log', 'credit', '--format', 'json').stdout)
+    assert all(v['erased'].startswith('erased ') for v in log), log
+    assert 'intact' in wb('audit', 'verify').stdout and not holding(ws.root, GONE)
+    for args, says in [(['nope', '--values', tmp_path/'ids.txt', '--reason', 'x'], "no dataset has a column 'nope'"),
+                       (['application_id', '--values', tmp_path/'ids.txt', '--reason', ''], 'say why'),
+                       (['application_id', '--values', '-', '--reason', 'x'], 'value')]:
+        r = wb('data', 'erase', *args, input='')
+        assert r.returncode == 1 and says in r.stderr and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+    # a version file altered behind the workbench's back is named
+    v = data.versions(ws, 'credit')[0]
+    pq.write_table(pq.read_table(ws.root/v.path).slice(1), ws.root/v.path)
+    r = wb('data', 'verify')
+    assert r.returncode == 1 and v.ref in r.stderr and 'neither its id nor its latest erasure' in r.stderr, r.stderr

@@ -6,9 +6,9 @@ Docs: https://mlops-workbench.github.io/workbench/cli.html.md"""
 
 # %% auto #0
 __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 'demo', 'sql', 'maintain', 'data', 'data_commit',
-           'data_log', 'data_show', 'data_diff', 'data_suite', 'data_validate', 'pipeline', 'pipeline_run',
-           'pipeline_list', 'audit', 'audit_log', 'audit_verify', 'runs', 'runs_list', 'runs_compare', 'registry',
-           'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
+           'data_log', 'data_verify', 'data_erase', 'data_show', 'data_diff', 'data_suite', 'data_validate', 'pipeline',
+           'pipeline_run', 'pipeline_list', 'audit', 'audit_log', 'audit_verify', 'runs', 'runs_list', 'runs_compare',
+           'registry', 'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
            'registry_rollback', 'registry_history', 'registry_lineage', 'registry_card', 'monitor', 'monitor_drift',
            'monitor_labels', 'monitor_labels_ingest', 'monitor_performance', 'monitor_report', 'monitor_retrain',
            'batch', 'batch_score', 'features', 'features_apply', 'features_list', 'features_show',
@@ -248,9 +248,37 @@ def data_commit(ctx, name, source, message, author):
 @FORMAT
 @click.pass_context
 def data_log(ctx, name, fmt):
-    "List the versions of dataset NAME (all datasets when omitted), newest first."
-    from workbench import data as d
-    _show(d.log(_ws(ctx), name), fmt)
+    "List the versions of dataset NAME (all datasets when omitted), newest first, with what erasures took from them."
+    from workbench import data as d, erasure
+    ws = _ws(ctx)
+    df, notes = d.log(ws, name), erasure.erasures(ws, name).groupby('ref').note.agg('; '.join)
+    _show(df.assign(erased=df.ref.map(notes).fillna('')), fmt)
+
+@data.command('verify')
+@click.argument('name', required=False)
+@FORMAT
+@click.pass_context
+def data_verify(ctx, name, fmt):
+    "Check each version's file of dataset NAME (all when omitted) against its content hash, or the erasures recorded for it."
+    from workbench import erasure
+    c = erasure.check(_ws(ctx), name)
+    _show(c.drop(columns='id'), fmt)
+    if not c.ok.all(): raise WorkbenchError(f"{(~c.ok).sum()} of {len(c)} dataset versions do not match their content hash or their erasure: {c[~c.ok].ref.iloc[0]}: {c[~c.ok].note.iloc[0]}")
+
+@data.command('erase')
+@click.argument('key')
+@click.option('--values', 'source', required=True, type=click.File('r'),
+              help='File with one key value per line (- reads them from stdin), so that no value lands in the shell history')
+@click.option('--reason', required=True, help="Why, e.g. 'GDPR Art. 17 request 2025-031'; kept in the audit log, so it must not name a value")
+@click.pass_context
+def data_erase(ctx, key, source, reason):
+    "Erase the rows whose column KEY holds one of the given values from every dataset version, the prediction log and the labels."
+    from workbench import erasure
+    values = [line.strip() for line in source if line.strip()]
+    r = erasure.erase(_ws(ctx), key, values, reason)
+    click.echo(f"erased {r['rows']} rows of {r['values']} {key} values in {r['seconds']:.1f} s (audit seq {r['seq']})")
+    for v in r['versions']: click.echo(f"  {v['dataset']}@{v['version'][:12]}  {v['rows_erased']} rows erased, {v['rows_left']} left")
+    for t, n in r['tables'].items(): click.echo(f"  {t:<20}{n} rows erased")
 
 # %% ../nbs/05_cli.ipynb #c1dce8e4
 @data.command('show')
