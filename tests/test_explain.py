@@ -22,7 +22,7 @@ from workbench import demo
 from workbench.errors import WorkbenchError
 from workbench.explain import contributions, explainer, reasons, transformed
 
-shap = pytest.importorskip('shap')
+import shap  # noqa: E402  the oracle, in the test extra: its absence is a failure, never a skip
 TOL = 1e-6
 
 
@@ -177,3 +177,33 @@ def test_reasons_for_the_riskiest_applicants(credit):
         assert [r['contribution'] for r in w] == sorted(np.sort(c[row])[::-1][:3].tolist(), reverse=True)
         assert all(r['contribution'] > 0 and r['feature'] in X.columns for r in w)
     json.dumps(why)
+
+
+def test_the_cli_explains_the_demo_champion_from_onnx(demo_run, tmp_path):
+    "`workbench explain REF SOURCE`: reasons per row from the registered ONNX model and explainer, adding up to what the model outputs."
+    import subprocess, sys
+    from pathlib import Path
+    from conftest import clean_env
+    from workbench import data, registry
+    from workbench.config import load_settings
+    from workbench.deployed import OnnxModel
+    from workbench.workspace import open_workspace
+    env = clean_env(WORKBENCH_HOME=str(demo_run.ws))
+    wb = lambda *a: subprocess.run([str(Path(sys.executable).parent/'workbench'), *map(str, a)], env=env, capture_output=True, text=True, timeout=300)
+    ws = open_workspace(demo_run.ws, load_settings(env={}), create=False)
+    source = data.resolve(ws, 'applications').ref
+    r = wb('explain', 'credit-default@champion', source, '--top', 2, '--out', tmp_path/'why.parquet', '--format', 'json')
+    assert r.returncode == 0, r.stderr
+    shown, kept = json.loads(r.stdout), pd.read_parquet(tmp_path/'why.parquet')
+    frame = data.load(ws, source)
+    assert len(shown) == len(kept) == len(frame) and {'reason 1', 'reason 2'} <= set(shown[0]) and 'rows explained in' in r.stderr
+    ex, _ = registry.load_explainer(ws, 'credit-default@champion')
+    p = OnnxModel(registry.load_onnx(ws, 'credit-default@champion')[0]).predict_proba(frame)[:, 1]
+    target = np.log(p / (1 - p)) if ex['space'] == 'log-odds' else p
+    total = ex['base_value'] + kept.filter(like='contribution: ').sum(axis=1).to_numpy()
+    assert np.abs(total - target).max() < 1e-6, ex['space']
+    top = [max(((f, v) for f, v in zip(ex['features'], row) if v > 0), key=lambda x: x[1], default=(None, 0)) for row in kept.filter(like='contribution: ').to_numpy()]
+    assert [s['reason 1'].split(' = ')[0] if s['reason 1'] else None for s in shown] == [f for f, _ in top]
+    for args, says in [(['credit-default@champion', 'no_such_data'], "no dataset named 'no_such_data'"), (['nope@champion', source], "no registered model named 'nope'")]:
+        r = wb('explain', *args)
+        assert r.returncode == 1 and says in r.stderr and 'Traceback' not in r.stderr, r.stderr

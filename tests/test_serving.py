@@ -249,6 +249,45 @@ def test_protocols_give_the_in_process_answer(home, champion, rows):
         kserve.close()
 
 
+# ---------------------------------------------------------------- 1b. issue 22: a reason for each decision, on request
+
+@folder_only
+def test_explanations_on_request_add_up_and_are_logged(home, ws, champion, rows):
+    "`params.explain` on /invocations and the `contributions` output of v2: exact, from the ONNX model, in the prediction log too."
+    from workbench import registry
+    model, names, sig, version = champion
+    ex, _ = registry.load_explainer(ws, f'{MODEL}@champion')
+    batch = rows.tail(20).reset_index(drop=True)
+    p = model.predict_proba(batch)[:, 1]
+    target = np.log(p / (1 - p)) if ex['space'] == 'log-odds' else p
+    with serving(home) as s, httpx.Client(base_url=s.url, timeout=30) as c:
+        r = invoke(c, {'dataframe_records': records(batch), 'params': {'explain': 2}}, rid='why-1')
+        assert r.status_code == 200, r.text
+        a = r.json()
+        total = [a['base_value'] + sum(row.values()) for row in a['contributions']]
+        assert np.abs(np.array(total) - target).max() < 1e-6 and set(a['contributions'][0]) == set(ex['features'])
+        assert all(len(w) <= 2 and all(x['contribution'] > 0 for x in w) for w in a['reasons'])
+        worst = int(np.argmax(p))
+        assert a['reasons'][worst][0]['feature'] == max(a['contributions'][worst], key=a['contributions'][worst].get)
+        plain = invoke(c, {'dataframe_records': records(batch)}).json()
+        assert plain == {'predictions': a['predictions']}  # nothing changes for a client that does not ask
+        full = rows.dropna().tail(10)  # v2's JSON tensors carry no missing values
+        q = model.predict_proba(full)[:, 1]
+        tensors = [{'name': k, 'shape': [len(full), 1], 'datatype': 'BYTES' if sig[k]['type'] == 'string' else 'FP64',
+                    'data': full[k].tolist()} for k in names]
+        r = c.post(f'/v2/models/{MODEL}/infer', json={'id': 'why-v2', 'inputs': tensors, 'outputs': [{'name': 'label'}, {'name': 'contributions'}]})
+        assert r.status_code == 200, r.text
+        out = {o['name']: o for o in r.json()['outputs']}
+        assert out['contributions']['shape'] == [len(full), len(ex['features'])]
+        got = np.array(out['contributions']['data']).reshape(len(full), -1).sum(1) + ex['base_value']
+        assert np.abs(got - (np.log(q / (1 - q)) if ex['space'] == 'log-odds' else q)).max() < 1e-6
+        for bad in (0, 'yes', 101, -1):
+            check_refused(invoke(c, {'dataframe_records': records(batch.head(1)), 'params': {'explain': bad}}), 400, 'params.explain')
+    log = ws.sql("select row, outputs from predictions where request_id = 'why-1' order by row").df()
+    logged = np.array([json.loads(o)['contributions'] for o in log.outputs])
+    assert len(log) == len(batch) and np.abs(logged.sum(1) + ex['base_value'] - target).max() < 1e-6
+
+
 # ---------------------------------------------------------------- 2. bad input: a 4xx that names the problem, never a 5xx
 
 def check_refused(r, status:int, *words):

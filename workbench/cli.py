@@ -9,9 +9,9 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'data_log', 'data_verify', 'data_erase', 'data_show', 'data_diff', 'data_suite', 'data_validate', 'pipeline',
            'pipeline_run', 'pipeline_list', 'audit', 'audit_log', 'audit_verify', 'runs', 'runs_list', 'runs_compare',
            'registry', 'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
-           'registry_rollback', 'registry_history', 'registry_lineage', 'registry_card', 'monitor', 'monitor_drift',
-           'monitor_labels', 'monitor_labels_ingest', 'monitor_performance', 'monitor_report', 'monitor_retrain',
-           'batch', 'batch_score', 'features', 'features_apply', 'features_list', 'features_show',
+           'registry_rollback', 'registry_history', 'registry_lineage', 'registry_card', 'explain_cmd', 'monitor',
+           'monitor_drift', 'monitor_labels', 'monitor_labels_ingest', 'monitor_performance', 'monitor_report',
+           'monitor_retrain', 'batch', 'batch_score', 'features', 'features_apply', 'features_list', 'features_show',
            'features_materialize', 'features_check_skew', 'serve', 'deploy', 'deploy_k8s', 'deploy_simulate',
            'dashboard']
 
@@ -562,6 +562,38 @@ def registry_card(ctx, ref, folder, copy):
     ws = _ws(ctx)
     if copy: return click.echo(card.check(ws, copy))
     for kind, w in card.write(ws, ref, folder).items(): click.echo(f"{kind:<5}{w['path']}  sha256 {w['sha256']}")
+
+@cli.command('explain')
+@click.argument('ref')
+@click.argument('source')
+@click.option('--top', default=3, show_default=True, type=click.IntRange(1, 100), help='Reasons shown per row')
+@click.option('--out', type=click.Path(dir_okay=False), help="Write each row's prediction and every input's contribution to this Parquet file")
+@FORMAT
+@click.pass_context
+def explain_cmd(ctx, ref, source, top, out, fmt):
+    "The reasons for model REF's decision on each row of SOURCE (a dataset reference, or a CSV or Parquet file), from its ONNX model."
+    import numpy as np, pandas as pd
+    from pathlib import Path
+    from workbench import data as d, explain, registry as r
+    from workbench.deployed import OnnxModel
+    ws = _ws(ctx)
+    explainer, features = r.load_explainer(ws, ref)
+    frame = d.read_source(source).to_pandas() if Path(source).exists() else d.load(ws, source)
+    model = OnnxModel(r.load_onnx(ws, ref)[0])
+    t0 = time.perf_counter()
+    c, predicted = explain.explained(explainer, features, frame), model.predict(frame)
+    if c.ndim == 3:  # multiclass: the reasons for the class each row was given
+        c = c[np.arange(len(c)), [list(model.classes).index(p) for p in predicted]]
+    took = time.perf_counter() - t0
+    why = explain.reasons(explainer, c, frame[explainer['features']], top)
+    shown = pd.DataFrame({'row': range(len(frame)), 'prediction': predicted})
+    for k in range(top): shown[f'reason {k + 1}'] = [f"{w[k]['feature']} = {w[k]['value']} ({w[k]['contribution']:+.3g})" if k < len(w) else '' for w in why]
+    if out:
+        kept = pd.DataFrame(c, columns=[f'contribution: {f}' for f in explainer['features']])
+        kept.insert(0, 'prediction', predicted); kept.insert(0, 'row', range(len(frame)))
+        kept.to_parquet(out, index=False)
+    _show(shown, fmt)
+    click.echo(f"{len(frame)} rows explained in {took:.2f} s ({explainer['space']}: base {explainer['base_value'] if explainer['task'] != 'multiclass' else 'per class'} plus the contributions)", err=True)
 
 # %% ../nbs/05_cli.ipynb #40f33625
 @cli.group(cls=_Group)

@@ -242,6 +242,8 @@ class Deployed:
     model:OnnxModel
     online:object = None # a `features.Filler` when the model was trained on feature views: fills them by entity key
     keys:tuple = () # key columns a request may carry besides the inputs (`workbench.keys`): logged, never fed
+    explainer:tuple|None = None # `(explainer, features OnnxModel)` that explain its decisions (`registry.load_explainer`)
+    unexplained:str = '' # why it has none
     def __post_init__(self):
         self.spec = list(self.model.inputs) # the inputs as checked: names, types, missing values taken, graph names
         self.inputs = [(i.name, i.type, i.nullable) for i in self.spec]
@@ -283,3 +285,14 @@ def _doubles(self:Deployed, columns:dict) -> dict:
 def run(self:Deployed, feeds:dict) -> dict:
     "The model's outputs (`label` and `probabilities`, or a regressor's value) for `feeds`."
     return dict(zip(self.model.outputs, self.model.session.run(None, feeds)))
+
+# %% ../nbs/27_deployed.ipynb #31bd0f3e
+@patch
+def contributions(self:Deployed, feeds:dict) -> np.ndarray:
+    "Each input column's contribution to each fed row's output (`explain.contributions`), from the same feeds; a `BadRequest` when the version cannot explain."
+    if self.explainer is None:
+        raise BadRequest(f"{self.ref} cannot explain its decisions ({self.unexplained or 'no explainer was registered with it'})")
+    from workbench import explain
+    ex, features = self.explainer
+    wanted = {i.name for i in features.session.get_inputs()}
+    return explain.contributions(ex, features.session.run(None, {k: v for k, v in feeds.items() if k in wanted})[0])

@@ -338,6 +338,9 @@ class Exported:
     onnx: bytes # the ONNX model
     signature: list # `{'name', 'type'}` per input, by column name (which take missing values: `OnnxModel(onnx).inputs`)
     parity: Parity # measured on the held-out rows
+    explainer: dict|None = None # what `explain.contributions` needs, as plain data; None when the model cannot be explained
+    features: bytes|None = None # the ONNX graph up to what the final estimator sees (`explain.features_model`)
+    unexplained: str = '' # why there is no explainer
 
 # %% ../nbs/06_onnx.ipynb #a11f7c02
 def _failure(p:Parity) -> str:
@@ -381,6 +384,14 @@ def takes_missing(pipeline, # the fitted scikit-learn pipeline
     if _same(pipeline, model, every, tolerance): return {i.name: True for i in model.inputs}
     return {i.name: any(_same(pipeline, model, probe(i, v), tolerance) for v in gaps(i)) for i in model.inputs}
 
+# %% ../nbs/06_onnx.ipynb #af2f62b6
+def _explainable(pipeline, onnx_bytes:bytes, X:pd.DataFrame) -> tuple:
+    "`(explainer, features model, '')` for the decisions of `pipeline` to be explained from its ONNX model, or `(None, None, why not)`."
+    from workbench import explain
+    try: return explain.explainer(pipeline, X), explain.features_model(onnx_bytes, pipeline, X), ''
+    except WorkbenchError as e: return None, None, str(e)
+    except Exception as e: return None, None, f"explain failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
 # %% ../nbs/06_onnx.ipynb #f4d0e98d
 def export(pipeline, # a fitted scikit-learn classifier or regressor (usually a Pipeline)
            X_holdout:pd.DataFrame, # held-out rows, not used in fitting, with the columns it was fitted on
@@ -394,4 +405,4 @@ def export(pipeline, # a fitted scikit-learn classifier or regressor (usually a 
     sig = [s | {'nullable': takes[s['name']]} for s in json.loads(model.metadata['signature'])]
     m = __import__('onnx').load_from_string(model.model_bytes)
     _stamp(m, {'parity': json.dumps(vars(p)), 'signature': json.dumps(sig)})
-    return Exported(m.SerializeToString(), model.signature, p)
+    return Exported(m.SerializeToString(), model.signature, p, *_explainable(pipeline, m.SerializeToString(), X_holdout))

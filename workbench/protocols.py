@@ -215,7 +215,8 @@ def _wanted(req:dict, d:Deployed) -> dict:
         raise BadRequest("outputs must be a list of objects with a name")
     wanted = {}
     for o in outputs:
-        if o['name'] not in d.model.outputs: raise BadRequest(f"unknown output {o['name']!r}; the model gives {', '.join(d.model.outputs)}")
+        gives = d.model.outputs + (['contributions'] if d.explainer else [])  # contributions: only when asked for
+        if o['name'] not in gives: raise BadRequest(f"unknown output {o['name']!r}; the model gives {', '.join(gives)}")
         p = o.get('parameters') or {}
         if set(p) - {'binary_data'} or not isinstance(p.get('binary_data', every), bool): raise BadRequest(f"output {o['name']!r}: parameters may only give binary_data, true or false (classification and shared memory are not supported)")
         wanted[o['name']] = p.get('binary_data', every)

@@ -7,7 +7,8 @@ Docs: https://mlops-workbench.github.io/workbench/registry.html.md"""
 # %% auto #0
 __all__ = ['MOVES', 'client', 'parse_ref', 'ModelVersion', 'get', 'mlflow_signature', 'log_candidate', 'log_gates', 'gate_report',
            'register', 'approval_payload', 'approve', 'history', 'alias_problems', 'champion', 'check_policy', 'policy',
-           'promote', 'set_challenger', 'clear_challenger', 'rollback', 'versions', 'lineage', 'load_onnx']
+           'promote', 'set_challenger', 'clear_challenger', 'rollback', 'versions', 'lineage', 'load_onnx',
+           'load_explainer']
 
 # %% ../nbs/09_registry.ipynb #29bfc070
 import functools, hashlib, json, re, tempfile
@@ -164,7 +165,13 @@ def log_candidate(ws:Workspace, run_id:str, # the training run
                                        onnx_model=onnx_lib.load_from_string(exported.onnx), signature=sig)
         mlflow.log_dict({'inputs': exported.signature}, 'signature.json')
         mlflow.log_dict(asdict(exported.parity), 'parity.json')
-        mlflow.set_tags({'workbench.onnx_model': info.model_uri, 'workbench.parity': exported.parity.max_abs_diff})
+        mlflow.set_tags({'workbench.onnx_model': info.model_uri, 'workbench.parity': exported.parity.max_abs_diff,
+                         'workbench.explainable': 'yes' if exported.explainer else f'no: {exported.unexplained}'[:500]})
+        if exported.explainer:  # plain data and ONNX, read back without unpickling (`load_explainer`)
+            mlflow.log_dict(exported.explainer, 'explain/explainer.json')
+            with tempfile.TemporaryDirectory() as d:
+                (Path(d)/'features.onnx').write_bytes(exported.features)
+                mlflow.log_artifact(str(Path(d)/'features.onnx'), 'explain')
         if report is not None: log_gates(ws, run_id, report)
     return info.model_uri
 
@@ -505,3 +512,15 @@ def load_onnx(ws:Workspace, ref:str) -> tuple:
     name, version, alias = parse_ref(ref)
     mv = champion(ws, name) if alias == 'champion' or (version is None and alias is None) else get(ws, ref)
     return _onnx_bytes(ws, name, mv.version), mv
+
+# %% ../nbs/09_registry.ipynb #c3b918c1
+def load_explainer(ws:Workspace, ref:str) -> tuple:
+    "The explainer (plain data) and the features model (ONNX bytes) logged with version `ref`'s run: what explains its decisions."
+    mv = get(ws, ref)
+    c = client(ws)
+    if not any(a.path == 'explain' for a in c.list_artifacts(mv.run_id)):
+        why = c.get_run(mv.run_id).data.tags.get('workbench.explainable', 'no: it was registered before decisions were explained')
+        raise WorkbenchError(f"{mv.ref} cannot explain its decisions ({why.removeprefix('no: ')}); retrain it to explain them")
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(c.download_artifacts(mv.run_id, 'explain', d))
+        return json.loads((folder/'explainer.json').read_text()), (folder/'features.onnx').read_bytes()

@@ -12,7 +12,7 @@ import hashlib, json, os, re, sys, threading, time, uuid
 import orjson
 from fastcore.basics import patch
 from .config import WorkbenchError
-from .deployed import Deployed
+from .deployed import Deployed, OnnxModel
 from .errors import BadRequest
 from .server import Server
 from . import canary
@@ -39,8 +39,13 @@ def version_keys(ws, mv) -> tuple:
 # %% ../nbs/32_releases.ipynb #ead4f297
 def deploy(ws, mv, onnx_bytes:bytes) -> Deployed:
     "A registered version ready to serve; one trained on feature views fills them in from the online store by key."
+    from workbench import registry
     d = Deployed.from_bytes(mv.name, mv.version, onnx_bytes)
     d.keys = version_keys(ws, mv)
+    try:
+        ex, features = registry.load_explainer(ws, mv.ref)
+        d.explainer = (ex, OnnxModel(features))
+    except WorkbenchError as e: d.unexplained = str(e)
     if mv.feature_views:
         from workbench import features
         d.online = features.Filler(ws, mv.feature_views)

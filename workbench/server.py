@@ -142,10 +142,10 @@ def _failed(self:Server, d:Deployed, role:str, request_id:str, source:str, e:Exc
 
 # %% ../nbs/31_server.ipynb #12e7b7fd
 @patch
-def _attempt(self:Server, d:Deployed, role:str, columns:dict, n:int, request_id:str, source:str):
+def _attempt(self:Server, d:Deployed, role:str, columns:dict, n:int, request_id:str, source:str, explain:bool=False):
     "The challenger's outputs, or None when it failed (counted as its error) on a request the champion can score."
     t0 = time.perf_counter()
-    try: out = d.run(d.feeds(columns, n))
+    try: out = d.run(feeds := d.feeds(columns, n)) | ({'contributions': d.contributions(feeds)} if explain else {})
     except Exception as e:
         if isinstance(e, BadRequest):
             self.champion.feeds(columns, n)  # the client's error if the champion refuses it too
@@ -166,7 +166,8 @@ def _pair(self:Server, d:Deployed, role:str, columns:dict, n:int, out:dict, key:
 @patch
 def score(self:Server, columns:dict, n:int, # the request's columns (name -> values) and row count
           request_id:str, key:str|None=None, # the request id; a sticky routing key
-          source:str='online', pin:Deployed|None=None) -> tuple: # pin: score with this version, no routing
+          source:str='online', pin:Deployed|None=None, # pin: score with this version, no routing
+          explain:bool=False) -> tuple: # add each row's `contributions` to the outputs (and so to the log)
     "Score one request: `(deployed version, role, outputs)`; raises `BadRequest` for input the model cannot take."
     if n == 0: raise BadRequest("the request has no rows")
     if n > self.max_rows:
@@ -175,13 +176,14 @@ def score(self:Server, columns:dict, n:int, # the request's columns (name -> val
     if pin is not None: champ, chall, role = pin, None, 'champion' if pin is self.champion else self.mode
     if champ.online is not None:
         columns = champ.online.fill(columns, n, champ.names)  # logged with the features it was given
-    if chall is not None and self.mode == 'canary' and canary.to_challenger(self.share, key):
-        if (out := self._attempt(chall, 'canary', columns, n, request_id, source)) is not None:
+    if chall is not None and self.mode == 'canary' and (not explain or chall.explainer) and canary.to_challenger(self.share, key):
+        if (out := self._attempt(chall, 'canary', columns, n, request_id, source, explain)) is not None:
             self._pair(chall, 'canary', columns, n, out, key)
             return chall, 'canary', out
     t0 = time.perf_counter()
     feeds = champ.feeds(columns, n)
-    try: out = champ.run(feeds)
+    try: out = champ.run(feeds) | ({'contributions': champ.contributions(feeds)} if explain else {})
+    except BadRequest: raise  # the client asked what this version cannot give: not the model's failure
     except Exception as e: self._failed(champ, role, request_id, source, e); raise
     self._record(champ, role, t0, columns, n, out, request_id, source)
     return champ, role, out

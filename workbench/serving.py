@@ -144,16 +144,29 @@ def _shadow(server:Server, columns:dict, n:int, rid:str):
 def invocation(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     "Answer MLflow's `POST /invocations`: the JSON answer, its extra headers, and work to do after answering."
     columns, n, params = parse_invocation(body, headers.get('content-type'), server.champion.types, server.max_rows)
-    method = params.get('predict_method', 'predict')
+    method, explain = params.get('predict_method', 'predict'), params.get('explain', False)
     if method not in ('predict', 'predict_proba'):
         raise BadRequest(f"params.predict_method must be 'predict' or 'predict_proba', not {method!r}")
     if method == 'predict_proba' and server.champion.model.classes is None:
         raise BadRequest("predict_proba needs a classifier; this model is a regressor")
+    if not (isinstance(explain, bool) or (isinstance(explain, int) and 1 <= explain <= 100)):
+        raise BadRequest(f"params.explain must be true, false or how many reasons to give (1 to 100), not {explain!r}")
     rid = _request_id(headers)
-    d, role, out = server.score(columns, n, rid, headers.get('x-canary-key'))
+    d, role, out = server.score(columns, n, rid, headers.get('x-canary-key'), explain=bool(explain))
     preds = out['probabilities'] if method == 'predict_proba' else out[d.model.outputs[0]].ravel()
-    answer = orjson.dumps({'predictions': preds.tolist()})
-    return answer, _answer_headers(d, role, rid), _shadow(server, columns, n, rid)
+    answer = {'predictions': preds.tolist()}
+    if explain: answer |= _explanations(d, columns, out, 3 if explain is True else explain)
+    return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), _answer_headers(d, role, rid), _shadow(server, columns, n, rid)
+
+def _explanations(d:Deployed, columns:dict, out:dict, top:int) -> dict:
+    "Each row's contributions by input column and its `top` reasons (for a multiclass model: for the class it was given)."
+    import numpy as np
+    from workbench import explain
+    ex, c = d.explainer[0], out['contributions']
+    if c.ndim == 3: c = c[np.arange(len(c)), [list(d.model.classes).index(p) for p in out['label'].ravel()]]
+    rows = [{f: columns[f][i] if f in columns else None for f in ex['features']} for i in range(len(c))]
+    return dict(base_value=ex['base_value'], space=ex['space'], contributions=[dict(zip(ex['features'], r.tolist())) for r in c],
+                reasons=explain.reasons(ex, c, rows, top))
 
 # %% ../nbs/15_serving.ipynb #198ab760
 def _served(server:Server, name:str, version:str|None=None) -> Deployed:
@@ -178,7 +191,7 @@ def infer(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
     columns, n, outputs, rid = parse_v2(body, pinned, head, server.max_rows)
     rid = rid or _request_id(headers)
     pin = pinned if path.get('version') else None
-    d, role, out = server.score(columns, n, rid, headers.get('x-canary-key'), pin=pin)
+    d, role, out = server.score(columns, n, rid, headers.get('x-canary-key'), pin=pin, explain='contributions' in outputs)
     tensors, raw = v2_outputs(out, outputs)
     answer = orjson.dumps({'model_name': d.name, 'model_version': str(d.version), 'id': rid, 'outputs': tensors})
     extra = _answer_headers(d, role, rid)
