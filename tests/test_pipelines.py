@@ -4,7 +4,7 @@ The runner's tests (`where`) run twice: in a folder, and on a team's services (t
 server on PostgreSQL, issue 20)."""
 import json, re, subprocess, time
 import nbformat, numpy as np, pandas as pd, pytest
-from workbench import audit, data, demo, performance, pipelines, registry
+from workbench import audit, data, demo, performance, pipelines, rebuild, registry
 from workbench.config import WorkbenchError, load_settings
 from workbench.workspace import open_workspace
 from conftest import approver_key, clean_env
@@ -97,6 +97,11 @@ def test_ci_on_demo_data(tmp_path, where, portfolio, monkeypatch):
     assert f'runs:/{best}/pipelines/' in h.mlflow[1] and h.notebook[1] == promote.notebook and h.notebook[0] == deploy.notebook
     assert audit.log(ws, action='pipeline.run').subject.tolist() == [f'pipeline/{n}' for n in reversed(pipelines.CI)]
     assert audit.verify(ws).ok
+
+    # issue 22: the champion trained again from its recorded recipe, in a fresh run: the same ONNX bytes
+    again = rebuild.rebuild(ws, 'credit-default@champion', actor='auditor')
+    assert again['same_onnx'] and again['reproduced'] and again['rebuilt_run'] != best, again
+    assert audit.log(ws, action='model.rebuild').reason.tolist() == ['reproduced'] and audit.verify(ws).ok
 
 
 def bad_versions(portfolio) -> dict:

@@ -105,6 +105,10 @@ def test_lifecycle_through_the_cli(where, wb, tmp_path):
     card.write_text(text.replace('| carla |', '| mallory |'))
     r = wb('registry', 'card', 'credit-default/3', '--check', card, check=False)
     assert r.returncode == 1 and "it says '| mallory |" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    out = wb('registry', 'verify', 'credit-default/3').stdout  # what the approvers signed, on data that has not changed
+    assert 'as signed by carla' in out and 'holds what it was committed with' in out and 'credit-default/3 verifies' in out
+    r = wb('registry', 'verify', 'credit-default/3', '--rebuild', check=False)  # trained in a notebook by hand: no recipe to run again
+    assert r.returncode == 1 and 'was not trained by the train pipeline' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 
 def test_stock_mlflow_client_sees_it(trained):

@@ -68,6 +68,7 @@ def facts(ws:Workspace, ref:str, # a model version, e.g. 'credit-default/3' or '
     profile = data.profile(ws, mv.dataset) if chain and not chain[0].get('missing') else pd.DataFrame()
     events = audit.log(ws, subject=mv.name).query('seq <= @at["seq"] and (subject == @mv.ref or subject == @mv.name)')
     moves = events[events.action.str.startswith(('model.promote', 'model.rollback', 'model.challenger', 'canary.'))].sort_values('seq')
+    rebuilt = events[(events.action == 'model.rebuild') & (events.subject == mv.ref)]
     return dict(
         model=dict(ref=mv.ref, registered_by=mv.registered_by, registered_at=str(mv.created_at), run_id=mv.run_id,
                    onnx_sha256=hashlib.sha256(onnx_bytes).hexdigest(), onnx_bytes=len(onnx_bytes), parity=_plain(mv.parity),
@@ -80,6 +81,8 @@ def facts(ws:Workspace, ref:str, # a model version, e.g. 'credit-default/3' or '
         profile=[{c: _plain(r[c]) for c in ('column_name', 'column_type', 'min', 'max', 'avg', 'std', 'null_percentage')}
                  for _, r in profile.iterrows()],
         training=dict(run_name=run.info.run_name, code_version=run.data.tags.get('workbench.code_version', ''),
+                      rebuilt=[dict(seq=int(e.seq), time=str(e.time), actor=e.actor, outcome=e.reason, **{k: json.loads(e.after)[k] for k in ('rebuilt_run', 'same_onnx')})
+                               for e in rebuilt.sort_values('seq').itertuples()],
                       params=dict(sorted(run.data.params.items())), metrics={k: _plain(v) for k, v in sorted(run.data.metrics.items())}),
         evaluation=None if report is None else dict(
             passed=report.passed, rows=report.rows,
@@ -124,6 +127,7 @@ def markdown(f:dict) -> str:
            '## 4. Training (Annex IV 2(b))', '',
            f"Run `{m['run_id']}` ({f['training']['run_name']}), code version `{f['training']['code_version'] or 'not recorded'}`.", '',
            *_table([dict(parameter=k, value=v) for k, v in f['training']['params'].items()]),
+           'Trained again from this recipe (`workbench registry verify --rebuild`):', '', *_table(f['training']['rebuilt']),
            *_table([dict(metric=k, value=v) for k, v in f['training']['metrics'].items()]),
            '## 5. Evaluation: gates and fairness (Annex IV 2(g), 3)', '']
     out += (['No gate report was recorded for this version.', ''] if e is None else

@@ -9,11 +9,11 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'data_log', 'data_verify', 'data_erase', 'data_show', 'data_diff', 'data_suite', 'data_validate', 'pipeline',
            'pipeline_run', 'pipeline_list', 'audit', 'audit_log', 'audit_verify', 'runs', 'runs_list', 'runs_compare',
            'registry', 'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
-           'registry_rollback', 'registry_history', 'registry_lineage', 'registry_card', 'explain_cmd', 'monitor',
-           'monitor_drift', 'monitor_labels', 'monitor_labels_ingest', 'monitor_performance', 'monitor_report',
-           'monitor_retrain', 'batch', 'batch_score', 'features', 'features_apply', 'features_list', 'features_show',
-           'features_materialize', 'features_check_skew', 'serve', 'deploy', 'deploy_k8s', 'deploy_simulate',
-           'dashboard']
+           'registry_rollback', 'registry_history', 'registry_lineage', 'registry_card', 'registry_verify',
+           'explain_cmd', 'monitor', 'monitor_drift', 'monitor_labels', 'monitor_labels_ingest', 'monitor_performance',
+           'monitor_report', 'monitor_retrain', 'batch', 'batch_score', 'features', 'features_apply', 'features_list',
+           'features_show', 'features_materialize', 'features_check_skew', 'serve', 'deploy', 'deploy_k8s',
+           'deploy_simulate', 'dashboard']
 
 # %% ../nbs/05_cli.ipynb #181e7242
 import json, os, sys, time
@@ -562,6 +562,35 @@ def registry_card(ctx, ref, folder, copy):
     ws = _ws(ctx)
     if copy: return click.echo(card.check(ws, copy))
     for kind, w in card.write(ws, ref, folder).items(): click.echo(f"{kind:<5}{w['path']}  sha256 {w['sha256']}")
+
+@registry.command('verify')
+@click.argument('ref')
+@click.option('--rebuild', is_flag=True, help='Also train it again from its recorded recipe and prove the same ONNX bytes or held-out metrics')
+@click.pass_context
+def registry_verify(ctx, ref, rebuild):
+    "Check model version REF: its ONNX model is what its approvers signed, its training data is unchanged, and (--rebuild) it can be reproduced."
+    import hashlib
+    from workbench import approvals, rebuild as rb, registry as r
+    ws = _ws(ctx)
+    onnx_bytes, mv = r.load_onnx(ws, ref)
+    sha, problems = hashlib.sha256(onnx_bytes).hexdigest(), []
+    signed = [a for a in approvals.records(ws, mv.name) if a.version == mv.ref and a.payload]
+    wrong = [a.approver for a in signed if json.loads(a.payload).get('model_sha256') != sha]
+    click.echo(f"model    {mv.ref}  ONNX sha256 {sha[:16]}…  " + (f"differs from what {', '.join(wrong)} signed" if wrong else
+               f"as signed by {', '.join(a.approver for a in signed)}" if signed else 'no signed approval'))
+    if wrong: problems.append(f"its ONNX model is not the one {', '.join(wrong)} approved")
+    changed = rb._data_state(ws, mv.dataset) if mv.dataset else ''
+    click.echo(f"data     {mv.dataset or '-'}  {changed or 'holds what it was committed with'}")
+    if changed: problems.append(changed)
+    if rebuild and not changed:
+        out = rb.rebuild(ws, mv.ref)
+        worst = max((m['difference'] or 0 for m in out['metrics'].values()), default=0)
+        click.echo(f"rebuild  run {out['rebuilt_run']}  " + ('the same ONNX bytes' if out['same_onnx'] else
+                   f"other ONNX bytes; held-out metrics within {worst:.3g} (tolerance {out['tolerance']:g})") +
+                   ('' if out['code_version'] == out['rebuilt_code_version'] else f"; code {out['rebuilt_code_version'] or '?'} (trained with {out['code_version'] or '?'})"))
+        if not out['reproduced']: problems.append(f"its rebuild differs by {worst:.3g} in a held-out metric (reproducibility.metric_tolerance {out['tolerance']:g})")
+    if problems: raise WorkbenchError(f"{mv.ref} does not verify: {'; '.join(problems)}")
+    click.echo(f"{mv.ref} verifies" + (' and was reproduced' if rebuild else ''))
 
 @cli.command('explain')
 @click.argument('ref')

@@ -173,6 +173,11 @@ DEFAULTS = {
                                  'every refusal'),
         'provider': ('', 'Who places the system on the market or puts it into service, as the technical file names them'),
     },
+    'reproducibility': {
+        'metric_tolerance': (1e-9, 'Largest difference in a held-out metric between a version and its rebuild '
+                                   '(workbench registry verify --rebuild) that still counts as reproduced, when the ONNX '
+                                   'bytes differ'),
+    },
 }
 
 # %% ../nbs/00_config.ipynb #f75a57f6
@@ -212,6 +217,7 @@ LIMITS = {
     'drift.missing_threshold': _SHARE, 'drift.unseen_threshold': _SHARE, 'drift.bins': (2, 1000),
     'drift.report_rows': _ONE_OR_MORE,
     'performance.max_auc_drop': (-1, 1),  # below 0: alert even on a small rise (a strict team's policy)
+    'reproducibility.metric_tolerance': (0, 1),
     'canary.share': _SHARE, 'canary.max_disagreement': _SHARE, 'canary.max_error_rate': _SHARE,
     'canary.promote_after': _ONE_OR_MORE, 'canary.min_requests': _ONE_OR_MORE,
     'serving.flush_rows': _ONE_OR_MORE, 'serving.max_rows': _ONE_OR_MORE,

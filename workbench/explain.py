@@ -340,7 +340,7 @@ def reasons(explainer:dict, # as `explainer` made it
     order = [i for i in np.argsort(-direction * c, kind='stable') if direction * c[i] > 0][:top]
     return [dict(feature=f[i], value=_plain(values[f[i]]), contribution=float(c[i])) for i in order]
 
-# %% ../nbs/45_explain.ipynb #017a1436
+# %% ../nbs/45_explain.ipynb #5376f082
 def _gap(a:np.ndarray, b:np.ndarray) -> float:
     "The largest |a - b|, a missing value equal only to a missing value."
     d = np.where(np.isnan(a) & np.isnan(b), 0.0, np.abs(a - b))
@@ -370,7 +370,7 @@ def features_model(model_bytes:bytes, # the exported ONNX model of `pipeline`
     cut.metadata_props.extend(m.metadata_props)  # the signature: which column feeds which input
     return cut.SerializeToString()
 
-# %% ../nbs/45_explain.ipynb #773d586b
+# %% ../nbs/45_explain.ipynb #7685020c
 def explained(explainer:dict, # as `explainer` made it, or read back from JSON
               features, # `features_model`'s ONNX bytes, or an `OnnxModel` of them
               frame:pd.DataFrame) -> np.ndarray: # rows with the model's input columns

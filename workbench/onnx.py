@@ -262,7 +262,8 @@ def convert(pipeline, # a fitted scikit-learn classifier or regressor (usually a
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            model = convert_sklearn(_gathered(pipeline, X), initial_types=types, target_opset=OPSETS, options=options,
+            model = convert_sklearn(_gathered(pipeline, X), name=type(_final(pipeline)).__name__,  # not a random id:
+                                    initial_types=types, target_opset=OPSETS, options=options,  # the same model, the same bytes
                                     custom_conversion_functions=_converters(),
                                     custom_parsers={ColumnTransformer: _column_transformer})
     except Exception as e:
@@ -384,7 +385,7 @@ def takes_missing(pipeline, # the fitted scikit-learn pipeline
     if _same(pipeline, model, every, tolerance): return {i.name: True for i in model.inputs}
     return {i.name: any(_same(pipeline, model, probe(i, v), tolerance) for v in gaps(i)) for i in model.inputs}
 
-# %% ../nbs/06_onnx.ipynb #af2f62b6
+# %% ../nbs/06_onnx.ipynb #fe56affd
 def _explainable(pipeline, onnx_bytes:bytes, X:pd.DataFrame) -> tuple:
     "`(explainer, features model, '')` for the decisions of `pipeline` to be explained from its ONNX model, or `(None, None, why not)`."
     from workbench import explain

@@ -513,7 +513,7 @@ def load_onnx(ws:Workspace, ref:str) -> tuple:
     mv = champion(ws, name) if alias == 'champion' or (version is None and alias is None) else get(ws, ref)
     return _onnx_bytes(ws, name, mv.version), mv
 
-# %% ../nbs/09_registry.ipynb #c3b918c1
+# %% ../nbs/09_registry.ipynb #3fe29a23
 def load_explainer(ws:Workspace, ref:str) -> tuple:
     "The explainer (plain data) and the features model (ONNX bytes) logged with version `ref`'s run: what explains its decisions."
     mv = get(ws, ref)
