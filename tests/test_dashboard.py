@@ -1,6 +1,7 @@
 "Issue 7: the dashboard in a real headless Chromium (Debian's, driven by Playwright) on a seeded workspace."
 import pytest
 from conftest import ARTIFACTS, BIN, clean_env, free_port, started
+from playwright.sync_api import expect
 
 
 @pytest.fixture(scope='module')
@@ -63,7 +64,7 @@ def test_bad_filter_gives_a_message(browser, dashboard):
     page.get_by_text('0 of 4 runs').first.wait_for(timeout=20_000)
     box.fill("attributes.run_name LIKE 'logistic%'"); box.press('Enter')
     page.get_by_text('2 of 4 runs').first.wait_for(timeout=20_000)
-    assert page.locator('.tabulator-row').count() == 2
+    expect(page.locator('.tabulator-row')).to_have_count(2, timeout=20_000)  # the table redraws after the count: wait for it
     page.screenshot(path=str(ARTIFACTS/'filter-messages.png'), full_page=True)
     assert 'Traceback' not in page.content(); page.close()
 
