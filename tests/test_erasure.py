@@ -279,16 +279,17 @@ def test_the_cli_erases_from_a_file_verifies_and_logs(tmp_path):
     env = clean_env(WORKBENCH_HOME=str(ws.root), WORKBENCH_ACTOR='dpo')
     wb = lambda *a, **kw: subprocess.run([str(Path(sys.executable).parent/'workbench'), *map(str, a)], env=env, capture_output=True, text=True, timeout=300, **kw)
     (tmp_path/'ids.txt').write_text('\n'.join(GONE) + '\n')
-    r = wb('data', 'erase', 'application_id', '--values', tmp_path/'ids.txt', '--reason', 'GDPR Art. 17 request 2026-014')
+    r = wb('data', 'erase', 'application_id', tmp_path/'ids.txt', '--reason', 'GDPR Art. 17 request 2026-014')
     assert r.returncode == 0 and 'erased' in r.stdout and 'predictions' in r.stdout, r.stderr
     verified = wb('data', 'verify', '--format', 'json')
     assert verified.returncode == 0 and {v['state'] for v in json.loads(verified.stdout)} == {'erased', 'intact'}
     log = json.loads(wb('data', 'log', 'credit', '--format', 'json').stdout)
     assert all(v['erased'].startswith('erased ') for v in log), log
     assert 'intact' in wb('audit', 'verify').stdout and not holding(ws.root, GONE)
-    for args, says in [(['nope', '--values', tmp_path/'ids.txt', '--reason', 'x'], "no dataset has a column 'nope'"),
-                       (['application_id', '--values', tmp_path/'ids.txt', '--reason', ''], 'say why'),
-                       (['application_id', '--values', '-', '--reason', 'x'], 'value')]:
+    for args, says in [(['nope', tmp_path/'ids.txt', '--reason', 'x'], "no dataset has a column 'nope'"),
+                       (['application_id', tmp_path/'ids.txt'], 'say why the rows are erased with --reason'),
+                       (['application_id', tmp_path/'none.txt', '--reason', 'x'], 'cannot read the values from'),
+                       (['application_id', '-', '--reason', 'x'], 'value')]:
         r = wb('data', 'erase', *args, input='')
         assert r.returncode == 1 and says in r.stderr and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
     # a version file altered behind the workbench's back is named

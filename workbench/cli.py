@@ -267,15 +267,19 @@ def data_verify(ctx, name, fmt):
 
 @data.command('erase')
 @click.argument('key')
-@click.option('--values', 'source', required=True, type=click.File('r'),
-              help='File with one key value per line (- reads them from stdin), so that no value lands in the shell history')
-@click.option('--reason', required=True, help="Why, e.g. 'GDPR Art. 17 request 2025-031'; kept in the audit log, so it must not name a value")
+@click.argument('file')
+@click.option('--reason', default='', help="Why, e.g. 'GDPR Art. 17 request 2025-031'; kept in the audit log, so it must not name a value")
 @click.pass_context
-def data_erase(ctx, key, source, reason):
-    "Erase the rows whose column KEY holds one of the given values from every dataset version, the prediction log and the labels."
+def data_erase(ctx, key, file, reason):
+    "Erase the rows whose column KEY holds one of the values in FILE (one per line; - reads stdin, so that no value lands in the shell history) from every dataset version, the prediction log and the labels."
     from workbench import erasure
-    values = [line.strip() for line in source if line.strip()]
-    r = erasure.erase(_ws(ctx), key, values, reason)
+    ws = _ws(ctx)
+    if not reason.strip(): raise WorkbenchError("say why the rows are erased with --reason, e.g. --reason 'GDPR Art. 17 request 2025-031'")
+    try: lines = sys.stdin.readlines() if file == '-' else open(file, encoding='utf-8').readlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise WorkbenchError(f"cannot read the values from {file or 'an empty file name'} ({type(e).__name__}); give a text file with one value per line") from None
+    values = [line.strip() for line in lines if line.strip()]
+    r = erasure.erase(ws, key, values, reason)
     click.echo(f"erased {r['rows']} rows of {r['values']} {key} values in {r['seconds']:.1f} s (audit seq {r['seq']})")
     for v in r['versions']: click.echo(f"  {v['dataset']}@{v['version'][:12]}  {v['rows_erased']} rows erased, {v['rows_left']} left")
     for t, n in r['tables'].items(): click.echo(f"  {t:<20}{n} rows erased")
