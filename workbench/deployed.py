@@ -285,14 +285,3 @@ def _doubles(self:Deployed, columns:dict) -> dict:
 def run(self:Deployed, feeds:dict) -> dict:
     "The model's outputs (`label` and `probabilities`, or a regressor's value) for `feeds`."
     return dict(zip(self.model.outputs, self.model.session.run(None, feeds)))
-
-# %% ../nbs/27_deployed.ipynb #31bd0f3e
-@patch
-def contributions(self:Deployed, feeds:dict) -> np.ndarray:
-    "Each input column's contribution to each fed row's output (`explain.contributions`), from the same feeds; a `BadRequest` when the version cannot explain."
-    if self.explainer is None:
-        raise BadRequest(f"{self.ref} cannot explain its decisions ({self.unexplained or 'no explainer was registered with it'})")
-    from workbench import explain
-    ex, features = self.explainer
-    wanted = {i.name for i in features.session.get_inputs()}
-    return explain.contributions(ex, features.session.run(None, {k: v for k, v in feeds.items() if k in wanted})[0])

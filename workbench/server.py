@@ -141,11 +141,15 @@ def _failed(self:Server, d:Deployed, role:str, request_id:str, source:str, e:Exc
         self.log.failed(meta, f'{type(e).__name__}: {e}')
 
 # %% ../nbs/31_server.ipynb #12e7b7fd
+def _contributions(d:Deployed, feeds:dict):
+    from workbench import explain  # numba and the trees, only for a request that asks
+    return explain.served(d, feeds)
+
 @patch
 def _attempt(self:Server, d:Deployed, role:str, columns:dict, n:int, request_id:str, source:str, explain:bool=False):
     "The challenger's outputs, or None when it failed (counted as its error) on a request the champion can score."
     t0 = time.perf_counter()
-    try: out = d.run(feeds := d.feeds(columns, n)) | ({'contributions': d.contributions(feeds)} if explain else {})
+    try: out = d.run(feeds := d.feeds(columns, n)) | ({'contributions': _contributions(d, feeds)} if explain else {})
     except Exception as e:
         if isinstance(e, BadRequest):
             self.champion.feeds(columns, n)  # the client's error if the champion refuses it too
@@ -182,7 +186,7 @@ def score(self:Server, columns:dict, n:int, # the request's columns (name -> val
             return chall, 'canary', out
     t0 = time.perf_counter()
     feeds = champ.feeds(columns, n)
-    try: out = champ.run(feeds) | ({'contributions': champ.contributions(feeds)} if explain else {})
+    try: out = champ.run(feeds) | ({'contributions': _contributions(champ, feeds)} if explain else {})
     except BadRequest: raise  # the client asked what this version cannot give: not the model's failure
     except Exception as e: self._failed(champ, role, request_id, source, e); raise
     self._record(champ, role, t0, columns, n, out, request_id, source)
