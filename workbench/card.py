@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from . import approvals, audit, data, registry
 from .config import WorkbenchError, redacted
+from .suites import has_suite, load_suite
 from .workspace import Workspace
 
 # %% ../nbs/47_card.ipynb #90bb85ea
@@ -66,6 +67,8 @@ def facts(ws:Workspace, ref:str, # a model version, e.g. 'credit-default/3' or '
     chain = registry.lineage(ws, mv.ref)['datasets']
     checks = _checks(ws, mv.dataset_id, at['time'])
     profile = data.profile(ws, mv.dataset) if chain and not chain[0].get('missing') else pd.DataFrame()
+    name = mv.dataset.split('@')[0]  # keys are ids of people: their range is no population's profile
+    keys = json.loads(run.data.tags.get('workbench.keys') or '[]') or (load_suite(ws, name).keys if has_suite(ws, name) else [])
     events = audit.log(ws, subject=mv.name).query('seq <= @at["seq"] and (subject == @mv.ref or subject == @mv.name)')
     moves = events[events.action.str.startswith(('model.promote', 'model.rollback', 'model.challenger', 'canary.'))].sort_values('seq')
     rebuilt = events[(events.action == 'model.rebuild') & (events.subject == mv.ref)]
@@ -79,7 +82,7 @@ def facts(ws:Workspace, ref:str, # a model version, e.g. 'credit-default/3' or '
         validation=dict(checks=len(checks), failed=int((~checks.passed.astype(bool)).sum()),
                         failures=checks[~checks.passed.astype(bool)][['column', 'check', 'message']].to_dict('records')),
         profile=[{c: _plain(r[c]) for c in ('column_name', 'column_type', 'min', 'max', 'avg', 'std', 'null_percentage')}
-                 for _, r in profile.iterrows()],
+                 for _, r in profile.iterrows() if r['column_name'] not in keys], keys=keys,
         training=dict(run_name=run.info.run_name, code_version=run.data.tags.get('workbench.code_version', ''),
                       rebuilt=[dict(seq=int(e.seq), time=str(e.time), actor=e.actor, outcome=e.reason, **{k: json.loads(e.after)[k] for k in ('rebuilt_run', 'same_onnx')})
                                for e in rebuilt.sort_values('seq').itertuples()],
@@ -123,7 +126,7 @@ def markdown(f:dict) -> str:
            *_table(f['datasets'], ['ref', 'id', 'rows', 'author', 'created_at', 'message']),
            f"Validation: {f['validation']['checks']} checks, {f['validation']['failed']} failed.", '',
            *(_table(f['validation']['failures']) if f['validation']['failed'] else []),
-           'The population of the training data:', '', *_table(f['profile']),
+           'The population of the training data' + (f" (its keys {', '.join(f['keys'])} left out):" if f['keys'] else ':'), '', *_table(f['profile']),
            '## 4. Training (Annex IV 2(b))', '',
            f"Run `{m['run_id']}` ({f['training']['run_name']}), code version `{f['training']['code_version'] or 'not recorded'}`.", '',
            *_table([dict(parameter=k, value=v) for k, v in f['training']['params'].items()]),
