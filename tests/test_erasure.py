@@ -2,7 +2,7 @@
 import hashlib, json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-import numpy as np, pandas as pd, pyarrow.parquet as pq
+import numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq
 import pytest
 from workbench import audit, data, demo, erasure
 from workbench.config import load_settings
@@ -297,3 +297,71 @@ def test_the_cli_erases_from_a_file_verifies_and_logs(tmp_path):
     pq.write_table(pq.read_table(ws.root/v.path).slice(1), ws.root/v.path)
     r = wb('data', 'verify')
     assert r.returncode == 1 and v.ref in r.stderr and 'neither its id nor its latest erasure' in r.stderr, r.stderr
+
+
+def test_erasing_from_the_demo_leaves_no_file_holding_them(demo_run, tmp_path):
+    "The demo's whole workspace (executed notebooks, MLflow's artifacts and database, the canary's figures, the card) holds no erased id after `data erase`."
+    import shutil, subprocess, sys
+    from conftest import clean_env
+    root = shutil.copytree(demo_run.ws, tmp_path/'ws')
+    ws = open_workspace(root, load_settings(env={}))
+    pick = lambda q: ws.sql(q).fetchall()[0][0]
+    gone = ['A0000001',  # the first row of the training data
+            pick("select min(key) from labels"),  # served, then labelled late
+            pick("select max(request_id) from predictions where request_id like 'A%'")]  # of the last month: the canary's key too
+    assert len(set(gone)) == 3 and all(g.startswith('A') for g in gone), gone
+    held = holding(root, gone)
+    assert {'datasets', 'tables'} <= {Path(f).parts[0] for f in held}, held
+    env = clean_env(WORKBENCH_HOME=str(root), WORKBENCH_ACTOR='dpo')
+    wb = lambda *a: subprocess.run([str(Path(sys.executable).parent/'workbench'), *map(str, a)], env=env,
+                                   capture_output=True, text=True, timeout=300)
+    (tmp_path/'ids.txt').write_text('\n'.join(gone) + '\n')
+    r = wb('data', 'erase', 'application_id', tmp_path/'ids.txt', '--reason', 'GDPR Art. 17 request 2026-101')
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert holding(root, gone) == []
+    assert wb('audit', 'verify').returncode == 0 and wb('data', 'verify').returncode == 0
+    after = json.loads(audit.log(ws, action='data.erase').iloc[0].after)
+    assert after['tables']['predictions'] >= 1 and after['tables']['labels'] >= 1 and len(after['versions']) >= 3
+    assert not any(n in json.dumps(after) for n in needles(gone))
+    shown = wb('registry', 'show', 'credit-default@champion')  # the workspace still works: its champion, runs and lineage
+    assert shown.returncode == 0 and 'credit-default' in shown.stdout, shown.stderr
+
+
+def test_erasure_on_object_storage_reaches_every_object_and_every_machine(seaweedfs, tmp_path, monkeypatch):
+    "On SeaweedFS: no object of the workspace holds an erased id, and another machine's copy of a version is fetched again."
+    for k, v in seaweedfs.items(): monkeypatch.setenv(k, v)
+    url = f"{seaweedfs['WORKBENCH_HOME']}/erasure-{tmp_path.name}"
+    def machine(name):
+        monkeypatch.setenv('XDG_STATE_HOME', str(tmp_path/name))
+        (ini := tmp_path/name/'settings.ini').parent.mkdir()
+        ini.write_text(f"[audit]\nanchor = {tmp_path/name/'anchors'}\n")
+        return open_workspace(url, load_settings(ini, env={}))
+    a, b = machine('a'), machine('b')
+    apps = pd.DataFrame({'application_id': [f'A{i:07d}' for i in range(1, 41)], 'income': np.arange(40.0)})
+    vs = [data.commit(a, 'credit', apps[:20 * k], f'{k}', 'ana') for k in (1, 2)]
+    log = PredictionLog(a, flush_seconds=60)
+    for rid in apps.application_id[:10]:
+        log.add(dict(request_id=rid, time=datetime.now(timezone.utc), model='m', version=1, variant='champion', source='test',
+                     latency_ms=1.0), {'income': np.array([1.0])}, 1,
+                dict(label=np.array([1]), probabilities=np.array([[0.5, 0.5]], 'float32')))
+    log.close()
+    a.write_bytes('pipelines/run.ipynb', json.dumps({'cells': [{'outputs': ['A0000003 scored 0.7']}]}).encode())
+    pq.write_table(pa.table({'application_id': ['A0000003', 'A0000004'], 'x': [1, 2]}), tmp_path/'online.parquet')
+    a.write_bytes('online/applicant/1-x.parquet', (tmp_path/'online.parquet').read_bytes())
+    copy = b.local_file(vs[1].path)  # machine b reads version 2 before the erasure: its own copy
+    assert 'A0000003' in pq.read_table(copy).column('application_id').to_pylist()
+
+    r = erasure.erase(a, 'application_id', ['A0000003'], 'GDPR Art. 17 request 2026-102', actor='dpo')
+    assert [e['rows_erased'] for e in r['versions']] == [1, 1] and r['tables']['predictions'] == 1
+    assert r['documents'] == {'online/applicant/1-x.parquet': 1, 'pipelines/run.ipynb': 1}
+    fs, base = a.storage()
+    from pyarrow.fs import FileSelector, FileType
+    for i in fs.get_file_info(FileSelector(base, recursive=True)):  # every object, downloaded and searched
+        if i.type == FileType.File:
+            (dst := tmp_path/'objects'/i.path[len(base) + 1:]).parent.mkdir(parents=True, exist_ok=True)
+            with fs.open_input_stream(i.path) as f: dst.write_bytes(f.read())
+    assert (tmp_path/'objects'/vs[1].path).exists() and holding(tmp_path/'objects', ['A0000003']) == []
+    assert holding(a.root, ['A0000003']) == []  # nor this machine's copies
+    fresh = pq.read_table(b.local_file(vs[1].path)).column('application_id').to_pylist()  # b's copy, fetched again
+    assert 'A0000003' not in fresh and len(fresh) == 39
+    assert data.load(b, vs[1].ref).application_id.tolist() == fresh and erasure.check(b).ok.all() and audit.verify(a).ok

@@ -605,7 +605,7 @@ def registry_verify(ctx, ref, rebuild):
 @click.pass_context
 def explain_cmd(ctx, ref, source, top, out, fmt):
     "The reasons for model REF's decision on each row of SOURCE (a dataset reference, or a CSV or Parquet file), from its ONNX model."
-    import numpy as np, pandas as pd
+    import pandas as pd
     from pathlib import Path
     from workbench import data as d, explain, registry as r
     from workbench.deployed import OnnxModel
@@ -615,8 +615,7 @@ def explain_cmd(ctx, ref, source, top, out, fmt):
     model = OnnxModel(r.load_onnx(ws, ref)[0])
     t0 = time.perf_counter()
     c, predicted = explain.explained(explainer, features, frame), model.predict(frame)
-    if c.ndim == 3:  # multiclass: the reasons for the class each row was given
-        c = c[np.arange(len(c)), [list(model.classes).index(p) for p in predicted]]
+    c = explain.of_given_class(c, model.classes, predicted)  # a multiclass model: the reasons for the class each row was given
     took = time.perf_counter() - t0
     why = explain.reasons(explainer, c, frame[explainer['features']], top)
     shown = pd.DataFrame({'row': range(len(frame)), 'prediction': predicted})

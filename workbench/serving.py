@@ -160,10 +160,9 @@ def invocation(server:Server, body:bytes, headers:dict, path:dict) -> tuple:
 
 def _explanations(d:Deployed, columns:dict, out:dict, top:int) -> dict:
     "Each row's contributions by input column and its `top` reasons (for a multiclass model: for the class it was given)."
-    import numpy as np
     from workbench import explain
-    ex, c = d.explainer[0], out['contributions']
-    if c.ndim == 3: c = c[np.arange(len(c)), [list(d.model.classes).index(p) for p in out['label'].ravel()]]
+    ex = d.explainer[0]
+    c = explain.of_given_class(out['contributions'], d.model.classes, out['label'])
     rows = [{f: columns[f][i] if f in columns else None for f in ex['features']} for i in range(len(c))]
     return dict(base_value=ex['base_value'], space=ex['space'], contributions=[dict(zip(ex['features'], r.tolist())) for r in c],
                 reasons=explain.reasons(ex, c, rows, top))

@@ -233,6 +233,14 @@ def tables(self:Workspace) -> list:
     return sorted(n for n, i in zip(names, logs) if i.type == FileType.Directory)
 
 # %% ../nbs/01_workspace.ipynb #6dc731ea
+def _stamp(local:Path, info):
+    "Give this machine's copy `local` the modification time of the object `info` describes."
+    os.utime(local, ns=(info.mtime_ns, info.mtime_ns))
+
+def _current(local:Path, info) -> bool:
+    "Whether this machine's copy `local` is still the object `info` describes."
+    return local.exists() and local.stat().st_size == info.size and local.stat().st_mtime_ns == info.mtime_ns
+
 @patch
 def save_file(self:Workspace, path:str): # relative to the workspace, e.g. `datasets/credit/<id>.parquet`
     "Store the file `path`, written in the workspace's folder, where the workspace keeps its files."
@@ -241,23 +249,28 @@ def save_file(self:Workspace, path:str): # relative to the workspace, e.g. `data
     try:  # the object appears when the stream closes, whole; a failed upload raises there
         with open(self.root/path, 'rb') as src, s3.open_output_stream(f'{base}/{path}') as out:
             shutil.copyfileobj(src, out, 1 << 22)
+        _stamp(self.root/path, s3.get_file_info(f'{base}/{path}'))  # this copy is the object: no fetch to read it here
     except OSError as e:
         raise WorkbenchError(f"cannot store {path} at {self.uri}: {str(e).splitlines()[0]}; "
                              "check the object store and the AWS_* credentials") from None
 
 # %% ../nbs/01_workspace.ipynb #76b3c0f4
 @patch
-def local_file(self:Workspace, path:str) -> Path: # relative to the workspace; a file that never changes once written
-    "A local path to the workspace file `path`: the file itself, or on object storage this machine's copy of it."
+def local_file(self:Workspace, path:str) -> Path: # relative to the workspace, e.g. `datasets/credit/<id>.parquet`
+    "A local path to the workspace file `path`: the file itself, or on object storage this machine's copy of it, fetched again when the object changed."
+    from pyarrow.fs import FileType
     local = self.root/path
-    if not self.uri or local.exists(): return local
+    if not self.uri: return local
     s3, base = self.storage()
+    try: info = s3.get_file_info(f'{base}/{path}')
+    except OSError as e: raise WorkbenchError(f"cannot read {path} from {self.uri}: {str(e).splitlines()[0]}") from None
+    if _current(local, info) or (info.type == FileType.NotFound and local.exists()): return local  # the latter not saved yet
     local.parent.mkdir(parents=True, exist_ok=True)
     tmp = local.parent/f'.tmp-{uuid.uuid4().hex}-{local.name}'  # `maintain` removes it if this process dies
     try:
         with s3.open_input_stream(f'{base}/{path}') as src, open(tmp, 'wb') as out:
             shutil.copyfileobj(src, out, 1 << 22)
-        os.replace(tmp, local)
+        _stamp(tmp, info); os.replace(tmp, local)
     except OSError as e:
         raise WorkbenchError(f"cannot read {path} from {self.uri}: {str(e).splitlines()[0]}") from None
     finally: tmp.unlink(missing_ok=True)
