@@ -95,9 +95,10 @@ def test_lifecycle_through_the_cli(where, wb, tmp_path):
     assert credit.ref in lineage and 'model.promote' in lineage and 'carla' in lineage
 
     # issue 22: the technical file, written, proved, and an edited copy refused
-    out = wb('registry', 'card', 'credit-default/3', '--out', tmp_path/'cards').stdout
+    out = wb('registry', 'card', 'credit-default/3', '--out', tmp_path/'cards', '--pdf').stdout
     card = tmp_path/'cards'/'credit-default-3-card.md'
     assert f'md   {card}' in out and (tmp_path/'cards'/'credit-default-3-card.html').exists()
+    assert (tmp_path/'cards'/'credit-default-3-card.pdf').read_bytes().startswith(b'%PDF-') and 'pdf  ' in out
     text = card.read_text()
     assert credit.id in text and '| carla |' in text and 'model.rollback' in text and 'incident 42' in text and '## 8. Post-market monitoring plan' in text
     wb('registry', 'approve', 'credit-default/2', '--key', approver_key(ws, 'dan'))  # the workspace moves on

@@ -559,13 +559,14 @@ def registry_lineage(ctx, ref):
 @click.argument('ref')
 @click.option('--out', 'folder', default='.', show_default=True, type=click.Path(file_okay=False), help='Folder to write the card into')
 @click.option('--check', 'copy', type=click.Path(dir_okay=False, exists=True), help="Prove this copy of a card's Markdown against the workspace instead")
+@click.option('--pdf', 'as_pdf', is_flag=True, help="Also write it as PDF (needs pip install 'workbench[pdf]')")
 @click.pass_context
-def registry_card(ctx, ref, folder, copy):
+def registry_card(ctx, ref, folder, copy, as_pdf):
     "Write the technical file of model version REF (Markdown and HTML), or prove a copy with --check."
     from workbench import card
     ws = _ws(ctx)
     if copy: return click.echo(card.check(ws, copy))
-    for kind, w in card.write(ws, ref, folder).items(): click.echo(f"{kind:<5}{w['path']}  sha256 {w['sha256']}")
+    for kind, w in card.write(ws, ref, folder, as_pdf=as_pdf).items(): click.echo(f"{kind:<5}{w['path']}  sha256 {w['sha256']}")
 
 @registry.command('verify')
 @click.argument('ref')
