@@ -344,12 +344,12 @@ def _state(v:data.Version, found:str|None, stones:list) -> tuple:
     return False, 'changed', ("its file matches neither its id nor its latest erasure: an erasure stopped before its record "
                               "(run it again) or the file was altered")
 
-def check(ws:Workspace, dataset:str|None=None) -> 'pd.DataFrame':
-    "Each version's file (of `dataset`, all when None) against its id or its latest erasure: `ref, ok, state, note`."
+def check(ws:Workspace, dataset:str|None=None) -> 'pd.DataFrame': # a dataset, one version of it (`credit@3f2a9c`), or all when None
+    "Each version's file against its id or its latest erasure: `ref, ok, state, note`."
     import pandas as pd
     stones, rows = _tombstones(ws), []
     names = [dataset] if dataset else [r[0] for r in ws.sql('select distinct name from datasets order by name').fetchall()]
-    for v in (v for n in names for v in data.versions(ws, n)):
+    for v in ([data.resolve(ws, dataset)] if dataset and '@' in dataset else (v for n in names for v in data.versions(ws, n))):
         try: found = data.dataset_id(_read(ws, v.path))
         except FileNotFoundError: found = None
         rows.append(dict(ref=v.ref, id=v.id, **dict(zip(('ok', 'state', 'note'), _state(v, found, stones)))))

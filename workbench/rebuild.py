@@ -41,8 +41,8 @@ def _onnx_of(ws:Workspace, run_id:str) -> bytes:
 def _data_state(ws:Workspace, ref:str) -> str:
     "'' when the dataset version `ref` still holds what it was committed with, else why not."
     v = data.resolve(ws, ref)
-    row = erasure.check(ws, v.name).query('id == @v.id')
-    return '' if row.empty or row.state.iloc[0] == 'intact' else f"{v.ref} {row.note.iloc[0] or row.state.iloc[0]}"
+    row = erasure.check(ws, v.ref)  # this version's file alone
+    return '' if row.state.iloc[0] == 'intact' else f"{v.ref} {row.note.iloc[0] or row.state.iloc[0]}"
 
 def rebuild(ws:Workspace, ref:str, # the version to rebuild, e.g. 'credit-default/3' or 'credit-default@champion'
             actor:str|None=None) -> dict:
