@@ -224,3 +224,32 @@ def test_bad_input_says_what_to_do(call, message):
 
 
 if __name__ == '__main__': sys.exit(pytest.main([__file__, '-q', '-s']))
+
+
+def test_the_served_demo_is_estimated_before_its_labels_and_reconciled_after(demo_run, tmp_path):
+    "On the demo's workspace: every complete window estimated once and kept, the realized figures of its labelled windows beside them, the CLI."
+    from workbench import performance
+    from workbench.config import load_settings
+    from workbench.workspace import open_workspace
+    from conftest import clean_env
+    root = shutil.copytree(demo_run.ws, tmp_path/'ws')
+    ws = open_workspace(root, load_settings(env={}))
+    served = ws.sql("select count(*) from predictions where model = 'credit-default' and version = 1").fetchall()[0][0]
+    e = performance.history_of_estimates(ws, 'credit-default/1')  # the demo estimated its months of traffic
+    assert len(e) and set(e.metric) == set(METRICS) and (e.rows == 1000).all()
+    again = performance.estimated(ws, 'credit-default/1', window='1000rows')  # the canary's months too, once each
+    assert again.window.nunique() == served // 1000 and len(ws.sql("select * from estimates").df()) == len(again)
+    assert len(performance.estimated(ws, 'credit-default/1', window='1000rows')) == len(again)  # nothing estimated twice
+    real = ws.sql("""select "window", metric, arg_max(value, labelled) as value from performance
+                     where model = 'credit-default' and version = 1 group by all""").df()
+    both = again.merge(real, on=['window', 'metric'])
+    assert set(both.metric) == set(METRICS) and both.window.nunique() >= 2, both  # labelled windows: realized beside the estimate
+    assert np.allclose(both.realized, both.value, equal_nan=True) and np.allclose(both.error, both.value - both.estimate, equal_nan=True)
+    auc = again[again.metric == 'auc']
+    assert ((auc.lower < auc.estimate) & (auc.estimate < auc.upper)).all() and auc.estimate.between(0.7, 0.9).all(), auc
+    env = clean_env(WORKBENCH_HOME=str(root))
+    wb = lambda *a: subprocess.run([str(Path(sys.executable).parent/'workbench'), *a], env=env, capture_output=True, text=True, timeout=300)
+    r = wb('monitor', 'estimate', 'credit-default/1', '--window', '1000rows')
+    assert r.returncode == 0 and 'rows 1-1000' in r.stdout and 'auc' in r.stdout, r.stderr
+    r = wb('monitor', 'estimate', 'credit-default/1', '--window', 'weekly')
+    assert r.returncode == 1 and "window 'weekly' is not valid" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -25,7 +25,8 @@ LOGS = {'audit': 'every change of state: who, when, what, before, after and why;
         'serving_errors': 'each scoring request refused or failed',
         'labels': 'outcomes that arrived later, joined to the logged predictions by key',
         'drift': 'drift statistics per model, window and feature',
-        'performance': 'realized performance per model and window, from the labels'}
+        'performance': 'realized performance per model and window, from the labels',
+        'estimates': 'performance per model and window estimated from the scores, before the labels'}
 PLAN = ('drift', 'performance', 'canary', 'alerts', 'maintenance')  # the sections of settings.ini that are the monitoring plan
 
 # %% ../nbs/47_card.ipynb #d389aca8

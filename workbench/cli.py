@@ -11,9 +11,9 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'registry', 'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
            'registry_rollback', 'registry_history', 'registry_lineage', 'registry_card', 'registry_verify',
            'explain_cmd', 'monitor', 'monitor_drift', 'monitor_labels', 'monitor_labels_ingest', 'monitor_performance',
-           'monitor_report', 'monitor_retrain', 'batch', 'batch_score', 'features', 'features_apply', 'features_list',
-           'features_show', 'features_materialize', 'features_check_skew', 'serve', 'deploy', 'deploy_k8s',
-           'deploy_simulate', 'dashboard']
+           'monitor_estimate', 'monitor_report', 'monitor_retrain', 'batch', 'batch_score', 'features',
+           'features_apply', 'features_list', 'features_show', 'features_materialize', 'features_check_skew', 'serve',
+           'deploy', 'deploy_k8s', 'deploy_simulate', 'dashboard']
 
 # %% ../nbs/05_cli.ipynb #181e7242
 import json, os, sys, time
@@ -699,6 +699,27 @@ def monitor_performance(ctx, ref, window, on, since, until, fmt):
     if fmt == 'table':
         rows = rows.pivot_table(index=['window', 'labelled'], columns='metric', values='value', sort=False)
         rows = rows.reset_index().round(4)
+    _show(rows, fmt)
+
+@monitor.command('estimate')
+@click.argument('ref')
+@click.option('--window', help='1d, 6h, 15m or Nrows (default: drift.window).')
+@click.option('--since', help='Only windows starting at or after this date or time (UTC).')
+@click.option('--until', help='Only windows ending by this date or time (UTC).')
+@FORMAT
+@click.pass_context
+def monitor_estimate(ctx, ref, window, since, until, fmt):
+    "Performance of REF per window of its prediction log estimated from the scores alone, beside the realized figures labels gave."
+    import pandas as pd
+    from workbench import performance
+    rows = performance.estimated(_ws(ctx), ref, window, since, until)
+    if rows.empty: return click.echo(f"no complete window of {ref}'s prediction log yet")
+    if fmt == 'table':
+        fig = lambda x: '' if pd.isna(x) else f'{x:.3f}'
+        rows = pd.DataFrame({'window': rows.window, 'metric': rows.metric, 'rows': rows.rows,
+                             'estimate': [f'{fig(e)} ({fig(lo)}-{fig(hi)})' for e, lo, hi in zip(rows.estimate, rows.lower, rows.upper)],
+                             'alert': rows.alert.map({True: 'ALERT', False: ''}), 'realized': rows.realized.map(fig),
+                             'labelled': rows.labelled.fillna(0).astype(int)})
     _show(rows, fmt)
 
 # %% ../nbs/05_cli.ipynb #fbb9632d

@@ -250,6 +250,9 @@ def monitor(ws, server, sent_months:list, rows_per_month:int, say=print) -> list
     month = dict(zip(windows.window, sent_months))
     for s in windows.itertuples():
         say(f"  {month[s.window]}  drifted: {s.drifted or '-':<18} largest PSI {s.top_psi}" + ('  -> drift alert sent' if s.drifted else ''))
+    est = performance.estimated(ws, ref, window=f'{rows_per_month}rows').query("metric == 'auc'")
+    say(f"  estimated AUC by month from the scores alone, before any label (held-out {est.reference.iloc[0]:.3f}): "
+        + ', '.join(f"{month.get(w, w)} {e:.3f}" + (' ALERT' if a else '') for w, e, a in zip(est.window, est.estimate, est.alert)))
     n = performance.ingest_labels(ws, data.load(ws, 'labels'), key='application_id', label='defaulted', on='request_id', actor='demo')
     perf = performance.performance(ws, ref, window=f'{rows_per_month}rows').query("metric == 'auc'")
     say(f"  {n} late labels ingested; realized AUC by month (held-out {perf.baseline.iloc[0]:.3f}): "
