@@ -27,7 +27,7 @@ LOGS = {'audit': 'every change of state: who, when, what, before, after and why;
         'drift': 'drift statistics per model, window and feature',
         'performance': 'realized performance per model and window, from the labels',
         'estimates': 'performance per model and window estimated from the scores, before the labels'}
-PLAN = ('drift', 'performance', 'canary', 'alerts', 'maintenance')  # the sections of settings.ini that are the monitoring plan
+PLAN = ('drift', 'performance', 'segments', 'fairness', 'canary', 'alerts', 'maintenance')  # the sections of settings.ini that are the monitoring plan
 
 # %% ../nbs/47_card.ipynb #d389aca8
 def _plain(v) -> str:

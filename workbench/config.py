@@ -111,6 +111,23 @@ DEFAULTS = {
         'business_metric': ('', 'module:function computing a business figure from a window\'s labelled predictions '
                                 '(DataFrame with label, score, prediction)'),
     },
+    'segments': {
+        'columns': ('', 'What divides the traffic into segments for monitoring, comma-separated: logged columns (product, '
+                        'region) or name=SQL over them (e.g. big=loan_amount > 20000); empty means no segments'),
+        'max_segments': (20, 'Most segments monitored per window (the largest); the rest are counted together as other'),
+        'min_rows': (200, 'Rows a segment needs in a window to be judged'),
+        'false_discovery_rate': (0.05, 'Benjamini-Hochberg false discovery rate across the segments and features of a '
+                                       'window: the share of segment alerts allowed to be false'),
+    },
+    'fairness': {
+        'sensitive': ('', 'The sensitive attribute to watch in production, a logged column; empty means the model\'s '
+                          'own (its training roles)'),
+        'max_approval_gap': (0.10, 'Largest gap in approval rate (share predicted the favourable class) between '
+                                   'groups in a window before an alert'),
+        'max_opportunity_gap': (0.10, 'Largest gap in true positive rate between groups in a window (realized with '
+                                      'labels, estimated before them) before an alert'),
+        'min_group_rows': (100, 'Rows a group needs in a window to be judged'),
+    },
     'canary': {
         'share': (0.1, 'Share of traffic sent to the challenger, 0 to 1'),
         'max_error_rate': (0.01, 'Challenger error rate above which the canary rolls back'),
@@ -217,6 +234,8 @@ LIMITS = {
     'drift.missing_threshold': _SHARE, 'drift.unseen_threshold': _SHARE, 'drift.bins': (2, 1000),
     'drift.report_rows': _ONE_OR_MORE,
     'performance.max_auc_drop': (-1, 1),  # below 0: alert even on a small rise (a strict team's policy)
+    'segments.max_segments': _ONE_OR_MORE, 'segments.min_rows': _ONE_OR_MORE, 'segments.false_discovery_rate': _SHARE,
+    'fairness.max_approval_gap': _SHARE, 'fairness.max_opportunity_gap': _SHARE, 'fairness.min_group_rows': _ONE_OR_MORE,
     'reproducibility.metric_tolerance': (0, 1),
     'canary.share': _SHARE, 'canary.max_disagreement': _SHARE, 'canary.max_error_rate': _SHARE,
     'canary.promote_after': _ONE_OR_MORE, 'canary.min_requests': _ONE_OR_MORE,
