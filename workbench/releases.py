@@ -30,11 +30,12 @@ def parse_canary(spec:str) -> tuple:
 
 # %% ../nbs/32_releases.ipynb #de88be0a
 def version_keys(ws, mv) -> tuple:
-    "The key columns recorded for a version (`workbench.keys` on it, or on its run)."
+    "The columns a request may carry besides a version's inputs, logged and never fed: its keys and sensitive attribute (`workbench.keys`, `workbench.sensitive`)."
     from workbench import registry
     c = registry.client(ws)
     t = c.get_run(mv.run_id).data.tags | c.get_model_version(mv.name, str(mv.version)).tags
-    return tuple(json.loads(t.get('workbench.keys') or '[]'))
+    sensitive = [s.strip() for s in (t.get('workbench.sensitive') or '').split(',') if s.strip()]  # watched for fairness in production
+    return tuple(dict.fromkeys(json.loads(t.get('workbench.keys') or '[]') + sensitive))
 
 # %% ../nbs/32_releases.ipynb #ead4f297
 def deploy(ws, mv, onnx_bytes:bytes) -> Deployed:
