@@ -73,6 +73,9 @@ def test_drift_page_shows_the_injected_drift(browser, dashboard):
     page = visit(browser, dashboard + '/drift', 'Largest values', 'drift')
     top = page.locator('.tabulator').first.locator('.tabulator-row')
     assert {top.nth(i).locator('[tabulator-field=feature]').inner_text() for i in range(2)} <= {'income', 'product'}
+    page.get_by_text('AUC by window: estimated from the scores').wait_for(timeout=20_000)  # issue 23: before the labels
+    estimated = page.locator('.tabulator-row [tabulator-field=estimated_auc]')
+    assert estimated.count() >= 3 and all(0.5 < float(estimated.nth(i).inner_text()) < 1 for i in range(3))
     box = page.locator('canvas').first.bounding_box()
     page.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)  # a cell of the heatmap
     page.get_by_text(' in window ').first.wait_for(timeout=20_000)

@@ -296,9 +296,12 @@ def _drift(pn, ws:Workspace):
     pick = pn.widgets.Select(name='Model version', options=refs, value=asked or refs[0])
     stat = pn.widgets.Select(name='Statistic', value='psi',
                              options=['psi', 'js', 'kl', 'wasserstein', 'ks', 'missing', 'unseen', 'linf', 'chi2'])
-    heat, cell = pn.Column(sizing_mode='stretch_width'), pn.Column(sizing_mode='stretch_width')
+    heat, cell, perf = (pn.Column(sizing_mode='stretch_width') for _ in range(3))
     def draw(*_):
         m, v = pick.value.split('/')
+        p = views.performance_by_window(ws, m, int(v)).round(3)
+        perf.objects = [] if p.empty else ['### AUC by window: estimated from the scores as they came, realized once labels arrived',
+                                           _table(pn, p)]
         grid = views.drift_heatmap(ws, m, int(v), statistic=stat.value)
         if grid.empty: heat.objects, cell.objects = [f'No {stat.value} computed for {pick.value}.'], []; return
         fig, source = heatmap(grid, f'{stat.value} of {pick.value} per window: click a cell')
@@ -314,9 +317,9 @@ def _drift(pn, ws:Workspace):
         cell.objects = ['#### Largest values', _table(pn, top)]
     pick.param.watch(draw, 'value'); stat.param.watch(draw, 'value'); draw()
     alerts = audit.log(ws, 200)
-    alerts = alerts[alerts.action.isin(['alert.drift', 'alert.performance', 'alert.retrain'])]
+    alerts = alerts[alerts.action.isin(['alert.drift', 'alert.performance', 'alert.estimate', 'alert.retrain'])]
     alerts = alerts[['time', 'action', 'subject', 'reason']]
-    return pn.Column(pn.Row(pick, stat), heat, cell, '### Alerts', _table(pn, alerts), sizing_mode='stretch_width')
+    return pn.Column(pn.Row(pick, stat), heat, cell, perf, '### Alerts', _table(pn, alerts), sizing_mode='stretch_width')
 
 # %% ../nbs/20_dashboard.ipynb #82c581f4
 def _serving(pn, ws:Workspace):

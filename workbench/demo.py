@@ -236,7 +236,7 @@ def serve_traffic(ws, portfolio:dict, say=print):
     server, url, stop = serve_in_thread(ws, 'credit-default@champion', 'credit-default@challenger:25')
     say(f"[5/7] serve {server.champion.ref} at {url}; send {months[len(months) // 2]}..{months[-1]} as production traffic")
     t0 = time.perf_counter()
-    sent = traffic.send(url, later[server.champion.names], later['application_id'], ids=later['application_id'])
+    sent = traffic.send(url, later[[*server.champion.names, 'gender']], later['application_id'], ids=later['application_id'])  # gender rides along: logged, never fed
     say(f"  {sent[200]} requests answered in {time.perf_counter() - t0:.1f} s, logged to the predictions table")
     return server, url, stop, months[len(months) // 2:]
 
@@ -278,7 +278,7 @@ def retrain_and_canary(ws, portfolio:dict, server, url:str, stop, drifted:list, 
     while 'challenger' in mv.aliases and (server.challenger is None or server.challenger.version != mv.version): time.sleep(0.1)
     recent = apps[apps['month'].isin(months[-3:])]
     again = np.resize(np.arange(len(recent)), 10 * len(recent))  # the last months, over again until the server decides
-    sent = traffic.send(url, recent[server.champion.names].iloc[again], recent['application_id'].iloc[again], until=lambda t: server.challenger is None)
+    sent = traffic.send(url, recent[[*server.champion.names, 'gender']].iloc[again], recent['application_id'].iloc[again], until=lambda t: server.challenger is None)
     stop()
     decided = audit.log(ws, 1, subject=mv.ref).iloc[0]
     outcome = f"{decided.action} by {decided.actor}: {decided.reason}" if decided.action.startswith('canary.') else 'no decision yet'

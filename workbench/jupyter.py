@@ -16,7 +16,7 @@ from .workspace import Workspace, open_workspace
 from . import audit, registry, views
 
 DASHBOARD = 'workbench-dashboard' # the dashboards' path under Jupyter's base URL
-ALERTS = ('alert.drift', 'alert.performance')
+ALERTS = ('alert.drift', 'alert.performance', 'alert.estimate', 'alert.segment_drift', 'alert.fairness')  # a champion's open questions
 
 # %% ../nbs/22_jupyter.ipynb #a6c17747
 def _canary(ws:Workspace, name:str, challenger:int|None) -> dict:
