@@ -253,3 +253,23 @@ def test_the_served_demo_is_estimated_before_its_labels_and_reconciled_after(dem
     assert r.returncode == 0 and 'rows 1-1000' in r.stdout and 'auc' in r.stdout, r.stderr
     r = wb('monitor', 'estimate', 'credit-default/1', '--window', 'weekly')
     assert r.returncode == 1 and "window 'weekly' is not valid" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_the_drift_that_costs_accuracy_is_ranked_first(demo_run, tmp_path):
+    "`monitor impact` on the demo's drifted month: features that did not drift cost nothing; the ranking is by impact."
+    from workbench import performance
+    from workbench.config import load_settings
+    from workbench.workspace import open_workspace
+    from conftest import clean_env
+    root = shutil.copytree(demo_run.ws, tmp_path/'ws')
+    ws = open_workspace(root, load_settings(env={}))
+    r = performance.drift_impact(ws, 'credit-default/1', 'rows 2001-3000')  # month 6: income and product drifted
+    assert set(r[r.drifted].feature) == {'income', 'product'} and r.impact.is_monotonic_decreasing, r
+    assert (r[~r.drifted].impact.abs() < 0.01).all(), r  # moving an undrifted feature onto its own distribution: nothing
+    assert r.estimated_auc.nunique() == 1 and 0.6 < r.estimated_auc[0] < 0.95
+    env = clean_env(WORKBENCH_HOME=str(root))
+    wb = lambda *a: subprocess.run([str(Path(sys.executable).parent/'workbench'), *a], env=env, capture_output=True, text=True, timeout=300)
+    out = wb('monitor', 'impact', 'credit-default/1', '--window', 'rows 2001-3000')
+    assert out.returncode == 0 and 'income' in out.stdout and 'impact' in out.stdout, out.stderr
+    bad = wb('monitor', 'impact', 'credit-default/1', '--window', 'rows 9-10')
+    assert bad.returncode == 1 and "no window 'rows 9-10' in the drift table" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

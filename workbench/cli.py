@@ -11,9 +11,9 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'registry', 'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
            'registry_rollback', 'registry_history', 'registry_lineage', 'registry_card', 'registry_verify',
            'explain_cmd', 'monitor', 'monitor_drift', 'monitor_labels', 'monitor_labels_ingest', 'monitor_performance',
-           'monitor_estimate', 'monitor_report', 'monitor_retrain', 'batch', 'batch_score', 'features',
-           'features_apply', 'features_list', 'features_show', 'features_materialize', 'features_check_skew', 'serve',
-           'deploy', 'deploy_k8s', 'deploy_simulate', 'dashboard']
+           'monitor_estimate', 'monitor_impact', 'monitor_report', 'monitor_retrain', 'batch', 'batch_score',
+           'features', 'features_apply', 'features_list', 'features_show', 'features_materialize',
+           'features_check_skew', 'serve', 'deploy', 'deploy_k8s', 'deploy_simulate', 'dashboard']
 
 # %% ../nbs/05_cli.ipynb #181e7242
 import json, os, sys, time
@@ -721,6 +721,19 @@ def monitor_estimate(ctx, ref, window, since, until, fmt):
                              'alert': rows.alert.map({True: 'ALERT', False: ''}), 'realized': rows.realized.map(fig),
                              'labelled': rows.labelled.fillna(0).astype(int)})
     _show(rows, fmt)
+
+@monitor.command('impact')
+@click.argument('ref')
+@click.option('--window', help='A window label from the drift table (default: the newest).')
+@click.option('--source', default='predictions', show_default=True, help='As for monitor drift.')
+@click.option('--window-size', help='The --window monitor drift used for that label (default: read from the label).')
+@FORMAT
+@click.pass_context
+def monitor_impact(ctx, ref, window, source, window_size, fmt):
+    "The features of one window of REF ranked by the estimated AUC their drift costs: which drift to look at first."
+    from workbench import performance
+    rows = performance.drift_impact(_ws(ctx), ref, window, source, window_size)
+    _show(rows.round(4) if fmt == 'table' else rows, fmt)
 
 # %% ../nbs/05_cli.ipynb #fbb9632d
 @monitor.command('report')
