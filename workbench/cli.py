@@ -11,8 +11,8 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'registry', 'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
            'registry_rollback', 'registry_history', 'registry_lineage', 'registry_card', 'registry_verify',
            'explain_cmd', 'monitor', 'monitor_drift', 'monitor_labels', 'monitor_labels_ingest', 'monitor_performance',
-           'monitor_estimate', 'monitor_impact', 'monitor_report', 'monitor_retrain', 'batch', 'batch_score',
-           'features', 'features_apply', 'features_list', 'features_show', 'features_materialize',
+           'monitor_estimate', 'monitor_impact', 'monitor_fairness', 'monitor_report', 'monitor_retrain', 'batch',
+           'batch_score', 'features', 'features_apply', 'features_list', 'features_show', 'features_materialize',
            'features_check_skew', 'serve', 'deploy', 'deploy_k8s', 'deploy_simulate', 'dashboard']
 
 # %% ../nbs/05_cli.ipynb #181e7242
@@ -734,6 +734,31 @@ def monitor_impact(ctx, ref, window, source, window_size, fmt):
     from workbench import performance
     rows = performance.drift_impact(_ws(ctx), ref, window, source, window_size)
     _show(rows.round(4) if fmt == 'table' else rows, fmt)
+
+@monitor.command('fairness')
+@click.argument('ref')
+@click.option('--window', help='1d, 6h, 15m or Nrows (default: drift.window).')
+@click.option('--sensitive', help="The logged column to judge by (default: fairness.sensitive, else the model's own).")
+@click.option('--favourable', help="The class that approves (default: the model's other class than its positive one).")
+@click.option('--on', help='What the labels were ingested on, as for monitor performance.')
+@click.option('--since', help='Only windows starting at or after this date or time (UTC).')
+@click.option('--until', help='Only windows ending by this date or time (UTC).')
+@FORMAT
+@click.pass_context
+def monitor_fairness(ctx, ref, window, sensitive, favourable, on, since, until, fmt):
+    "The gates' fairness gaps per window of REF's traffic: approval rate, and true positive rate realized from labels or estimated before them."
+    import pandas as pd
+    from workbench import fairness
+    rows = fairness.production_fairness(_ws(ctx), ref, window, sensitive, favourable, on, since, until)
+    if rows.empty: return click.echo(f"no complete window of {ref}'s prediction log yet")
+    if fmt == 'table':
+        gaps = rows[rows.measure.str.endswith('_gap')]
+        fig = lambda x: '' if pd.isna(x) else f'{x:.3f}'
+        rows = pd.DataFrame({'window': gaps.window, 'gap': gaps.measure, 'groups': gaps.group,
+                             'value': [fig(v) + (f' ± {3 * e:.3f}' if pd.notna(e) else '') for v, e in zip(gaps.value, gaps.sampling_error)],
+                             'threshold': gaps.threshold.map(fig), 'held-out': gaps.baseline.map(fig),
+                             'labelled': gaps.labelled, 'verdict': gaps.unfair.map({True: 'UNFAIR'}).fillna('')})
+    _show(rows, fmt)
 
 # %% ../nbs/05_cli.ipynb #fbb9632d
 @monitor.command('report')

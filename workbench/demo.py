@@ -16,7 +16,7 @@ import numpy as np, pandas as pd
 from numbers import Integral
 from .config import WorkbenchError
 from .workspace import Workspace
-from . import approvals, audit, card, data, drift, performance, pipelines, registry, releases, serving, signatures, suites, traffic
+from . import approvals, audit, card, data, drift, fairness, performance, pipelines, registry, releases, serving, signatures, suites, traffic
 
 # %% ../nbs/04_demo.ipynb #8f8e46d9
 REGIONS = {'Northern Harbour': .33, 'Southern Harbour': .17, 'South Eastern': .15, # NSO regions, by population
@@ -253,6 +253,9 @@ def monitor(ws, server, sent_months:list, rows_per_month:int, say=print) -> list
     est = performance.estimated(ws, ref, window=f'{rows_per_month}rows').query("metric == 'auc'")
     say(f"  estimated AUC by month from the scores alone, before any label (held-out {est.reference.iloc[0]:.3f}): "
         + ', '.join(f"{month.get(w, w)} {e:.3f}" + (' ALERT' if a else '') for w, e, a in zip(est.window, est.estimate, est.alert)))
+    gaps = fairness.production_fairness(ws, ref, window=f'{rows_per_month}rows').query("measure == 'approval_gap'")
+    say(f"  approval-rate gap by {gaps.attribute.iloc[0]} and month (fairness.max_approval_gap {gaps.threshold.iloc[0]:.2f}): "
+        + ', '.join(f"{month.get(w, w)} {g:.3f}" + (' UNFAIR' if u else '') for w, g, u in zip(gaps.window, gaps.value, gaps.unfair)))
     n = performance.ingest_labels(ws, data.load(ws, 'labels'), key='application_id', label='defaulted', on='request_id', actor='demo')
     perf = performance.performance(ws, ref, window=f'{rows_per_month}rows').query("metric == 'auc'")
     say(f"  {n} late labels ingested; realized AUC by month (held-out {perf.baseline.iloc[0]:.3f}): "

@@ -6,7 +6,7 @@ Docs: https://mlops-workbench.github.io/workbench/tables.html.md"""
 
 # %% auto #0
 __all__ = ['TIME', 'AUDIT', 'DATASETS', 'VALIDATIONS', 'PIPELINE_RUNS', 'PREDICTIONS', 'SERVING_ERRORS', 'DRIFT', 'LABELS',
-           'PERFORMANCE', 'ESTIMATES', 'FEATURE_VIEWS', 'MATERIALIZATIONS', 'TABLES', 'table_properties']
+           'PERFORMANCE', 'ESTIMATES', 'FAIRNESS', 'FEATURE_VIEWS', 'MATERIALIZATIONS', 'TABLES', 'table_properties']
 
 # %% ../nbs/00_tables.ipynb #7e419e2a
 import pyarrow as pa
@@ -72,6 +72,13 @@ ESTIMATES = pa.schema([('time', TIME), ('model', pa.string()), ('version', pa.in
                        ('upper', pa.float64()), ('reference', pa.float64()), ('lower_threshold', pa.float64()),
                        ('upper_threshold', pa.float64()), ('alert', pa.bool_())])
 
+# the gates' fairness measures per window and group of production traffic (`fairness.production_fairness`)
+FAIRNESS = pa.schema([('time', TIME), ('model', pa.string()), ('version', pa.int32()), ('window', pa.string()),
+                      ('window_start', TIME), ('window_end', TIME), ('attribute', pa.string()), ('group', pa.string()),
+                      ('rows', pa.int64()), ('labelled', pa.int64()), ('measure', pa.string()), ('value', pa.float64()),
+                      ('sampling_error', pa.float64()), ('threshold', pa.float64()), ('baseline', pa.float64()),
+                      ('unfair', pa.bool_())])
+
 # feature view definitions (`features`)
 FEATURE_VIEWS = pa.schema([('name', pa.string()), ('version', pa.int32()), ('digest', pa.string()),
                            ('definition', pa.string()), ('applied_at', TIME), ('actor', pa.string())])
@@ -83,7 +90,7 @@ MATERIALIZATIONS = pa.schema([('view', pa.string()), ('version', pa.int32()), ('
 # %% ../nbs/00_tables.ipynb #81ca8497
 TABLES = dict(audit=AUDIT, datasets=DATASETS, validations=VALIDATIONS, pipeline_runs=PIPELINE_RUNS,
               predictions=PREDICTIONS, serving_errors=SERVING_ERRORS, drift=DRIFT, labels=LABELS,
-              performance=PERFORMANCE, estimates=ESTIMATES, feature_views=FEATURE_VIEWS,
+              performance=PERFORMANCE, estimates=ESTIMATES, fairness=FAIRNESS, feature_views=FEATURE_VIEWS,
               materializations=MATERIALIZATIONS) # table name -> its columns
 
 # %% ../nbs/00_tables.ipynb #d2e2ffc5
