@@ -27,7 +27,8 @@ LOGS = {'audit': 'every change of state: who, when, what, before, after and why;
         'drift': 'drift statistics per model, window and feature',
         'performance': 'realized performance per model and window, from the labels',
         'estimates': 'performance per model and window estimated from the scores, before the labels',
-        'fairness': "the gates' fairness measures per model, window and group of the sensitive attribute, realized and estimated"}
+        'fairness': "the gates' fairness measures per model, window and group of the sensitive attribute, realized and estimated",
+        'segments': 'drift, estimated and realized AUC per model, window and segment of the traffic'}
 PLAN = ('drift', 'performance', 'segments', 'fairness', 'canary', 'alerts', 'maintenance')  # the sections of settings.ini that are the monitoring plan
 
 # %% ../nbs/47_card.ipynb #d389aca8

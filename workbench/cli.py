@@ -11,9 +11,10 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'registry', 'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
            'registry_rollback', 'registry_history', 'registry_lineage', 'registry_card', 'registry_verify',
            'explain_cmd', 'monitor', 'monitor_drift', 'monitor_labels', 'monitor_labels_ingest', 'monitor_performance',
-           'monitor_estimate', 'monitor_impact', 'monitor_fairness', 'monitor_report', 'monitor_retrain', 'batch',
-           'batch_score', 'features', 'features_apply', 'features_list', 'features_show', 'features_materialize',
-           'features_check_skew', 'serve', 'deploy', 'deploy_k8s', 'deploy_simulate', 'dashboard']
+           'monitor_estimate', 'monitor_impact', 'monitor_fairness', 'monitor_segments', 'monitor_report',
+           'monitor_retrain', 'batch', 'batch_score', 'features', 'features_apply', 'features_list', 'features_show',
+           'features_materialize', 'features_check_skew', 'serve', 'deploy', 'deploy_k8s', 'deploy_simulate',
+           'dashboard']
 
 # %% ../nbs/05_cli.ipynb #181e7242
 import json, os, sys, time
@@ -759,6 +760,24 @@ def monitor_fairness(ctx, ref, window, sensitive, favourable, on, since, until, 
                              'threshold': gaps.threshold.map(fig), 'held-out': gaps.baseline.map(fig),
                              'labelled': gaps.labelled, 'verdict': gaps.unfair.map({True: 'UNFAIR'}).fillna('')})
     _show(rows, fmt)
+
+@monitor.command('segments')
+@click.argument('ref')
+@click.option('--by', help='What divides the traffic: logged columns or name=SQL, comma-separated (default: segments.columns).')
+@click.option('--window', help='1d, 6h, 15m or Nrows (default: drift.window).')
+@click.option('--since', help='Only windows starting at or after this date or time (UTC).')
+@click.option('--until', help='Only windows ending by this date or time (UTC).')
+@click.option('--all', 'every', is_flag=True, help='Every recorded window, not only the new ones.')
+@FORMAT
+@click.pass_context
+def monitor_segments(ctx, ref, by, window, since, until, every, fmt):
+    "Drift, estimated and realized AUC per segment of each window of REF's traffic; the false alarm rate held across segments."
+    from workbench import segments
+    ws = _ws(ctx)
+    rows = segments.segment_drift(ws, ref, window, by, since, until)
+    if every: rows = segments.history(ws, ref)
+    if rows.empty: return click.echo(rows.attrs.get('note') or f"no complete window of {ref}'s prediction log yet")
+    _show(segments.summary(rows) if fmt == 'table' else rows, fmt)
 
 # %% ../nbs/05_cli.ipynb #fbb9632d
 @monitor.command('report')

@@ -6,7 +6,8 @@ Docs: https://mlops-workbench.github.io/workbench/tables.html.md"""
 
 # %% auto #0
 __all__ = ['TIME', 'AUDIT', 'DATASETS', 'VALIDATIONS', 'PIPELINE_RUNS', 'PREDICTIONS', 'SERVING_ERRORS', 'DRIFT', 'LABELS',
-           'PERFORMANCE', 'ESTIMATES', 'FAIRNESS', 'FEATURE_VIEWS', 'MATERIALIZATIONS', 'TABLES', 'table_properties']
+           'PERFORMANCE', 'ESTIMATES', 'FAIRNESS', 'SEGMENTS', 'FEATURE_VIEWS', 'MATERIALIZATIONS', 'TABLES',
+           'table_properties']
 
 # %% ../nbs/00_tables.ipynb #7e419e2a
 import pyarrow as pa
@@ -79,6 +80,15 @@ FAIRNESS = pa.schema([('time', TIME), ('model', pa.string()), ('version', pa.int
                       ('sampling_error', pa.float64()), ('threshold', pa.float64()), ('baseline', pa.float64()),
                       ('unfair', pa.bool_())])
 
+# drift, estimated and realized AUC per window and segment of the traffic (`segments.segment_drift`)
+SEGMENTS = pa.schema([('time', TIME), ('model', pa.string()), ('version', pa.int32()), ('window', pa.string()),
+                      ('window_start', TIME), ('window_end', TIME), ('segmented_by', pa.string()),
+                      ('segment', pa.string()), ('rows', pa.int64()), ('feature', pa.string()),
+                      ('statistic', pa.string()), ('value', pa.float64()), ('p_value', pa.float64()),
+                      ('adjusted_p_value', pa.float64()), ('threshold', pa.float64()), ('lower', pa.float64()),
+                      ('upper', pa.float64()), ('labelled', pa.int64()), ('judged', pa.bool_()),
+                      ('drifted', pa.bool_()), ('note', pa.string())])
+
 # feature view definitions (`features`)
 FEATURE_VIEWS = pa.schema([('name', pa.string()), ('version', pa.int32()), ('digest', pa.string()),
                            ('definition', pa.string()), ('applied_at', TIME), ('actor', pa.string())])
@@ -90,7 +100,7 @@ MATERIALIZATIONS = pa.schema([('view', pa.string()), ('version', pa.int32()), ('
 # %% ../nbs/00_tables.ipynb #81ca8497
 TABLES = dict(audit=AUDIT, datasets=DATASETS, validations=VALIDATIONS, pipeline_runs=PIPELINE_RUNS,
               predictions=PREDICTIONS, serving_errors=SERVING_ERRORS, drift=DRIFT, labels=LABELS,
-              performance=PERFORMANCE, estimates=ESTIMATES, fairness=FAIRNESS, feature_views=FEATURE_VIEWS,
+              performance=PERFORMANCE, estimates=ESTIMATES, fairness=FAIRNESS, segments=SEGMENTS, feature_views=FEATURE_VIEWS,
               materializations=MATERIALIZATIONS) # table name -> its columns
 
 # %% ../nbs/00_tables.ipynb #d2e2ffc5
