@@ -247,7 +247,7 @@ def test_the_monitor_pipeline(watched, tmp_path):
     run = json.loads(cli(ws, 'pipeline', 'list', '--format', 'json').stdout)[0]
     results = json.loads(ws.read_bytes(str(Path(run['notebook'].removeprefix(f'{ws.location}/')).with_suffix('.json'))))
     assert results['drifted_features'] == ['income', 'product'] and results['labels_ingested'] == len(labels)
-    assert Path(results['report']).exists() and len(results['realized']) == 4 * 4  # four metrics for each window
+    assert Path(results['report']).exists() and len(results['realized']) == 4 * 7  # seven metrics for each window (AUC, accuracy, precision, recall, F1, Brier, label rate)
     bad = cli(ws, 'pipeline', 'run', 'monitor', '-p', 'window=weekly', check=False)
     assert bad.returncode == 1 and "window 'weekly' is not valid" in bad.stdout + bad.stderr
 
