@@ -239,8 +239,10 @@ def _redacted(body:bytes, values:list) -> tuple:
 # %% ../nbs/46_erasure.ipynb #195f0aca
 def _parquet(ws:Workspace, path:str, key:str, values:list) -> int:
     "Rewrite the Parquet file `path` without the rows whose `key` is one of `values`, if it has that column; the rows removed."
+    fs, base = ws.storage()
+    with fs.open_input_file(f'{base}/{path}') as f:
+        if key not in pq.read_schema(f).names: return 0  # its footer alone: a large file without the key is not read
     t = _read(ws, path)
-    if key not in t.column_names: return 0
     hit = pc.fill_null(pc.is_in(t.column(key).cast(pa.string()), value_set=pa.array(values, pa.string())), False)
     if n := pc.sum(hit).as_py() or 0: _replace(ws, path, t.filter(pc.invert(hit)))
     return n
