@@ -115,9 +115,9 @@ def test_demo_runs_the_lifecycle(demo_run, wb, env):
     env['WORKBENCH_HOME'] = str(ws)
     for stage in ['[1/7] data', '[2/7] validate', '[3/7] train two candidates', '[4/7] evaluate', 'validate  ok', 'train     ok', 'evaluate  ok',
                   '[5/7] serve credit-default/1', '3000 requests answered', '[6/7] monitor credit-default/1',
-                  '2025-04  drifted: -', '2025-05  drifted: income, product', '2025-06  drifted: income, product', 'estimated AUC by month from the scores alone, before any label (held-out 0.',
+                  '2025-04  drifted: -', '2025-05  drifted: income, credit_score, product', '2025-06  drifted: income, credit_score, product', 'estimated AUC by month from the scores alone, before any label (held-out 0.',
                   'approval-rate gap by gender and month (fairness.max_approval_gap 0.10): 2025-04 0.',
-                  'late labels ingested; realized AUC by month',
+                  'late labels ingested; realized AUC by month', 'months later', "inside the estimate's band",
                   '[7/7] the drift alert (2025-05, 2025-06) calls for retraining on all 6 months']:
         assert stage in out, stage
     assert 'credit-default/1 is the champion (approved by demo-reviewer)' in out and 'audit chain intact' in out

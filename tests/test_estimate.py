@@ -263,8 +263,9 @@ def test_the_drift_that_costs_accuracy_is_ranked_first(demo_run, tmp_path):
     from conftest import clean_env
     root = shutil.copytree(demo_run.ws, tmp_path/'ws')
     ws = open_workspace(root, load_settings(env={}))
-    r = performance.drift_impact(ws, 'credit-default/1', 'rows 2001-3000')  # month 6: income and product drifted
-    assert set(r[r.drifted].feature) == {'income', 'product'} and r.impact.is_monotonic_decreasing, r
+    r = performance.drift_impact(ws, 'credit-default/1', 'rows 2001-3000')  # month 6: income, credit_score and product drifted
+    assert set(r[r.drifted].feature) == {'income', 'credit_score', 'product'} and r.impact.is_monotonic_decreasing, r
+    assert r.feature[0] == 'credit_score' and r.impact[0] > 0.01, r  # half the scores missing costs the most, though its PSI is the least
     assert (r[~r.drifted].impact.abs() < 0.01).all(), r  # moving an undrifted feature onto its own distribution: nothing
     assert r.estimated_auc.nunique() == 1 and 0.6 < r.estimated_auc[0] < 0.95
     env = clean_env(WORKBENCH_HOME=str(root))

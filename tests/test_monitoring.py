@@ -139,7 +139,7 @@ def test_the_demo_drift_is_flagged_in_its_month_and_not_before(watched):
     s = drift.summary(rows, ws.settings)
     assert s.window.tolist() == [f'rows {i * ROWS + 1}-{(i + 1) * ROWS}' for i in range(6)]  # months 7..12
     flagged = [set(d.split(', ')) - {''} for d in s.drifted]
-    assert flagged == [set(), set(), set(), {'income', 'product'}, {'income', 'product'}, {'income', 'product'}], flagged
+    assert flagged == [set(), set(), set()] + [{'income', 'credit_score', 'product', 'model_score'}] * 3, flagged  # credit_score: its missing share
     month10 = rows[rows.window == s.window[3]].set_index(['feature', 'statistic'])
     assert month10.loc[('income', 'psi'), 'value'] > 0.3 and month10.loc[('product', 'unseen'), 'value'] > 0.1
     shares = json.loads(month10.loc[('product', 'psi'), 'bins'])  # the two distributions, for a chart
@@ -165,7 +165,7 @@ def test_concurrent_runs_record_each_window_once(watched):
 def test_the_cli_and_its_errors(watched):
     ws, portfolio = watched
     out = cli(ws, 'monitor', 'drift', 'credit-default/1', '--window', '2000rows', '--no-alert').stdout
-    assert 'rows 1-2000' in out and 'rows 4001-6000' in out and 'income, product' in out
+    assert 'rows 1-2000' in out and 'rows 4001-6000' in out and 'income, credit_score, product' in out
     assert 'no new complete window' in cli(ws, 'monitor', 'drift', 'credit-default/1', '--window', '2000rows').stdout
     before = ws.sql('select count(*) from drift').fetchall()[0][0]
     for args, message in [(['--window', 'weekly'], "window 'weekly' is not valid"), (['--since', 'soon'], "--since 'soon' is not a date"),
@@ -183,7 +183,7 @@ def test_a_dataset_version_or_parquet_files_as_the_window(watched, tmp_path):
     month = portfolio['applications'].query("month == '2025-11'")
     v = data.commit(ws, 'november', month, 'scoring batch', 'ana')
     one = drift.drift(ws, 'credit-default/1', source=v.ref, alert=False)
-    assert one.window.unique().tolist() == [v.ref] and drift.drifted_features(one, ws.settings) == ['income', 'product']
+    assert one.window.unique().tolist() == [v.ref] and drift.drifted_features(one, ws.settings) == ['income', 'credit_score', 'product', 'model_score']
     month.to_parquet(tmp_path/'nov.parquet')
     two = drift.drift(ws, 'credit-default/1', source=str(tmp_path/'nov.parquet'), window='250rows', alert=False)
     assert two.window.nunique() == 4 and (two.rows == 250).all()
@@ -246,7 +246,7 @@ def test_the_monitor_pipeline(watched, tmp_path):
     assert 'monitor   ok' in r.stdout and 'drift in 2 of 4 new window(s)' in r.stdout, r.stdout  # rows 3001-6000: months 10-12
     run = json.loads(cli(ws, 'pipeline', 'list', '--format', 'json').stdout)[0]
     results = json.loads(ws.read_bytes(str(Path(run['notebook'].removeprefix(f'{ws.location}/')).with_suffix('.json'))))
-    assert results['drifted_features'] == ['income', 'product'] and results['labels_ingested'] == len(labels)
+    assert results['drifted_features'] == ['credit_score', 'income', 'model_score', 'product'] and results['labels_ingested'] == len(labels)
     assert Path(results['report']).exists() and len(results['realized']) == 4 * 7  # seven metrics for each window (AUC, accuracy, precision, recall, F1, Brier, label rate)
     bad = cli(ws, 'pipeline', 'run', 'monitor', '-p', 'window=weekly', check=False)
     assert bad.returncode == 1 and "window 'weekly' is not valid" in bad.stdout + bad.stderr
@@ -265,7 +265,7 @@ def test_alert_retrain_challenger_canary(tmp_path):
         rows = drift.drift(ws, 'credit-default@champion', window=f'{ROWS}rows')
         alerts = [json.loads(l) for l in (ws.root/'alerts.jsonl').read_text().splitlines()]
         assert [a['kind'] for a in alerts] == ['drift'] * 3 + ['retrain'], alerts
-        assert [a['details']['features'] for a in alerts[:3]] == [['income', 'product']] * 3 and alerts[3]['details']['status'] != 'failed', alerts[3]
+        assert [a['details']['features'] for a in alerts[:3]] == [['income', 'credit_score', 'product', 'model_score']] * 3 and alerts[3]['details']['status'] != 'failed', alerts[3]
         retrained = audit.log(ws, action='monitoring.retrain')
         assert len(retrained) == 1 and json.loads(retrained.after[0]) == {'dataset': v.ref}
         new = registry.get(ws, 'credit-default@challenger')

@@ -107,7 +107,8 @@ DEFAULTS = {
     },
     'performance': {
         'max_auc_drop': (0.05, 'Drop of the realized main metric (ROC AUC; accuracy for multiclass, R² for regression) '
-                               'below its held-out value at or above which an alert is raised'),
+                               'below its held-out value at or above which an alert is raised; the estimated ROC AUC '
+                               'alerts on the same drop, before the labels come'),
         'business_metric': ('', 'module:function computing a business figure from a window\'s labelled predictions '
                                 '(DataFrame with label, score, prediction)'),
     },

@@ -316,5 +316,6 @@ def reconcile(estimates:pd.DataFrame, # from `estimate_windows` (or stored rows 
     r = realized_df[['window', 'metric', 'value']].rename(columns={'value': 'realized'})
     out = estimates.merge(r.drop_duplicates(['window', 'metric'], keep='last'), on=['window', 'metric'], how='left')
     out['error'] = out.realized - out.estimate
-    out['inside'] = ((out.lower <= out.realized) & (out.realized <= out.upper)).astype('boolean').mask(out.realized.isna())
+    with np.errstate(invalid='ignore'):  # no realized figure yet: no answer
+        out['inside'] = ((out.lower <= out.realized) & (out.realized <= out.upper)).astype('boolean').mask(out.realized.isna())
     return out

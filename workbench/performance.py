@@ -235,8 +235,11 @@ def _record_estimates(ws:Workspace, mv, rows:pd.DataFrame, alert:bool) -> pd.Dat
     rows = append_new(ws, 'estimates', new)
     for r in rows[rows.alert & (rows.metric == 'auc')].itertuples() if alert else ():
         alerts.send(ws, 'estimate', mv.ref,
-                    f"estimated AUC {r.estimate:.3f} ({r.lower:.3f}-{r.upper:.3f}) in window {r.window} is outside what its "
-                    f"held-out rows give ({r.lower_threshold:.3f}-{r.upper_threshold:.3f}), before any label confirms it",
+                    f"estimated AUC {r.estimate:.3f} ({r.lower:.3f}-{r.upper:.3f}) in window {r.window} is "
+                    + (f"outside what its held-out rows give ({r.lower_threshold:.3f}-{r.upper_threshold:.3f})"
+                       if not r.lower_threshold <= r.estimate <= r.upper_threshold else
+                       f"{r.reference - r.estimate:.3f} below its held-out {r.reference:.3f} (performance.max_auc_drop "
+                       f"{ws.settings['performance.max_auc_drop']})") + ", before any label confirms it",
                     dict(window=r.window, metric=r.metric, estimate=r.estimate, lower=r.lower, upper=r.upper,
                          reference=r.reference), source='monitoring')
     return rows
@@ -267,6 +270,8 @@ def estimated(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@c
         scores = {w.window: con.execute('select score from est where w = ?', [w.w]).fetchnumpy()['score'] for w in todo.itertuples()}
     if scores:
         e = estimate.estimate_windows(ref_scores, ref_labels, scores).merge(todo[['window', 'start', 'end']], on='window')
+        drop = ws.settings['performance.max_auc_drop']  # the realized AUC's policy holds for its estimate too
+        e['alert'] |= (e.metric == 'auc') & (e.reference - e.estimate >= drop)
         e = e.rename(columns={'start': 'window_start', 'end': 'window_end'}).assign(
             time=datetime.now(timezone.utc), model=mv.name, version=mv.version)
         _record_estimates(ws, mv, e[ESTIMATES.names], alert)
@@ -290,24 +295,30 @@ def history_of_estimates(ws:Workspace, ref:str, # the model version
 
 # %% ../nbs/35_performance.ipynb #fcba2eb2
 def _without_drift(current:pd.Series, reference:pd.Series, seed:int=0) -> np.ndarray:
-    "`current`'s values moved onto `reference`'s distribution: numbers by quantile, categories by the fewest rows moved; missing stay missing."
-    cur, ref = current.reset_index(drop=True), reference.dropna()
+    "`current`'s values moved onto `reference`'s distribution, its missing share included: numbers by quantile, categories by the fewest rows moved."
+    cur, ref, rng = current.reset_index(drop=True), reference.dropna(), np.random.default_rng(seed)
     out = cur.to_numpy(dtype=object if cur.dtype == object else float).copy()
-    there = cur.notna().to_numpy()
-    if not there.any() or ref.empty: return out
+    if ref.empty: return out
+    gaps, want = np.flatnonzero(cur.isna().to_numpy()), round(float(reference.isna().mean()) * len(cur))
+    if len(gaps) > want:  # the extra missing values: a training value each, moved with the rest below
+        fill = rng.choice(gaps, len(gaps) - want, replace=False); out[fill] = rng.choice(ref.to_numpy(), len(fill))
+    elif len(gaps) < want: out[rng.choice(np.flatnonzero(cur.notna().to_numpy()), want - len(gaps), replace=False)] = None
+    there = pd.notna(out)
+    if not there.any(): return out
     if cur.dtype != object:  # numbers: each to the reference's value at its quantile in the window
-        q = (cur[there].rank(method='first').to_numpy() - 0.5) / there.sum()
+        q = (pd.Series(out[there]).rank(method='first').to_numpy() - 0.5) / there.sum()
         out[there] = np.quantile(ref.to_numpy(float), q)
         return out
-    rng, n = np.random.default_rng(seed), int(there.sum())
+    n = int(there.sum())
     want = (ref.value_counts(normalize=True) * n).round().astype(int)
-    have = cur[there].value_counts()
+    have = pd.Series(out[there]).value_counts()
     spare = np.concatenate([rng.choice(np.flatnonzero(out == k), k_n - want.get(k, 0), replace=False)
                             for k, k_n in have.items() if k_n > want.get(k, 0)] or [np.empty(0, int)])
     short = [k for k, k_n in want.items() for _ in range(max(k_n - have.get(k, 0), 0))]
     rng.shuffle(spare)
     m = min(len(spare), len(short)); out[spare[:m]] = short[:m]
     return out
+
 
 # %% ../nbs/35_performance.ipynb #0e095be3
 def drift_impact(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'

@@ -17,7 +17,7 @@ from .drift import _why_none, append_new, engine, monitored_features, reference,
 from .performance import _REALIZED, _held_out, _label_key, _some
 from .releases import version_keys
 from .sql import identifier, literal
-from .stats import compare, profile_of
+from .stats import psi, psi_pvalue, value_sql
 from .tables import SEGMENTS
 from .windows import OUTPUT, _extract, fill_windows, json_pointer, load_parquet, parse_time, sql_aliases
 from .windows import window_key, windows_of
@@ -180,46 +180,97 @@ def _chosen(counts:list, # (value, rows) of a segment column in one window
     rest = sum(n for _, n in ranked[most:])
     return ranked[:most] + ([(OTHER, rest)] if rest else [])
 
-def _where(i:int, value:str, top:list) -> tuple:
-    "SQL picking segment `value` of column `s{i}`, and its parameters: '(other)' is every value not in `top`."
-    return (f"not list_contains(?, s{i})", [top]) if value == OTHER else (f"s{i} = ?", [value])
+def _pick(i:int) -> str:
+    "SQL of a row's segment of column `s{i}`: its value if the list `$top` holds it, else '(other)'."
+    return f"(case when list_contains($top, s{i}) then s{i} else {literal(OTHER)} end)"
+
 
 # %% ../nbs/50_segments.ipynb #aefde5a9
-def _reference_of(cur, cache:dict, i:int, value:str, top:list, kinds:dict, bins:int, least:int) -> tuple:
-    "A segment's reference rows as a table, their count, and their profile (None under `least` rows); made once a call."
-    key = (i, value, tuple(top) if value == OTHER else ())
+def _cuts(cur, table:str, i:int, top:list, numeric:list, bins:int) -> dict:
+    "(segment, feature) → the PSI bins' cuts of each numeric feature in `table`'s segments of `s{i}`: its quantiles above its least value."
+    qs, out = [k / bins for k in range(1, bins)], {}
+    for f in numeric:  # one at a time: a quantile holds its values in memory
+        q = cur.execute(f"select {_pick(i)} as segment, quantile_disc(v, {qs}), min(v) from (select s{i}, "
+                        f"{value_sql(f, 'numeric')} as v from {table}) where v is not null group by all", dict(top=top)).fetchall()
+        out |= {(s, f): sorted(x for x in set(cuts) if x > least) for s, cuts, least in q}
+    return out
+
+
+# %% ../nbs/50_segments.ipynb #1f8a8f49
+def _counts(cur, table:str, i:int, top:list, kinds:dict, cuts:dict) -> pd.DataFrame:
+    "Non-missing rows of each segment of `s{i}` in `table` per feature and bin: a number's bin is its count of `cuts` at or below it, a category's its value."
+    cur.register('segment_cuts', pd.DataFrame([(s, f, c) for (s, f), c in cuts.items()], columns=['segment', 'feature', 'cuts'])
+                 .astype(dict(segment=str, feature=str)))
+    parts = [f"select segment, {literal(f)} as feature, "
+             + (f"v as bin" if k == 'categorical' else "len(list_filter(c.cuts, lambda x: x <= v))::varchar as bin")
+             + f", count(*) as n from (select {_pick(i)} as segment, {value_sql(f, k)} as v from {table}) t "
+             + ("" if k == 'categorical' else f"join segment_cuts c using (segment) where c.feature = {literal(f)} and ")
+             + ("where " if k == 'categorical' else "") + "v is not null group by all" for f, k in kinds.items()]
+    try: return cur.execute(' union all '.join(parts), dict(top=top)).df() if parts else pd.DataFrame(columns=['segment', 'feature', 'bin', 'n'])
+    finally: cur.unregister('segment_cuts')
+
+
+# %% ../nbs/50_segments.ipynb #76d2c401
+def _reference(cur, cache:dict, i:int, top:list, kinds:dict, bins:int) -> dict:
+    "The reference's segments of `s{i}` for a window's `top` values: the rows of each, their cuts and their `_counts` as `_pairs`; made once a call."
+    key = (i, tuple(sorted(top)))
     if key not in cache:
-        name, (where, params) = f'reference_{len(cache)}', _where(i, value, top)
-        cur.execute(f"create or replace table {name} as select * from reference_segments where {where}", params)
-        n = cur.execute(f"select count(*) from {name}").fetchall()[0][0]
-        cache[key] = (name, n, profile_of(cur, name, kinds, bins) if n >= least else None)
+        rows = dict(cur.execute(f"select {_pick(i)}, count(*) from reference_segments group by all", dict(top=top)).fetchall())
+        cuts = _cuts(cur, 'reference_segments', i, top, [f for f, k in kinds.items() if k == 'numeric'], bins)
+        cache[key] = dict(rows=rows, cuts=cuts, counts=_pairs(_counts(cur, 'reference_segments', i, top, kinds, cuts)))
     return cache[key]
 
+
+# %% ../nbs/50_segments.ipynb #9ce3ddf8
+def _pairs(counts:pd.DataFrame) -> dict:
+    "`_counts`' rows as (segment, feature) → (bins, rows in each)."
+    return {k: (g.bin.to_numpy(), g.n.to_numpy(np.float64)) for k, g in counts.groupby(['segment', 'feature'], sort=False)}
+
+def _psi(ref:dict, now:dict, kinds:dict) -> dict:
+    "(segment, feature) → PSI and its p-value of the feature's bins in `now` against the same segment's in `ref` (`_pairs`)."
+    keys, values, sizes = [k for k in now if k in ref], [], []
+    for s, f in keys:
+        (rb, rn), (cb, cn) = ref[(s, f)], now[(s, f)]
+        if kinds[f] == 'numeric':
+            rb, cb = rb.astype(np.int64), cb.astype(np.int64)
+            k = int(max(rb.max(), cb.max())) + 1
+            a, b = np.bincount(rb, rn, k), np.bincount(cb, cn, k)
+        else:  # the categories the reference lacks share one bin
+            at = {v: i for i, v in enumerate(rb)}
+            a, b = np.append(rn, 0.0), np.bincount([at.get(v, len(rb)) for v in cb], cn, len(rb) + 1)
+        values.append(psi(a / a.sum(), b / b.sum())); sizes.append((a.sum(), b.sum(), len(a)))
+    p = psi_pvalue(values, *np.array(sizes).reshape(-1, 3).T) if keys else []
+    return dict(zip(keys, zip(values, map(float, p))))
+
+
 # %% ../nbs/50_segments.ipynb #f9f85bf0
+def _estimates(cur, i:int, top:list, cal:dict) -> dict:
+    "Segment of `s{i}` → its estimated AUC (`estimate.estimate`'s figures) from the window's scores."
+    d = cur.execute(f"select {_pick(i)} as segment, model_score from current_segments", dict(top=top)).df()
+    return {s: estimate.estimate(cal, g.model_score.to_numpy(), ['auc'])['auc'] for s, g in d.groupby('segment')}
+
 def _window(cur, specs:dict, cache:dict, kinds:dict, real:dict, settings, cal:dict|None) -> pd.DataFrame:
     "The window in `current_segments`: per segment, each feature's PSI against the segment's reference, and its estimated AUC."
     most, least, out = settings['segments.max_segments'], settings['segments.min_rows'], []
     for i, (name, expr) in enumerate(specs.items()):
         segs = _chosen(cur.execute(f"select s{i}, count(*) from current_segments group by all").fetchall(), most)
         top = [v for v, _ in segs if v != OTHER]
+        ref = _reference(cur, cache, i, top, kinds, settings['drift.bins'])
+        psi = _psi(ref['counts'], _pairs(_counts(cur, 'current_segments', i, top, kinds, ref['cuts'])), kinds)
+        est = _estimates(cur, i, top, cal) if cal is not None else {}
         for value, n in segs:
-            where, params = _where(i, value, top)
-            cur.execute(f"create or replace table segment as select * from current_segments where {where}", params)
-            ref, n_ref, prof = _reference_of(cur, cache, i, value, top, kinds, settings['drift.bins'], least)
+            n_ref = ref['rows'].get(value, 0)
             note = ('not in the reference data' if not n_ref else f'{n_ref} reference rows, under segments.min_rows'
-                    if prof is None else f'{n} rows, under segments.min_rows' if n < least else '')
+                    if n_ref < least else f'{n} rows, under segments.min_rows' if n < least else '')
             base = dict(segmented_by=_label(name, expr), segment=f'{name}={value}', rows=n, judged=not note, note=note)
-            if prof is None: psi = pd.DataFrame(dict(feature=list(real.values()), value=np.nan, p_value=np.nan))
-            else:
-                c = compare(cur, 'segment', prof, ref, settings.values)
-                psi = c[c.statistic == 'psi'].assign(feature=lambda d: d.feature.map(real))
-            out += [base | dict(feature=r.feature, statistic='psi', value=r.value, p_value=r.p_value)
-                    for r in psi.itertuples()]
-            if cal is not None:
-                e = estimate.estimate(cal, cur.execute("select model_score from segment").fetchnumpy()['model_score'], ['auc'])['auc']
-                out.append(base | dict(feature='', statistic='auc_estimated', value=e['estimate'], lower=e['lower'],
-                                       upper=e['upper']))
+            for f in kinds:
+                v, p = psi.get((value, f), (np.nan, np.nan)) if n_ref >= least else (np.nan, np.nan)
+                out.append(base | dict(feature=real[f], statistic='psi', value=v, p_value=p))
+            if value in est:
+                e = est[value]
+                out.append(base | dict(feature='', statistic='auc_estimated', value=e['estimate'], lower=e['lower'], upper=e['upper']))
     return pd.DataFrame(out)
+
 
 # %% ../nbs/50_segments.ipynb #254668fa
 def adjusted(p) -> np.ndarray: # p-values of the tests judged together
