@@ -80,7 +80,7 @@ def test_gaps_per_window_alerted_only_where_unfair_estimated_before_the_labels(d
                                     model=REF, actor='ana')
     for f in frames[:2]: label(f)  # the first two windows' outcomes are known; the last two's not yet
     mv = registry.get(ws, REF)
-    cal = estimate.calibrator(*performance._held_out(ws, mv, drift.version_roles(ws, mv)))
+    cal = estimate.calibrator(*performance.held_out(ws, mv, drift.version_roles(ws, mv)))
     want = [expected(f, cal) for f in frames]
 
     rows = production_fairness(ws, REF, window=f'{N}rows')

@@ -92,7 +92,7 @@ def test_benjamini_hochberg_as_scipy_and_the_estimated_auc_of_a_segment(traffic)
     assert (w.drifted == ((w.adjusted_p_value < 0.05) & (w.value >= 0.2))).all() and w.drifted.any()
     # the segment's AUC estimated from its scores alone, as `estimate` does it from the held-out rows' calibration
     mv = registry.get(ws, REF)
-    cal = estimate.calibrator(*performance._held_out(ws, mv, version_roles(ws, mv)))
+    cal = estimate.calibrator(*performance.held_out(ws, mv, version_roles(ws, mv)))
     scores = ws.sql("""select score from predictions where time >= '2024-03-01' and time < '2024-03-02'
                        and json_extract_string(inputs, '/product') = 'credit_card'""").fetchnumpy()['score']
     e = rows[(rows.window == day(1)) & (rows.segment == 'product=credit_card') & (rows.statistic == 'auc_estimated')].iloc[0]

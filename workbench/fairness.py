@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import numpy as np, pandas as pd
 from .config import WorkbenchError
 from .drift import append_new, engine, version_roles
-from .performance import _held_out, _label_key
+from .performance import held_out, label_key
 from .releases import version_keys
 from .sql import literal
 from .tables import FAIRNESS
@@ -198,7 +198,7 @@ def _windows(con, mv, attr:str, kind:str, size, since, until) -> pd.DataFrame:
 # %% ../nbs/51_fairness.ipynb #9eb230bd
 def _calibration(ws:Workspace, mv, roles:dict) -> dict|None:
     "The calibration of the version's scores on its held-out rows (`estimate.calibrator`); None when they are not known."
-    try: return estimate.calibrator(*_held_out(ws, mv, roles))
+    try: return estimate.calibrator(*held_out(ws, mv, roles))
     except WorkbenchError: return None
 
 def production_fairness(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
@@ -217,7 +217,7 @@ def production_fairness(ws:Workspace, ref:str, # the model version, e.g. 'credit
     kind, size = parse_window(window or ws.settings['drift.window'])
     since, until = parse_time(since, 'since'), parse_time(until, 'until')
     cal, labelled = _calibration(ws, mv, roles), 'labels' in ws.tables()
-    on = on or (_label_key(ws, roles) if labelled else 'request_id')
+    on = on or (label_key(ws, roles) if labelled else 'request_id')
     with engine(ws, ['predictions', 'labels'] if labelled else ['predictions']) as con:  # within drift.memory_limit
         if not labelled: con.execute("create temp table labels (key text, key_column text, label double, ingested_at timestamptz)")
         _logged(con, mv, attr, on, kind, size)

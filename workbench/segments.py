@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
 from .drift import _why_none, append_new, engine, monitored_features, reference, version_roles
-from .performance import _REALIZED, _held_out, _label_key, _some
+from .performance import _REALIZED, held_out, label_key, _some
 from .releases import version_keys
 from .sql import identifier, literal
 from .stats import psi, psi_pvalue, value_sql
@@ -199,14 +199,17 @@ def _cuts(cur, table:str, i:int, top:list, numeric:list, bins:int) -> dict:
 # %% ../nbs/50_segments.ipynb #1f8a8f49
 def _counts(cur, table:str, i:int, top:list, kinds:dict, cuts:dict) -> pd.DataFrame:
     "Non-missing rows of each segment of `s{i}` in `table` per feature and bin: a number's bin is its count of `cuts` at or below it, a category's its value."
+    def part(f, kind):
+        rows = f"(select {_pick(i)} as segment, {value_sql(f, kind)} as v from {table})"
+        if kind == 'categorical':
+            return f"select segment, {literal(f)} as feature, v as bin, count(*) as n from {rows} where v is not null group by all"
+        return (f"select segment, {literal(f)} as feature, len(list_filter(c.cuts, lambda x: x <= v))::varchar as bin, "
+                f"count(*) as n from {rows} join segment_cuts c using (segment) where c.feature = {literal(f)} "
+                "and v is not null group by all")
+    if not kinds: return pd.DataFrame(columns=['segment', 'feature', 'bin', 'n'])
     cur.register('segment_cuts', pd.DataFrame([(s, f, c) for (s, f), c in cuts.items()], columns=['segment', 'feature', 'cuts'])
                  .astype(dict(segment=str, feature=str)))
-    parts = [f"select segment, {literal(f)} as feature, "
-             + (f"v as bin" if k == 'categorical' else "len(list_filter(c.cuts, lambda x: x <= v))::varchar as bin")
-             + f", count(*) as n from (select {_pick(i)} as segment, {value_sql(f, k)} as v from {table}) t "
-             + ("" if k == 'categorical' else f"join segment_cuts c using (segment) where c.feature = {literal(f)} and ")
-             + ("where " if k == 'categorical' else "") + "v is not null group by all" for f, k in kinds.items()]
-    try: return cur.execute(' union all '.join(parts), dict(top=top)).df() if parts else pd.DataFrame(columns=['segment', 'feature', 'bin', 'n'])
+    try: return cur.execute(' union all '.join(part(f, k) for f, k in kinds.items()), dict(top=top)).df()
     finally: cur.unregister('segment_cuts')
 
 
@@ -399,7 +402,7 @@ def _done(ws:Workspace, mv, specs:dict) -> set:
 def _calibration(ws:Workspace, mv, roles:dict) -> dict|None:
     "What label-free estimation learns from the version's held-out rows; None for a version it cannot estimate."
     if roles['task'] != 'binary': return None
-    try: return estimate.calibrator(*_held_out(ws, mv, roles))
+    try: return estimate.calibrator(*held_out(ws, mv, roles))
     except WorkbenchError: return None  # not trained by the train pipeline: drift alone
 
 # %% ../nbs/50_segments.ipynb #2f118593
@@ -437,7 +440,7 @@ def segment_drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-defau
         win, kind, size = windows_of(ws, con, mv, 'predictions', p.cols, p.alias, window, since, until)
         out = [_append_once(ws, mv, _windows(ws, con, mv, p, kind, size, win[~win.window.isin(_done(ws, mv, p.specs))]))]
         if labelled and not (g := _groups(ws, mv, p.specs, win)).empty:
-            real = _realized(con, mv, p, _label_key(ws, roles), kind, size, g)
+            real = _realized(con, mv, p, label_key(ws, roles), kind, size, g)
             out.append(_append_once(ws, mv, real.assign(time=datetime.now(timezone.utc), model=mv.name, version=mv.version)))
         out = pd.concat([o for o in out if len(o)], ignore_index=True) if any(len(o) for o in out) else out[0]
         note = '' if len(out) else (_why_none(con, mv, 'predictions', win, kind, size, since, until) if win.empty else

@@ -76,7 +76,7 @@ def write_data(folder:Path, rows:int, nannyml_rows:int, ref_rows:int, windows:in
 
 
 def worker_ours(ref:str, log:str, windows:int) -> dict:
-    import duckdb, numpy as np, pyarrow.parquet as pq
+    import duckdb, pyarrow.parquet as pq
     from workbench import estimate, segments
     from workbench.config import load_settings
     from workbench.windows import sql_aliases
