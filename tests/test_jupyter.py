@@ -65,11 +65,15 @@ def test_summary_needs_jupyters_login(lab, demo_ws):
     assert model['champion'] == champion and 'champion' in next(v['aliases'] for v in model['versions'] if v['version'] == champion)
     assert any(r['run_name'].startswith('logistic-') for r in s['runs']) and s['open_alerts'] == len(s['alerts'])
     assert s['dashboard'] == 'workbench-dashboard/' and s['workspace'] == str(demo_ws)
-    ref = f'credit-default/{champion}'  # open: the drift and performance alerts about the champion (the demo's own, and DRIFT)
+    ref = f'credit-default/{champion}'  # open: the monitoring alerts about the champion (the demo's own, and DRIFT)
+    from workbench.jupyter import ALERTS
     want = open_workspace(demo_ws, load_settings(env={})).sql(
-        "select count(*) from audit where action in ('alert.drift', 'alert.performance') and subject = $s", dict(s=ref)).fetchall()[0][0]
+        "select count(*) from audit where list_contains($kinds, action) and subject = $s", dict(s=ref, kinds=list(ALERTS))).fetchall()[0][0]
     assert s['open_alerts'] == len(s['alerts']) == want and DRIFT in {a['reason'] for a in s['alerts']}
     assert {a['subject'] for a in s['alerts']} == {ref}  # not the one about credit-default/99
+    m = model['monitoring']  # the demo monitored version 1; a canary may have made version 2 champion since
+    assert m['drift_checked'] == (champion == 1) and (m['estimate'] is not None) == (champion == 1), m
+    if champion == 1: assert 0.6 < m['estimate']['auc'] < 0.9 and m['estimate']['window'].startswith('rows '), m
 
 
 def test_dashboards_are_behind_the_same_login(lab):
@@ -100,6 +104,8 @@ def test_sidebar_and_dashboard_tab_in_jupyterlab(lab, browser, demo_ws):
     model = page.locator('.jp-workbench-model', has_text='credit-default')
     model.first.wait_for(timeout=60_000)
     assert 'champion' in model.first.inner_text()
+    watch = model.first.locator('.jp-workbench-estimate').inner_text()  # what monitoring knows of the champion
+    assert watch.startswith('estimated AUC 0.') or watch.startswith('never checked for drift'), watch
     page.locator('.jp-workbench-run').first.wait_for(timeout=30_000)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS/'jupyterlab-sidebar.png'))

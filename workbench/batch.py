@@ -121,7 +121,7 @@ def _total(ws:Workspace, source:str) -> int|None:
 def _score_duckdb(ws:Workspace, d, source:str, tmp:Path, batch_size:int, keys:list|None, progress,
                   sample:Sample) -> int:
     "Stream `source` through `d` into the Parquet file `tmp`, scoring batches on `batch.threads` threads; the rows."
-    rel = relation(ws, source, [i.name for i in d.spec if i.type == 'string'])
+    rel = relation(ws, source, [i.name for i in d.spec if i.type == 'string'], keys or ())
     schema, duck = _named(ws, source, rel.limit(0).to_arrow_table().schema)  # the input's own names, and DuckDB's
     check_schema(schema, d.inputs)
     keys = output_keys(schema, d, keys)

@@ -720,7 +720,7 @@ def monitor_estimate(ctx, ref, window, since, until, fmt):
         rows = pd.DataFrame({'window': rows.window, 'metric': rows.metric, 'rows': rows.rows,
                              'estimate': [f'{fig(e)} ({fig(lo)}-{fig(hi)})' for e, lo, hi in zip(rows.estimate, rows.lower, rows.upper)],
                              'alert': rows.alert.map({True: 'ALERT', False: ''}), 'realized': rows.realized.map(fig),
-                             'labelled': rows.labelled.fillna(0).astype(int)})
+                             'labelled': pd.to_numeric(rows.labelled, errors='coerce').fillna(0).astype(int)})
     _show(rows, fmt)
 
 @monitor.command('impact')
@@ -777,6 +777,8 @@ def monitor_segments(ctx, ref, by, window, since, until, every, fmt):
     rows = segments.segment_drift(ws, ref, window, by, since, until)
     if every: rows = segments.history(ws, ref)
     if rows.empty: return click.echo(rows.attrs.get('note') or f"no complete window of {ref}'s prediction log yet")
+    if fmt == 'table':  # the windows touched, whole: new labels' realized AUC beside the drift found before
+        rows = (h := segments.history(ws, ref))[h.window.isin(rows.window) & h.segmented_by.isin(rows.segmented_by)]
     _show(segments.summary(rows) if fmt == 'table' else rows, fmt)
 
 # %% ../nbs/05_cli.ipynb #fbb9632d

@@ -124,9 +124,11 @@ DEFAULTS = {
         'sensitive': ('', 'The sensitive attribute to watch in production, a logged column; empty means the model\'s '
                           'own (its training roles)'),
         'max_approval_gap': (0.10, 'Largest gap in approval rate (share predicted the favourable class) between '
-                                   'groups in a window before an alert; as gates.max_fairness_gap'),
+                                   'groups in a window before an alert (if also two standard errors from 0); '
+                                   'as gates.max_fairness_gap'),
         'max_opportunity_gap': (0.15, 'Largest gap in true positive rate between groups in a window (realized with '
-                                      'labels, estimated before them) before an alert; as gates.max_equal_opportunity_gap'),
+                                      'labels, estimated before them) before an alert (if also two standard errors '
+                                      'from 0); as gates.max_equal_opportunity_gap'),
         'min_group_rows': (100, 'Rows a group needs in a window to be judged'),
     },
     'canary': {

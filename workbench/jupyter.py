@@ -57,11 +57,34 @@ def _open_alerts(ws:Workspace, models:list) -> list:
     return [dict(time=t.isoformat(), kind=a.removeprefix('alert.'), subject=s, reason=r)
             for t, a, s, r in zip(log.time, log.action, log.subject, log.reason)]
 
+# %% ../nbs/22_jupyter.ipynb #b1f01bba
+def _monitoring(ws:Workspace, name:str, version:int|None) -> dict:
+    "The champion's monitoring: drift checked or not, its newest estimated AUC (and realized AUC), its newest drifted segments."
+    out, tables, at = dict(drift_checked=False, estimate=None, segments=[]), ws.tables(), [name, version]
+    if version is None: return out
+    if 'drift' in tables:
+        out['drift_checked'] = ws.sql('select count(*) from drift where model = ? and version = ?', at).fetchall()[0][0] > 0
+    if 'estimates' in tables and (e := ws.sql("""select "window", estimate, lower, upper, reference, alert from estimates
+            where model = ? and version = ? and metric = 'auc' order by window_end desc, time desc limit 1""", at).fetchall()):
+        w, auc, lower, upper, held_out, alert = e[0]
+        out['estimate'] = dict(window=w, auc=auc, lower=lower, upper=upper, held_out=held_out, alert=bool(alert),
+                               realized=None, labelled=0)
+        if 'performance' in tables and (r := ws.sql("""select arg_max(value, labelled), max(labelled) from performance
+                where model = ? and version = ? and metric = 'auc' and "window" = ?""", [*at, w]).fetchall()) and r[0][1]:
+            out['estimate'] |= dict(realized=None if pd.isna(r[0][0]) else float(r[0][0]), labelled=int(r[0][1]))
+    if 'segments' in tables:
+        out['segments'] = [s for s, in ws.sql("""select distinct segment from segments where model = ? and version = ? and drifted
+            and "window" = (select arg_max("window", window_end) from segments where model = ? and version = ?) order by 1""",
+            at * 2).fetchall()]
+    return out
+
+
 # %% ../nbs/22_jupyter.ipynb #233494c1
 def summary(ws:Workspace, runs:int=20) -> dict: # runs: how many of the newest runs
     "What JupyterLab's workbench sidebar and status bar show, as JSON-ready data."
     models = _models(ws)
     alerts = _open_alerts(ws, models)
+    for m in models: m['monitoring'] = _monitoring(ws, m['name'], m['champion'])
     return dict(workspace=ws.location, models=models, runs=_runs(ws, runs), alerts=alerts, open_alerts=len(alerts),
                 dashboard=f'{DASHBOARD}/')
 

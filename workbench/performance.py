@@ -18,7 +18,7 @@ from .drift import append_new, engine, features_of, monitored_features, referenc
 from .sql import literal
 from .tables import DRIFT, ESTIMATES, PERFORMANCE
 from .windows import OUTPUT, _score, complete_windows, fill_windows, json_pointer, load_parquet, parse_time
-from .windows import parse_window, sql_aliases, window_key, windows_of
+from .windows import in_order, parse_window, sql_aliases, window_key, windows_of
 from .workspace import Workspace
 from . import alerts, audit, data, estimate, pipelines, registry, training
 
@@ -286,7 +286,7 @@ def history_of_estimates(ws:Workspace, ref:str, # the model version
     if 'estimates' not in ws.tables(): return pd.DataFrame(columns=[*ESTIMATES.names, 'labelled', 'realized', 'error', 'inside'])
     e = ws.sql('select * from estimates where model = ? and version = ? order by window_start, "window", metric',
                [mv.name, mv.version]).df()
-    if windows is not None: e = e[e.window.isin(windows)]
+    e = in_order(e if windows is None else e[e.window.isin(windows)])
     real = pd.DataFrame(columns=['window', 'metric', 'value', 'labelled'])
     if 'performance' in ws.tables():
         real = ws.sql('''select "window", metric, arg_max(value, labelled) as value, max(labelled) as labelled from performance

@@ -20,7 +20,7 @@ from .sql import identifier, literal
 from .stats import psi, psi_pvalue, value_sql
 from .tables import SEGMENTS
 from .windows import OUTPUT, _extract, fill_windows, json_pointer, load_parquet, parse_time, sql_aliases
-from .windows import window_key, windows_of
+from .windows import in_order, window_key, windows_of
 from .workspace import Workspace
 from .deployed import OnnxModel
 from . import alerts, data, estimate, registry
@@ -405,6 +405,16 @@ def _calibration(ws:Workspace, mv, roles:dict) -> dict|None:
     try: return estimate.calibrator(*held_out(ws, mv, roles))
     except WorkbenchError: return None  # not trained by the train pipeline: drift alone
 
+# %% ../nbs/50_segments.ipynb #bd004683
+def _carried(cur, specs:dict, ref:str, window:str):
+    "Refuse a logged segment column that no request of the window in `current_segments` carried."
+    for i, (name, expr) in enumerate(specs.items()):
+        if expr is None and not cur.execute(f"select count(*) from current_segments where s{i} != ?", [MISSING]).fetchall()[0][0]:
+            raise WorkbenchError(f"no request of {ref} in window {window} carries {name!r}, so its segments cannot be told "
+                                 f"apart: send {name} with each request (it is logged, never fed to the model; batch "
+                                 f"scoring takes it with --keys), or segment by a column they carry")
+
+
 # %% ../nbs/50_segments.ipynb #2f118593
 def _windows(ws:Workspace, con, mv, p:Plan, kind:str, size, todo:pd.DataFrame) -> pd.DataFrame:
     "The judged rows of every window in `todo`, read in one ordered pass over the log."
@@ -417,6 +427,7 @@ def _windows(ws:Workspace, con, mv, p:Plan, kind:str, size, todo:pd.DataFrame) -
     kinds = {p.alias[f]: k for f, k in (p.feats | {OUTPUT: 'numeric'}).items()}
     for w in fill_windows(con, cur, mv, 'predictions', p.cols, p.alias, kind, size, todo):
         _segmented(cur, 'current', 'current_segments', p)
+        _carried(cur, p.specs, mv.ref, w.window)
         rows = _judge(_window(cur, p.specs, cache, kinds, real, ws.settings, cal), ws.settings)
         out.append(rows.assign(window=w.window, window_start=w.start, window_end=w.end))
     cur.close()
@@ -473,4 +484,4 @@ def history(ws:Workspace, ref:str) -> pd.DataFrame:
     mv = registry.get(ws, ref)
     if 'segments' not in ws.tables(): return pd.DataFrame(columns=SEGMENTS.names)
     rows = ws.sql('select * from segments where model = ? and version = ?', [mv.name, mv.version]).df()
-    return rows.sort_values(['window_start', 'window', 'segmented_by', 'segment', 'time'], kind='stable').reset_index(drop=True)
+    return in_order(rows.sort_values(['window_start', 'window', 'segmented_by', 'segment', 'time'], kind='stable')).reset_index(drop=True)

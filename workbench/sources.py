@@ -28,7 +28,8 @@ def files(ws:Workspace, source:str) -> tuple:
     if '/' in s or '\\' in s or '*' in s: raise WorkbenchError(f"{s!r} is neither a Parquet or CSV file or glob nor a dataset version such as credit@latest")
     return str(ws.local_file(data.resolve(ws, s).path)), 'parquet'
 
-def relation(ws:Workspace, source:str, text:list=()): # columns a CSV holds as text, whatever they look like
+def relation(ws:Workspace, source:str, text:list=(), # columns a CSV holds as text, whatever they look like
+             carried:list=()): # columns passed through (keys): text where DuckDB alone would make yes/no booleans of them
     "A DuckDB relation over `source`: a query (`select ...`), a dataset version, or Parquet/CSV files."
     import duckdb
     if is_query(source): return ws.sql(str(source))
@@ -36,4 +37,5 @@ def relation(ws:Workspace, source:str, text:list=()): # columns a CSV holds as t
     con = duckdb.connect()
     if kind == 'parquet': return con.read_parquet(path)
     rel = con.read_csv(path)  # DuckDB's sniffer reads Yes/No as booleans: the model's text columns stay text, as pandas and data.commit read them
-    return con.read_csv(path, dtype=as_text) if (as_text := {c: 'VARCHAR' for c in rel.columns if c in text}) else rel
+    as_text = {c: 'VARCHAR' for c, t in zip(rel.columns, rel.types) if c in text or (c in carried and str(t) == 'BOOLEAN')}
+    return con.read_csv(path, dtype=as_text) if as_text else rel

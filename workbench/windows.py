@@ -6,7 +6,7 @@ Docs: https://mlops-workbench.github.io/workbench/windows.html.md"""
 
 # %% auto #0
 __all__ = ['OUTPUT', 'json_pointer', 'sql_aliases', 'parse_window', 'parse_time', 'window_key', 'complete_windows', 'span_label',
-           'load_parquet', 'windows_of', 'fill_windows']
+           'in_order', 'load_parquet', 'windows_of', 'fill_windows']
 
 # %% ../nbs/36_windows.ipynb #49e80427
 import glob, itertools
@@ -82,6 +82,13 @@ def span_label(size:timedelta) -> str:
     "A time window's size as `parse_window` reads it: `1d`, `6h`, `15m`."
     s = int(size.total_seconds())
     return f'{s // 86400}d' if s % 86400 == 0 else f'{s // 3600}h' if s % 3600 == 0 else f'{s // 60}m'
+
+# %% ../nbs/36_windows.ipynb #d2a1bc10
+def in_order(df:pd.DataFrame) -> pd.DataFrame: # rows with `window` and `window_start` columns
+    "`df`'s rows in their windows' order: by start, then a row window by its first row; otherwise as they came."
+    first = pd.to_numeric(df['window'].str.extract(r'^rows (\d+)-\d+$', expand=False), errors='coerce').fillna(-1)
+    return df.assign(_first=first).sort_values(['window_start', '_first'], kind='stable').drop(columns='_first')
+
 
 # %% ../nbs/36_windows.ipynb #0b0d1840
 def _score(model, df:pd.DataFrame) -> np.ndarray:

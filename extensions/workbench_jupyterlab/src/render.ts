@@ -10,8 +10,10 @@
  * - `jp-workbench-run` (with `data-run-id`), `jp-workbench-run-select`
  *   (the checkbox), `jp-workbench-run-name`, `jp-workbench-run-metric`
  * - `jp-workbench-alert` (with `data-kind`)
+ * - `jp-workbench-monitoring` (with `data-alert`), `jp-workbench-estimate`,
+ *   `jp-workbench-segments`
  */
-import { ISummary, IModelSummary, IRunSummary, IAlert } from './types';
+import { ISummary, IModelSummary, IMonitoring, IRunSummary, IAlert } from './types';
 
 /** What the content is drawn from. */
 export interface IViewState {
@@ -88,6 +90,42 @@ function empty(text: string): HTMLLIElement {
   return el('li', 'jp-workbench-empty', text);
 }
 
+/** The champion's monitoring in a line or two: its estimated AUC (and realized), its drifted segments. */
+export function renderMonitoring(m: IMonitoring): HTMLDivElement {
+  const node = el('div', 'jp-workbench-monitoring');
+  const e = m.estimate;
+  node.dataset.alert = String(
+    (e !== null && e.alert) || m.segments.length > 0
+  );
+  if (e !== null) {
+    const real =
+      e.realized !== null
+        ? `; realized ${e.realized.toFixed(3)} (${e.labelled} labels)`
+        : '; no labels yet';
+    const text =
+      `estimated AUC ${e.auc.toFixed(3)} (${e.lower.toFixed(3)}–${e.upper.toFixed(3)})` +
+      ` in ${e.window}, held-out ${e.held_out.toFixed(3)}${real}` +
+      (e.alert ? ' — alert' : '');
+    node.appendChild(el('div', 'jp-workbench-estimate', text));
+  } else {
+    node.appendChild(
+      el(
+        'div',
+        'jp-workbench-estimate',
+        m.drift_checked
+          ? 'performance not estimated yet'
+          : 'never checked for drift: no alert means nothing looked'
+      )
+    );
+  }
+  if (m.segments.length) {
+    node.appendChild(
+      el('div', 'jp-workbench-segments', `drifted segments: ${m.segments.join(', ')}`)
+    );
+  }
+  return node;
+}
+
 export function renderModel(model: IModelSummary): HTMLLIElement {
   const item = el('li', 'jp-workbench-model');
   item.dataset.model = model.name;
@@ -112,6 +150,9 @@ export function renderModel(model: IModelSummary): HTMLLIElement {
   const canary = el('div', 'jp-workbench-canary', `canary: ${state}`);
   canary.dataset.state = state;
   item.appendChild(canary);
+  if (model.champion !== null) {
+    item.appendChild(renderMonitoring(model.monitoring));
+  }
 
   if (model.versions.length) {
     const versions = el('ul', 'jp-workbench-versions');

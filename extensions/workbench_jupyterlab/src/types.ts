@@ -20,6 +20,27 @@ export interface IModelVersion {
   gates_passed: boolean | null;
 }
 
+/** The champion's newest estimated AUC, from its scores alone, with the realized AUC once labels came. */
+export interface IEstimate {
+  window: string;
+  auc: number;
+  lower: number;
+  upper: number;
+  held_out: number;
+  alert: boolean;
+  realized: number | null;
+  labelled: number;
+}
+
+/** What monitoring knows of a champion. */
+export interface IMonitoring {
+  /** Whether its traffic was ever checked for drift: no alert is no news when nothing looked. */
+  drift_checked: boolean;
+  estimate: IEstimate | null;
+  /** The drifted segments of its newest segmented window, e.g. "product=bnpl". */
+  segments: string[];
+}
+
 /** One registered model. */
 export interface IModelSummary {
   name: string;
@@ -27,6 +48,7 @@ export interface IModelSummary {
   challenger: number | null;
   canary: ICanary;
   versions: IModelVersion[];
+  monitoring: IMonitoring;
 }
 
 /** One tracked run (newest first in the summary). */
@@ -101,6 +123,33 @@ function readVersion(raw: unknown): IModelVersion {
   };
 }
 
+function readEstimate(raw: unknown): IEstimate | null {
+  const e = record(raw);
+  const auc = num(e.auc);
+  if (auc === null) {
+    return null;
+  }
+  return {
+    window: str(e.window),
+    auc,
+    lower: num(e.lower) ?? auc,
+    upper: num(e.upper) ?? auc,
+    held_out: num(e.held_out) ?? auc,
+    alert: e.alert === true,
+    realized: num(e.realized),
+    labelled: num(e.labelled) ?? 0
+  };
+}
+
+function readMonitoring(raw: unknown): IMonitoring {
+  const m = record(raw);
+  return {
+    drift_checked: m.drift_checked === true,
+    estimate: readEstimate(m.estimate),
+    segments: list(m.segments).map(s => str(s)).filter(s => s !== '')
+  };
+}
+
 function readModel(raw: unknown): IModelSummary {
   const m = record(raw);
   const canary = record(m.canary);
@@ -109,7 +158,8 @@ function readModel(raw: unknown): IModelSummary {
     champion: num(m.champion),
     challenger: num(m.challenger),
     canary: { share: num(canary.share) ?? 0, state: str(canary.state, 'none') },
-    versions: list(m.versions).map(readVersion)
+    versions: list(m.versions).map(readVersion),
+    monitoring: readMonitoring(m.monitoring)
   };
 }
 

@@ -13,7 +13,21 @@ export const RAW_SUMMARY = {
         { version: 3, aliases: ['challenger'], gates_passed: true },
         { version: 2, aliases: ['champion'], gates_passed: true },
         { version: 1, aliases: [], gates_passed: false }
-      ]
+      ],
+      monitoring: {
+        drift_checked: true,
+        estimate: {
+          window: 'rows 8001-10000',
+          auc: 0.751,
+          lower: 0.704,
+          upper: 0.799,
+          held_out: 0.804,
+          alert: true,
+          realized: null,
+          labelled: 0
+        },
+        segments: ['product=bnpl']
+      }
     },
     {
       name: 'house-prices',

@@ -1,5 +1,5 @@
 import { errorMessage } from '../errors';
-import { formatMetric, pickMetric, renderContent } from '../render';
+import { formatMetric, pickMetric, renderContent, renderMonitoring } from '../render';
 import { summary } from './fixtures';
 
 function render(selected: string[] = [], error: string | null = null) {
@@ -35,6 +35,25 @@ describe('renderContent', () => {
 
     expect(models[1].textContent).toContain('no champion');
     expect(texts(models[1], '.jp-workbench-canary')).toEqual(['canary: none']);
+  });
+
+  it("shows the champion's estimated AUC and drifted segments, or that nothing looked", () => {
+    const root = render();
+    const [credit, houses] = Array.from(root.querySelectorAll<HTMLElement>('.jp-workbench-model'));
+    const m = credit.querySelector<HTMLElement>('.jp-workbench-monitoring')!;
+    expect(m.dataset.alert).toBe('true');
+    expect(texts(m, '.jp-workbench-estimate')).toEqual([
+      'estimated AUC 0.751 (0.704–0.799) in rows 8001-10000, held-out 0.804; no labels yet — alert'
+    ]);
+    expect(texts(m, '.jp-workbench-segments')).toEqual(['drifted segments: product=bnpl']);
+    expect(houses.querySelector('.jp-workbench-monitoring')).toBeNull(); // no champion, nothing to watch
+
+    const quiet = renderMonitoring({ drift_checked: false, estimate: null, segments: [] });
+    expect(quiet.dataset.alert).toBe('false');
+    expect(quiet.textContent).toBe('never checked for drift: no alert means nothing looked');
+    const labelled = renderMonitoring({ drift_checked: true, segments: [], estimate: {
+      window: 'w', auc: 0.8, lower: 0.75, upper: 0.85, held_out: 0.8, alert: false, realized: 0.79, labelled: 120 } });
+    expect(labelled.textContent).toBe('estimated AUC 0.800 (0.750–0.850) in w, held-out 0.800; realized 0.790 (120 labels)');
   });
 
   it('lists runs with a checkbox, the name and one metric', () => {

@@ -39,7 +39,8 @@ describe('readSummary', () => {
       champion: null,
       challenger: null,
       canary: { share: 0, state: 'none' },
-      versions: [{ version: 4, aliases: [], gates_passed: null }]
+      versions: [{ version: 4, aliases: [], gates_passed: null }],
+      monitoring: { drift_checked: false, estimate: null, segments: [] }
     });
     expect(s.runs).toEqual([]);
     expect(s.alerts).toEqual([]);
