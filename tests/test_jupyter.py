@@ -112,6 +112,11 @@ def test_sidebar_and_dashboard_tab_in_jupyterlab(lab, browser, demo_ws):
     page.locator('.jp-workbench-alert', has_text='income drifted').first.wait_for(timeout=30_000)  # the open alert
     status = page.locator('.jp-workbench-status').first.inner_text()  # the status bar: the champion and the open alerts
     assert status.startswith('credit-default v') and ' alert' in status and ' 0 alerts' not in status, status
+    cards = page.locator('.jp-LauncherCard[data-category="MLOps Workbench"]')
+    icons = [cards.nth(i).locator('svg').first.inner_html() for i in range(cards.count())]
+    assert len(icons) == 6 and len(set(icons)) == 6, icons  # one icon a page: the cards tell their pages apart
+    names = page.locator('.jp-workbench-run-name').all_inner_texts()  # whole names: never two alike "gradient_b…"
+    assert all(not n.endswith('…') for n in names) and len(set(names)) == len(names), names
     page.locator('.jp-LauncherCard', has_text='Experiments').first.click()
     page.frame_locator('iframe').first.get_by_text('logistic-').first.wait_for(timeout=120_000)
     page.screenshot(path=str(ARTIFACTS/'jupyterlab-experiments.png'))

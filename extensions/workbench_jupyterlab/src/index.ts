@@ -23,7 +23,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { launchIcon, refreshIcon } from '@jupyterlab/ui-components';
 
 import { fetchSummary } from './api';
-import { workbenchIcon } from './icon';
+import { pageIcons, workbenchIcon } from './icon';
 import { WorkbenchModel } from './model';
 import { SIDEBAR_ID, WorkbenchSidebar } from './sidebar';
 import { WorkbenchStatus } from './statusitem';
@@ -65,7 +65,7 @@ class DashboardPanel extends MainAreaWidget<IFrame> {
     this.page = page;
     this.runs = runs;
     this.addClass('jp-workbench-dashboard');
-    this.title.icon = workbenchIcon;
+    this.title.icon = pageIcons[page];
     this.title.closable = true;
   }
 
@@ -175,7 +175,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       commands.addCommand(CommandIDs.openPage(page), {
         label: args => (args.isLauncher ? title : `Open Workbench ${title}`),
         caption: `Open the workbench ${title} dashboard in a tab`,
-        icon: workbenchIcon,
+        icon: pageIcons[page],
         execute: () => openDashboard(page)
       });
     }
@@ -267,7 +267,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
     }
 
-    // the status bar needs a first summary even while the sidebar is closed
+    // the status bar needs a first summary even while the sidebar is closed; and once the workspace answers, the
+    // dashboard process starts in the background, so the first page opened does not wait ~10 s for it
+    let warmed = false;
+    model.changed.connect(() => {
+      if (warmed || model.summary === null) {
+        return;
+      }
+      warmed = true;
+      void fetch(pageUrl(settings.baseUrl, model.dashboard, 'audit'), {
+        credentials: 'same-origin'
+      }).catch(() => undefined);
+    });
     void app.started.then(() => model.refresh());
   }
 };
