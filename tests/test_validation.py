@@ -7,7 +7,7 @@ from workbench import audit, data, demo, suites, tables, validation as val
 from workbench.config import WorkbenchError, load_settings, render_settings
 from workbench.workspace import open_workspace
 
-DRIFT_FAILURES = {('income', 'ks'), ('income', 'psi'), ('product', 'categories'), ('product', 'shares')}  # exactly the injected drift
+DRIFT_FAILURES = {('income', 'ks'), ('income', 'psi'), ('product', 'categories'), ('product', 'shares'), ('credit_score', 'missing')}  # exactly the injected drift
 
 
 @lru_cache(1)
@@ -43,7 +43,7 @@ def test_no_drift_passes(credit):
     assert str(rep).startswith(f'{rep.dataset} against suite credit: passed, 0 of {len(rep.results)} checks failed')
 
 
-def test_drift_fails_on_income_and_the_new_product(credit):
+def test_drift_fails_on_income_the_new_product_and_the_missing_credit_scores(credit):
     rep = commit_and_validate(credit, 'credit', months(range(10, 13)))
     assert not rep.passed and failed(rep) == DRIFT_FAILURES
     ks = result(rep, 'income', 'ks')
@@ -53,8 +53,8 @@ def test_drift_fails_on_income_and_the_new_product(credit):
     assert cats.message.startswith("product: unseen 'bnpl' (14.6% of rows) ≥ 1.0% and p ") and abs(cats.observed - 0.146) < 1e-6 and cats.threshold == 0.01
     assert result(rep, 'product', 'shares').message.startswith("product: share of unseen values 0 → 0.146, a change of 0.146 ≥ 0.05 and p ")
     lines = str(rep).splitlines()
-    assert lines[0].endswith(f'FAILED, 4 of {len(rep.results)} checks failed')
-    assert all(l.startswith('  FAIL') for l in lines[1:5]) and not any(l.startswith('  FAIL') for l in lines[5:])
+    assert lines[0].endswith(f'FAILED, 5 of {len(rep.results)} checks failed')
+    assert all(l.startswith('  FAIL') for l in lines[1:6]) and not any(l.startswith('  FAIL') for l in lines[6:])
 
 
 def test_dropped_column_fails_naming_it(credit):
@@ -127,6 +127,7 @@ def test_edited_suite_changes_the_verdict(credit):
     d['columns']['product']['categories']['allow_new'] = True
     d['columns']['income']['ks']['threshold'] = d['columns']['income']['psi']['threshold'] = 0.5
     del d['columns']['product']['shares']
+    d['columns']['credit_score']['missing']['tolerance'] = 0.6  # the broker channel's missing scores, accepted
     path.write_text(json.dumps(d, indent=1))
     rep = val.validate(credit, 'credit')
     assert rep.passed and result(rep, 'product', 'categories').message == "product: unseen 'bnpl' (14.6% of rows), allowed"
