@@ -10,11 +10,11 @@ __all__ = ['FORMAT', 'cli', 'main', 'init', 'show_config', 'summary', 'status', 
            'pipeline_run', 'pipeline_list', 'audit', 'audit_log', 'audit_verify', 'runs', 'runs_list', 'runs_compare',
            'registry', 'registry_list', 'registry_show', 'registry_approve', 'registry_promote', 'registry_challenger',
            'registry_rollback', 'registry_history', 'registry_lineage', 'registry_card', 'registry_verify',
-           'explain_cmd', 'monitor', 'monitor_drift', 'monitor_labels', 'monitor_labels_ingest', 'monitor_performance',
-           'monitor_estimate', 'monitor_impact', 'monitor_fairness', 'monitor_segments', 'monitor_report',
-           'monitor_retrain', 'batch', 'batch_score', 'features', 'features_apply', 'features_list', 'features_show',
-           'features_materialize', 'features_check_skew', 'serve', 'deploy', 'deploy_k8s', 'deploy_simulate',
-           'dashboard']
+           'explain_cmd', 'optimize_cmd', 'monitor', 'monitor_drift', 'monitor_labels', 'monitor_labels_ingest',
+           'monitor_performance', 'monitor_estimate', 'monitor_impact', 'monitor_fairness', 'monitor_segments',
+           'monitor_report', 'monitor_retrain', 'batch', 'batch_score', 'features', 'features_apply', 'features_list',
+           'features_show', 'features_materialize', 'features_check_skew', 'serve', 'deploy', 'deploy_k8s',
+           'deploy_simulate', 'dashboard']
 
 # %% ../nbs/05_cli.ipynb #181e7242
 import json, os, sys, time
@@ -628,6 +628,21 @@ def explain_cmd(ctx, ref, source, top, out, fmt):
         kept.to_parquet(out, index=False)
     _show(shown, fmt)
     click.echo(f"{len(frame)} rows explained in {took:.2f} s ({explainer['space']}: base {explainer['base_value'] if explainer['task'] != 'multiclass' else 'per class'} plus the contributions)", err=True)
+
+# %% ../nbs/05_cli.ipynb #0b7e5a31
+@cli.command('optimize')
+@click.argument('ref')
+@click.option('--method', default='graph', show_default=True, type=click.Choice(['graph', 'prune', 'distill', 'quantize']),
+              help='graph: ONNX Runtime optimisation, float32 trees; prune: fewer trees or columns; distill: a small student; quantize: int8 weights.')
+@click.option('-s', '--setting', 'settings', multiple=True, metavar='NAME=VALUE', help='A setting of the method, e.g. student=linear or tolerance=0.002; repeatable.')
+@click.pass_context
+def optimize_cmd(ctx, ref, method, settings):
+    "A smaller, faster version of model REF, gated like any candidate and registered with its lineage; parent and optimised side by side."
+    from workbench import optimize as o
+    out = o.optimize(_ws(ctx), ref, method, **_params(settings))
+    click.echo(out.comparison.to_string(float_format=lambda v: f'{v:.4g}'))
+    click.echo(f"{out.report}\n{out}")
+    if out.report.failed: raise WorkbenchError(f"{out.version.ref} fails gate {out.report.failed[0]}; it is registered, and cannot be promoted or canaried")
 
 # %% ../nbs/05_cli.ipynb #40f33625
 @cli.group(cls=_Group)

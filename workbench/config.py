@@ -198,6 +198,10 @@ DEFAULTS = {
                                    '(workbench registry verify --rebuild) that still counts as reproduced, when the ONNX '
                                    'bytes differ'),
     },
+    'optimization': {
+        'max_metric_loss': (0.005, 'Largest drop of the held-out main metric (ROC AUC; R² for regression) an optimised version '
+                                   '(workbench optimize) may show against its parent on the same rows'),
+    },
 }
 
 # %% ../nbs/00_config.ipynb #f75a57f6
@@ -239,7 +243,7 @@ LIMITS = {
     'performance.max_auc_drop': (-1, 1),  # below 0: alert even on a small rise (a strict team's policy)
     'segments.max_segments': _ONE_OR_MORE, 'segments.min_rows': _ONE_OR_MORE, 'segments.false_discovery_rate': _SHARE,
     'fairness.max_approval_gap': _SHARE, 'fairness.max_opportunity_gap': _SHARE, 'fairness.min_group_rows': _ONE_OR_MORE,
-    'reproducibility.metric_tolerance': (0, 1),
+    'reproducibility.metric_tolerance': (0, 1), 'optimization.max_metric_loss': (-1, 1),
     'canary.share': _SHARE, 'canary.max_disagreement': _SHARE, 'canary.max_error_rate': _SHARE,
     'canary.promote_after': _ONE_OR_MORE, 'canary.min_requests': _ONE_OR_MORE,
     'serving.flush_rows': _ONE_OR_MORE, 'serving.max_rows': _ONE_OR_MORE,

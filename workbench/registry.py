@@ -147,7 +147,7 @@ class _OnnxFlavour:
         import mlflow, onnxruntime, numpy
         reqs = [f'onnxruntime=={onnxruntime.__version__}', f'numpy=={numpy.__version__}', f'pandas=={pd.__version__}']
         mlflow.onnx.save_model(onnx_model, path, mlflow_model=mlflow_model, code_paths=[onnx_pyfunc.__file__],
-                               pip_requirements=reqs, **kwargs)
+                               pip_requirements=reqs, save_as_external_data=False, **kwargs)  # one file: model.onnx is the model
         mlflow_model.flavors['python_function']['loader_module'] = 'onnx_pyfunc'
         mlflow_model.save(str(Path(path)/'MLmodel'))
 
