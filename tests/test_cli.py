@@ -124,7 +124,8 @@ def test_demo_runs_the_lifecycle(demo_run, wb, env):
     assert re.search(r'canary: \d+ of \d+ requests went to credit-default/2; canary\.(promote|rollback) by canary', out), out
     assert (ws/'models'/'credit-default-1.onnx').stat().st_size > 1000
     versions = json.loads(wb('registry', 'list', '--format', 'json').stdout)
-    assert [v['version'] for v in versions] == [2, 1] and all(v['gates_passed'] for v in versions)
+    assert [v['version'] for v in versions] == [3, 2, 1] and all(v['gates_passed'] for v in versions)  # 3: the pruned candidate
+    assert re.search(r'a cheaper candidate: credit-default/3: prune of credit-default/[12] .*gates PASSED', out), out
     assert sorted(a for v in versions for a in v['aliases']) == ['champion']  # the canary decided: no challenger is left
     logged = json.loads(wb('sql', "select variant, count(*) as n from predictions group by 1 order by 1", '--format', 'json').stdout)
     assert sum(r['n'] for r in logged) >= 3000 + 1 and {r['variant'] for r in logged} == {'canary', 'champion'}

@@ -8,7 +8,7 @@ Docs: https://mlops-workbench.github.io/workbench/demo.html.md"""
 __all__ = ['REGIONS', 'PURPOSES', 'PRODUCTS', 'TERMS', 'DRIFT', 'INCOME_FACTOR', 'BNPL_SHARE', 'THIN_FILE_SHARE', 'DEFAULT_SHIFT',
            'COLUMNS', 'EXPERIMENT', 'MODEL', 'PIPELINE_PARAMS', 'REVIEWER', 'generate', 'training_frame', 'commit_demo',
            'reviewer_key', 'lifecycle', 'serve_in_thread', 'serve_traffic', 'monitor', 'retrain_and_canary',
-           'labels_later', 'run']
+           'labels_later', 'optimize_champion', 'run']
 
 # %% ../nbs/04_demo.ipynb #779c1280
 import time
@@ -307,6 +307,18 @@ def labels_later(ws, portfolio:dict, ref:str, sent_months:list, say=print) -> pd
     return e
 
 
+# %% ../nbs/04_demo.ipynb #45568c56
+def optimize_champion(ws, say=print):
+    "Prune the champion into a cheaper candidate, gated against it; say what it saves."
+    from workbench import optimize
+    o = optimize.optimize(ws, f'{MODEL}@champion', 'prune', actor='demo')
+    c, main = o.comparison, o.comparison.index[0]
+    say(f"  a cheaper candidate: {o}\n    {main} {c.parent[main]:.4f} -> {c.optimized[main]:.4f}, "
+        f"{c.parent.size_bytes:,.0f} -> {c.optimized.size_bytes:,.0f} bytes, batch {c.ratio.batch_rows_per_s:.1f}x the rows/s, "
+        f"single-row p99 {c.parent.p99_ms:.3f} -> {c.optimized.p99_ms:.3f} ms; approve it and the canary puts it against its parent")
+    return o
+
+
 # %% ../nbs/04_demo.ipynb #b5bf243c
 def run(ws, # the workspace to fill
         months:int=12, rows_per_month:int=2000, drift_month:int=10, seed:int=42, # as for `generate`
@@ -324,6 +336,7 @@ def run(ws, # the workspace to fill
     except BaseException: stop(); raise
     retrain_and_canary(ws, portfolio, server, url, stop, drifted, say)
     labels_later(ws, portfolio, watched, sent, say)
+    optimize_champion(ws, say)
     champion = registry.champion(ws, MODEL)
     written = card.write(ws, champion.ref, ws.root/'cards', actor='demo')
     say(f"  the technical file of {champion.ref}: {written['md']['path']} (and .html); workbench registry card --check proves a copy")
