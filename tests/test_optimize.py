@@ -161,3 +161,16 @@ def test_the_command_line(trained):
     assert r.returncode == 1 and r.stderr.startswith('Error: quantisation applies to linear models and MLPs')
     r = run('--set', 'optimization.max_metric_loss=-0.5', 'optimize', refs['random_forest'])  # graph, asked to gain half an AUC: it fails the gate
     assert r.returncode == 1 and 'fails gate metric_loss' in r.stderr and 'it is registered' in r.stderr, r.stderr
+
+
+def test_the_pipeline_step(trained):
+    "pipelines/optimize.ipynb, as CI runs it: the version, its lineage and the side-by-side figures in its results."
+    ws, refs = trained
+    r = pipelines.run(ws, 'optimize', dict(model=refs['random_forest'], method='prune', method_settings={'tolerance': 0.004}))
+    assert r.ok, r.error
+    assert r.results['parent'] == refs['random_forest'] and r.results['method'] == 'prune' and r.results['passed']
+    mv = registry.get(ws, r.results['model_version'])
+    assert registry.client(ws).get_model_version(mv.name, str(mv.version)).tags['workbench.parent'] == refs['random_forest']
+    assert r.results['comparison']['optimized']['size_bytes'] < r.results['comparison']['parent']['size_bytes']
+    bad = pipelines.run(ws, 'optimize', dict(model=refs['random_forest'], method='quantize'))
+    assert not bad.ok and 'quantisation applies to linear models and MLPs' in bad.error

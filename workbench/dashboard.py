@@ -328,7 +328,8 @@ def _registry(pn, ws:Workspace):
     asked = _arg(pn, 'version')
     if asked and asked not in refs:
         raise WorkbenchError(f"no model version {asked!r} here; versions: {', '.join(refs)}")
-    pick = pn.widgets.Select(name='Version', options=refs, value=asked or refs[0])
+    champion = next((r for r, a in zip(refs, df.aliases) if 'champion' in a), refs[0])  # the page opens with the champion
+    pick = pn.widgets.Select(name='Version', options=refs, value=asked or champion)
     cols = ['name', 'version', 'aliases', 'gates_passed', 'parity', 'approvals', 'dataset', 'registered_by',
             'created_at']
     table, now = _table(pn, df[cols]), {'models': df}
