@@ -8,8 +8,7 @@ Docs: https://mlops-workbench.github.io/workbench/optimize.html.md"""
 __all__ = ['METHODS', 'TREES', 'FORESTS', 'STUDENTS', 'kind_of', 'float32_trees', 'ort_optimized', 'tree_count', 'first_trees',
            'parent_of', 'main_metric', 'batch_rows_per_s', 'measure', 'recipe_pipeline', 'same_inputs',
            'column_weights', 'make_student', 'soft_labels', 'float32_graph', 'quantized', 'Made', 'by_graph',
-           'by_pruning', 'by_distilling', 'by_quantizing', 'check', 'side_by_side', 'inline_weights', 'Optimized',
-           'optimize']
+           'by_pruning', 'by_distilling', 'by_quantizing', 'check', 'side_by_side', 'Optimized', 'optimize']
 
 # %% ../nbs/52_optimize.ipynb #7adc8db7
 import json, tempfile, time
@@ -409,18 +408,6 @@ def side_by_side(parent:bytes, model_bytes:bytes, cand, test, latency_rows:int=5
     df['ratio'] = df.optimized / df.parent
     return df
 
-# %% ../nbs/52_optimize.ipynb #7f639176
-def inline_weights(model_bytes:bytes) -> bytes:
-    "The model with every initializer in ONNX's typed fields, not raw bytes: all of it stays inside `model.onnx` when MLflow logs it."
-    import onnx
-    from onnx import helper, numpy_helper
-    m = onnx.load_from_string(model_bytes)
-    for i, t in enumerate(m.graph.initializer):
-        if t.HasField('raw_data'):
-            a = numpy_helper.to_array(t)
-            m.graph.initializer[i].CopyFrom(helper.make_tensor(t.name, t.data_type, a.shape, a.ravel().tolist()))
-    return m.SerializeToString()
-
 # %% ../nbs/52_optimize.ipynb #da047a28
 @dataclass
 class Optimized:
@@ -495,7 +482,6 @@ def optimize(ws:Workspace, ref:str, # the parent version, e.g. 'credit-default@c
     parent, mv, cand = parent_of(ws, ref)
     train, test = cand.rows(ws)
     made = _made(method, parent, cand, train, test, ws.settings, settings)
-    made.onnx = inline_weights(made.onnx)  # what is measured is what is registered
     report = check(made.onnx, parent, cand, test, made.parity, ws.settings)
     comparison = side_by_side(parent, made.onnx, cand, test, latency_rows)
     lineage = dict(parent=mv.ref, method=method, settings=made.settings, dataset=cand.dataset, test_size=cand.test_size, seed=cand.seed)
