@@ -548,4 +548,4 @@ def serve(ws:Workspace, host:str='127.0.0.1', port:int=5006, show:bool=False,
     reports = ws.root/'monitoring'/'reports'  # Evidently's reports, linked from the Drift page
     reports.mkdir(parents=True, exist_ok=True)
     return pn.serve(pages(ws), address=host, port=port, websocket_origin=allowed, show=show, title='MLOps Workbench',
-                    warm=True, prefix=prefix.strip('/'), static_dirs={'reports': str(reports)}, **kw)
+                    prefix=prefix.strip('/'), static_dirs={'reports': str(reports)}, **kw)
