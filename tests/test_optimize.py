@@ -174,3 +174,19 @@ def test_the_pipeline_step(trained):
     assert r.results['comparison']['optimized']['size_bytes'] < r.results['comparison']['parent']['size_bytes']
     bad = pipelines.run(ws, 'optimize', dict(model=refs['random_forest'], method='quantize'))
     assert not bad.ok and 'quantisation applies to linear models and MLPs' in bad.error
+
+
+def test_the_canary_puts_an_optimised_version_against_its_parent(trained):
+    "The deploy pipeline on a live server: the parent serves as champion, its pruned version is canaried against it and promoted."
+    from conftest import approver_key
+    ws, refs = trained
+    parent = refs['logistic']
+    assert pipelines.run(ws, 'evaluate', dict(run_id=registry.get(ws, parent).run_id)).ok  # its gates, as any champion's
+    registry.approve(ws, parent, 'bea', 'the parent', key=approver_key(ws, 'bea'))
+    registry.promote(ws, parent, 'bea', 'the parent serves')
+    o = optimize.optimize(ws, parent, 'prune', actor='ana')
+    registry.approve(ws, o.version.ref, 'bea', 'pruned within optimization.max_metric_loss', key=approver_key(ws, 'bea'))
+    r = pipelines.run(ws, 'deploy', {'model_version': o.version.ref, 'share': 0.5}, actor='ci-pipeline')
+    assert r.status == 'ok' and r.results['outcome'] == 'promoted', r.message
+    assert r.results['decision'] == 'promote' and r.results['errors'] == 0
+    assert registry.champion(ws, 'credit-default').version == o.version.version
