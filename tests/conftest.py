@@ -141,3 +141,44 @@ def approve(ws, ref:str, who:str, comment:str=''):
 
 
 from tracking_server import mlflow_server, postgres  # noqa: E402,F401  PostgreSQL for the session, an mlflow server on it per module
+
+
+# the dashboard in a real browser, for tests/test_dashboard*.py
+@pytest.fixture(scope='module')
+def dashboard(demo_ws, tmp_path_factory):
+    "The dashboard on the demo's workspace (a module's own server: the registry test promotes on it), admin token `let-me-in`."
+    url = f'http://127.0.0.1:{free_port()}'
+    with started([BIN/'workbench', '--workspace', demo_ws, 'dashboard', '--port', url.rsplit(':', 1)[1]], url + '/audit', timeout=50,
+                 log=tmp_path_factory.mktemp('dashboard')/'dashboard.log', env=clean_env(WORKBENCH_ADMIN_TOKEN='let-me-in')):
+        yield url
+
+
+def visit(browser, url, text, shot, timeout=20_000):
+    page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+    page.goto(url)
+    page.get_by_text(text, exact=False).first.wait_for(timeout=timeout)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS/f'{shot}.png'), full_page=True)
+    return page
+
+
+def champion(demo_ws) -> int:
+    "The demo's champion: version 2 if its canary promoted the retrained challenger, else version 1 (a rollback)."
+    from workbench import registry
+    from workbench.config import load_settings
+    from workbench.workspace import open_workspace
+    return registry.get(open_workspace(demo_ws, load_settings(env={})), 'credit-default@champion').version
+
+
+def no_serious_violations(page, name):
+    "axe-core (4.12, shipped inside axe-playwright-python) finds no serious or critical violation on the page."
+    from axe_playwright_python.sync_playwright import Axe
+    bad = [v for v in Axe().run(page).response['violations'] if v['impact'] in ('serious', 'critical')]
+    assert not bad, f"{name}: " + '; '.join(f"{v['id']} ({v['impact']}, {len(v['nodes'])}x): {v['help']}, e.g. "
+                                              f"{v['nodes'][0]['html'][:150]}" for v in bad)
+
+
+def downloaded(page, label) -> str:
+    "The text of the file the button `label` downloads."
+    with page.expect_download(timeout=20_000) as d: page.get_by_text(label, exact=True).first.click()
+    return open(d.value.path(), encoding='utf-8').read()
