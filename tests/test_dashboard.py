@@ -155,3 +155,27 @@ def test_promote_through_the_ui(browser, dashboard, demo_ws):
     page.screenshot(path=str(ARTIFACTS/'registry-promoted.png'), full_page=True)
     assert registry.get(ws, 'credit-default@champion').version == other
     page.close()
+
+
+def test_dark_where_the_browser_prefers_it(browser, dashboard):
+    background = lambda page: page.locator('td').first.evaluate('e => getComputedStyle(e).backgroundColor')  # the theme's
+    page = browser.new_page(color_scheme='dark', viewport={'width': 1400, 'height': 1000})
+    page.goto(dashboard + '/audit')  # the page reloads itself dark once the browser says what it prefers
+    page.wait_for_url(re.compile(r'/audit\?theme=dark$'), timeout=30_000)
+    page.get_by_text('chain verified').first.wait_for(timeout=20_000)
+    assert background(page) == 'rgb(33, 37, 41)', background(page)  # Panel's dark theme
+    no_serious_violations(page, 'audit, dark')
+    assert page.locator('a:text("Drift")').get_attribute('href') == 'drift?theme=dark'  # the next page is dark at once
+    page.goto(dashboard + '/drift?theme=dark')
+    page.get_by_text('features drifted since').first.wait_for(timeout=40_000)
+    page.screenshot(path=str(ARTIFACTS/'drift-dark.png'), full_page=True)
+    no_serious_violations(page, 'drift, dark')
+    page.goto(dashboard + '/audit?theme=blue')
+    page.get_by_text("theme 'blue' is not one we have: use ?theme=light or ?theme=dark").first.wait_for(timeout=20_000)
+    page.close()
+    page = browser.new_page(color_scheme='light')
+    page.goto(dashboard + '/audit')
+    page.get_by_text('chain verified').first.wait_for(timeout=20_000)
+    page.wait_for_timeout(1000)
+    assert page.url.endswith('/audit') and background(page) == 'rgb(255, 255, 255)', (page.url, background(page))
+    page.close()
