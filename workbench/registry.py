@@ -293,7 +293,8 @@ def history(ws:Workspace, name:str) -> pd.DataFrame:
         for alias in (a for a in after if a != 'policy'):
             rows.append(dict(time=e.time, actor=e.actor, action=e.action, alias=alias, **{'from': before.get(alias)},
                              to=after[alias], reason=e.reason))
-    return pd.DataFrame(rows, columns=['time', 'actor', 'action', 'alias', 'from', 'to', 'reason'])
+    df = pd.DataFrame(rows, columns=['time', 'actor', 'action', 'alias', 'from', 'to', 'reason'])
+    return df.astype({'from': 'Int64', 'to': 'Int64'})  # versions are whole numbers, missing where the alias pointed nowhere
 
 # %% ../nbs/09_registry.ipynb #5e57b41f
 def _champions(ws, name) -> list:
