@@ -388,7 +388,7 @@ def lineage_svg(nodes:pd.DataFrame, edges:pd.DataFrame, # `views.lineage_graph`'
     return ''.join(out + ['</svg>'])
 
 # %% ../nbs/20_dashboard.ipynb #a01b19e1
-LINK_CSS = 'a { color: #0b4f8a; } code { color: #1f2328; background: #eef1f4; } li { margin: 3px 0; }'
+LINK_CSS = CODE_CSS + '\nli { margin: 3px 0; }'  # the theme's link and code colours
 
 def _served_said(mv, served:pd.DataFrame) -> str:
     "Where the version is served now (its aliases say), and what the prediction log holds of it, in words (HTML)."
