@@ -17,40 +17,6 @@ def test_every_page_shows_real_content(browser, dashboard, demo_ws):
         page.close()
 
 
-def test_unknown_ids_give_a_message(browser, dashboard):
-    page = visit(browser, dashboard + '/experiments?runs=nope,nada', "no run 'nope'", 'unknown-runs')
-    page.close()
-
-
-def test_compare_two_runs_in_the_browser(browser, dashboard):
-    page = visit(browser, dashboard + '/experiments', 'logistic-', 'experiments-before')
-    rows = page.locator('.tabulator-row')
-    ids = [rows.nth(i).locator('[tabulator-field=run_id]').inner_text() for i in (0, 1)]
-    for i in (0, 1): rows.nth(i).locator('input[type=checkbox]').check()
-    page.get_by_text('What differs').first.wait_for(timeout=20_000)
-    for heading, exact in (('Metrics', True), ('Params against', False), ('Metric history', True)): page.get_by_text(heading, exact=exact).first.wait_for(timeout=20_000)
-    page.screenshot(path=str(ARTIFACTS/'experiments-compared.png'), full_page=True)
-    differs = page.locator('.tabulator').last.inner_text()
-    assert all(i in differs for i in ids)
-    page.close()
-
-
-def test_bad_filter_gives_a_message(browser, dashboard):
-    page = visit(browser, dashboard + '/experiments', 'logistic-', 'filter-before')
-    box = page.get_by_placeholder("metrics.holdout_auc > 0.7")
-    box.fill('metrics.auc >'); box.press('Enter')
-    page.get_by_text("bad filter 'metrics.auc >'").first.wait_for(timeout=20_000)
-    box.fill('metrics.nonsense > 0.5'); box.press('Enter')
-    page.get_by_text("no run has metric 'nonsense'").first.wait_for(timeout=20_000)
-    box.fill('metrics.holdout_auc > 0.99'); box.press('Enter')
-    page.get_by_text(re.compile(r'^0 of \d+ runs')).first.wait_for(timeout=20_000)  # 4 trained, and the demo's optimised one
-    box.fill("attributes.run_name LIKE 'logistic%'"); box.press('Enter')
-    page.get_by_text(re.compile(r'^2 of \d+ runs')).first.wait_for(timeout=20_000)
-    expect(page.locator('.tabulator-row')).to_have_count(2, timeout=20_000)  # the table redraws after the count: wait for it
-    page.screenshot(path=str(ARTIFACTS/'filter-messages.png'), full_page=True)
-    assert 'Traceback' not in page.content(); page.close()
-
-
 def test_drift_page_opens_with_its_answer(browser, dashboard):
     page = visit(browser, dashboard + '/drift', 'features drifted since', 'drift-page', timeout=40_000)
     headline = page.get_by_text('features drifted since').first.inner_text()
