@@ -97,4 +97,9 @@ def test_data_page(browser, dashboard):
     every = rows(downloaded(page, 'Download validation-checks.csv'))
     assert len(every) == 2 * int(checks[0]['checks']) and {e['result'] for e in every} == {'pass'}
     page.screenshot(path=str(ARTIFACTS/'data-checks.png'), full_page=True)
+    credit = [r['ref'] for r in rows(downloaded(page, 'Download datasets.csv')) if r['ref'].startswith('credit@')]  # newest first
+    page.goto(dashboard + f'/data?dataset={credit[1]}')  # as the Registry's and the run page's links open it
+    page.get_by_text('3,000 → 4,000 rows (+1,000)').first.wait_for(timeout=20_000)  # against its predecessor
+    page.goto(dashboard + '/data?dataset=credit@nope')
+    page.get_by_text("no dataset version 'credit@nope' here; open one of: ").first.wait_for(timeout=20_000)
     page.close()

@@ -22,7 +22,7 @@ PAGES = {'experiments': 'Experiments', 'registry': 'Registry', 'drift': 'Drift',
 # %% ../nbs/20_dashboard.ipynb #5405e5e7
 def _pn():
     import panel as pn
-    pn.extension('tabulator')
+    pn.extension()
     return pn
 
 def _nav(pn, here:str, dark:bool=False):
@@ -32,10 +32,6 @@ def _nav(pn, here:str, dark:bool=False):
     return pn.pane.Markdown(' · '.join(links))
 
 # %% ../nbs/20_dashboard.ipynb #c59ede9c
-def _table(pn, df:pd.DataFrame, **kw):
-    return pn.widgets.Tabulator(df, pagination='remote', sizing_mode='stretch_width', disabled=True,
-                                **({'show_index': False, 'page_size': 25} | kw))
-
 def _tabs(pn, *tabs):
     "Tabs whose content the browser draws only when they are opened: a page shows sooner."
     return pn.Tabs(*tabs, dynamic=True, sizing_mode='stretch_width', stylesheets=[TAB_CSS])
@@ -988,11 +984,14 @@ def _serving(pn, ws:Workspace):
 def _data(pn, ws:Workspace):
     df = views.datasets(ws)
     if df.empty: return pn.pane.Markdown('No datasets yet: `workbench data commit NAME FILE`.')
-    refs = df.ref.tolist()
-    # by default the newest version against its predecessor
-    same = [r for r in refs if r.split('@')[0] == refs[0].split('@')[0]]
-    a = pn.widgets.Select(name='From', options=refs, value=same[min(1, len(same) - 1)])
-    b = pn.widgets.Select(name='To', options=refs, value=refs[0])
+    refs, asked = df.ref.tolist(), _arg(pn, 'dataset')  # newest first
+    if asked and asked not in refs:
+        raise WorkbenchError(f"no dataset version {asked!r} here; open one of: {', '.join(refs[:10])}")
+    # the version asked for (by default the newest) against its predecessor
+    to = asked or refs[0]
+    same = [r for r in refs if r.split('@')[0] == to.split('@')[0]]
+    a = pn.widgets.Select(name='From', options=refs, value=same[min(same.index(to) + 1, len(same) - 1)])
+    b = pn.widgets.Select(name='To', options=refs, value=to)
     said, changes = _say(pn, ''), pn.Column(sizing_mode='stretch_width')
     def show(*_):
         try: d = data.diff(ws, a.value, b.value)
