@@ -123,6 +123,6 @@ def test_sidebar_and_dashboard_tab_in_jupyterlab(lab, browser, demo_ws):
     runs = page.locator('.jp-workbench-run input[type=checkbox]')  # compare two runs ticked in the sidebar
     runs.nth(0).check(); runs.nth(1).check()
     page.locator('.jp-workbench-compare').first.click()
-    page.frame_locator('iframe').last.get_by_text('What differs').first.wait_for(timeout=120_000)
+    page.frame_locator('iframe').last.get_by_text('Params and tags that differ').first.wait_for(timeout=120_000)
     page.screenshot(path=str(ARTIFACTS/'jupyterlab-compare.png'))
     page.close()
