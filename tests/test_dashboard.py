@@ -83,25 +83,6 @@ def test_audit_page_reads_for_an_auditor(browser, dashboard):
     page.close()
 
 
-def test_widgets_show_what_the_dashboard_shows(demo_ws):
-    from workbench import views, widgets
-    from workbench.config import load_settings
-    from workbench.workspace import open_workspace
-    ws = open_workspace(demo_ws, load_settings(env={}))
-    ids = views.runs(ws).run_id[:2].tolist()
-    bars = widgets.compare_runs(ws, ids).children[2].outputs[0]['data']['application/vnd.plotly.v1+json']['data']
-    want = views.comparison(ws, ids)['metrics']
-    assert sorted(v for d in bars for v in d['y']) == sorted(want.value)
-    reg, newest = widgets.registry_view(ws), f"credit-default/{views.models(ws).version.max()}"  # the demo's optimised candidate
-    assert 'champion' in reg.children[0].value and reg.children[1].value == newest
-    assert newest in reg.children[2].children[0].value
-    drift = widgets.drift_view(ws, 'credit-default')
-    heat = drift.children[0].outputs[0]['data']['application/vnd.plotly.v1+json']['data'][0]
-    grid = views.drift_heatmap(ws, 'credit-default')
-    assert heat['y'] == list(grid.index) and heat['x'] == list(grid.columns)
-    assert 'psi' in drift.children[2].children[1].value
-
-
 def test_dark_where_the_browser_prefers_it(browser, dashboard):
     background = lambda page: page.locator('td').first.evaluate('e => getComputedStyle(e).backgroundColor')  # the theme's
     page = browser.new_page(color_scheme='dark', viewport={'width': 1400, 'height': 1000})
@@ -123,4 +104,3 @@ def test_dark_where_the_browser_prefers_it(browser, dashboard):
     page.get_by_text('chain verified').first.wait_for(timeout=20_000)
     page.wait_for_timeout(1000)
     assert page.url.endswith('/audit') and background(page) == 'rgb(255, 255, 255)', (page.url, background(page))
-    page.close()

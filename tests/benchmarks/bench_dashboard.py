@@ -5,9 +5,11 @@ The workspace is the demo's (`workbench demo --months 6 --rows-per-month 1000 --
 bulk-inserted into its MLflow store in MLflow's own layout (as bench_tracking does) and the prediction log grown to
 1,000,000 rows by appending copies of the logged rows with new request ids and times. Each page is opened in a new
 browser context of headless Chromium (Debian's, driven by Playwright), so nothing is cached, and timed from navigation
-until its real content is visible: the newest run's name, the champion's heading, the drift and serving charts.
+until its real content is visible: the newest run's name, the champion's heading, the drift headline ('2 of 15 features
+drifted since …') and chart, the serving chart, the audit headline ('… events, chain verified').
 Each page is visited three times, round after round; the JSON line has every visit, the median per page and the
-slowest visit. Target: every page's median within 2 s. No competitor is named for this one: the figures are ours.
+slowest visit. Target (issue 25): every page's median within 1 s, asserted. No competitor is named for this one: the
+figures are ours.
 """
 import json, shutil, sqlite3, statistics, subprocess, time, uuid, random
 from pathlib import Path
@@ -15,10 +17,11 @@ import pytest
 
 pytestmark = pytest.mark.benchmark
 from conftest import BIN, clean_env, free_port, started
-RUNS, PREDICTIONS, ROUNDS = 10_000, 1_000_000, 3
+RUNS, PREDICTIONS, ROUNDS, TARGET_S = 10_000, 1_000_000, 3, 1.0
 # page -> (text of its real content, whether it has a chart to wait for as well)
-PAGES = {'/experiments': (f'bench-{RUNS - 1}', False), '/registry': ('credit-default/2: champion', False), '/drift': ('Largest values', True),
-         '/serving': ('Traffic', True), '/data': ('credit@', False), '/audit': ('audit chain intact', False)}
+PAGES = {'/experiments': (f'bench-{RUNS - 1}', False), '/registry': (': champion', False),  # the champion's heading, v1 or v2
+         '/drift': ('features drifted since', True), '/serving': ('Traffic', True), '/data': ('credit@', False),
+         '/audit': ('chain verified', False)}
 
 
 def add_runs(db:Path, n:int, seed:int=0):
@@ -72,7 +75,7 @@ def big_ws(tmp_path_factory):
     return root
 
 
-def test_every_page_within_two_seconds(big_ws):
+def test_every_page_within_a_second(big_ws):
     from playwright.sync_api import sync_playwright
     port = free_port()
     url, seconds, failed = f'http://127.0.0.1:{port}', {}, []
@@ -97,4 +100,6 @@ def test_every_page_within_two_seconds(big_ws):
     median = {p: statistics.median(v) for p, v in seconds.items()}
     print(json.dumps({'benchmark': 'dashboard_pages', 'runs': RUNS, 'predictions': PREDICTIONS, 'seconds': seconds, 'median_s': median,
                       'slowest_median_s': max(median.values()), 'slowest_visit_s': max(max(v) for v in seconds.values()),
-                      'target_s': 2.0, 'within_target': max(median.values()) <= 2.0}))
+                      'target_s': TARGET_S, 'within_target': max(median.values()) <= TARGET_S}))
+    slow = {p: m for p, m in median.items() if m > TARGET_S}
+    assert not slow, f'median load above {TARGET_S:g} s at {RUNS:,} runs and {PREDICTIONS:,} predictions: {slow}'
