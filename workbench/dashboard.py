@@ -11,6 +11,7 @@ __all__ = ['PAGES', 'TAB_CSS', 'CODE_CSS', 'TABLE_CSS', 'VERSION_PALETTE', 'RUN_
 
 # %% ../nbs/20_dashboard.ipynb #667fbcf3
 import io, os, secrets
+from collections import Counter
 import numpy as np, pandas as pd
 from .config import WorkbenchError
 from .workspace import Workspace
@@ -278,7 +279,8 @@ def _named(runs:pd.DataFrame, ids:list) -> dict:
     "Run id → the name a reader knows it by (its id's start added where two runs share a name)."
     n = dict(zip(runs.run_id, runs.run_name))
     names = [n.get(i) or i[:8] for i in ids]
-    return {i: x if names.count(x) == 1 else f'{x} · {i[:8]}' for i, x in zip(ids, names)}
+    twice = {x for x, k in Counter(names).items() if k > 1}
+    return {i: f'{x} · {i[:8]}' if x in twice else x for i, x in zip(ids, names)}
 
 def _verdict(metrics:pd.DataFrame, metric:str, names:dict) -> str:
     "Which run is best on `metric`, in one sentence."

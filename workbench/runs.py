@@ -8,7 +8,7 @@ Docs: https://mlops-workbench.github.io/workbench/runs.html.md"""
 __all__ = ['connect_runs', 'runs', 'compare']
 
 # %% ../nbs/40_runs.ipynb #72f5d2fd
-import re
+import os, re
 from contextlib import closing, nullcontext
 from pathlib import Path
 import numpy as np, pyarrow as pa
@@ -79,7 +79,21 @@ def _read_sqlite(db:Path, run_ids:list|None, history:bool, lean:bool=False) -> d
         if not con.execute("select 1 from sqlite_master where name = 'runs'").fetchone(): return empty
     marks = ', '.join('?' * len(run_ids or []))
     where = lambda n: f" where {'r.' if n == 'runs' else ''}run_uuid in ({marks})" if run_ids else ''
-    return {n: _sqlite_table(db, n, where(n), list(run_ids or []), lean) for n in names}
+    kept = lean and not history and run_ids is None  # the run listing: read again only once the store has changed
+    if kept and (k := _KEPT.get(str(db))) and k[0] == (stamp := _stamp(db)): return dict(k[1])
+    stamp = _stamp(db)  # before reading: a commit during the read makes the next call read again
+    tables = {n: _sqlite_table(db, n, where(n), list(run_ids or []), lean) for n in names}
+    if kept: _KEPT[str(db)] = (stamp, tables)
+    return dict(tables)
+
+_KEPT = {} # SQLite store -> (its stamp, its tables as the run listing reads them): 10,000 runs are read once a change
+
+def _stamp(db:Path) -> tuple:
+    "What every SQLite commit to `db` changes: the size and modification time of the file and of its write-ahead log."
+    def of(f):
+        try: s = os.stat(f); return s.st_size, s.st_mtime_ns
+        except FileNotFoundError: return None
+    return of(db), of(f'{db}-wal')
 
 # %% ../nbs/40_runs.ipynb #01eafe58
 def _read_sqlalchemy(uri:str, run_ids:list|None, history:bool) -> dict:
