@@ -235,14 +235,16 @@ def test_the_served_demo_is_estimated_before_its_labels_and_reconciled_after(dem
     root = shutil.copytree(demo_run.ws, tmp_path/'ws')
     ws = open_workspace(root, load_settings(env={}))
     served = ws.sql("select count(*) from predictions where model = 'credit-default' and version = 1").fetchall()[0][0]
-    e = performance.history_of_estimates(ws, 'credit-default/1')  # the demo estimated its months of traffic
-    assert len(e) and set(e.metric) == set(METRICS) and (e.rows == 1000).all()
-    again = performance.estimated(ws, 'credit-default/1', window='1000rows')  # the canary's months too, once each
-    assert again.window.nunique() == served // 1000 and len(ws.sql("select * from estimates").df()) == len(again)
+    e = performance.history_of_estimates(ws, 'credit-default/1')  # the demo estimated its months of traffic, by the month each request carried
+    assert list(dict.fromkeys(e.window)) == ['2025-04', '2025-05', '2025-06'] and set(e.metric) == set(METRICS) and (e.rows == 1000).all()
+    months = performance.estimated(ws, 'credit-default/1', window='1mo', time_key='month')
+    assert len(months) == len(e) and len(ws.sql("select * from estimates").df()) == len(e)  # the months: estimated once, by the demo
+    again = performance.estimated(ws, 'credit-default/1', window='1000rows')  # in scoring order: the canary's replays too, once each
+    assert again.window.nunique() == served // 1000 and len(ws.sql("select * from estimates").df()) == len(e) + len(again)
     assert len(performance.estimated(ws, 'credit-default/1', window='1000rows')) == len(again)  # nothing estimated twice
     real = ws.sql("""select "window", metric, arg_max(value, labelled) as value from performance
                      where model = 'credit-default' and version = 1 group by all""").df()
-    both = again.merge(real, on=['window', 'metric'])
+    both = months.merge(real, on=['window', 'metric'])
     assert set(both.metric) == set(METRICS) and both.window.nunique() >= 2, both  # labelled windows: realized beside the estimate
     assert np.allclose(both.realized, both.value, equal_nan=True) and np.allclose(both.error, both.value - both.estimate, equal_nan=True)
     auc = again[again.metric == 'auc']
@@ -263,14 +265,14 @@ def test_the_drift_that_costs_accuracy_is_ranked_first(demo_run, tmp_path):
     from conftest import clean_env
     root = shutil.copytree(demo_run.ws, tmp_path/'ws')
     ws = open_workspace(root, load_settings(env={}))
-    r = performance.drift_impact(ws, 'credit-default/1', 'rows 2001-3000')  # month 6: income, credit_score and product drifted
+    r = performance.drift_impact(ws, 'credit-default/1', '2025-06')  # month 6 (by the month its requests carried): income, credit_score and product drifted
     assert set(r[r.drifted].feature) == {'income', 'credit_score', 'product'} and r.impact.is_monotonic_decreasing, r
     assert r.feature[0] == 'credit_score' and r.impact[0] > 0.01, r  # half the scores missing costs the most, though its PSI is the least
     assert (r[~r.drifted].impact.abs() < 0.01).all(), r  # moving an undrifted feature onto its own distribution: nothing
     assert r.estimated_auc.nunique() == 1 and 0.6 < r.estimated_auc[0] < 0.95
     env = clean_env(WORKBENCH_HOME=str(root))
     wb = lambda *a: subprocess.run([str(Path(sys.executable).parent/'workbench'), *a], env=env, capture_output=True, text=True, timeout=300)
-    out = wb('monitor', 'impact', 'credit-default/1', '--window', 'rows 2001-3000')
+    out = wb('monitor', 'impact', 'credit-default/1', '--window', '2025-06', '--time-key', 'month')
     assert out.returncode == 0 and 'income' in out.stdout and 'impact' in out.stdout, out.stderr
     bad = wb('monitor', 'impact', 'credit-default/1', '--window', 'rows 9-10')
     assert bad.returncode == 1 and "no window 'rows 9-10' in the drift table" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

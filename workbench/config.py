@@ -94,7 +94,9 @@ DEFAULTS = {
         'unseen_threshold': (0.01, 'Share of values in categories the reference never had at or above which a feature '
                                    'has drifted'),
         'bins': (10, 'Number of reference-quantile bins for PSI, JS and KL'),
-        'window': ('1d', 'Default monitoring window: 1d, 1h or Nrows'),
+        'window': ('1d', 'Default monitoring window: 1d, 1h, 1w (ISO weeks), 1mo (calendar months) or Nrows'),
+        'time_key': ('', 'The column the requests carry holding each row\'s event time (e.g. month or applied_at): '
+                         'monitoring windows by it; empty means by the time each row was scored'),
         'decide_by': ('psi,unseen,missing', 'Statistics whose verdict makes a feature drifted (alerts, retraining); '
                                             'every statistic is recorded'),
         'alert_features': ('', 'Features whose drift raises an alert, comma-separated, e.g. the top features; empty '

@@ -240,31 +240,31 @@ def serve_traffic(ws, portfolio:dict, say=print):
     server, url, stop = serve_in_thread(ws, 'credit-default@champion', 'credit-default@challenger:25')
     say(f"[5/7] serve {server.champion.ref} at {url}; send {months[len(months) // 2]}..{months[-1]} as production traffic")
     t0 = time.perf_counter()
-    sent = traffic.send(url, later[[*server.champion.names, 'gender']], later['application_id'], ids=later['application_id'])  # gender rides along: logged, never fed
+    carried = later[[*server.champion.names, 'gender', 'month']]  # gender and the month applied in ride along: logged, never fed
+    sent = traffic.send(url, carried, later['application_id'], ids=later['application_id'])
     say(f"  {sent[200]} requests answered in {time.perf_counter() - t0:.1f} s, logged to the predictions table")
     return server, url, stop, months[len(months) // 2:]
 
 # %% ../nbs/04_demo.ipynb #0164a936
-def monitor(ws, server, sent_months:list, rows_per_month:int, say=print) -> list:
-    "Drift per month of traffic, then realized performance from the labels observed so far; returns the drifted months."
-    ref = server.champion.ref
+def monitor(ws, server, rows_per_month:int, say=print) -> list:
+    "Drift per month the applications were made in (the `month` each request carried), then realized performance from the labels observed so far; returns the drifted months."
+    ref, by_month = server.champion.ref, dict(window='1mo', time_key='month')  # their months, not the seconds they were scored in
     say(f"[6/7] monitor {ref}: drift of each month of traffic ({rows_per_month} rows) against its training data, then late labels")
     server.log.flush()  # what the server has answered is in the log
-    windows = drift.summary(drift.drift(ws, ref, window=f'{rows_per_month}rows'), ws.settings)
-    month = dict(zip(windows.window, sent_months))
+    windows = drift.summary(drift.drift(ws, ref, **by_month), ws.settings)
     for s in windows.itertuples():
-        say(f"  {month[s.window]}  drifted: {s.drifted or '-':<18} largest PSI {s.top_psi}" + ('  -> drift alert sent' if s.drifted else ''))
-    est = performance.estimated(ws, ref, window=f'{rows_per_month}rows').query("metric == 'auc'")
+        say(f"  {s.window}  drifted: {s.drifted or '-':<18} largest PSI {s.top_psi}" + ('  -> drift alert sent' if s.drifted else ''))
+    est = performance.estimated(ws, ref, **by_month).query("metric == 'auc'")
     say(f"  estimated AUC by month from the scores alone, before any label (held-out {est.reference.iloc[0]:.3f}): "
-        + ', '.join(f"{month.get(w, w)} {e:.3f}" + (' ALERT' if a else '') for w, e, a in zip(est.window, est.estimate, est.alert)))
-    gaps = fairness.production_fairness(ws, ref, window=f'{rows_per_month}rows').query("measure == 'approval_gap'")
+        + ', '.join(f"{w} {e:.3f}" + (' ALERT' if a else '') for w, e, a in zip(est.window, est.estimate, est.alert)))
+    gaps = fairness.production_fairness(ws, ref, **by_month).query("measure == 'approval_gap'")
     say(f"  approval-rate gap by {gaps.attribute.iloc[0]} and month (fairness.max_approval_gap {gaps.threshold.iloc[0]:.2f}): "
-        + ', '.join(f"{month.get(w, w)} {g:.3f}" + (' UNFAIR' if u else '') for w, g, u in zip(gaps.window, gaps.value, gaps.unfair)))
+        + ', '.join(f"{w} {g:.3f}" + (' UNFAIR' if u else '') for w, g, u in zip(gaps.window, gaps.value, gaps.unfair)))
     n = performance.ingest_labels(ws, data.load(ws, 'labels'), key='application_id', label='defaulted', on='request_id', actor='demo')
-    perf = performance.performance(ws, ref, window=f'{rows_per_month}rows').query("metric == 'auc'")
+    perf = performance.performance(ws, ref, **by_month).query("metric == 'auc'")
     say(f"  {n} late labels ingested; realized AUC by month (held-out {perf.baseline.iloc[0]:.3f}): "
-        + ', '.join(f"{month[w]} {v:.3f} ({k} labels)" for w, v, k in zip(perf.window, perf.value, perf.labelled)))
-    return [month[s.window] for s in windows.itertuples() if s.drifted]
+        + ', '.join(f"{w} {v:.3f} ({k} labels)" for w, v, k in zip(perf.window, perf.value, perf.labelled)))
+    return [s.window for s in windows.itertuples() if s.drifted]
 
 # %% ../nbs/04_demo.ipynb #6123473a
 def retrain_and_canary(ws, portfolio:dict, server, url:str, stop, drifted:list, say=print):
@@ -285,7 +285,8 @@ def retrain_and_canary(ws, portfolio:dict, server, url:str, stop, drifted:list, 
     while 'challenger' in mv.aliases and (server.challenger is None or server.challenger.version != mv.version): time.sleep(0.1)
     recent = apps[apps['month'].isin(months[-3:])]
     again = np.resize(np.arange(len(recent)), 10 * len(recent))  # the last months, over again until the server decides
-    sent = traffic.send(url, recent[[*server.champion.names, 'gender']].iloc[again], recent['application_id'].iloc[again], until=lambda t: server.challenger is None)
+    replay = recent[[*server.champion.names, 'gender']].iloc[again]  # no month: replays are no new applications, so the months by event time count each once
+    sent = traffic.send(url, replay, recent['application_id'].iloc[again], until=lambda t: server.challenger is None)
     stop()
     decided = audit.log(ws, 10, subject=mv.ref).query("action.str.startswith('canary.')")  # a rollback's alert comes after it
     outcome = f"{decided.action.iloc[0]} by {decided.actor.iloc[0]}: {decided.reason.iloc[0]}" if len(decided) else 'no decision yet'
@@ -298,11 +299,10 @@ def labels_later(ws, portfolio:dict, ref:str, sent_months:list, say=print) -> pd
     end = pd.Period(sent_months[-1], 'M').end_time
     rest = labels[labels.application_id.isin(apps.application_id[apps['month'].isin(sent_months)]) & (labels.observed_at > end)]
     n = performance.ingest_labels(ws, rest, key='application_id', label='defaulted', on='request_id', actor='demo')
-    e = performance.history_of_estimates(ws, ref).query("metric == 'auc'").head(len(sent_months))  # the months, as estimated
-    performance.performance(ws, ref, window=f"{e.rows.iloc[0]}rows")
-    e = performance.history_of_estimates(ws, ref, e.window.tolist()).query("metric == 'auc'")
+    performance.performance(ws, ref, window='1mo', time_key='month')  # the months, as `monitor` estimated them
+    e = performance.history_of_estimates(ws, ref, sent_months).query("metric == 'auc'")
     say(f"  months later, {n} more labels: realized AUC of {ref} by month, beside its estimate from the day's scores: "
-        + ', '.join(f"{m} {r:.3f} (estimated {x:.3f}{' ALERT' if a else ''})" for m, r, x, a in zip(sent_months, e.realized, e.estimate, e.alert))
+        + ', '.join(f"{m} {r:.3f} (estimated {x:.3f}{' ALERT' if a else ''})" for m, r, x, a in zip(e.window, e.realized, e.estimate, e.alert))
         + f"; {int(e.inside.sum())} of {len(e)} inside the estimate's band")
     return e
 
@@ -332,7 +332,7 @@ def run(ws, # the workspace to fill
     lifecycle(ws, say)
     server, url, stop, sent = serve_traffic(ws, portfolio, say)
     watched = server.champion.ref  # the canary may replace it
-    try: drifted = monitor(ws, server, sent, rows_per_month, say)
+    try: drifted = monitor(ws, server, rows_per_month, say)
     except BaseException: stop(); raise
     retrain_and_canary(ws, portfolio, server, url, stop, drifted, say)
     labels_later(ws, portfolio, watched, sent, say)

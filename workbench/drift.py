@@ -18,7 +18,8 @@ from .config import WorkbenchError
 from .sql import identifier, literal
 from .tables import DRIFT, TABLES
 from .stats import STATISTICS, compare, profile_of
-from .windows import OUTPUT, fill_windows, load_parquet, parse_time, span_label, sql_aliases, windows_of
+from .windows import OUTPUT, fill_windows, load_parquet, parse_time, sql_aliases, windows_of, window_text
+from .windows import by_event_time, event_time_column, event_times
 from .workspace import Workspace
 from . import alerts, data, pipelines, registry
 from .deployed import OnnxModel
@@ -34,22 +35,24 @@ def memory_limit(settings) -> str:
     return f"{max(total // 4 // 2**20, 256)}MiB"
 
 # %% ../nbs/34_drift.ipynb #860bec7f
-def _open(ws:Workspace, con, name:str):
-    "Open table `name` as a view through DuckDB's own Parquet reader, whose memory counts within its limit."
-    files = ws.data_files(name)  # (a pyarrow dataset would read ahead outside the limit)
+def _open(ws:Workspace, con, name:str, view:str|None=None):
+    "Open table `name` as a view (`view`, else its name) through DuckDB's own Parquet reader, whose memory counts within its limit."
+    files, view = ws.data_files(name), view or name  # (a pyarrow dataset would read ahead outside the limit)
     if not files or ws.uri:  # empty, or on object storage: DuckDB has no reader for it here
-        return con.register(name, ws.delta(name).to_pyarrow_dataset())
-    con.execute(f"create or replace view {name} as "
+        return con.register(view, ws.delta(name).to_pyarrow_dataset())
+    con.execute(f"create or replace view {view} as "
                 f"select * from read_parquet([{', '.join(map(literal, files))}], union_by_name = true)")
 
 @contextmanager
-def engine(ws:Workspace, tables:list=()): # the workspace, and the tables to open as views
+def engine(ws:Workspace, tables:list=(), # the workspace, and the tables to open as views
+           time_key:str|None=None): # the carried column `predictions` is timed by (`windows.by_event_time`); None: scoring time
     "A DuckDB connection for monitoring: memory bounded by `drift.memory_limit`, spilling to a folder removed after."
     import duckdb
     limit, spill = memory_limit(ws.settings), ws.root/'monitoring'/f'.tmp-{uuid.uuid4().hex}-spill'
     spill.parent.mkdir(parents=True, exist_ok=True)
     con = ws.connect([])
-    for name in tables: _open(ws, con, name)
+    for name in tables: _open(ws, con, name, 'logged' if time_key and name == 'predictions' else name)
+    if time_key and 'predictions' in tables: by_event_time(con, time_key)
     try:
         try: con.execute(f"set memory_limit = {literal(limit)}")
         except duckdb.Error:
@@ -199,18 +202,25 @@ def _append(ws:Workspace, mv, source:str, rows:pd.DataFrame) -> pd.DataFrame:
 # %% ../nbs/34_drift.ipynb #3cbb5c22
 def drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
           source:str='predictions', # the prediction log, a dataset version, or Parquet files (a path or glob)
-          window:str|None=None, # 1d, 6h, 15m or Nrows; `drift.window` for the log, the whole source otherwise
+          window:str|None=None, # 1d, 6h, 15m, 1w, 1mo or Nrows; `drift.window` for the log, the whole source otherwise
           since=None, until=None, # only windows inside these times (ISO text or datetimes)
-          alert:bool=True) -> pd.DataFrame: # send alerts for drifted windows (and retrain if `drift.retrain`)
-    "Drift of every complete window not yet in the drift table, appended there; the new rows (none: `attrs['note']`)."
+          alert:bool=True, # send alerts for drifted windows (and retrain if `drift.retrain`)
+          time_key:str|None=None) -> pd.DataFrame: # the carried column holding event time to window the log by; `drift.time_key` when None
+    "Drift of every complete window not yet in the drift table, appended there; the new rows (none: `attrs['note']`; rows without event time: `attrs['untimed']`)."
     since, until = parse_time(since, 'since'), parse_time(until, 'until')
+    if time_key and source != 'predictions':
+        raise WorkbenchError("--time-key windows the prediction log by the event time its requests carried; "
+                             f"{source} is no log: leave --time-key out")
     mv = registry.get(ws, ref)
     prof, values = reference(ws, mv.ref)
     kinds = {f: p['kind'] for f, p in prof['features'].items() if f != OUTPUT}
     feats = monitored_features(kinds, version_roles(ws, mv))
     p, rel, real = _aliased(prof, values, feats)
     alias, new = {f: a for a, f in real.items()}, []
-    with engine(ws, ['predictions'] if source == 'predictions' and 'predictions' in ws.tables() else []) as con:
+    logged = source == 'predictions' and 'predictions' in ws.tables()
+    key = event_time_column(ws, time_key) if logged else None
+    with engine(ws, ['predictions'] if logged else [], key) as con:
+        untimed = event_times(con, mv, key) if key else ''
         win, kind, size = windows_of(ws, con, mv, source, feats, alias, window, since, until)
         todo, cur = win[~win.window.isin(_done(ws, mv, source))], con.cursor()
         for w in fill_windows(con, cur, mv, source, feats, alias, kind, size, todo):
@@ -222,7 +232,7 @@ def drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champ
         cur.close()
     out = _append(ws, mv, source, pd.concat(new, ignore_index=True)) if new else pd.DataFrame(columns=DRIFT.names)
     if alert and len(out): _alert(ws, mv, out)
-    out.attrs['note'] = note
+    out.attrs['note'], out.attrs['untimed'] = note, untimed
     return out
 
 # %% ../nbs/34_drift.ipynb #104e5624
@@ -240,7 +250,7 @@ def summary(rows:pd.DataFrame, # drift table rows
 # %% ../nbs/34_drift.ipynb #14e7956a
 def _why_none(con, mv, source:str, win:pd.DataFrame, kind, size, since, until) -> str:
     "Why `drift` found no new complete window, and what to try."
-    what = f"{span_label(size) if kind == 'time' else f'{size}-row'} window" if kind else 'window'
+    what = f"{f'{size}-row' if kind == 'rows' else window_text(kind, size)} window" if kind else 'window'
     if len(win):
         return (f"no new complete window: all {len(win)} complete {what}s of {source} for {mv.ref} are in the drift "
                 "table already (each is computed once); --all prints them")

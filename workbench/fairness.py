@@ -18,6 +18,7 @@ from .releases import version_keys
 from .sql import literal
 from .tables import FAIRNESS
 from .windows import complete_windows, json_pointer, parse_time, parse_window, window_key
+from .windows import event_time_column, event_times
 from .workspace import Workspace
 from . import alerts, estimate, registry
 
@@ -204,11 +205,12 @@ def _calibration(ws:Workspace, mv, roles:dict) -> dict|None:
     except WorkbenchError: return None
 
 def production_fairness(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
-                        window:str|None=None, # 1d, 6h, 15m or Nrows; `drift.window` when None
+                        window:str|None=None, # 1d, 6h, 15m, 1w, 1mo or Nrows; `drift.window` when None
                         sensitive:str|None=None, # the logged column whose groups are compared; `fairness.sensitive`, else the version's own
                         favourable=None, # the class whose prediction approves; None: the non-positive class
                         on:str|None=None, # what labels were ingested `on`, as for `performance.performance`
-                        since=None, until=None, alert:bool=True) -> pd.DataFrame:
+                        since=None, until=None, alert:bool=True,
+                        time_key:str|None=None) -> pd.DataFrame: # the carried column holding event time to window by; `drift.time_key` when None
     "Per complete window of the version's log: each group's approval and true positive rates, their gaps, recorded and alerted."
     mv = registry.get(ws, ref)
     if 'predictions' not in ws.tables():
@@ -220,11 +222,15 @@ def production_fairness(ws:Workspace, ref:str, # the model version, e.g. 'credit
     since, until = parse_time(since, 'since'), parse_time(until, 'until')
     cal, labelled = _calibration(ws, mv, roles), 'labels' in ws.tables()
     on = on or (label_key(ws, roles) if labelled else 'request_id')
-    with engine(ws, ['predictions', 'labels'] if labelled else ['predictions']) as con:  # within drift.memory_limit
+    key = event_time_column(ws, time_key)
+    with engine(ws, ['predictions', 'labels'] if labelled else ['predictions'], key) as con:  # within drift.memory_limit
+        untimed = event_times(con, mv, key) if key else ''
         if not labelled: con.execute("create temp table labels (key text, key_column text, label double, ingested_at timestamptz)")
         _logged(con, mv, attr, on, kind, size)
         win = _windows(con, mv, attr, kind, size, since, until)
         rates = _rates(_counts(con, cal, on), positive)
     baseline = registry.client(ws).get_run(mv.run_id).data.metrics if attr in own else {}
     _record(ws, mv, _records(ws.settings, mv, attr, win, rates, baseline), alert)
-    return fairness_history(ws, mv.ref, win.window.tolist())
+    out = fairness_history(ws, mv.ref, win.window.tolist())
+    out.attrs['untimed'] = untimed
+    return out

@@ -18,7 +18,7 @@ from .drift import append_new, engine, features_of, monitored_features, referenc
 from .sql import literal
 from .tables import DRIFT, ESTIMATES, PERFORMANCE
 from .windows import OUTPUT, _score, complete_windows, fill_windows, json_pointer, load_parquet, parse_time
-from .windows import in_order, parse_window, sql_aliases, window_key, windows_of
+from .windows import in_order, parse_window, sql_aliases, window_key, windows_of, event_time_column, event_times
 from .workspace import Workspace
 from . import alerts, audit, data, estimate, pipelines, registry, training
 
@@ -155,10 +155,11 @@ def label_key(ws:Workspace, roles:dict) -> str:
 
 # %% ../nbs/35_performance.ipynb #22bcbe5f
 def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
-                window:str|None=None, # 1d, 6h, 15m or Nrows; `drift.window` when None
+                window:str|None=None, # 1d, 6h, 15m, 1w, 1mo or Nrows; `drift.window` when None
                 on:str|None=None, # what labels were ingested `on`: request_id, or a model input or key;
                                   # None: a key of the model labels have, else request_id
-                since=None, until=None, alert:bool=True) -> pd.DataFrame:
+                since=None, until=None, alert:bool=True,
+                time_key:str|None=None) -> pd.DataFrame: # the carried column holding event time to window by; `drift.time_key` when None
     "Realized metrics per complete window of the version's labelled log; windows with new labels go to `performance`."
     mv = registry.get(ws, ref)
     for t in ('predictions', 'labels'):
@@ -170,7 +171,9 @@ def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default
     task, on = roles['task'], on or label_key(ws, roles)
     kind, size = parse_window(window or ws.settings['drift.window'])
     since, until = parse_time(since, 'since'), parse_time(until, 'until')
-    with engine(ws, ['predictions', 'labels']) as con:  # memory bounded by drift.memory_limit, as drift's
+    key = event_time_column(ws, time_key)
+    with engine(ws, ['predictions', 'labels'], key) as con:  # memory bounded by drift.memory_limit, as drift's
+        untimed = event_times(con, mv, key) if key else ''
         k = 'request_id' if on == 'request_id' else f"json_extract_string(inputs, {literal(json_pointer(on))})"
         con.execute(f"""create temp table win as select {k} as k, score, prediction,
                         {'outputs, ' if task == 'multiclass' else ''}time, {window_key(kind, size)} as w
@@ -194,6 +197,7 @@ def performance(ws:Workspace, ref:str, # the model version, e.g. 'credit-default
                                               and base - v >= drop)))
         out = _record_performance(ws, mv, pd.DataFrame(out, columns=PERFORMANCE.names), alert)
         out.attrs['labelled_windows'] = len(m)  # windows with any label: 0 means none has any yet
+        out.attrs['untimed'] = untimed  # rows without an event time, said
         return out
 
 # %% ../nbs/35_performance.ipynb #b17cd226
@@ -247,8 +251,9 @@ def _record_estimates(ws:Workspace, mv, rows:pd.DataFrame, alert:bool) -> pd.Dat
 
 # %% ../nbs/35_performance.ipynb #67b6a6c9
 def estimated(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
-              window:str|None=None, # 1d, 6h, 15m or Nrows; `drift.window` when None
-              since=None, until=None, alert:bool=True) -> pd.DataFrame:
+              window:str|None=None, # 1d, 6h, 15m, 1w, 1mo or Nrows; `drift.window` when None
+              since=None, until=None, alert:bool=True,
+              time_key:str|None=None) -> pd.DataFrame: # the carried column holding event time to window by; `drift.time_key` when None
     "Performance per complete window of the version's log estimated from its scores alone, beside the realized figures labels gave."
     mv = registry.get(ws, ref)
     if 'predictions' not in ws.tables():
@@ -260,7 +265,9 @@ def estimated(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@c
     kind, size = parse_window(window or ws.settings['drift.window'])
     since, until = parse_time(since, 'since'), parse_time(until, 'until')
     ref_scores, ref_labels = held_out(ws, mv, roles)
-    with engine(ws, ['predictions']) as con:  # memory bounded by drift.memory_limit: one window's scores at a time
+    key = event_time_column(ws, time_key)
+    with engine(ws, ['predictions'], key) as con:  # memory bounded by drift.memory_limit: one window's scores at a time
+        untimed = event_times(con, mv, key) if key else ''
         con.execute(f"create temp table est as select score, time, {window_key(kind, size)} as w from predictions "
                     "where model = ? and version = ?", [mv.name, mv.version])
         q = "select w, min(time) as first, max(time) as last, count(*) as rows from est group by w order by w"
@@ -276,7 +283,9 @@ def estimated(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@c
         e = e.rename(columns={'start': 'window_start', 'end': 'window_end'}).assign(
             time=datetime.now(timezone.utc), model=mv.name, version=mv.version)
         _record_estimates(ws, mv, e[ESTIMATES.names], alert)
-    return history_of_estimates(ws, mv.ref, win.window.tolist())
+    out = history_of_estimates(ws, mv.ref, win.window.tolist())
+    out.attrs['untimed'] = untimed
+    return out
 
 # %% ../nbs/35_performance.ipynb #5b259e80
 def history_of_estimates(ws:Workspace, ref:str, # the model version
@@ -324,7 +333,8 @@ def _without_drift(current:pd.Series, reference:pd.Series, seed:int=0) -> np.nda
 # %% ../nbs/35_performance.ipynb #0e095be3
 def drift_impact(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
                  window:str|None=None, # a window label from the drift table; the newest when None
-                 source:str='predictions', window_size:str|None=None) -> pd.DataFrame: # as for `report`
+                 source:str='predictions', window_size:str|None=None, # as for `report`
+                 time_key:str|None=None) -> pd.DataFrame: # the carried column `drift` windowed the log by; `drift.time_key` when None
     "The window's features ranked by how much estimated AUC their drift costs: feature, drifted, psi, impact."
     mv = registry.get(ws, ref)
     q = '''select "window", feature, bool_or(drifted) filter (where statistic in ('psi', 'unseen', 'missing')) as drifted,
@@ -339,7 +349,7 @@ def drift_impact(ws:Workspace, ref:str, # the model version, e.g. 'credit-defaul
     from workbench.deployed import OnnxModel
     model, roles = OnnxModel(registry.load_onnx(ws, mv.ref)[0]), version_roles(ws, mv)
     feats = features_of(model)  # every input the model takes, to score the rows again
-    cur, refdf = _samples(ws, mv, source, window, window_size or _size_of(window), feats, ws.settings['drift.report_rows'])
+    cur, refdf = _samples(ws, mv, source, window, window_size or _size_of(window), feats, ws.settings['drift.report_rows'], time_key)
     cal = estimate.calibrator(*held_out(ws, mv, roles), chunk_size=len(cur))
     auc = lambda frame: estimate.estimate(cal, _score(model, frame), ['auc'])['auc']['estimate']
     base = auc(cur)
@@ -349,10 +359,12 @@ def drift_impact(ws:Workspace, ref:str, # the model version, e.g. 'credit-defaul
 
 # %% ../nbs/35_performance.ipynb #25551f77
 def _size_of(label:str) -> str|None:
-    "The window size a label shows: `rows 2001-4000` → 2000rows, `2025-10-01T00:00Z/1d` → 1d; None: a whole source."
+    "The window size a label shows: `rows 2001-4000` → 2000rows, `2025-10-01T00:00Z/1d` → 1d, `2025-05` → 1mo, `2025-W19` → 1w; None: a whole source."
     import re
     if m := re.search(r'rows (\d+)-(\d+)$', label): return f"{int(m[2]) - int(m[1]) + 1}rows"
     if m := re.search(r'Z/(\d+[dhm])$', label): return m[1]
+    if m := re.fullmatch(r'\d{4}-\d{2}(?:/(\d+mo))?', label): return m[1] or '1mo'
+    if m := re.fullmatch(r'\d{4}-W\d{2}(?:/(\d+w))?', label): return m[1] or '1w'
     return None
 
 # %% ../nbs/35_performance.ipynb #f4aa1f0d
@@ -361,28 +373,32 @@ def _slug(s:str) -> str:
     return re.sub(r'[^A-Za-z0-9]+', '-', s).strip('-')[:80]
 
 # %% ../nbs/35_performance.ipynb #e6f52e1a
-def _samples(ws:Workspace, mv, source:str, window:str, window_size:str|None, feats:dict, n:int) -> tuple:
+def _samples(ws:Workspace, mv, source:str, window:str, window_size:str|None, feats:dict, n:int, time_key:str|None=None) -> tuple:
     "Up to `n` rows of `window` and of the reference's features, drawn with DuckDB's seeded reservoir sampling."
+    from workbench.releases import carried_times
     alias = sql_aliases([*feats, OUTPUT])
     cols, sample = ', '.join(alias[f] for f in feats), f"using sample reservoir({int(n)} rows) repeatable (0)"
-    with engine(ws, ['predictions'] if source == 'predictions' else []) as con:
-        win, kind, size = windows_of(ws, con, mv, source, feats, alias, window_size, None, None)
-        if window not in set(win.window):
-            raise WorkbenchError(f"window {window!r} is not one of the {window_size or 'default'} windows of {source}; "
-                                 "pass --window-size with the --window monitor drift used, e.g. --window-size 2000rows")
-        cur = con.cursor()
-        for _ in fill_windows(con, cur, mv, source, feats, alias, kind, size, win[win.window == window]):
-            # the aliases: DuckDB would merge `Age` and `age`
-            current = cur.execute(f"select {cols} from current {sample}").df().set_axis(list(feats), axis=1)
-        load_parquet(cur, 'reference', str(ws.local_file(data.resolve(ws, mv.dataset).path)), feats, alias)
-        ref = cur.execute(f"select {cols} from reference {sample}").df().set_axis(list(feats), axis=1)
-        cur.close()
-    return current, ref
+    key = event_time_column(ws, time_key) if source == 'predictions' else None
+    for key in [key] if key or source != 'predictions' else [None, *carried_times(ws, mv)]:  # a month drift took by event time
+        with engine(ws, ['predictions'] if source == 'predictions' else [], key) as con:
+            win, kind, size = windows_of(ws, con, mv, source, feats, alias, window_size, None, None)
+            if window not in set(win.window): continue
+            cur = con.cursor()
+            for _ in fill_windows(con, cur, mv, source, feats, alias, kind, size, win[win.window == window]):
+                # the aliases: DuckDB would merge `Age` and `age`
+                current = cur.execute(f"select {cols} from current {sample}").df().set_axis(list(feats), axis=1)
+            load_parquet(cur, 'reference', str(ws.local_file(data.resolve(ws, mv.dataset).path)), feats, alias)
+            ref = cur.execute(f"select {cols} from reference {sample}").df().set_axis(list(feats), axis=1)
+            cur.close()
+            return current, ref
+    raise WorkbenchError(f"window {window!r} is not one of the {window_size or 'default'} windows of {source}; pass "
+                         "--window-size (and --time-key) as monitor drift had them, e.g. --window-size 2000rows")
 
 def report(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
            window:str|None=None, # a window label from the drift table; the newest computed window when None
            source:str='predictions', # as for `drift`
-           window_size:str|None=None) -> Path: # the window size `drift` used for that label; None: read from the label
+           window_size:str|None=None, # the window size `drift` used for that label; None: read from the label
+           time_key:str|None=None) -> Path: # the carried column `drift` windowed the log by; `drift.time_key` when None
     "Write Evidently's HTML data drift report for one window, record it in the drift table, and return its local path."
     import warnings
     mv = registry.get(ws, ref)
@@ -400,7 +416,7 @@ def report(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@cham
     kinds = {f: p['kind'] for f, p in prof['features'].items() if f != OUTPUT}
     feats = monitored_features(kinds, version_roles(ws, mv))
     n = ws.settings['drift.report_rows']
-    cur, refdf = _samples(ws, mv, source, window, window_size or _size_of(window), feats, n)
+    cur, refdf = _samples(ws, mv, source, window, window_size or _size_of(window), feats, n, time_key)
     from evidently import Report, Dataset, DataDefinition
     from evidently.presets import DataDriftPreset
     num = [f for f in feats if feats[f] == 'numeric']

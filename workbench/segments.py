@@ -20,7 +20,7 @@ from .sql import identifier, literal
 from .stats import psi, psi_pvalue, value_sql
 from .tables import SEGMENTS
 from .windows import OUTPUT, _extract, fill_windows, json_pointer, load_parquet, parse_time, sql_aliases
-from .windows import in_order, window_key, windows_of
+from .windows import in_order, window_key, windows_of, event_time_column, event_times
 from .workspace import Workspace
 from .deployed import OnnxModel
 from . import alerts, data, estimate, registry
@@ -436,10 +436,11 @@ def _windows(ws:Workspace, con, mv, p:Plan, kind:str, size, todo:pd.DataFrame) -
 
 # %% ../nbs/50_segments.ipynb #3a51bcd1
 def segment_drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-default@champion'
-                  window:str|None=None, # 1d, 6h, 15m or Nrows; `drift.window` when None
+                  window:str|None=None, # 1d, 6h, 15m, 1w, 1mo or Nrows; `drift.window` when None
                   by=None, # what divides the traffic, as `segments.columns` (text or a list); the setting when None
                   since=None, until=None, # only windows inside these times (ISO text or datetimes)
-                  alert:bool=True) -> pd.DataFrame: # send an alert naming the drifted segments of each window
+                  alert:bool=True, # send an alert naming the drifted segments of each window
+                  time_key:str|None=None) -> pd.DataFrame: # the carried column holding event time to window by; `drift.time_key` when None
     "Drift and estimated AUC per segment of each complete window not recorded yet, realized AUC as labels come: the rows appended to `segments`."
     since, until = parse_time(since, 'since'), parse_time(until, 'until')
     mv = registry.get(ws, ref)
@@ -447,7 +448,9 @@ def segment_drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-defau
         raise WorkbenchError("the workspace has no prediction log yet: serve or batch-score the model first")
     p, roles = _plan(ws, mv, ws.settings['segments.columns'] if by is None else by), version_roles(ws, mv)
     labelled = 'labels' in ws.tables() and roles['task'] == 'binary'
-    with engine(ws, ['predictions', *(['labels'] if labelled else [])]) as con:
+    key = event_time_column(ws, time_key)
+    with engine(ws, ['predictions', *(['labels'] if labelled else [])], key) as con:
+        untimed = event_times(con, mv, key) if key else ''
         win, kind, size = windows_of(ws, con, mv, 'predictions', p.cols, p.alias, window, since, until)
         out = [_append_once(ws, mv, _windows(ws, con, mv, p, kind, size, win[~win.window.isin(_done(ws, mv, p.specs))]))]
         if labelled and not (g := _groups(ws, mv, p.specs, win)).empty:
@@ -458,7 +461,7 @@ def segment_drift(ws:Workspace, ref:str, # the model version, e.g. 'credit-defau
                                     f"no new complete window and no new labels: the {len(win)} complete windows of "
                                     f"{mv.ref} are in the segments table already (each is computed once)")
     if alert and len(out): _alert(ws, mv, out)
-    out.attrs['note'] = note
+    out.attrs['note'], out.attrs['untimed'] = note, untimed
     return out
 
 # %% ../nbs/50_segments.ipynb #d854a6ce

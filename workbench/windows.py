@@ -6,7 +6,8 @@ Docs: https://mlops-workbench.github.io/workbench/windows.html.md"""
 
 # %% auto #0
 __all__ = ['OUTPUT', 'json_pointer', 'sql_aliases', 'parse_window', 'parse_time', 'window_key', 'complete_windows', 'span_label',
-           'in_order', 'load_parquet', 'windows_of', 'fill_windows']
+           'window_text', 'in_order', 'load_parquet', 'windows_of', 'fill_windows', 'event_time_column', 'event_time',
+           'by_event_time', 'event_times']
 
 # %% ../nbs/36_windows.ipynb #49e80427
 import glob, itertools
@@ -14,6 +15,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa
 from .config import WorkbenchError
+from .sql import literal
+from .tables import PREDICTIONS
 from .workspace import Workspace
 from . import data, registry
 from .canary import scores
@@ -36,15 +39,18 @@ def _extract(feats:dict, alias:dict) -> str:
                      for i, (f, k) in enumerate(feats.items()))
 
 # %% ../nbs/36_windows.ipynb #f4f927b3
+_UNITS = dict(d='days', h='hours', m='minutes')
+
 def parse_window(text:str) -> tuple:
-    "`('time', timedelta)` for `1d`, `6h`, `15m`; `('rows', n)` for `2000rows`."
+    "`('time', timedelta)` for `1d`, `6h`, `15m`; `('month', n)` for `1mo`, `('week', n)` for `1w`; `('rows', n)` for `2000rows`."
     import re
-    m = re.fullmatch(r'\s*(\d+)\s*(d|h|m|rows)\s*', str(text))
+    m = re.fullmatch(r'\s*(\d+)\s*(mo|d|h|m|w|rows)\s*', str(text))
     if not m or int(m[1]) == 0:
-        raise WorkbenchError(f"window {text!r} is not valid: write Nd, Nh, Nm or Nrows with N at least 1, "
-                             "e.g. 1d, 6h or 2000rows")
-    n = int(m[1])
-    return ('rows', n) if m[2] == 'rows' else ('time', timedelta(**{dict(d='days', h='hours', m='minutes')[m[2]]: n}))
+        raise WorkbenchError(f"window {text!r} is not valid: write Nd, Nh, Nm, Nw (ISO weeks), Nmo (calendar months) "
+                             "or Nrows with N at least 1, e.g. 1d, 6h, 1mo or 2000rows")
+    n, unit = int(m[1]), m[2]
+    if unit in _UNITS: return ('time', timedelta(**{_UNITS[unit]: n}))
+    return (dict(mo='month', w='week', rows='rows')[unit], n)
 
 def parse_time(text, name:str='since') -> datetime|None:
     "An ISO date or time as a UTC timestamp (naive ones are UTC); None stays None."
@@ -57,10 +63,31 @@ def parse_time(text, name:str='since') -> datetime|None:
     return (t.tz_localize('UTC') if t.tzinfo is None else t.tz_convert('UTC')).to_pydatetime()
 
 # %% ../nbs/36_windows.ipynb #79905816
+_WEEK = 7 * 86400 * 10**6 # an ISO week, in µs
+_MONDAY = 4 * 86400 * 10**6 # 1970-01-05, the first Monday after the epoch, in µs after it
+
 def window_key(kind:str, size) -> str:
-    "SQL for a logged row's window: its bucket of time, or its row number's bucket in scoring order."
-    return (f"(row_number() over (order by time, request_id, row) - 1) // {int(size)}" if kind == 'rows'
-            else f"epoch_us(time) // {int(size.total_seconds() * 1e6)}")
+    "SQL for a logged row's window: its bucket of time, its calendar month or ISO week, or its row number's bucket in scoring order."
+    if kind == 'rows': return f"(row_number() over (order by time, request_id, row) - 1) // {int(size)}"
+    if kind == 'month':  # in UTC whatever the session's time zone: `make_timestamp` of the µs is naive UTC
+        return f"((year(make_timestamp(epoch_us(time))) - 1970) * 12 + month(make_timestamp(epoch_us(time))) - 1) // {int(size)}"
+    if kind == 'week': return f"(epoch_us(time) - {_MONDAY}) // {_WEEK * int(size)}"
+    return f"epoch_us(time) // {int(size.total_seconds() * 1e6)}"
+
+def _starts(kind:str, size, w) -> pd.DatetimeIndex:
+    "The UTC start of each window number `w` of a time, month or week window."
+    w = np.asarray(w, dtype='int64')
+    if kind == 'month':
+        m = w * int(size)
+        return pd.DatetimeIndex(pd.to_datetime(pd.DataFrame(dict(year=1970 + m // 12, month=m % 12 + 1, day=1)), utc=True))
+    step, origin = (_WEEK * int(size), _MONDAY) if kind == 'week' else (int(size.total_seconds() * 1e6), 0)
+    return pd.to_datetime(w * step + origin, unit='us', utc=True)
+
+def _name(kind:str, size, start) -> str:
+    "A window's name: `2025-05` (a calendar month), `2025-W19` (an ISO week), `2025-05-01T00:00Z/1d`."
+    if kind == 'month': return f"{start:%Y-%m}" + ('' if size == 1 else f'/{size}mo')
+    if kind == 'week': return f"{start:%G-W%V}" + ('' if size == 1 else f'/{size}w')
+    return f"{start:%Y-%m-%dT%H:%M}Z/{span_label(size)}"
 
 def complete_windows(win:pd.DataFrame, kind:str, size, since, until) -> pd.DataFrame:
     "The complete windows of `win` (w, first, last, rows) inside `since` and `until`, with their start, end and label."
@@ -70,18 +97,21 @@ def complete_windows(win:pd.DataFrame, kind:str, size, since, until) -> pd.DataF
         win['window'] = [f'rows {w * size + 1}-{(w + 1) * size}' for w in win.w]
     else:
         win = win.copy()
-        win['start'] = pd.to_datetime(win.w * int(size.total_seconds() * 1e6), unit='us', utc=True)
-        win['end'] = win.start + size
-        win['window'] = [f"{s:%Y-%m-%dT%H:%M}Z/{span_label(size)}" for s in win.start]
+        win['start'], win['end'] = _starts(kind, size, win.w), _starts(kind, size, win.w + 1)
+        win['window'] = [_name(kind, size, s) for s in win.start]
         win = win[win.end <= (until or datetime.now(timezone.utc))]
     if since: win = win[win.start >= since]
-    if until: win = win[win.end <= until] if kind == 'time' else win[win['last'] < until]
+    if until: win = win[win.end <= until] if kind != 'rows' else win[win['last'] < until]
     return win.reset_index(drop=True)
 
 def span_label(size:timedelta) -> str:
     "A time window's size as `parse_window` reads it: `1d`, `6h`, `15m`."
     s = int(size.total_seconds())
     return f'{s // 86400}d' if s % 86400 == 0 else f'{s // 3600}h' if s % 3600 == 0 else f'{s // 60}m'
+
+def window_text(kind:str, size) -> str:
+    "A window as `parse_window` reads it: `1d`, `1mo`, `2w`, `2000rows`."
+    return span_label(size) if kind == 'time' else f"{size}{dict(month='mo', week='w', rows='rows')[kind]}"
 
 # %% ../nbs/36_windows.ipynb #d2a1bc10
 def in_order(df:pd.DataFrame) -> pd.DataFrame: # rows with `window` and `window_start` columns
@@ -132,7 +162,7 @@ def _log_rows(con, cur, mv, feats:dict, alias:dict, kind:str, size, todo:pd.Data
     t0, t1, want = todo['first'].min(), todo['last'].max(), {int(r.w): r for r in todo.itertuples()}
     at = con.execute("select count(*) from predictions where model = ? and version = ? and time < ?",
                      [mv.name, mv.version, t0]).fetchall()[0][0]  # rows before t0
-    key = window_key('time', size) if kind == 'time' else 'null'
+    key = 'null' if kind == 'rows' else window_key(kind, size)
     sql = (f"select {_extract(feats, alias)}, score as {OUTPUT}, {key} as w "
            "from (select json_extract_string(inputs, $paths) as j, score, time, request_id, row from predictions "
            "where model = $model and version = $version and time >= $t0 and time <= $t1) "
@@ -163,7 +193,7 @@ def _log_windows(con, mv, kind:str, size, since, until) -> pd.DataFrame:
 
 def _file_windows(ws:Workspace, con, mv, feats:dict, alias:dict, source:str, kind:str|None, size) -> pd.DataFrame:
     "Load a dataset version or Parquet files, scored, into the table `log` with a window key `w`; returns its windows."
-    if kind == 'time':
+    if kind not in (None, 'rows'):
         raise WorkbenchError("time windows need the prediction log's times; "
                              "give a dataset or Parquet files no window, or Nrows")
     is_glob = any(c in source for c in '*?[')
@@ -195,3 +225,36 @@ def fill_windows(con, cur, mv, source:str, feats:dict, alias:dict, kind, size, t
     for w in todo.itertuples():
         cur.execute("create or replace table current as select * exclude (w) from log where w = ?", [w.w])
         yield w
+
+# %% ../nbs/36_windows.ipynb #0a3b29bb
+def event_time_column(ws:Workspace, key:str|None=None) -> str|None:
+    "The carried column holding event time to window the log by: `key`, else `drift.time_key`; None (scoring time) when empty."
+    return str(ws.settings['drift.time_key'] if key is None else key).strip() or None
+
+def event_time(key:str) -> str:
+    "SQL for a logged row's event time, from the column `key` its request carried; null when missing or not a date or time."
+    v = f"json_extract_string(inputs, {literal(json_pointer(key))})"
+    zoned = rf"regexp_matches({v}, '\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$')"  # names its zone: cast exactly
+    return (f"make_timestamptz(coalesce(epoch_us(case when {zoned} then try_cast({v} as timestamptz) end), "
+            f"epoch_us(try_cast({v} as timestamp)), epoch_us(try_strptime({v}, '%Y-%m'))))")  # naive: UTC
+
+# %% ../nbs/36_windows.ipynb #c1bd7ae9
+def by_event_time(con, key:str, log:str='logged'):
+    "Make the view `predictions` the log `log` with each row's time its event time (`event_time(key)`); rows without one are left out."
+    cols = ', '.join('_t as time' if c == 'time' else c for c in PREDICTIONS.names)
+    con.execute(f"create or replace view predictions as select {cols} from "
+                f"(select *, {event_time(key)} as _t from {log}) where _t is not null")
+
+def event_times(con, mv, key:str, log:str='logged') -> str:
+    "Refuse `key` if no logged request of `mv` carries it as a date or time; a note on the rows left without one ('' if none)."
+    v = f"json_extract_string(inputs, {literal(json_pointer(key))})"
+    n, carried, timed = con.execute(f"select count(*), count({v}), count({event_time(key)}) from {log} "
+                                    "where model = ? and version = ?", [mv.name, mv.version]).fetchall()[0]
+    if n and not carried:
+        raise WorkbenchError(f"no logged request of {mv.ref} carries a column {key!r} to window by: send it with each "
+                             "request (logged, never fed), or leave --time-key out to window by scoring time")
+    if carried and not timed:
+        raise WorkbenchError(f"none of the {carried:,} values of {key!r} logged for {mv.ref} is a date or time: name the "
+                             "column holding event times (e.g. 2025-05 or 2025-05-17T13:00Z) with --time-key")
+    return '' if timed == n else (f"{n - timed:,} of the {n:,} logged rows of {mv.ref} have no event time in {key!r} "
+                                  f"({n - carried:,} missing, {carried - timed:,} not a date or time): they are in no window")
