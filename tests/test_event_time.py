@@ -3,7 +3,7 @@ within seconds are windowed by the `month` each request carried (`--window 1mo -
 they were scored in; rows without a readable event time are counted and said; bad windows and columns are refused."""
 import re, shutil, subprocess, sys
 from pathlib import Path
-import pandas as pd, pytest
+import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
