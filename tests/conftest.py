@@ -170,6 +170,14 @@ def champion(demo_ws) -> int:
     return registry.get(open_workspace(demo_ws, load_settings(env={})), 'credit-default@champion').version
 
 
+def canary_promoted(demo_ws) -> bool:
+    "Whether the demo's canary promoted its challenger (the audit says; the champion now may be a test's promotion)."
+    from workbench import audit
+    from workbench.config import load_settings
+    from workbench.workspace import open_workspace
+    return 'canary.promote' in set(audit.log(open_workspace(demo_ws, load_settings(env={})), 10_000).action)
+
+
 def no_serious_violations(page, name):
     "axe-core (4.12, shipped inside axe-playwright-python) finds no serious or critical violation on the page."
     from axe_playwright_python.sync_playwright import Axe

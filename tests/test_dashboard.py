@@ -1,6 +1,6 @@
 "Issue 7: the dashboard in a real headless Chromium (Debian's, driven by Playwright) on a seeded workspace."
 import re
-from conftest import ARTIFACTS, BIN, champion, clean_env, downloaded, no_serious_violations, visit
+from conftest import ARTIFACTS, BIN, canary_promoted, champion, clean_env, downloaded, no_serious_violations, visit
 from playwright.sync_api import expect
 
 
@@ -12,7 +12,7 @@ def test_every_page_shows_real_content(browser, dashboard, demo_ws):
         assert 'Traceback' not in page.content()
         if path == '/serving':  # the canary's decision, on its tab
             page.get_by_text('Canary', exact=True).first.click()
-            page.get_by_text('canary.promote' if now == 2 else 'canary.rollback').first.wait_for(timeout=20_000)
+            page.get_by_text('canary.promote' if canary_promoted(demo_ws) else 'canary.rollback').first.wait_for(timeout=20_000)
             page.screenshot(path=str(ARTIFACTS/'serving-canary.png'), full_page=True)
         page.close()
 

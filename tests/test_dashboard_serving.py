@@ -1,6 +1,6 @@
 "Issue 25: the Serving and Data pages read without help, in a real headless Chromium, on the demo's workspace."
 import csv, io, re
-from conftest import ARTIFACTS, champion, downloaded, no_serious_violations, visit
+from conftest import ARTIFACTS, canary_promoted, downloaded, no_serious_violations, visit
 
 SOURCES = """() => { const out = [];  // every chart's data and x range, as Bokeh holds them in the page
   for (const doc of window.Bokeh.documents) for (const m of doc.all_models) {
@@ -28,7 +28,7 @@ def rows(text:str) -> list: return list(csv.DictReader(io.StringIO(text)))
 def test_serving_page(browser, dashboard, demo_ws):
     page = visit(browser, dashboard + '/serving', 'in the whole log', 'serving-traffic')
     said = page.locator('h3').first.inner_text()
-    outcome = 'promoted' if champion(demo_ws) == 2 else 'rolled back'
+    outcome = 'promoted' if canary_promoted(demo_ws) else 'rolled back'
     assert re.match(r'credit-default in the whole log \(\d{4}-\d\d-\d\d \d\d:\d\d to [\d: -]+ UTC\): champion v1 served ([\d,]+) '
                     r'requests, p99 [\d.]+ ms, no errors; canary v2 at 25% served [\d,]+ requests, p99 [\d.]+ ms, no errors, '
                     f'and was {outcome} ', said), said

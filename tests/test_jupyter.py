@@ -113,6 +113,7 @@ def test_sidebar_and_dashboard_tab_in_jupyterlab(lab, browser, demo_ws):
     status = page.locator('.jp-workbench-status').first.inner_text()  # the status bar: the champion and the open alerts
     assert status.startswith('credit-default v') and ' alert' in status and ' 0 alerts' not in status, status
     cards = page.locator('.jp-LauncherCard[data-category="MLOps Workbench"]')
+    cards.first.wait_for(timeout=60_000)  # the launcher draws after the sidebar on a loaded machine
     icons = [cards.nth(i).locator('svg').first.inner_html() for i in range(cards.count())]
     assert len(icons) == 6 and len(set(icons)) == 6, icons  # one icon a page: the cards tell their pages apart
     names = page.locator('.jp-workbench-run-name').all_inner_texts()  # whole names: never two alike "gradient_b…"
