@@ -104,7 +104,8 @@ def _theme(pn) -> bool:
 def _guarded(pn, page:str, build, ws:Workspace):
     "The page's layout in the theme the browser prefers, or the problem in words."
     dark = False
-    try: dark = _theme(pn); body = build(pn, ws)
+    try:
+        with audit.reading(): dark = _theme(pn); body = build(pn, ws)  # the audit log read once per page, not per view
     except WorkbenchError as e: body = pn.pane.Alert(str(e), alert_type='warning')
     return pn.Column(_nav(pn, page, dark), f'# {PAGES[page]}', body, sizing_mode='stretch_width')
 
@@ -722,16 +723,24 @@ def _registry(pn, ws:Workspace):
     now = {'models': df}
     table, download = _linked(pn, _versions(ws, df), links), _csv(pn, lambda: _versions(ws, now['models']), 'versions')
     detail, history = pn.Column(sizing_mode='stretch_width'), pn.Column(sizing_mode='stretch_width')
+    def below():
+        "The picked version's detail and its model's alias history, under the table."
+        try:
+            with audit.reading():  # the audit log read once for the detail and the history
+                m = now['models']
+                detail.objects = [_version_detail(pn, ws, m[(m.name + '/' + m.version.astype(str)) == pick.value].iloc[0])]
+                name = pick.value.split('/')[0]
+                history.objects = [f'#### Alias history of {name}', _exported(pn, _alias_history(ws, name), f'{name}-alias-history',
+                                                                              css='td:nth-child(-n+6) { white-space: nowrap; }')]
+        except WorkbenchError as e: detail.objects = [pn.pane.Alert(str(e), alert_type='warning')]
     def show(*_, fresh=False):
         try:
-            if fresh: now['models'] = views.models(ws); table.object = _linked(pn, _versions(ws, now['models']), links).object  # after an action
-            m = now['models']
-            headline.object = '\n\n'.join(f'**{views.registry_headline(ws, n)}**  \n{_newest(m[m.name == n])}' for n in m.name.unique())
-            detail.objects = [_version_detail(pn, ws, m[(m.name + '/' + m.version.astype(str)) == pick.value].iloc[0])]
-            name = pick.value.split('/')[0]
-            history.objects = [f'#### Alias history of {name}', _exported(pn, _alias_history(ws, name), f'{name}-alias-history',
-                                                                          css='td:nth-child(-n+6) { white-space: nowrap; }')]
-        except WorkbenchError as e: detail.objects = [pn.pane.Alert(str(e), alert_type='warning')]
+            with audit.reading():
+                if fresh: now['models'] = views.models(ws); table.object = _linked(pn, _versions(ws, now['models']), links).object  # after an action
+                m = now['models']
+                headline.object = '\n\n'.join(f'**{views.registry_headline(ws, n)}**  \n{_newest(m[m.name == n])}' for n in m.name.unique())
+        except WorkbenchError as e: detail.objects = [pn.pane.Alert(str(e), alert_type='warning')]; return
+        below()
     pick.param.watch(show, 'value'); show()
     return pn.Column(headline, '#### Every version', table, download, pick, detail,
                      _admin(pn, ws, pick, lambda: show(fresh=True)), history, sizing_mode='stretch_width')
@@ -809,19 +818,21 @@ def _drift(pn, ws:Workspace):
         wins = views.drift_windows(ws, m, int(v), source.value)
         since.options = {'the first': '', **{l: w for w, l in zip(wins.window, wins.label)}}
     def show_cell(*_):
-        if not window.value or not feature.value: return
+        if now.get('quiet') or not window.value or not feature.value: return
         m, v = pick.value.split('/')
         try: cell.objects = [_cell(pn, ws, m, int(v), window.value, feature.value, source.value, now['labels'].get(window.value))]
         except WorkbenchError as e: cell.objects = [pn.pane.Alert(str(e), alert_type='warning')]
     def draw(*_):
         m, v = pick.value.split('/')
-        headline.object = f'### {views.drift_headline(ws, m, int(v), source.value)}'
-        cells = views.drift_cells(ws, m, int(v), source.value, stat.value)
-        wins = views.drift_windows(ws, m, int(v), source.value)
+        wins = views.drift_windows(ws, m, int(v), source.value)  # read once, passed down
+        headline.object = f'### {views.drift_headline(ws, m, int(v), source.value, wins)}'
+        cells = views.drift_cells(ws, m, int(v), source.value, stat.value, wins)
         now['labels'] = labels = dict(zip(wins.window, wins.label))
+        now['quiet'] = True  # the cell is drawn once below, not on every change of its window's and feature's boxes
         window.options = {l: w for w, l in labels.items()}
         if since.value in labels: cells = cells[cells.window.isin(wins.window[wins.window.tolist().index(since.value):])]
         if cells.empty:
+            now['quiet'] = False
             heat.objects, grid.objects, cell.objects = [f'No {stat.value} computed for {pick.value}.'], [], []; return
         feature.options = sorted(cells.feature.unique())
         by_p = cells.threshold.iloc[0] if stat.value in ('psi', 'js', 'kl', 'wasserstein', 'missing', 'unseen', 'linf') else None
@@ -837,17 +848,19 @@ def _drift(pn, ws:Workspace):
         top = cells.sort_values('value', ascending=False).iloc[0]
         if not ((cells.window == window.value) & (cells.feature == feature.value)).any():  # a refresh keeps the cell
             window.value, feature.value = top.window, top.feature  # else the most drifted cell, opened
-        show_cell()
-        rest.objects = ['## Performance by window', *_performance(pn, ws, m, int(v), labels),
-                        *_monitoring(pn, ws, m, int(v), labels)]
+        now['quiet'] = False
+        with audit.reading():  # the audit log read once for the cell and the monitoring
+            show_cell()
+            rest.objects = ['## Performance by window', *_performance(pn, ws, m, int(v), labels),
+                            *_monitoring(pn, ws, m, int(v), labels)]
     def auto(event):
         if event.new: now['timer'] = pn.state.add_periodic_callback(lambda: (windows(), draw()), period=60_000)
         elif 'timer' in now: now.pop('timer').stop()
+    sources(); windows(); draw()  # drawn once, before the boxes are watched
     pick.param.watch(sources, 'value'); source.param.watch(windows, 'value')
     for box in (pick, source, stat, since): box.param.watch(draw, 'value')
     for box in (window, feature): box.param.watch(show_cell, 'value')
     refresh.param.watch(auto, 'value')
-    sources(); windows(); draw()
     return pn.Column(headline, pn.Row(pick, source, stat, since, refresh), means, heat,
                      _tabs(pn, ('The cell', pn.Column(pn.Row(window, feature), cell)), ('The heatmap as a table', grid)),
                      rest, sizing_mode='stretch_width')
@@ -915,19 +928,17 @@ def _score_shares(sc:pd.DataFrame, bins:int=20) -> pd.DataFrame:
 # %% ../nbs/20_dashboard.ipynb #e5f0e006
 NOWRAP = 'td:not(:last-child), th:not(:last-child) { white-space: nowrap; }'  # only the last column (the reason) wraps
 
-def _serving_tabs(pn, ws:Workspace, model:str, last:str|None, step:str|None, period:str, tabs:dict):
-    "Fill the Serving page's tabs (Columns in `tabs`) for `model` over the range `last`; returns the headline."
+def _serving_tabs(pn, ws:Workspace, model:str, last:str|None, step:str|None, period:str) -> tuple:
+    "The Serving page for `model` over the range `last`: its headline, and per tab a function making its content (run when the tab opens)."
     from bokeh.models import Range1d
     events = views.canary_events(ws, model)
     s = views.serving(ws, model, step, last=last)
     if s.empty:
-        for t in tabs.values(): t.objects = [_say(pn, f'No requests to {model} in {period}.')]
-        return views.serving_headline(model, s, events, period, last_seen=views.serving_summary(ws, model)['last'].max())
+        return (views.serving_headline(model, s, events, period, last_seen=views.serving_summary(ws, model)['last'].max()),
+                {t: lambda: [_say(pn, f'No requests to {model} in {period}.')] for t in SERVING_TABS})
     step = s.attrs['bucket']
     s['variant'] = s.variant + ' v' + s.version.astype(str)
-    sc = views.scores(ws, model, last=last)
-    sc['variant'] = sc.variant + ' v' + sc.version.astype(str)
-    colors = version_colors([*s.variant, *sc.variant])
+    colors = version_colors(s.variant)  # a version's colour is the same on every chart: it comes from its number
     end = s.t.max() + pd.Timedelta(step)  # the last step drawn whole
     span = (s.attrs['since'], max(end, pd.Timestamp.now(tz='UTC'))) if last else (s.t.min(), end)
     pad = max(pd.Timedelta(step) / 2, (span[1] - span[0]) / 50)  # the first and last points clear of the edges
@@ -936,26 +947,31 @@ def _serving_tabs(pn, ws:Workspace, model:str, last:str|None, step:str|None, per
     chart = lambda y, title, unit, **kw: pn.pane.Bokeh(_over_time(g, y, title, unit, span, colors, **kw))
     failed = int(s.errors.sum())
     fine = pd.Timedelta(step) < pd.Timedelta('10 minutes')  # per second; at a coarser step, 0.009 a second reads badly
-    tabs['Traffic'].objects = [pn.Row(chart('requests_per_s', f'requests per second, per step of {step}', 'requests per second')
+    fill = {}
+    fill['Traffic'] = lambda: [pn.Row(chart('requests_per_s', f'requests per second, per step of {step}', 'requests per second')
                                       if fine else chart('requests', f'requests per step of {step}', f'requests per {step}'),
         chart('error_rate', f'share of requests that failed, per step of {step}' + ('' if failed else ': no errors in this period'),
               '% of requests', **({} if failed else dict(y_range=Range1d(0, 1)))), sizing_mode='stretch_width')]
-    tabs['Latency'].objects = [pn.Row(chart('p50_ms', 'median (p50) latency per request', 'milliseconds'),
+    fill['Latency'] = lambda: [pn.Row(chart('p50_ms', 'median (p50) latency per request', 'milliseconds'),
                                       chart('p99_ms', 'p99 latency per request: 99 in 100 were faster', 'milliseconds'),
                                       sizing_mode='stretch_width')]
     canary, decided = g[g.variant.str.startswith('canary')], events[events.action != 'canary.share']
     share = views.target_share(events, ws.settings['canary.share'])
     top = 125 * max(share, s[s.variant.str.startswith('canary')].share.max() if len(canary) else 0) or 100
-    tabs['Canary'].objects = ([pn.pane.Bokeh(_target(_over_time(canary, 'share', "the canary's share of rows per step, its target "
+    fill['Canary'] = lambda: ([pn.pane.Bokeh(_target(_over_time(canary, 'share', "the canary's share of rows per step, its target "
                                                      "(dashed) and its decisions (dotted)", '% of rows', span, colors,
                                                      y_range=Range1d(0, top)), span, share, decided))]
                               if len(canary) else [_say(pn, f'No canary served {model} in {period}.')]) + [
         '#### Share set and decisions, with the errors and latency the server counted',
         _exported(pn, _decisions(events), 'canary-decisions', css=NOWRAP) if len(events) else _say(pn, 'No share set and no decision yet.')]
-    bins = sc.assign(share=sc.share * 100, score=sc.score + 1 / 40)  # a bin's middle
-    tabs['Scores'].objects = [pn.pane.Bokeh(_scores_chart(bins, colors)), _exported(pn, _score_shares(sc), 'scores')]
-    tabs['Figures per step'].objects = [_exported(pn, _per_step(s), 'serving-per-step', css=NOWRAP)]
-    return views.serving_headline(model, views.serving_summary(ws, model, last), events, period, ws.settings['canary.share'])
+    def scores():
+        sc = views.scores(ws, model, last=last)
+        sc['variant'] = sc.variant + ' v' + sc.version.astype(str)
+        bins = sc.assign(share=sc.share * 100, score=sc.score + 1 / 40)  # a bin's middle
+        return [pn.pane.Bokeh(_scores_chart(bins, version_colors(sc.variant))), _exported(pn, _score_shares(sc), 'scores')]
+    fill['Scores'] = scores
+    fill['Figures per step'] = lambda: [_exported(pn, _per_step(s), 'serving-per-step', css=NOWRAP)]
+    return views.serving_headline(model, views.serving_summary(ws, model, last), events, period, ws.settings['canary.share']), fill
 
 # %% ../nbs/20_dashboard.ipynb #e5f0e007
 SERVING_TABS = ['Traffic', 'Latency', 'Canary', 'Scores', 'Figures per step']
@@ -969,18 +985,26 @@ def _serving(pn, ws:Workspace):
     refresh = pn.widgets.Toggle(name='Refresh every minute', button_type='light', width=200, align='end')
     headline, now = pn.pane.Markdown(sizing_mode='stretch_width'), {}
     tabs = {t: pn.Column(sizing_mode='stretch_width') for t in SERVING_TABS}
+    shown, fill = _tabs(pn, *tabs.items()), {}
+    def open_tab(*_):
+        "The open tab's charts and tables, made the first time it opens after a draw: the page shows sooner."
+        if (name := SERVING_TABS[shown.active]) in fill: tabs[name].objects = fill.pop(name)()
     def draw(*_):
-        try: said = _serving_tabs(pn, ws, pick.value, views.RANGES[period.value], None if step.value == 'auto' else step.value,
-                                  period.value, tabs)
+        try:
+            said, made = _serving_tabs(pn, ws, pick.value, views.RANGES[period.value], None if step.value == 'auto' else step.value,
+                                       period.value)
+            fill.clear(); fill.update(made)
+            for t in tabs.values(): t.objects = []
+            open_tab()
         except WorkbenchError as e: said = str(e)
         headline.object = f'### {said}'
     def auto(event):
         if event.new: now['timer'] = pn.state.add_periodic_callback(draw, period=60_000)
         elif 'timer' in now: now.pop('timer').stop()
     for box in (pick, period, step): box.param.watch(draw, 'value')
-    refresh.param.watch(auto, 'value')
+    refresh.param.watch(auto, 'value'); shown.param.watch(open_tab, 'active')
     draw()
-    return pn.Column(headline, pn.Row(pick, period, step, refresh), _tabs(pn, *tabs.items()), sizing_mode='stretch_width')
+    return pn.Column(headline, pn.Row(pick, period, step, refresh), shown, sizing_mode='stretch_width')
 
 # %% ../nbs/20_dashboard.ipynb #9602eeab
 def _data(pn, ws:Workspace):

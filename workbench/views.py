@@ -314,10 +314,11 @@ def drift_windows(ws:Workspace, model:str, version:int, source:str='predictions'
     return df[cols]
 
 # %% ../nbs/19_views.ipynb #60372695
-def drift_cells(ws:Workspace, model:str, version:int, source:str='predictions', statistic:str='psi') -> pd.DataFrame:
+def drift_cells(ws:Workspace, model:str, version:int, source:str='predictions', statistic:str='psi',
+                wins:pd.DataFrame|None=None) -> pd.DataFrame: # `drift_windows`'s, when the caller has them already
     "One row per feature and window, windows in time order: feature, window, label, value, threshold, drifted."
     cols = ['feature', 'window', 'label', 'value', 'threshold', 'drifted']
-    wins = drift_windows(ws, model, version, source)
+    wins = drift_windows(ws, model, version, source) if wins is None else wins
     if wins.empty: return pd.DataFrame(columns=cols)
     q = """select feature, "window", value, threshold, drifted from drift
            where model = $m and version = $v and source = $s and statistic = $t"""
@@ -326,9 +327,10 @@ def drift_cells(ws:Workspace, model:str, version:int, source:str='predictions', 
     return df.sort_values('feature', kind='stable')[cols].reset_index(drop=True)
 
 # %% ../nbs/19_views.ipynb #e5dfdb27
-def drift_headline(ws:Workspace, model:str, version:int, source:str='predictions') -> str:
+def drift_headline(ws:Workspace, model:str, version:int, source:str='predictions',
+                   wins:pd.DataFrame|None=None) -> str: # `drift_windows`'s, when the caller has them already
     "One sentence: how many features drifted since when, and which, e.g. '2 of 15 features drifted since 2025-10: income, product'."
-    wins = drift_windows(ws, model, version, source)
+    wins = drift_windows(ws, model, version, source) if wins is None else wins
     if wins.empty: return f"No drift computed for {model}/{version} on {source} yet."
     q = """select "window", feature, statistic, value, drifted from drift
            where model = $m and version = $v and source = $s and statistic != 'evidently'"""
