@@ -8,7 +8,7 @@ Docs: https://mlops-workbench.github.io/workbench/predictions.html.md"""
 __all__ = ['CHUNK', 'to_table', 'PredictionLog', 'encode', 'decode', 'write_log', 'main', 'LogProcess']
 
 # %% ../nbs/13_predictions.ipynb #500f0d3b
-import threading, time, sys
+import threading, time, sys, uuid
 import orjson
 import numpy as np, pyarrow as pa
 from .canary import scores
@@ -75,6 +75,7 @@ class PredictionLog:
         self.flush_rows = flush_rows or ws.settings['serving.flush_rows']
         self.maintain_every = ws.settings['maintenance.every_minutes'] * 60  # seconds between maintenances; 0: never
         self.maintenances, self._maintained, self._maintenance = 0, time.monotonic(), None
+        self.app_id, self.batches = f'prediction-log-{uuid.uuid4().hex}', 0  # batches are numbered in the table's log
         self._lock, self._wake, self._stop = threading.Lock(), threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name='prediction-log', daemon=True)
         self._thread.start()
@@ -129,6 +130,13 @@ def _maybe_maintain(self:PredictionLog):
     self._maintenance = threading.Thread(target=self._maintain, name='prediction-log-maintenance', daemon=True)
     self._maintenance.start()
 
+# %% ../nbs/13_predictions.ipynb #2630de07
+@patch
+def _landed(self:PredictionLog, n:int) -> bool:
+    "Whether batch `n` was committed (an append may raise after its commit landed); False when that cannot be told."
+    try: return (self.ws.delta('predictions').transaction_version(self.app_id) or 0) >= n
+    except Exception: return False
+
 # %% ../nbs/13_predictions.ipynb #2bfb5755
 @patch
 def flush(self:PredictionLog) -> int:
@@ -138,12 +146,15 @@ def flush(self:PredictionLog) -> int:
     if not batch: return 0
     t = to_table(batch)
     if not t.num_rows: return 0
+    n = self.batches = self.batches + 1
     for attempt in range(5):
-        try: self.ws.append('predictions', t)
+        try: self.ws.append('predictions', t, transaction=(self.app_id, n))
         except Exception as e:
-            self.failures += 1
-            print(f"prediction log: append failed ({type(e).__name__}: {e}); retrying", file=sys.stderr)
-            time.sleep(0.2 * (attempt + 1)); continue
+            if not self._landed(n):
+                self.failures += 1
+                print(f"prediction log: append failed ({type(e).__name__}: {e}); retrying", file=sys.stderr)
+                time.sleep(0.2 * (attempt + 1)); continue
+            print(f"prediction log: append raised ({type(e).__name__}: {e}) after its commit landed", file=sys.stderr)
         self.written += t.num_rows; self._maybe_maintain()
         return t.num_rows
     with self._lock: self.buffer[:0], self.rows = batch, self.rows + t.num_rows  # keep it for the next flush

@@ -385,12 +385,17 @@ def _compact(ws:Workspace, dt, name:str) -> bool:
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 # %% ../nbs/01_workspace.ipynb #3b04e4e2
-def _commit(ws:Workspace, dt, name:str, t:pa.Table, metadata:dict|None, retries:int|None=None) -> int:
+def _commit(ws:Workspace, dt, name:str, t:pa.Table, metadata:dict|None, retries:int|None=None,
+            transaction:tuple|None=None) -> int:
     "Append `t` to `dt` and compact if its version is a multiple of `COMPACT_EVERY`; returns the version appended."
-    from deltalake import write_deltalake, CommitProperties
+    from deltalake import write_deltalake, CommitProperties, PostCommitHookProperties, Transaction
     props = CommitProperties(custom_metadata={k: str(v) for k, v in (metadata or {}).items()},
-                             max_commit_retries=retries)
-    write_deltalake(dt, t, mode='append', writer_properties=_writer(name), commit_properties=props)
+                             max_commit_retries=retries,
+                             app_transactions=[Transaction(*transaction)] if transaction else None)
+    # Expired log entries are left to `maintain`: a writer deleting them after its commit races maintenance (or another
+    # writer) deleting the same entries, and then raises although its commit landed, so a retry would write it twice.
+    write_deltalake(dt, t, mode='append', writer_properties=_writer(name), commit_properties=props,
+                    post_commithook_properties=PostCommitHookProperties(cleanup_expired_logs=False))
     if (version := dt.version()) % COMPACT_EVERY == 0:
         try: _compact(ws, dt, name)
         except Exception: pass  # someone else's commit won: the next multiple compacts
@@ -401,7 +406,9 @@ def _commit(ws:Workspace, dt, name:str, t:pa.Table, metadata:dict|None, retries:
 def append(self:Workspace, name:str, # table name
            data, # rows: a list of dicts, a DataFrame or an Arrow table, with the table's columns
            metadata:dict|None=None, # recorded with the commit, readable from `DeltaTable.history`
-           after:int|None=None) -> int: # commit only as the version right after this one, else `CommitFailedError`
+           after:int|None=None, # commit only as the version right after this one, else `CommitFailedError`
+           transaction:tuple|None=None) -> int: # (app id, number): recorded with the commit, so that a writer can
+                                                # ask `delta(name).transaction_version(app_id)` whether it landed
     "Append `data` to table `name` atomically; returns the table version it committed."
     from deltalake.exceptions import CommitFailedError, TableNotFoundError
     try: dt = self.delta(name)  # one round trip fewer than asking first whether it exists (on object storage)
@@ -413,9 +420,9 @@ def append(self:Workspace, name:str, # table name
     if after is not None:  # a compare-and-swap on the table version: `data` was computed from version `after`
         from deltalake import DeltaTable
         dt = DeltaTable(str(self.table_path(name)), version=after, storage_options=self.storage_options)
-        return _commit(self, dt, name, t, metadata, retries=0)
+        return _commit(self, dt, name, t, metadata, retries=0, transaction=transaction)
     for attempt in range(50):  # delta-rs retries conflicts itself; this covers the rare case it gives up
-        try: return _commit(self, dt, name, t, metadata)
+        try: return _commit(self, dt, name, t, metadata, transaction=transaction)
         except CommitFailedError:
             time.sleep(0.01 * (attempt + 1))
             dt = self.delta(name)
