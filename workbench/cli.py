@@ -102,7 +102,9 @@ def _show(df, fmt='table', max_width=60):
     if fmt == 'json': return click.echo(df.to_json(orient='records', date_format='iso'))
     if df.empty: return click.echo('(no rows)')
     cut = lambda v: v if not isinstance(v, str) or len(v) <= max_width else v[:max_width - 1] + '…'
-    click.echo(df.map(cut).to_string(index=False))
+    import pandas as pd  # loaded already: df is a DataFrame
+    text = lambda v: '-' if v is None or v is pd.NA or v != v else f'{v:.4g}' if isinstance(v, float) else cut(v)
+    click.echo(df.apply(lambda c: c.astype(object).map(text)).to_string(index=False))  # versions stay whole numbers
 
 FORMAT = click.option('--format', 'fmt', type=click.Choice(['table', 'csv', 'json']), default='table',
                       show_default=True)

@@ -11,10 +11,11 @@ __all__ = ['PAGES', 'TAB_CSS', 'CODE_CSS', 'TABLE_CSS', 'VERSION_PALETTE', 'RUN_
 
 # %% ../nbs/20_dashboard.ipynb #667fbcf3
 import io, os, secrets
+from contextlib import contextmanager
 from collections import Counter
 import numpy as np, pandas as pd
 from .config import WorkbenchError
-from .workspace import Workspace
+from .workspace import Workspace, snapshot
 from . import audit, data, registry, views
 
 PAGES = {'experiments': 'Experiments', 'registry': 'Registry', 'drift': 'Drift', 'serving': 'Serving', 'data': 'Data',
@@ -101,11 +102,16 @@ def _theme(pn) -> bool:
         pn.state.browser_info.param.watch(follow, 'dark_mode')
     return asked == 'dark'
 
+@contextmanager
+def _reading():
+    "What is built inside it reads the audit log once and every table once: one view of the workspace, sooner."
+    with audit.reading(), snapshot(): yield
+
 def _guarded(pn, page:str, build, ws:Workspace):
     "The page's layout in the theme the browser prefers, or the problem in words."
     dark = False
     try:
-        with audit.reading(): dark = _theme(pn); body = build(pn, ws)  # the audit log read once per page, not per view
+        with _reading(): dark = _theme(pn); body = build(pn, ws)  # the workspace read once per page, not per view
     except WorkbenchError as e: body = pn.pane.Alert(str(e), alert_type='warning')
     return pn.Column(_nav(pn, page, dark), f'# {PAGES[page]}', body, sizing_mode='stretch_width')
 
@@ -726,7 +732,7 @@ def _registry(pn, ws:Workspace):
     def below():
         "The picked version's detail and its model's alias history, under the table."
         try:
-            with audit.reading():  # the audit log read once for the detail and the history
+            with _reading():  # the audit log read once for the detail and the history
                 m = now['models']
                 detail.objects = [_version_detail(pn, ws, m[(m.name + '/' + m.version.astype(str)) == pick.value].iloc[0])]
                 name = pick.value.split('/')[0]
@@ -735,7 +741,7 @@ def _registry(pn, ws:Workspace):
         except WorkbenchError as e: detail.objects = [pn.pane.Alert(str(e), alert_type='warning')]
     def show(*_, fresh=False):
         try:
-            with audit.reading():
+            with _reading():
                 if fresh: now['models'] = views.models(ws); table.object = _linked(pn, _versions(ws, now['models']), links).object  # after an action
                 m = now['models']
                 headline.object = '\n\n'.join(f'**{views.registry_headline(ws, n)}**  \n{_newest(m[m.name == n])}' for n in m.name.unique())
@@ -849,7 +855,7 @@ def _drift(pn, ws:Workspace):
         if not ((cells.window == window.value) & (cells.feature == feature.value)).any():  # a refresh keeps the cell
             window.value, feature.value = top.window, top.feature  # else the most drifted cell, opened
         now['quiet'] = False
-        with audit.reading():  # the audit log read once for the cell and the monitoring
+        with _reading():  # the audit log read once for the cell and the monitoring
             show_cell()
             rest.objects = ['## Performance by window', *_performance(pn, ws, m, int(v), labels),
                             *_monitoring(pn, ws, m, int(v), labels)]

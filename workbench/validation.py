@@ -67,7 +67,8 @@ def _unseen_p(k:int, m:int, n:int, singletons:int) -> float:
 
 # %% ../nbs/10_validation.ipynb #32357bdf
 def _f(x) -> str:
-    "A number, briefly: 0.4312, 0.00011, 176000."
+    "A number, briefly: 0.4312, 0.00011, 176000, < 0.0001 (float noise in a statistic, not 3.333e-07)."
+    if 0 < abs(x) < 1e-4: return '< 0.0001' if x > 0 else '> -0.0001'
     return f'{x:.4g}' if abs(x) < 1e4 else f'{x:.0f}'
 
 # %% ../nbs/10_validation.ipynb #8b28a9ad

@@ -7,11 +7,12 @@ Docs: https://mlops-workbench.github.io/workbench/workspace.html.md"""
 # %% auto #0
 __all__ = ['LAYOUT', 'URL', 'BUCKET', 'S3_VARIABLES', 'UNCOMPRESSED', 'COMPACT_EVERY', 'CATALOG', 'TEMP', 'Workspace',
            'object_store_url', 's3_storage_options', 's3_filesystem', 'state_folder', 'open_workspace', 'check_name',
-           'remove_stale_temps']
+           'snapshot', 'remove_stale_temps']
 
 # %% ../nbs/01_workspace.ipynb #574e7d47
 import atexit, fcntl, os, re, shutil, threading, time, uuid
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -384,6 +385,33 @@ def _compact(ws:Workspace, dt, name:str) -> bool:
             dt.optimize.compact(writer_properties=_writer(name)); return True
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
+# %% ../nbs/01_workspace.ipynb #072ebc79
+_SNAPSHOT = ContextVar('workspace_snapshot', default=None)  # {'thread': id, 'cons': {location: (connection, names)}}
+
+@contextmanager
+def snapshot():
+    "Within it, `Workspace.sql` reads each table as it was first read in the block, over one DuckDB connection."
+    if _in_snapshot(): yield; return  # nested: the outer one's
+    snap = {'thread': threading.get_ident(), 'cons': {}}
+    token = _SNAPSHOT.set(snap)
+    try: yield
+    finally: snap.update(thread=None, cons={}); _SNAPSHOT.reset(token)
+
+def _in_snapshot() -> bool:
+    return (snap := _SNAPSHOT.get()) is not None and snap['thread'] == threading.get_ident()
+
+def _snapshot_connection(ws:Workspace, names:list|None): # the tables a query reads; all when None
+    "The snapshot's connection to `ws`, with views of `names` added if they are not there yet."
+    import duckdb
+    con, have = _SNAPSHOT.get()['cons'].setdefault(ws.location, (duckdb.connect(), set()))
+    new = sorted((set(ws.tables()) if names is None else set(names)) - have)
+    ws.connect(new, into=con); have.update(new)
+    return con
+
+def _forget(ws:Workspace):
+    "After a write to `ws`, the snapshot's views of it are stale: the next query opens its tables again."
+    if _in_snapshot(): _SNAPSHOT.get()['cons'].pop(ws.location, None)
+
 # %% ../nbs/01_workspace.ipynb #3b04e4e2
 def _commit(ws:Workspace, dt, name:str, t:pa.Table, metadata:dict|None, retries:int|None=None,
             transaction:tuple|None=None) -> int:
@@ -417,6 +445,7 @@ def append(self:Workspace, name:str, # table name
         self.create_table(name, TABLES[name])  # the first write makes a known table
         dt = self.delta(name)
     t = _as_arrow(data, pa.schema(dt.schema().to_arrow()))
+    _forget(self)
     if after is not None:  # a compare-and-swap on the table version: `data` was computed from version `after`
         from deltalake import DeltaTable
         dt = DeltaTable(str(self.table_path(name)), version=after, storage_options=self.storage_options)
@@ -430,10 +459,11 @@ def append(self:Workspace, name:str, # table name
 
 # %% ../nbs/01_workspace.ipynb #b244de81
 @patch
-def connect(self:Workspace, tables:list|None=None): # only these tables; all when None
+def connect(self:Workspace, tables:list|None=None, # only these tables; all when None
+            into=None): # a DuckDB connection to add them to; a new one when None
     "A DuckDB connection with a view per workspace table; a known table nothing was written to yet reads as empty."
     import duckdb
-    con, there = duckdb.connect(), set(self.tables())
+    con, there = into or duckdb.connect(), set(self.tables())
     for name in sorted(there) if tables is None else tables:
         if name in there: con.register(name, self.delta(name).to_pyarrow_dataset())
         elif name in TABLES: con.register(name, TABLES[name].empty_table())
@@ -453,7 +483,8 @@ def sql(self:Workspace, query:str, # SQL over the workspace's tables
     if not isinstance(query, str) or not query.strip():
         raise WorkbenchError("the query is empty; write a SQL statement, e.g. select * from audit")
     words = set(re.findall(r'[a-z_][a-z0-9_]*', query.lower()))
-    con = self.connect(None if words & CATALOG else sorted(words & (set(self.tables()) | set(TABLES))))
+    names = None if words & CATALOG else sorted(words & (set(self.tables()) | set(TABLES)))
+    con = _snapshot_connection(self, names) if _in_snapshot() else self.connect(names)
     try: return con.sql(query, params=params)
     except duckdb.CatalogException as e:
         raise WorkbenchError(f"{str(e).splitlines()[0]} (tables here: {', '.join(self.tables()) or 'none'})") from None
