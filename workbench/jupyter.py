@@ -107,9 +107,22 @@ def _handlers(base_url:str):
 def _jupyter_server_extension_points(): return [{'module': 'workbench.jupyter'}]
 
 def _load_jupyter_server_extension(serverapp):
-    "Add the workbench's endpoints to a Jupyter server."
+    "Add the workbench's endpoints to a Jupyter server, and start the dashboards with it."
     serverapp.web_app.add_handlers('.*$', _handlers(serverapp.web_app.settings['base_url']))
     serverapp.log.info('workbench: /workbench/api/summary and /%s/ ready', DASHBOARD)
+    from tornado.ioloop import IOLoop
+    IOLoop.current().add_callback(_start_dashboards, serverapp)
+
+async def _start_dashboards(serverapp):
+    "Open a dashboard page once, so that `jupyter-server-proxy` starts the dashboards with the Jupyter server."
+    # The first dashboard tab a user opens then shows in a second or two, not after the ten it takes to start them.
+    from tornado.httpclient import AsyncHTTPClient
+    token = getattr(serverapp.identity_provider, 'token', '')
+    if not token: return serverapp.log.info('workbench: the dashboards start when first opened (no token to start them)')
+    url = f"{serverapp.connection_url.rstrip('/')}/{DASHBOARD}/experiments"  # it loads MLflow too
+    r = await AsyncHTTPClient().fetch(url, headers={'Authorization': f'token {token}'}, request_timeout=180,
+                                      raise_error=False)
+    serverapp.log.info('workbench: dashboards started (%s: %s)', url.split('?')[0], r.code)
 
 # %% ../nbs/22_jupyter.ipynb #777f9326
 def _jupyter_origins() -> list:
