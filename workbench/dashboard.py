@@ -823,6 +823,7 @@ def _drift(pn, ws:Workspace):
         m, v = pick.value.split('/')
         wins = views.drift_windows(ws, m, int(v), source.value)
         since.options = {'the first': '', **{l: w for w, l in zip(wins.window, wins.label)}}
+        if since.value not in since.options.values(): since.value = ''  # set now: else drawing the box sets it, and redraws
     def show_cell(*_):
         if now.get('quiet') or not window.value or not feature.value: return
         m, v = pick.value.split('/')

@@ -403,7 +403,9 @@ def _in_snapshot() -> bool:
 def _snapshot_connection(ws:Workspace, names:list|None): # the tables a query reads; all when None
     "The snapshot's connection to `ws`, with views of `names` added if they are not there yet."
     import duckdb
-    con, have = _SNAPSHOT.get()['cons'].setdefault(ws.location, (duckdb.connect(), set()))
+    cons = _SNAPSHOT.get()['cons']
+    if ws.location not in cons: cons[ws.location] = (duckdb.connect(), set())
+    con, have = cons[ws.location]
     new = sorted((set(ws.tables()) if names is None else set(names)) - have)
     ws.connect(new, into=con); have.update(new)
     return con
