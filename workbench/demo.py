@@ -263,7 +263,8 @@ def monitor(ws, server, rows_per_month:int, say=print) -> list:
     n = performance.ingest_labels(ws, data.load(ws, 'labels'), key='application_id', label='defaulted', on='request_id', actor='demo')
     perf = performance.performance(ws, ref, **by_month).query("metric == 'auc'")
     say(f"  {n} late labels ingested; realized AUC by month (held-out {perf.baseline.iloc[0]:.3f}): "
-        + ', '.join(f"{w} {v:.3f} ({k} labels)" for w, v, k in zip(perf.window, perf.value, perf.labelled)))
+        + ', '.join(f"{w} {v:.3f} ({k:,} labels)" if v == v else f"{w} no AUC yet ({k:,} label{'s' * (k != 1)})"
+                    for w, v, k in zip(perf.window, perf.value, perf.labelled)))
     return [s.window for s in windows.itertuples() if s.drifted]
 
 # %% ../nbs/04_demo.ipynb #6123473a
