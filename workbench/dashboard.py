@@ -253,7 +253,7 @@ def heatmap(cells:pd.DataFrame, # one row per cell: feature, label (the window's
     ticks = [0, threshold, high] if threshold else [0, high]
     said = f'{statistic}: {threshold:g} or more has drifted (outlined); darkest from {high:g}' if threshold else statistic
     f.add_layout(ColorBar(color_mapper=cmap, ticker=FixedTicker(ticks=ticks), title=said, width=14), 'right')
-    f.xaxis.axis_label, f.yaxis.axis_label = 'window of traffic (when it was scored)', 'feature'
+    f.xaxis.axis_label, f.yaxis.axis_label = 'window of traffic (by scoring time, or the event time the requests carried)', 'feature'
     f.xaxis.major_label_orientation, f.xaxis.major_label_text_font_size = 0.4, '10pt'
     f.yaxis.major_label_text_font_size = '10pt'
     return f, source
@@ -868,6 +868,7 @@ def _drift(pn, ws:Workspace):
     for box in (pick, source, stat, since): box.param.watch(draw, 'value')
     for box in (window, feature): box.param.watch(show_cell, 'value')
     refresh.param.watch(auto, 'value')
+    for box in (pick, source, stat, since): box.width = 250  # the row fits a laptop's screen, the toggle included
     return pn.Column(headline, pn.Row(pick, source, stat, since, refresh), means, heat,
                      _tabs(pn, ('The cell', pn.Column(pn.Row(window, feature), cell)), ('The heatmap as a table', grid)),
                      rest, sizing_mode='stretch_width')

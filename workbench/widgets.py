@@ -253,7 +253,7 @@ def _heatmap(cells:pd.DataFrame, # one row per cell: feature, label (the window'
         if hit.iat[i, j] > 0: ax.add_patch(Rectangle((j - .5, i - .5), 1, 1, fill=False, edgecolor='black', linewidth=2))
     ax.set_xticks(range(len(cols)), [c.replace(' – ', ' –\n') for c in cols], fontsize=8, rotation=30 if len(cols) > 6 else 0)
     ax.set_yticks(range(len(grid)), grid.index, fontsize=8)  # every feature, each tick labelled
-    ax.set_xlabel('window of traffic (when it was scored)', fontsize=9); ax.set_ylabel('feature', fontsize=9)
+    ax.set_xlabel('window of traffic (by scoring time, or the event time the requests carried)', fontsize=9); ax.set_ylabel('feature', fontsize=9)
     ax.set_title(title, fontsize=10, loc='left')
     bar = fig.colorbar(im, ax=ax, extend='max' if threshold else 'neither', shrink=0.9)
     if threshold:
