@@ -71,9 +71,15 @@ def _cells(c:pd.Series) -> pd.Series:
     if pd.api.types.is_integer_dtype(c): return c.map('{:,}'.format)
     return c.map(_lines) if c.dtype == object else c
 
-def _rows(pn, df:pd.DataFrame, most:int=200, css:str=''):
+def _rows(pn, df:pd.DataFrame, most:int=200, css:str='',
+          links:dict|None=None): # column -> the address of a value: those columns' values are links
     "An HTML table of `df`'s first `most` rows: numbers readable, text escaped with its lines kept."
-    return pn.pane.DataFrame(df.head(most).apply(_cells), index=False, escape=False, na_rep='', float_format=_short,
+    import html
+    shown = df.head(most).apply(_cells)
+    for col, href in (links or {}).items():
+        shown[col] = [f'<a href="{html.escape(href(v), quote=True)}">{html.escape(str(v))}</a>' if v else ''
+                      for v in df[col].head(most)]
+    return pn.pane.DataFrame(shown, index=False, escape=False, na_rep='', float_format=_short,
                              text_align='start', justify='left', sizing_mode='stretch_width', stylesheets=[TABLE_CSS + css])
 
 def _csv(pn, get, name:str):
@@ -520,14 +526,7 @@ def _parity(x, tolerance:float) -> str:
 
 def _linked(pn, df:pd.DataFrame, links:dict, most:int=200):
     "`_rows` of `df` whose columns in `links` (column -> the address of a value) are links."
-    import html
-    table = _rows(pn, df, most)
-    shown = table.object.copy()
-    for col, href in links.items():
-        shown[col] = [f'<a href="{html.escape(href(v), quote=True)}">{html.escape(str(v))}</a>' if v else ''
-                      for v in df[col].head(most)]
-    table.object = shown
-    return table
+    return _rows(pn, df, most, links=links)
 
 # %% ../nbs/20_dashboard.ipynb #cfc43f67
 KIND_COLOURS = {'dataset': ('#fdf0d5', '#7a4f00'), 'run': ('#dcecf8', '#0b4f8a'), 'version': ('#d5f0e5', '#00604a'),
