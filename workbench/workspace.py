@@ -465,7 +465,7 @@ def connect(self:Workspace, tables:list|None=None, # only these tables; all when
             into=None): # a DuckDB connection to add them to; a new one when None
     "A DuckDB connection with a view per workspace table; a known table nothing was written to yet reads as empty."
     import duckdb
-    con, there = into or duckdb.connect(), set(self.tables())
+    con, there = duckdb.connect() if into is None else into, set(self.tables())
     for name in sorted(there) if tables is None else tables:
         if name in there: con.register(name, self.delta(name).to_pyarrow_dataset())
         elif name in TABLES: con.register(name, TABLES[name].empty_table())
