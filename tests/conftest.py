@@ -1,4 +1,4 @@
-import contextlib, json, os, shutil, signal, socket, subprocess, sys, time, types, urllib.error, urllib.request
+import contextlib, json, os, re, shutil, signal, socket, subprocess, sys, time, types, urllib.error, urllib.request
 from pathlib import Path
 import pytest
 from object_store import seaweedfs  # noqa: F401  (the session's S3-compatible store)
@@ -157,6 +157,7 @@ def visit(browser, url, text, shot, timeout=20_000):
     page = browser.new_page(viewport={'width': 1400, 'height': 1000})
     page.goto(url)
     page.get_by_text(text, exact=False).first.wait_for(timeout=timeout)
+    page.get_by_text(re.compile(r'^Loading .+…$')).first.wait_for(state='hidden', timeout=timeout)  # what a page adds once drawn
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS/f'{shot}.png'), full_page=True)
     return page

@@ -113,6 +113,17 @@ def _reading():
     "What is built inside it reads the audit log once and every table once: one view of the workspace, sooner."
     with audit.reading(), snapshot(): yield
 
+def _later(pn, fill, what:str):
+    """`fill()` run once the browser has drawn the page (at once outside a server), reading the workspace once: the
+    page shows its answer first, the detail below it comes a moment later. Returns a placeholder naming `what` comes."""
+    def run():
+        try:
+            with _reading(): fill()
+        except WorkbenchError as e: box.objects = [pn.pane.Alert(str(e), alert_type='warning')]
+    box = pn.Column(_say(pn, f'*Loading {what}…*'), sizing_mode='stretch_width')
+    pn.state.onload(run)
+    return box
+
 def _guarded(pn, page:str, build, ws:Workspace):
     "The page's layout in the theme the browser prefers, or the problem in words."
     dark = False
@@ -738,15 +749,16 @@ def _registry(pn, ws:Workspace):
                 history.objects = [f'#### Alias history of {name}', _exported(pn, _alias_history(ws, name), f'{name}-alias-history',
                                                                               css='td:nth-child(-n+6) { white-space: nowrap; }')]
         except WorkbenchError as e: detail.objects = [pn.pane.Alert(str(e), alert_type='warning')]
-    def show(*_, fresh=False):
+    def show(*_, fresh=False, later=False):
         try:
             with _reading():
                 if fresh: now['models'] = views.models(ws); table.object = _linked(pn, _versions(ws, now['models']), links).object  # after an action
                 m = now['models']
                 headline.object = '\n\n'.join(f'**{views.registry_headline(ws, n)}**  \n{_newest(m[m.name == n])}' for n in m.name.unique())
         except WorkbenchError as e: detail.objects = [pn.pane.Alert(str(e), alert_type='warning')]; return
-        below()
-    pick.param.watch(show, 'value'); show()
+        if later: detail.objects = [_later(pn, below, f'{pick.value} in detail')]
+        else: below()
+    pick.param.watch(show, 'value'); show(later=True)  # the headline and table first
     return pn.Column(headline, '#### Every version', table, download, pick, detail,
                      _admin(pn, ws, pick, lambda: show(fresh=True)), history, sizing_mode='stretch_width')
 
@@ -812,7 +824,7 @@ def _drift(pn, ws:Workspace):
     since, refresh = pn.widgets.Select(name='From window'), pn.widgets.Toggle(name='Refresh every minute', button_type='light', width=200, align='end')
     headline, means = pn.pane.Markdown(sizing_mode='stretch_width'), pn.pane.Markdown()
     heat, grid, cell, rest = (pn.Column(sizing_mode='stretch_width') for _ in range(4))
-    now = {}
+    now = {'first': True}
     def sources(*_):
         m, v = pick.value.split('/')
         have = computed[(computed.model == m) & (computed.version == int(v))].source.tolist()
@@ -855,10 +867,13 @@ def _drift(pn, ws:Workspace):
         if not ((cells.window == window.value) & (cells.feature == feature.value)).any():  # a refresh keeps the cell
             window.value, feature.value = top.window, top.feature  # else the most drifted cell, opened
         now['quiet'] = False
-        with _reading():  # the audit log read once for the cell and the monitoring
+        def below():
             show_cell()
             rest.objects = ['## Performance by window', *_performance(pn, ws, m, int(v), labels),
                             *_monitoring(pn, ws, m, int(v), labels)]
+        if now.pop('first', False): rest.objects = [_later(pn, below, 'the cell, performance and monitoring')]  # the heatmap first
+        else:
+            with _reading(): below()  # the audit log read once for the cell and the monitoring
     def auto(event):
         if event.new: now['timer'] = pn.state.add_periodic_callback(lambda: (windows(), draw()), period=60_000)
         elif 'timer' in now: now.pop('timer').stop()
@@ -1033,10 +1048,14 @@ def _data(pn, ws:Workspace):
         said.object = views.diff_headline(d) + f" {(t.moved == 'moved').sum()} of {len(t)} column statistics moved."
         changes.objects = [_tabs(pn, ('What moved', _exported(pn, t[t.moved == 'moved'], 'diff-moved')),
                                  ('Every statistic', _exported(pn, t, 'diff')))]
-    a.param.watch(show, 'value'); b.param.watch(show, 'value'); show()
+    a.param.watch(show, 'value'); b.param.watch(show, 'value')
     versions = df.assign(dataset=df.ref.str.split('@').str[0]).sort_values('dataset', kind='stable')  # newest first within
-    checks = _tabs(pn, ('Validation runs, failures first', _exported(pn, views.validation_runs(ws), 'validation-runs')),
-                   ('Every check, failures first', _exported(pn, views.validations(ws), 'validation-checks')))
+    checks = pn.Column(sizing_mode='stretch_width')
+    def below():
+        show()
+        checks.objects = [_tabs(pn, ('Validation runs, failures first', _exported(pn, views.validation_runs(ws), 'validation-runs')),
+                                ('Every check, failures first', _exported(pn, views.validations(ws), 'validation-checks')))]
+    changes.objects = [_later(pn, below, 'the diff and the validations')]  # the headline and versions first
     return pn.Column(pn.pane.Markdown(f'### {views.data_headline(ws)}', sizing_mode='stretch_width'),
                      '### Dataset versions, by dataset', _exported(pn, versions.drop(columns='dataset'), 'datasets'),
                      '### Diff', pn.Row(a, b), said, changes, '### Validations', checks, sizing_mode='stretch_width')

@@ -80,13 +80,17 @@ def _version(ws, c, name, version,
         listed = ', '.join(map(str, sorted(known or []))) or 'none'
         raise WorkbenchError(f"model {name} has no version {version} (versions: {listed})"
                              if known is not None else f"no registered model named {name!r}") from None
-    t = mv.tags
+    return _entity(ws, mv, list(mv.aliases or []), approvals)
+
+def _entity(ws, mv, aliases:list, approvals:dict|None=None) -> ModelVersion:
+    "MLflow's model version `mv` as ours, with its `aliases` and the approvals that count."
+    t, name = mv.tags, mv.name
     return ModelVersion(name, int(mv.version), mv.run_id, mv.source,
                         t.get('workbench.dataset', ''), t.get('workbench.dataset_id', ''),
                         {'true': True, 'false': False}.get(t.get('workbench.gates_passed')),
                         float(t['workbench.parity']) if t.get('workbench.parity') else None,
                         t.get('workbench.registered_by', ''),
-                        datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc), list(mv.aliases or []),
+                        datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc), aliases,
                         (_approvals(ws, name) if approvals is None else approvals).get(f'{name}/{mv.version}', []),
                         json.loads(t.get('workbench.feature_views') or '{}'))
 
@@ -477,10 +481,12 @@ def rollback(ws:Workspace, name:str, actor:str|None=None, reason:str='') -> Mode
 def versions(ws:Workspace, name:str|None=None) -> pd.DataFrame:
     "Every version of model `name` (all models when None), newest first, with aliases, gates, approvals and data."
     c = client(ws)
-    names = [name] if name else [m.name for m in c.search_registered_models()]
     if name and not _exists(c, name): raise WorkbenchError(f"no registered model named {name!r}")
-    rows = [vars(_version(ws, c, n, int(v.version), ok)) for n in names for ok in [_approvals(ws, n)]
-            for v in c.search_model_versions(f"name = '{n}'")]
+    rows = []
+    for m in ([c.get_registered_model(name)] if name else c.search_registered_models()):
+        on, ok = {}, _approvals(ws, m.name)  # two queries per model, not one per version: its aliases, then its versions
+        for alias, v in (m.aliases or {}).items(): on.setdefault(int(v), []).append(alias)
+        rows += [vars(_entity(ws, v, on.get(int(v.version), []), ok)) for v in c.search_model_versions(f"name = '{m.name}'")]
     df = pd.DataFrame(rows, columns=list(ModelVersion.__dataclass_fields__))
     return df.sort_values(['name', 'version'], ascending=[True, False]).reset_index(drop=True)
 
