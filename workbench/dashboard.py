@@ -113,16 +113,15 @@ def _reading():
     "What is built inside it reads the audit log once and every table once: one view of the workspace, sooner."
     with audit.reading(), snapshot(): yield
 
-def _later(pn, fill, what:str):
-    """`fill()` run once the browser has drawn the page (at once outside a server), reading the workspace once: the
-    page shows its answer first, the detail below it comes a moment later. Returns a placeholder naming `what` comes."""
+def _later(pn, box, fill, what:str):
+    """`box` says `what` is loading until `fill()` (which fills it) has run, once the browser has drawn the page (at
+    once outside a server), reading the workspace once: the page shows its answer first, the detail a moment later."""
     def run():
         try:
             with _reading(): fill()
         except WorkbenchError as e: box.objects = [pn.pane.Alert(str(e), alert_type='warning')]
-    box = pn.Column(_say(pn, f'*Loading {what}…*'), sizing_mode='stretch_width')
+    box.objects = [_say(pn, f'*Loading {what}…*')]
     pn.state.onload(run)
-    return box
 
 def _guarded(pn, page:str, build, ws:Workspace):
     "The page's layout in the theme the browser prefers, or the problem in words."
@@ -756,7 +755,7 @@ def _registry(pn, ws:Workspace):
                 m = now['models']
                 headline.object = '\n\n'.join(f'**{views.registry_headline(ws, n)}**  \n{_newest(m[m.name == n])}' for n in m.name.unique())
         except WorkbenchError as e: detail.objects = [pn.pane.Alert(str(e), alert_type='warning')]; return
-        if later: detail.objects = [_later(pn, below, f'{pick.value} in detail')]
+        if later: _later(pn, detail, below, f'{pick.value} in detail')
         else: below()
     pick.param.watch(show, 'value'); show(later=True)  # the headline and table first
     return pn.Column(headline, '#### Every version', table, download, pick, detail,
@@ -871,7 +870,7 @@ def _drift(pn, ws:Workspace):
             show_cell()
             rest.objects = ['## Performance by window', *_performance(pn, ws, m, int(v), labels),
                             *_monitoring(pn, ws, m, int(v), labels)]
-        if now.pop('first', False): rest.objects = [_later(pn, below, 'the cell, performance and monitoring')]  # the heatmap first
+        if now.pop('first', False): _later(pn, rest, below, 'the cell, performance and monitoring')  # the heatmap first
         else:
             with _reading(): below()  # the audit log read once for the cell and the monitoring
     def auto(event):
@@ -1055,7 +1054,7 @@ def _data(pn, ws:Workspace):
         show()
         checks.objects = [_tabs(pn, ('Validation runs, failures first', _exported(pn, views.validation_runs(ws), 'validation-runs')),
                                 ('Every check, failures first', _exported(pn, views.validations(ws), 'validation-checks')))]
-    changes.objects = [_later(pn, below, 'the diff and the validations')]  # the headline and versions first
+    _later(pn, changes, below, 'the diff and the validations')  # the headline and versions first
     return pn.Column(pn.pane.Markdown(f'### {views.data_headline(ws)}', sizing_mode='stretch_width'),
                      '### Dataset versions, by dataset', _exported(pn, versions.drop(columns='dataset'), 'datasets'),
                      '### Diff', pn.Row(a, b), said, changes, '### Validations', checks, sizing_mode='stretch_width')
