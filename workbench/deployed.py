@@ -146,7 +146,9 @@ def check_columns(inputs:list, # the model's `Input`s
     known = set(names) | set(extra)
     if unknown := [c for c in have if c not in known]:
         raise WorkbenchError(f"unknown column{'s' * (len(unknown) > 1)} {column_list(unknown)}; the model takes "
-                             f"{column_list(names)}" + (f" and the keys {column_list(list(extra))}" if extra else ''))
+                             f"{column_list(names)}" + (f" and the keys {column_list(list(extra))}" if extra else '') +
+                             ": a column sent along unused (an id, an event time) must be named in the dataset's "
+                             "suite (workbench data suite NAME --keys COL, before training, or --time COL) or as drift.time_key")
 
 # %% ../nbs/27_deployed.ipynb #7b88aef0
 _INFERRED = {'string': 'str', 'integer': 'int', 'floating': 'float', 'mixed-integer-float': 'float', 'decimal': 'float',
