@@ -481,9 +481,13 @@ def rollback(ws:Workspace, name:str, actor:str|None=None, reason:str='') -> Mode
 def versions(ws:Workspace, name:str|None=None) -> pd.DataFrame:
     "Every version of model `name` (all models when None), newest first, with aliases, gates, approvals and data."
     c = client(ws)
-    if name and not _exists(c, name): raise WorkbenchError(f"no registered model named {name!r}")
+    from mlflow.exceptions import MlflowException
+    if not name: models = c.search_registered_models()
+    else:
+        try: models = [c.get_registered_model(name)]
+        except MlflowException: raise WorkbenchError(f"no registered model named {name!r}") from None
     rows = []
-    for m in ([c.get_registered_model(name)] if name else c.search_registered_models()):
+    for m in models:
         on, ok = {}, _approvals(ws, m.name)  # two queries per model, not one per version: its aliases, then its versions
         for alias, v in (m.aliases or {}).items(): on.setdefault(int(v), []).append(alias)
         rows += [vars(_entity(ws, v, on.get(int(v.version), []), ok)) for v in c.search_model_versions(f"name = '{m.name}'")]
