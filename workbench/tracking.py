@@ -9,7 +9,7 @@ __all__ = ['sqlite_file', 'read_only', 'is_server', 'check_server', 'prepare_sto
            'project_version', 'using', 'artifact_location', 'TrainingRun', 'start_run', 'log_metrics', 'log_sklearn']
 
 # %% ../nbs/07_tracking.ipynb #c0688259
-import json, os, re, sqlite3, subprocess, sys, warnings
+import json, os, re, sqlite3, subprocess, sys, threading, warnings
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,10 +111,13 @@ def _tracking(uri:str):
     "Point MLflow's fluent API at `uri` for the block, then restore the previous URI and `MLFLOW_TRACKING_URI`."
     import mlflow
     # MLflow keeps a URI set through its API here too, so this is the one to restore
-    env = os.environ.get('MLFLOW_TRACKING_URI')
-    mlflow.set_tracking_uri(uri)
-    try: yield
-    finally: mlflow.set_tracking_uri(env)  # None unsets it, and the variable with it
+    with _GLOBAL_URI:  # one thread at a time: the URI is the process's, and another thread's block would move it under this one
+        env = os.environ.get('MLFLOW_TRACKING_URI')
+        mlflow.set_tracking_uri(uri)
+        try: yield
+        finally: mlflow.set_tracking_uri(env)  # None unsets it, and the variable with it
+
+_GLOBAL_URI = threading.RLock()
 
 # %% ../nbs/07_tracking.ipynb #a78dca0a
 def using(ws:Workspace):
