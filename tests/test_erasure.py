@@ -244,11 +244,11 @@ def test_a_stopped_erasure_is_finished_and_recorded_by_the_next(small, monkeypat
 def test_a_purge_that_stopped_is_finished_by_the_next_run(small, monkeypatch):
     ws, vs = small
     monkeypatch.setattr(erasure, 'purge_history', lambda ws, name: (_ for _ in ()).throw(KeyboardInterrupt()))
-    with pytest.raises(KeyboardInterrupt): erasure.erase(ws, 'application_id', ['A0000004'], 'request 10')
+    with pytest.raises(KeyboardInterrupt): erasure.erase(ws, 'application_id', ['A0000001'], 'request 10')
     monkeypatch.undo()
-    assert holding(ws.root, ['A0000004']) != []  # recorded, but Delta's history still holds it
-    again = erasure.erase(ws, 'application_id', ['A0000004'], 'request 10')
-    assert again['rows'] == 0 and holding(ws.root, ['A0000004']) == []
+    assert holding(ws.root, ['A0000001']) != []  # recorded, but Delta's log still holds it (the first id: a file's minimum)
+    again = erasure.erase(ws, 'application_id', ['A0000001'], 'request 10')
+    assert again['rows'] == 0 and holding(ws.root, ['A0000001']) == []
     assert audit.verify(ws).ok
 
 
@@ -269,6 +269,36 @@ def test_appends_during_an_erasure_are_kept(small):
     assert r['tables']['predictions'] == 2
     assert ws.sql('select count(*) from predictions').fetchall()[0][0] == n0 - 2 + len(added)
     assert holding(ws.root, ['A0000020', 'A0000021']) == []
+
+
+def test_files_in_flight_are_waited_for(small, monkeypatch):
+    "A subject's rows in a file no version references yet: committed while the erasure looks, they go too; never committed (a writer failed), the file goes once `ORPHAN_SECONDS` old."
+    import time, uuid
+    import pyarrow.compute as pc
+    from deltalake.transaction import AddAction
+    ws, vs = small
+    rows, count = ws.delta('predictions').to_pyarrow_table(), lambda: ws.sql('select count(*) from predictions').fetchall()[0][0]
+    def written(rid):
+        f = ws.root/'tables'/'predictions'/f'part-00000-{uuid.uuid4()}-c000.zstd.parquet'
+        pq.write_table(rows.filter(pc.equal(rows['request_id'], rid)), f)
+        return f
+    flight, left, n0 = written('A0000011'), written('A0000012'), count()  # a writer about to commit; one whose commit failed
+    real, landed = erasure._unused, []
+    def unused(ws_, name):
+        found = real(ws_, name)
+        if name == 'predictions' and not landed and any(p.endswith(flight.name) for p, _ in found):
+            dt = ws.delta('predictions')  # its commit lands while the erasure waits
+            dt.create_write_transaction([AddAction(flight.name, flight.stat().st_size, {}, int(time.time() * 1000), True,
+                                                   json.dumps({'numRecords': 1}))], 'append', dt.schema())
+            landed.append(flight.name)
+        return found
+    monkeypatch.setattr(erasure, '_unused', unused)
+    monkeypatch.setattr(erasure, 'ORPHAN_SECONDS', 3)
+    r = erasure.erase(ws, 'application_id', ['A0000011', 'A0000012'], 'request 12')
+    assert landed and r['tables']['predictions'] == 3  # A0000011 logged and in flight, A0000012 logged
+    assert r['seconds'] >= 3 and not left.exists() and not flight.exists()  # waited until the failed writer's file was old
+    assert count() == n0 + 1 - 3 and holding(ws.root, ['A0000011', 'A0000012']) == []
+    assert audit.verify(ws).ok and erasure.check(ws).ok.all()
 
 
 def test_the_cli_erases_from_a_file_verifies_and_logs(tmp_path):
@@ -314,7 +344,7 @@ def test_erasing_from_the_demo_leaves_no_file_holding_them(demo_run, tmp_path):
     assert {'datasets', 'tables'} <= {Path(f).parts[0] for f in held}, held
     env = clean_env(WORKBENCH_HOME=str(root), WORKBENCH_ACTOR='dpo')
     wb = lambda *a: subprocess.run([str(Path(sys.executable).parent/'workbench'), *map(str, a)], env=env,
-                                   capture_output=True, text=True, timeout=300)
+                                   capture_output=True, text=True, timeout=600)  # it may wait for a file in flight
     (tmp_path/'ids.txt').write_text('\n'.join(gone) + '\n')
     r = wb('data', 'erase', 'application_id', tmp_path/'ids.txt', '--reason', 'GDPR Art. 17 request 2026-101')
     assert r.returncode == 0, r.stdout + r.stderr

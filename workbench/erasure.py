@@ -9,6 +9,7 @@ __all__ = ['ACTION', 'TABLES', 'ORPHAN_SECONDS', 'SKIP', 'TEXT', 'REDACTED', 'pu
 
 # %% ../nbs/46_erasure.ipynb #6103fc58
 import json, os, re, time, uuid
+from functools import partial
 from urllib.parse import unquote
 import numpy as np, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
 from typing import TYPE_CHECKING
@@ -169,14 +170,18 @@ def _unrecorded(ws:Workspace, name:str, key:str, recorded:set) -> int:
 # %% ../nbs/46_erasure.ipynb #b694f7a0
 ORPHAN_SECONDS = 300 # a data file no version references is removed once this old; a younger one may be a commit in flight
 
-def _orphans(ws:Workspace, name:str) -> list:
-    "Data files of table `name` that no version references, older than `ORPHAN_SECONDS`."
+def _unused(ws:Workspace, name:str) -> list:
+    "`(path, seconds since it was written)` of each data file of table `name` that no version references."
     from pyarrow.fs import FileSelector, FileType
     fs, base = ws.storage()
     used, now = set(ws.data_files(name)), time.time()
     found = fs.get_file_info(FileSelector(f'{base}/tables/{name}', recursive=True))
-    return [i.path for i in found if i.type == FileType.File and '/_delta_log' not in i.path and i.path not in used
-            and i.base_name.endswith('.parquet') and now - i.mtime.timestamp() > ORPHAN_SECONDS]
+    return [(i.path, now - i.mtime.timestamp()) for i in found if i.type == FileType.File and '/_delta_log' not in i.path
+            and i.path not in used and i.base_name.endswith('.parquet')]
+
+def _orphans(ws:Workspace, name:str) -> list:
+    "Data files of table `name` that no version references, older than `ORPHAN_SECONDS`."
+    return [p for p, age in _unused(ws, name) if age > ORPHAN_SECONDS]
 
 # %% ../nbs/46_erasure.ipynb #f4139a80
 def purge_history(ws:Workspace, name:str) -> list:
@@ -211,6 +216,30 @@ def _left_in_log(ws:Workspace, name:str, values:list) -> list:
     fs, base = ws.storage()
     log = fs.get_file_info(FileSelector(f'{base}/tables/{name}/_delta_log', recursive=True))
     return [i.path for i in log if i.type == FileType.File and _holds(ws, i.path, values)]
+
+# %% ../nbs/46_erasure.ipynb #5e77a1e1
+def _unsettled(ws:Workspace, name:str, values:list) -> list:
+    "`(path, seconds old)` of each file of table `name` that no version references and that holds one of `values`."
+    def held(path):
+        try: return _holds(ws, path, values)
+        except (OSError, pa.ArrowInvalid): return True  # still being written, or gone meanwhile: looked at again
+    return [(p, age) for p, age in _unused(ws, name) if held(p)]
+
+def _settle(ws:Workspace, name:str, values:list, rewrite, # `rewrite()` deletes the subjects' rows of `name`: the rows deleted
+            poll:float=1.0) -> int: # seconds between looks
+    "Vacuum table `name` and wait until no file of it that no version references holds one of `values`; the rows deleted meanwhile."
+    fs, rows, until = ws.storage()[0], 0, time.monotonic() + ORPHAN_SECONDS + 60
+    while True:
+        ws.delta(name).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)  # what the delete replaced
+        if not (left := _unsettled(ws, name, values)): return rows
+        if time.monotonic() > until:
+            raise WorkbenchError(f"the rows are erased, but writers keep adding files to {name} that hold an erased value; "
+                                 "stop what logs these subjects' requests, then run the same erasure again")
+        for p in [p for p, age in left if age > ORPHAN_SECONDS]:  # left by a writer that failed
+            try: fs.delete_file(p)
+            except FileNotFoundError: pass  # a maintenance run deleted it first
+        time.sleep(poll)
+        if set(ws.data_files(name)) & {p for p, _ in left}: rows += rewrite()  # committed meanwhile
 
 # %% ../nbs/46_erasure.ipynb #b5f706da
 SKIP = ('datasets/', 'tables/', 'locks/', 'keys/')  # rewritten row by row above, or holding no data (lock and key files)
@@ -276,14 +305,15 @@ def _local_copies(ws:Workspace, values:list) -> list:
 
 # %% ../nbs/46_erasure.ipynb #3cad4a2f
 def _tables(ws:Workspace, key:str, values:list, eid:str, recorded:set) -> tuple:
-    "Remove the subjects' rows from the logged tables: `({table: rows erased}, {table: rows a stopped run erased})`."
+    "Remove the subjects' rows from the logged tables, and from files in flight: `({table: rows erased}, {table: rows a stopped run erased})`."
     there, meta = set(ws.tables()), {'workbench.erasure': eid, 'workbench.erasure.key': key}
     requests = _whole_requests(ws, key, values) if 'predictions' in there else []
     erased, recovered = {}, {}
     for name, (columns, condition, params) in _conditions(key, values, requests).items():
         if name not in there: continue
         if k := _unrecorded(ws, name, key, recorded): recovered[name] = k
-        erased[name] = _rewrite(ws, name, columns, condition, params, meta) + k
+        rewrite = partial(_rewrite, ws, name, columns, condition, params, meta)
+        erased[name] = rewrite() + k + _settle(ws, name, values, rewrite)
     return erased, recovered
 
 # %% ../nbs/46_erasure.ipynb #04179f84
