@@ -294,8 +294,10 @@ def test_files_in_flight_are_waited_for(small, monkeypatch):
         return found
     monkeypatch.setattr(erasure, '_unused', unused)
     monkeypatch.setattr(erasure, 'ORPHAN_SECONDS', 3)
-    r = erasure.erase(ws, 'application_id', ['A0000011', 'A0000012'], 'request 12')
+    said = []
+    r = erasure.erase(ws, 'application_id', ['A0000011', 'A0000012'], 'request 12', say=said.append)
     assert landed and r['tables']['predictions'] == 3  # A0000011 logged and in flight, A0000012 logged
+    assert len(said) == 1 and said[0].startswith('waiting for 2 file(s) of predictions') and 'at most 3 s' in said[0], said
     assert r['seconds'] >= 3 and not left.exists() and not flight.exists()  # waited until the failed writer's file was old
     assert count() == n0 + 1 - 3 and holding(ws.root, ['A0000011', 'A0000012']) == []
     assert audit.verify(ws).ok and erasure.check(ws).ok.all()

@@ -282,7 +282,7 @@ def data_erase(ctx, key, file, reason):
     except (OSError, UnicodeDecodeError) as e:
         raise WorkbenchError(f"cannot read the values from {file or 'an empty file name'} ({type(e).__name__}); give a text file with one value per line") from None
     values = [line.strip() for line in lines if line.strip()]
-    r = erasure.erase(ws, key, values, reason)
+    r = erasure.erase(ws, key, values, reason, say=lambda line: click.echo(line, err=True))
     click.echo(f"erased {r['rows']} rows of {r['values']} {key} values in {r['seconds']:.1f} s (audit seq {r['seq']})")
     for v in r['versions']: click.echo(f"  {v['dataset']}@{v['version'][:12]}  {v['rows_erased']} rows erased, {v['rows_left']} left")
     for t, n in r['tables'].items(): click.echo(f"  {t:<20}{n} rows erased")

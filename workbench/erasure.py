@@ -226,15 +226,20 @@ def _unsettled(ws:Workspace, name:str, values:list) -> list:
     return [(p, age) for p, age in _unused(ws, name) if held(p)]
 
 def _settle(ws:Workspace, name:str, values:list, rewrite, # `rewrite()` deletes the subjects' rows of `name`: the rows deleted
-            poll:float=1.0) -> int: # seconds between looks
+            poll:float=1.0, # seconds between looks
+            say=None) -> int: # called with a line when it has to wait
     "Vacuum table `name` and wait until no file of it that no version references holds one of `values`; the rows deleted meanwhile."
-    fs, rows, until = ws.storage()[0], 0, time.monotonic() + ORPHAN_SECONDS + 60
+    fs, rows, until, said = ws.storage()[0], 0, time.monotonic() + ORPHAN_SECONDS + 60, False
     while True:
         ws.delta(name).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)  # what the delete replaced
         if not (left := _unsettled(ws, name, values)): return rows
         if time.monotonic() > until:
             raise WorkbenchError(f"the rows are erased, but writers keep adding files to {name} that hold an erased value; "
                                  "stop what logs these subjects' requests, then run the same erasure again")
+        if say and not said:
+            say(f"waiting for {len(left)} file(s) of {name} that a writer has not committed and that hold an erased value: "
+                f"at most {max(ORPHAN_SECONDS - min(age for _, age in left), 0):.0f} s, until it is committed or abandoned")
+            said = True
         for p in [p for p, age in left if age > ORPHAN_SECONDS]:  # left by a writer that failed
             try: fs.delete_file(p)
             except FileNotFoundError: pass  # a maintenance run deleted it first
@@ -304,7 +309,7 @@ def _local_copies(ws:Workspace, values:list) -> list:
     return [p.relative_to(ws.root).as_posix() for p in gone]
 
 # %% ../nbs/46_erasure.ipynb #3cad4a2f
-def _tables(ws:Workspace, key:str, values:list, eid:str, recorded:set) -> tuple:
+def _tables(ws:Workspace, key:str, values:list, eid:str, recorded:set, say=None) -> tuple:
     "Remove the subjects' rows from the logged tables, and from files in flight: `({table: rows erased}, {table: rows a stopped run erased})`."
     there, meta = set(ws.tables()), {'workbench.erasure': eid, 'workbench.erasure.key': key}
     requests = _whole_requests(ws, key, values) if 'predictions' in there else []
@@ -313,14 +318,15 @@ def _tables(ws:Workspace, key:str, values:list, eid:str, recorded:set) -> tuple:
         if name not in there: continue
         if k := _unrecorded(ws, name, key, recorded): recovered[name] = k
         rewrite = partial(_rewrite, ws, name, columns, condition, params, meta)
-        erased[name] = rewrite() + k + _settle(ws, name, values, rewrite)
+        erased[name] = rewrite() + k + _settle(ws, name, values, rewrite, say=say)
     return erased, recovered
 
 # %% ../nbs/46_erasure.ipynb #04179f84
 def erase(ws:Workspace, key:str, # the column that identifies a data subject, e.g. 'application_id'
           values:list, # the subjects' key values
           reason:str, # why, e.g. 'GDPR Art. 17 request 2025-031'; kept in the audit log, so it must not name a value
-          actor:str|None=None) -> dict: # who erases; the current actor when None
+          actor:str|None=None, # who erases; the current actor when None
+          say=None) -> dict: # called with a line when it waits for a file a writer has not committed yet
     "Erase every row whose `key` is one of `values` from every dataset version and logged table; what was erased."
     vals = _values(values)
     if not isinstance(reason, str) or not reason.strip():
@@ -334,7 +340,7 @@ def erase(ws:Workspace, key:str, # the column that identifies a data subject, e.
         for v in keyed:
             with ws.lock(f'dataset_{v.name}'):  # no commit of this dataset on this machine meanwhile
                 if r := _erase_version(ws, v, key, vals, _basis(v, stones)): versions.append(r)
-        tables, recovered = _tables(ws, key, vals, eid, {s['erasure'] for s in stones})
+        tables, recovered = _tables(ws, key, vals, eid, {s['erasure'] for s in stones}, say)
         documents = _documents_erased(ws, key, vals)
         rows = sum(r['rows_erased'] for r in versions) + sum(tables.values()) + sum(n for p, n in documents.items() if p.endswith('.parquet'))
         after = dict(erasure=eid, key=key, values=len(vals), rows=rows, versions=versions, tables=tables,
