@@ -230,9 +230,9 @@ def _settle(ws:Workspace, name:str, values:list, rewrite, # `rewrite()` deletes 
             say=None) -> int: # called with a line when it has to wait
     "Vacuum table `name` and wait until no file of it that no version references holds one of `values`; the rows deleted meanwhile."
     fs, rows, until, said = ws.storage()[0], 0, time.monotonic() + ORPHAN_SECONDS + 60, False
-    while True:
-        ws.delta(name).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)  # what the delete replaced
-        if not (left := _unsettled(ws, name, values)): return rows
+    vacuum = lambda: ws.delta(name).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    vacuum()  # the files the delete replaced
+    while left := _unsettled(ws, name, values):
         if time.monotonic() > until:
             raise WorkbenchError(f"the rows are erased, but writers keep adding files to {name} that hold an erased value; "
                                  "stop what logs these subjects' requests, then run the same erasure again")
@@ -244,7 +244,8 @@ def _settle(ws:Workspace, name:str, values:list, rewrite, # `rewrite()` deletes 
             try: fs.delete_file(p)
             except FileNotFoundError: pass  # a maintenance run deleted it first
         time.sleep(poll)
-        if set(ws.data_files(name)) & {p for p, _ in left}: rows += rewrite()  # committed meanwhile
+        if set(ws.data_files(name)) & {p for p, _ in left}: rows += rewrite(); vacuum()  # committed meanwhile
+    return rows
 
 # %% ../nbs/46_erasure.ipynb #b5f706da
 SKIP = ('datasets/', 'tables/', 'locks/', 'keys/')  # rewritten row by row above, or holding no data (lock and key files)
