@@ -110,4 +110,5 @@ def table_properties(settings # the project's `Settings` (or any mapping with th
     interval = lambda key: f"interval {max(1, round(settings[key] * 60))} seconds"
     return {'delta.checkpointInterval': str(settings['maintenance.checkpoint_interval']),
             'delta.logRetentionDuration': interval('maintenance.log_retention_minutes'),
+            'delta.enableExpiredLogCleanup': 'false',  # only `Workspace.maintain` trims the log
             'delta.deletedFileRetentionDuration': interval('maintenance.file_retention_minutes')}

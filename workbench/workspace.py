@@ -206,11 +206,19 @@ def storage(self:Workspace) -> tuple:
     return (s3_filesystem(), self.uri.removeprefix('s3://')) if self.uri else (fs.LocalFileSystem(), str(self.root))
 
 # %% ../nbs/01_workspace.ipynb #fb39a647
+_LOG_CHANGED = re.compile(r"not found|No such file|Requested range|[Pp]arquet")  # what delta-rs says then
+
 @patch
 def delta(self:Workspace, name:str):
-    "The Delta table `name` (a `deltalake.DeltaTable`)."
+    "The Delta table `name` (a `deltalake.DeltaTable`), read again if maintenance changed its log while it was read."
     from deltalake import DeltaTable
-    return DeltaTable(str(self.table_path(name)), storage_options=self.storage_options)
+    from deltalake.exceptions import DeltaError, TableNotFoundError
+    for attempt in range(3):
+        try: return DeltaTable(str(self.table_path(name)), storage_options=self.storage_options)
+        except TableNotFoundError: raise
+        except (DeltaError, OSError) as e:  # a log entry listed, then deleted or replaced before it was read
+            if attempt == 2 or not _LOG_CHANGED.search(str(e)): raise
+            time.sleep(0.05 * (attempt + 1))
 
 # %% ../nbs/01_workspace.ipynb #92b42f46
 @patch
@@ -422,8 +430,9 @@ def _commit(ws:Workspace, dt, name:str, t:pa.Table, metadata:dict|None, retries:
     props = CommitProperties(custom_metadata={k: str(v) for k, v in (metadata or {}).items()},
                              max_commit_retries=retries,
                              app_transactions=[Transaction(*transaction)] if transaction else None)
-    # Expired log entries are left to `maintain`: a writer deleting them after its commit races maintenance (or another
-    # writer) deleting the same entries, and then raises although its commit landed, so a retry would write it twice.
+    # Only `maintain` deletes log entries: a writer deleting them after its commit races maintenance and the other
+    # writers, and a reader that has just listed the log finds an entry gone. The table property says so to every Delta
+    # writer (`tables.table_properties`); this says it for a table that maintenance has not given the property yet.
     write_deltalake(dt, t, mode='append', writer_properties=_writer(name), commit_properties=props,
                     post_commithook_properties=PostCommitHookProperties(cleanup_expired_logs=False))
     if (version := dt.version()) % COMPACT_EVERY == 0:
@@ -537,7 +546,10 @@ def _tidy(ws:Workspace, dt, name:str, # the workspace, a table and its name
     except CommitFailedError: pass  # a concurrent commit won; the next run sets them
     try: _compact(ws, dt, name)
     except CommitFailedError: pass  # a concurrent property change won
-    dt.create_checkpoint(); dt.cleanup_metadata()
+    # A writer checkpoints the versions it commits where (version + 1) is a multiple of the interval; a second writer of
+    # the same checkpoint would replace the file under a reader that has just listed it, so maintenance takes the others.
+    if (dt.version() + 1) % int(dt.metadata().configuration.get('delta.checkpointInterval', 100)): dt.create_checkpoint()
+    dt.cleanup_metadata()
     kw = {} if retention_hours is None else dict(retention_hours=retention_hours, enforce_retention_duration=False)
     return len(dt.vacuum(dry_run=False, full=True, **kw))  # full: also files no commit referenced, once as old
 
