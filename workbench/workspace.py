@@ -209,12 +209,12 @@ def storage(self:Workspace) -> tuple:
 _LOG_CHANGED = re.compile(r"not found|No such file|Requested range|[Pp]arquet")  # what delta-rs says then
 
 @patch
-def delta(self:Workspace, name:str, version:int|None=None): # that version of it; the newest when None
+def delta(self:Workspace, name:str):
     "The Delta table `name` (a `deltalake.DeltaTable`), read again if maintenance changed its log while it was read."
     from deltalake import DeltaTable
     from deltalake.exceptions import DeltaError, TableNotFoundError
     for attempt in range(3):
-        try: return DeltaTable(str(self.table_path(name)), version=version, storage_options=self.storage_options)
+        try: return DeltaTable(str(self.table_path(name)), storage_options=self.storage_options)
         except TableNotFoundError: raise
         except (DeltaError, OSError) as e:  # a log entry listed, then deleted or replaced before it was read
             if attempt == 2 or not _LOG_CHANGED.search(str(e)): raise
@@ -458,7 +458,9 @@ def append(self:Workspace, name:str, # table name
     t = _as_arrow(data, pa.schema(dt.schema().to_arrow()))
     _forget(self)
     if after is not None:  # a compare-and-swap on the table version: `data` was computed from version `after`
-        return _commit(self, self.delta(name, after), name, t, metadata, retries=0, transaction=transaction)
+        from deltalake import DeltaTable
+        dt = DeltaTable(str(self.table_path(name)), version=after, storage_options=self.storage_options)
+        return _commit(self, dt, name, t, metadata, retries=0, transaction=transaction)
     for attempt in range(50):  # delta-rs retries conflicts itself; this covers the rare case it gives up
         try: return _commit(self, dt, name, t, metadata, transaction=transaction)
         except CommitFailedError:
